@@ -1,0 +1,40 @@
+import { IsInt, IsObject, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import type { RedisOptions } from 'ioredis';
+
+/** How to reach Redis. */
+export class ConnectionOptions {
+  /**
+   * `redis://[user:password@]host:port[/db]` or `rediss://` for TLS.
+   * @default 'redis://127.0.0.1:6379'
+   */
+  @IsString()
+  @Matches(/^rediss?:\/\/\S+$/, { message: 'must be a redis:// or rediss:// URL' })
+  url = 'redis://127.0.0.1:6379';
+
+  /**
+   * ioredis options applied over the URL (password, tls, family, retryStrategy, ...).
+   * The transport always sets its own `lazyConnect`, `enableOfflineQueue` and `maxRetriesPerRequest` per connection role.
+   * @default undefined
+   */
+  @IsOptional()
+  @IsObject()
+  options?: RedisOptions;
+
+  /**
+   * Client-side watchdog for blocking reads (ioredis `blockingTimeout`): a read that outlives its BLOCK by this
+   * long is failed and retried on a fresh socket, so a half-open connection cannot stall consumption forever.
+   * @default 10000
+   */
+  @IsInt()
+  @Min(1_000)
+  @Max(600_000)
+  blockingWatchdogMs = 10_000;
+
+  /**
+   * Connection name prefix shown in `CLIENT LIST`.
+   * @default 'rse'
+   */
+  @IsString()
+  @Matches(/^[A-Za-z0-9._-]{1,40}$/, { message: 'must be 1-40 characters of A-Z a-z 0-9 . _ -' })
+  connectionName = 'rse';
+}

@@ -1,0 +1,45 @@
+import 'reflect-metadata';
+import { ValidateNested } from 'class-validator';
+import { Type } from 'class-transformer';
+import { ConnectionOptions } from './connection.options.js';
+import { StreamsOptions } from './streams.options.js';
+import { ConsumerOptions } from './consumer.options.js';
+import { BackoffOptions, DeadLetterOptions, RetryOptions } from './retry.options.js';
+import { ClientOptions } from './client.options.js';
+import { OrderingOptions, PartitioningOptions, ReplayOptions, SchemaOptions } from './features.options.js';
+
+/** The complete, validated configuration. Every field has a default; see each section's class. */
+export class RedisStreamsEnterpriseOptions {
+  @ValidateNested() @Type(() => ConnectionOptions) connection: ConnectionOptions = new ConnectionOptions();
+  @ValidateNested() @Type(() => StreamsOptions) streams: StreamsOptions = new StreamsOptions();
+  @ValidateNested() @Type(() => ConsumerOptions) consumer: ConsumerOptions = new ConsumerOptions();
+  @ValidateNested() @Type(() => RetryOptions) retry: RetryOptions = new RetryOptions();
+  @ValidateNested() @Type(() => DeadLetterOptions) deadLetter: DeadLetterOptions = new DeadLetterOptions();
+  @ValidateNested() @Type(() => ClientOptions) client: ClientOptions = new ClientOptions();
+  @ValidateNested() @Type(() => OrderingOptions) ordering: OrderingOptions = new OrderingOptions();
+  @ValidateNested() @Type(() => PartitioningOptions) partitioning: PartitioningOptions = new PartitioningOptions();
+  @ValidateNested() @Type(() => SchemaOptions) schema: SchemaOptions = new SchemaOptions();
+  @ValidateNested() @Type(() => ReplayOptions) replay: ReplayOptions = new ReplayOptions();
+}
+
+type Fields<T> = { [K in keyof T as T[K] extends (...args: never[]) => unknown ? never : K]?: T[K] };
+
+/**
+ * Configuration as users write it: every section and field optional, defaults filled in by validation.
+ * Passed to `RedisStreamsEnterpriseModule.forRoot`, `new RedisStreamsServer(config)` and `new RedisStreamsClient(config)`.
+ */
+export interface RedisStreamsEnterpriseConfig {
+  connection?: Fields<ConnectionOptions>;
+  streams?: Fields<StreamsOptions>;
+  consumer?: Fields<ConsumerOptions>;
+  retry?: Omit<Fields<RetryOptions>, 'backoff'> & { backoff?: Fields<BackoffOptions> };
+  deadLetter?: Fields<DeadLetterOptions>;
+  client?: Fields<ClientOptions>;
+  ordering?: Fields<OrderingOptions>;
+  partitioning?: Fields<PartitioningOptions> & Pick<PartitioningOptions, 'partitionKeyExtractor'>;
+  schema?: Fields<SchemaOptions>;
+  replay?: Fields<ReplayOptions>;
+}
+
+/** The validated, frozen configuration that every part of the library reads. */
+export type ResolvedRedisStreamsConfig = Readonly<RedisStreamsEnterpriseOptions>;

@@ -1,0 +1,42 @@
+import { IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+
+/** Naming, trimming and size limits of the streams the transport writes. */
+export class StreamsOptions {
+  /**
+   * Prefix of every Redis key this library creates (`<prefix>:{<pattern>}`). Use one per environment or tenant.
+   * @default 'rse'
+   */
+  @IsString()
+  @Matches(/^[A-Za-z0-9._:-]{1,64}$/, { message: 'must be 1-64 characters of A-Z a-z 0-9 . _ : -' })
+  keyPrefix = 'rse';
+
+  /**
+   * Approximate cap on entries per stream (`XADD ... MAXLEN ~ n`). Trimming deletes the oldest entries
+   * whether or not every consumer group has processed them: size it well above the worst lag.
+   * @default undefined (no length trimming)
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(100)
+  maxLen?: number;
+
+  /**
+   * Drop entries older than this (`XADD ... MINID ~ <now - retentionMs>`), with the same caveat as `maxLen`.
+   * When both are set, the entry written uses `maxLen` and a periodic `XTRIM MINID` applies the retention.
+   * @default undefined (no time trimming)
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1_000)
+  retentionMs?: number;
+
+  /**
+   * Largest encoded payload accepted by `emit`/`send` (refused with `PayloadTooLargeError`) and by consumers
+   * (larger entries are dead-lettered unparsed).
+   * @default 1048576 (1 MiB)
+   */
+  @IsInt()
+  @Min(1)
+  @Max(512 * 1024 * 1024)
+  maxPayloadBytes = 1_048_576;
+}

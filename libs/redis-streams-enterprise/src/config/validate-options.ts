@@ -1,0 +1,140 @@
+import 'reflect-metadata';
+import { plainToInstance } from 'class-transformer';
+import { validateSync, type ValidationError } from 'class-validator';
+import { InvalidOptionsError, type ConfigViolation } from '../errors/invalid-options.error.js';
+import {
+  RedisStreamsEnterpriseOptions,
+  type RedisStreamsEnterpriseConfig,
+  type ResolvedRedisStreamsConfig,
+} from './redis-streams.options.js';
+
+/** Result of `ConfigValidator.validateConfig`. */
+export interface ConfigValidationResult {
+  readonly valid: boolean;
+  readonly errors: readonly ConfigViolation[];
+  /** The resolved configuration (defaults applied) when `valid`. */
+  readonly config?: ResolvedRedisStreamsConfig;
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Members that are not data (an ioredis options object with functions or TLS buffers, user callbacks) are taken
+ * out before class-transformer copies the rest, and put back unchanged after validation.
+ */
+function splitNonData(raw: Record<string, unknown>): {
+  data: Record<string, unknown>;
+  redisOptions: unknown;
+  partitionKeyExtractor: unknown;
+} {
+  const data: Record<string, unknown> = { ...raw };
+  let redisOptions: unknown;
+  let partitionKeyExtractor: unknown;
+  if (isPlainObject(raw.connection) && 'options' in raw.connection) {
+    const { options, ...rest } = raw.connection;
+    redisOptions = options;
+    data.connection = { ...rest, ...(options === undefined ? {} : { options: {} }) };
+  }
+  if (isPlainObject(raw.partitioning) && 'partitionKeyExtractor' in raw.partitioning) {
+    const { partitionKeyExtractor: extractor, ...rest } = raw.partitioning;
+    partitionKeyExtractor = extractor;
+    data.partitioning = rest;
+  }
+  return { data, redisOptions, partitionKeyExtractor };
+}
+
+function toViolations(errors: ValidationError[], parentPath = ''): ConfigViolation[] {
+  const out: ConfigViolation[] = [];
+  for (const error of errors) {
+    const path = parentPath ? `${parentPath}.${error.property}` : error.property;
+    for (const [rule, text] of Object.entries(error.constraints ?? {})) {
+      const sentence =
+        rule === 'whitelistValidation'
+          ? `${path} is not a known option (check for a typo)`
+          : text.startsWith(`${error.property} `)
+            ? `${path}${text.slice(error.property.length)}`
+            : `${path} ${text}`;
+      out.push({ path, rule, message: sentence });
+    }
+    if (error.children?.length) out.push(...toViolations(error.children, path));
+  }
+  return out;
+}
+
+function crossFieldViolations(config: RedisStreamsEnterpriseOptions, extractor: unknown): ConfigViolation[] {
+  const out: ConfigViolation[] = [];
+  const add = (path: string, rule: string, message: string) => out.push({ path, rule, message: `${path} ${message}` });
+  const { consumer, partitioning, retry, streams } = config;
+  if (consumer.handlerTimeoutMs > 0 && consumer.claimIdleMs <= consumer.handlerTimeoutMs) {
+    add('consumer.claimIdleMs', 'greaterThanHandlerTimeout', 'must be greater than consumer.handlerTimeoutMs');
+  }
+  if (consumer.batchSize > consumer.concurrency) {
+    add('consumer.batchSize', 'notAboveConcurrency', 'must not be greater than consumer.concurrency');
+  }
+  if (retry.backoff.maxDelayMs < retry.backoff.delayMs) {
+    add('retry.backoff.maxDelayMs', 'notBelowDelay', 'must not be smaller than retry.backoff.delayMs');
+  }
+  if (partitioning.minPartitions > partitioning.maxPartitions) {
+    add('partitioning.minPartitions', 'notAboveMax', 'must not be greater than partitioning.maxPartitions');
+  }
+  if (
+    partitioning.partitionCount < partitioning.minPartitions ||
+    partitioning.partitionCount > partitioning.maxPartitions
+  ) {
+    add('partitioning.partitionCount', 'withinMinMax', 'must lie between partitioning.minPartitions and maxPartitions');
+  }
+  if (extractor !== undefined && typeof extractor !== 'function') {
+    add('partitioning.partitionKeyExtractor', 'isFunction', 'must be a function');
+  }
+  if (streams.maxLen !== undefined && streams.retentionMs !== undefined && streams.maxLen < 100) {
+    add('streams.maxLen', 'min', 'must not be less than 100');
+  }
+  return out;
+}
+
+function freezeSections(config: RedisStreamsEnterpriseOptions): ResolvedRedisStreamsConfig {
+  for (const section of Object.values(config)) {
+    if (isPlainObject(section) || typeof section === 'object') Object.freeze(section);
+  }
+  Object.freeze(config.retry.backoff);
+  if (config.consumer.patterns) Object.freeze(config.consumer.patterns);
+  return Object.freeze(config);
+}
+
+/** Validates a configuration and fills in defaults, without throwing. */
+export function validateConfig(raw: RedisStreamsEnterpriseConfig | undefined): ConfigValidationResult {
+  const input: unknown = raw ?? {};
+  if (!isPlainObject(input)) {
+    return {
+      valid: false,
+      errors: [{ path: '(root)', rule: 'isObject', message: '(root) configuration must be an object' }],
+    };
+  }
+  const { data, redisOptions, partitionKeyExtractor } = splitNonData(input);
+  const instance = plainToInstance(RedisStreamsEnterpriseOptions, data, { exposeDefaultValues: true });
+  const errors = toViolations(validateSync(instance, { whitelist: true, forbidNonWhitelisted: true }));
+  if (errors.length === 0) errors.push(...crossFieldViolations(instance, partitionKeyExtractor));
+  if (errors.length > 0) return { valid: false, errors };
+  if (redisOptions !== undefined) instance.connection.options = redisOptions as never;
+  if (partitionKeyExtractor !== undefined) instance.partitioning.partitionKeyExtractor = partitionKeyExtractor as never;
+  return { valid: true, errors: [], config: freezeSections(instance) };
+}
+
+/**
+ * Validates and resolves a configuration.
+ * @throws InvalidOptionsError listing every violated rule with its field path.
+ */
+export function validateOptions(raw: RedisStreamsEnterpriseConfig | undefined): ResolvedRedisStreamsConfig {
+  const result = validateConfig(raw);
+  if (!result.valid || !result.config) throw new InvalidOptionsError(result.errors);
+  return result.config;
+}
+
+/** Configuration checks, as in the seed document: `ConfigValidator.validateConfig(config)`. */
+export class ConfigValidator {
+  /** Returns `{ valid, errors }`; each error names the field path and the rule. Never throws. */
+  static validateConfig(config: RedisStreamsEnterpriseConfig | undefined): ConfigValidationResult {
+    return validateConfig(config);
+  }
+}

@@ -1,0 +1,67 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { ConnectionOptions } from '../config/connection.options.js';
+
+/**
+ * Roles a connection plays. They differ in how they behave while Redis is away:
+ * - `command`: acks, scripts, XADD. Fails fast (no offline queue), so callers see outages instead of an
+ *   unbounded in-memory backlog; ioredis reconnects in the background.
+ * - `blocking`: one per reading loop, because a blocked connection can do nothing else. Never gives up on a
+ *   command (the loop decides), and is disconnected (not quit) on close so a pending BLOCK ends at once.
+ */
+export type ConnectionRole = 'command' | 'blocking';
+
+const ROLE_OPTIONS: Record<ConnectionRole, RedisOptions> = {
+  command: { enableOfflineQueue: false, maxRetriesPerRequest: 1 },
+  blocking: { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResendUnfulfilledCommands: false },
+};
+
+/** Reconnect with capped exponential backoff, forever: the owner decides when to give up by closing. */
+function retryStrategy(times: number): number {
+  return Math.min(50 * 2 ** Math.min(times, 10), 2_000);
+}
+
+/** Creates (but does not connect) a connection for a role. */
+export function createRedisConnection(options: ConnectionOptions, role: ConnectionRole, name: string): Redis {
+  return new Redis(options.url, {
+    retryStrategy,
+    ...options.options,
+    ...ROLE_OPTIONS[role],
+    connectionName: `${options.connectionName}:${name}:${role}`,
+    lazyConnect: true,
+  });
+}
+
+/**
+ * Connects and waits until the connection is ready. On failure the connection is disconnected, so ioredis does not
+ * keep retrying in the background of a caller that already gave up.
+ */
+export async function connectOrThrow(redis: Redis): Promise<Redis> {
+  if (redis.status === 'ready') return redis;
+  try {
+    if (redis.status === 'wait' || redis.status === 'end') await redis.connect();
+    else await waitUntilReady(redis);
+    return redis;
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+}
+
+function waitUntilReady(redis: Redis): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new Error('Connection is closed'));
+    };
+    const cleanup = () => {
+      redis.off('ready', onReady);
+      redis.off('end', onEnd);
+    };
+    redis.once('ready', onReady);
+    redis.once('end', onEnd);
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * Parsers from raw Redis replies to typed objects. Nothing else in the library indexes into reply arrays, so the
+ * wire protocol (RESP2 arrays today, RESP3 maps if ioredis switches) is a one-file concern.
+ */
+
+/** One stream entry: id and its field/value pairs. */
+export interface StreamEntry {
+  readonly id: string;
+  readonly fields: Record<string, string>;
+}
+
+/** An entry handed to a consumer, with how often Redis has delivered it. */
+export interface DeliveredEntry extends StreamEntry {
+  readonly stream: string;
+  readonly deliveryCount: number;
+}
+
+/** Entries claimed by a script, and the ids whose payload had already been trimmed away. */
+export interface ClaimResult {
+  readonly entries: DeliveredEntry[];
+  readonly deletedIds: string[];
+  readonly nextCursor: string;
+}
+
+/** One consumer group as reported by XINFO GROUPS. */
+export interface GroupInfo {
+  readonly name: string;
+  readonly consumers: number;
+  readonly pending: number;
+  readonly lastDeliveredId: string;
+  /** Entries not yet delivered to the group; null when Redis cannot tell (after some deletions). */
+  readonly lag: number | null;
+}
+
+type Raw = unknown;
+
+function asArray(value: Raw): Raw[] {
+  if (Array.isArray(value)) return value;
+  if (value instanceof Map) return [...value.entries()].flat();
+  if (value && typeof value === 'object') return Object.entries(value).flat();
+  return [];
+}
+
+/** A flat [f1, v1, f2, v2, ...] list (or a map) into a prototype-less record. */
+export function parseFields(raw: Raw): Record<string, string> {
+  const list = asArray(raw);
+  const fields: Record<string, string> = Object.create(null);
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    fields[String(list[i])] = String(list[i + 1]);
+  }
+  return fields;
+}
+
+/** `[id, fields]` into an entry; null when the payload is gone (a pending entry whose data was trimmed). */
+export function parseEntry(raw: Raw): StreamEntry | null {
+  const [id, fields] = asArray(raw);
+  if (typeof id !== 'string') return null;
+  if (fields === null || fields === undefined) return null;
+  return { id, fields: parseFields(fields) };
+}
+
+/** XREADGROUP reply: `[[stream, [[id, fields], ...]], ...]` or null on timeout. */
+export function parseReadGroupReply(raw: Raw): { stream: string; entries: (StreamEntry | { id: string; deleted: true })[] }[] {
+  if (raw === null || raw === undefined) return [];
+  const out: { stream: string; entries: (StreamEntry | { id: string; deleted: true })[] }[] = [];
+  const streams = Array.isArray(raw) ? raw : asArray(raw).reduce<Raw[][]>((acc, v, i, all) => {
+    if (i % 2 === 0) acc.push([v, all[i + 1]]);
+    return acc;
+  }, []);
+  for (const item of streams) {
+    const [stream, rawEntries] = asArray(item);
+    const entries = asArray(rawEntries).map((e) => {
+      const parsed = parseEntry(e);
+      return parsed ?? { id: String(asArray(e)[0]), deleted: true as const };
+    });
+    out.push({ stream: String(stream), entries });
+  }
+  return out;
+}
+
+/** Reply of the claim scripts: `[nextCursor, [[id, fields, deliveryCount], ...], [deletedId, ...]]`. */
+export function parseClaimReply(raw: Raw, stream: string): ClaimResult {
+  const [cursor, rawEntries, rawDeleted] = asArray(raw);
+  const entries: DeliveredEntry[] = [];
+  for (const item of asArray(rawEntries)) {
+    const [id, fields, count] = asArray(item);
+    entries.push({ stream, id: String(id), fields: parseFields(fields), deliveryCount: Number(count) || 1 });
+  }
+  return { entries, deletedIds: asArray(rawDeleted).map(String), nextCursor: String(cursor ?? '0-0') };
+}
+
+/** XINFO GROUPS reply. */
+export function parseGroupsInfo(raw: Raw): GroupInfo[] {
+  return asArray(raw).map((group) => {
+    const f = parseFieldsLoose(group);
+    return {
+      name: String(f.name),
+      consumers: Number(f.consumers ?? 0),
+      pending: Number(f.pending ?? 0),
+      lastDeliveredId: String(f['last-delivered-id'] ?? '0-0'),
+      lag: f.lag === null || f.lag === undefined ? null : Number(f.lag),
+    };
+  });
+}
+
+function parseFieldsLoose(raw: Raw): Record<string, unknown> {
+  const list = asArray(raw);
+  const out: Record<string, unknown> = Object.create(null);
+  for (let i = 0; i + 1 < list.length; i += 2) out[String(list[i])] = list[i + 1];
+  return out;
+}
+
+/** XREAD reply of a single stream (reply listener). */
+export function parseReadReply(raw: Raw): StreamEntry[] {
+  return parseReadGroupReply(raw).flatMap((s) => s.entries.filter((e): e is StreamEntry => !('deleted' in e)));
+}

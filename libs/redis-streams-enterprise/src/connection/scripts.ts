@@ -1,0 +1,169 @@
+import type { Redis } from 'ioredis';
+
+/*
+ * Every Lua script of the library, in one place. Each declares all keys it touches in KEYS (ACL checks and
+ * Redis Cluster routing depend on that) and every key of one script shares one hash tag (see stream-keys.ts).
+ * Time inside scripts comes from the Redis server's clock (TIME), so producers' and consumers' clocks never matter.
+ */
+
+/** Common helper: the server's time in milliseconds. */
+const NOW_MS = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/**
+ * deadLetter: move one pending entry to the dead-letter stream and acknowledge it, atomically.
+ * KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] retry schedule of the group
+ * ARGV[1] group, ARGV[2] entry id, ARGV[3] dead-letter MAXLEN (~), ARGV[4..] metadata field/value pairs
+ * Returns the dead-letter entry id, or false when the entry was no longer pending (someone else settled it),
+ * so a crash or a race can never produce two dead letters or lose one.
+ */
+const DEAD_LETTER = `
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #pending == 0 then return false end
+local fields = {}
+local original = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #original > 0 then
+  for _, v in ipairs(original[1][2]) do fields[#fields + 1] = v end
+else
+  fields[#fields + 1] = 'rse.dlq.missing'
+  fields[#fields + 1] = '1'
+end
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+fields[#fields + 1] = 'rse.dlq.deliveries'
+fields[#fields + 1] = tostring(pending[1][4])
+local dlqId = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+return dlqId
+`;
+
+/**
+ * scheduleRetry: record when a failed entry may be attempted again. The entry stays in the group's pending list,
+ * so nothing is lost if every consumer dies; the schedule only keeps the reclaimer away until it is due.
+ * KEYS[1] stream, KEYS[2] retry schedule of the group
+ * ARGV[1] group, ARGV[2] consumer, ARGV[3] entry id, ARGV[4] delay ms
+ * Returns 1 when scheduled, 0 when the entry is no longer pending on this consumer.
+ */
+const SCHEDULE_RETRY = `
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #pending == 0 then return 0 end
+${NOW_MS}
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
+return 1
+`;
+
+/**
+ * claimDue: take over entries whose retry is due. XCLAIM increments the delivery counter, which is what counts
+ * attempts across consumers and restarts.
+ * KEYS[1] stream, KEYS[2] retry schedule of the group
+ * ARGV[1] group, ARGV[2] consumer, ARGV[3] max entries
+ * Returns ['0-0', [[id, fields, deliveryCount], ...], [deletedId, ...]].
+ */
+const CLAIM_DUE = `
+${NOW_MS}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local entries, deleted = {}, {}
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[2], id)
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if #pending > 0 then
+    local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)
+    if #claimed > 0 and claimed[1] and claimed[1][2] then
+      entries[#entries + 1] = { claimed[1][1], claimed[1][2], pending[1][4] + 1 }
+    else
+      deleted[#deleted + 1] = id
+    end
+  end
+end
+return { '0-0', entries, deleted }
+`;
+
+/**
+ * reclaimIdle: claim entries idle for at least min-idle ms (their consumer died or stalled), skipping entries that
+ * wait for a scheduled retry. With an owner in ARGV[6] it takes back only that consumer's entries (a restart under
+ * a fixed consumer name re-processes its own pending history).
+ * KEYS[1] stream, KEYS[2] retry schedule of the group
+ * ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] max entries, ARGV[5] start cursor, ARGV[6] owner or ''
+ * Returns [nextCursor ('0-0' when the scan is complete), [[id, fields, deliveryCount], ...], [deletedId, ...]].
+ */
+const RECLAIM_IDLE = `
+local count = tonumber(ARGV[4])
+local pending
+if ARGV[6] ~= '' then
+  pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[5], '+', count, ARGV[6])
+else
+  pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[5], '+', count)
+end
+local entries, deleted = {}, {}
+for _, p in ipairs(pending) do
+  local id = p[1]
+  if not redis.call('ZSCORE', KEYS[2], id) then
+    local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], id)
+    if #claimed > 0 and claimed[1] and claimed[1][2] then
+      entries[#entries + 1] = { claimed[1][1], claimed[1][2], p[4] + 1 }
+    else
+      deleted[#deleted + 1] = id
+    end
+  end
+end
+local nextCursor = '0-0'
+if #pending == count then nextCursor = '(' .. pending[#pending][1] end
+return { nextCursor, entries, deleted }
+`;
+
+/**
+ * extendClaims: reset the idle time of entries this consumer is still handling, so the reclaimer of another
+ * consumer does not take them. Only entries still owned by this consumer are touched (JUSTID: the delivery
+ * counter does not change).
+ * KEYS[1] stream
+ * ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids
+ * Returns how many were extended.
+ */
+const EXTEND_CLAIMS = `
+local extended = 0
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #pending > 0 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    extended = extended + 1
+  end
+end
+return extended
+`;
+
+/**
+ * sendReply: append one reply to a client's reply stream and push its expiry forward, so streams of clients that
+ * went away disappear by themselves.
+ * KEYS[1] reply stream
+ * ARGV[1] MAXLEN (~), ARGV[2] ttl ms, ARGV[3..] field/value pairs
+ * Returns the reply entry id.
+ */
+const SEND_REPLY = `
+local fields = {}
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return id
+`;
+
+const SCRIPTS = {
+  rseDeadLetter: { numberOfKeys: 3, lua: DEAD_LETTER },
+  rseScheduleRetry: { numberOfKeys: 2, lua: SCHEDULE_RETRY },
+  rseClaimDue: { numberOfKeys: 2, lua: CLAIM_DUE },
+  rseReclaimIdle: { numberOfKeys: 2, lua: RECLAIM_IDLE },
+  rseExtendClaims: { numberOfKeys: 1, lua: EXTEND_CLAIMS },
+  rseSendReply: { numberOfKeys: 1, lua: SEND_REPLY },
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptArg = string | number | Buffer;
+
+/** A connection with the library's scripts defined on it (EVALSHA, falling back to EVAL after a Redis restart). */
+export type ScriptedRedis = Redis & { [K in ScriptName]: (...args: ScriptArg[]) => Promise<unknown> };
+
+/** Defines every script on a connection; idempotent per connection. */
+export function defineScripts(redis: Redis): ScriptedRedis {
+  for (const [name, { numberOfKeys, lua }] of Object.entries(SCRIPTS)) {
+    if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
+  }
+  return redis as ScriptedRedis;
+}

@@ -1,0 +1,11 @@
+export { RedisStreamsError, type RedisStreamsErrorCode } from './redis-streams.error.js';
+export { InvalidOptionsError, type ConfigViolation } from './invalid-options.error.js';
+export { ConnectionClosedError } from './connection-closed.error.js';
+export { RequestTimeoutError } from './request-timeout.error.js';
+export { PayloadTooLargeError } from './payload-too-large.error.js';
+export { InvalidPatternError } from './invalid-pattern.error.js';
+export { TooManyPendingRequestsError } from './too-many-pending-requests.error.js';
+export { MessageDecodeError } from './message-decode.error.js';
+export { NoHandlerError } from './no-handler.error.js';
+export { RemoteHandlerError } from './remote-handler.error.js';
+export { HandlerTimeoutError } from './handler-timeout.error.js';

@@ -1,0 +1,26 @@
+/** Stable machine-readable codes carried by every error this library throws. */
+export type RedisStreamsErrorCode =
+  | 'INVALID_OPTIONS'
+  | 'CONNECTION_CLOSED'
+  | 'REQUEST_TIMEOUT'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'INVALID_PATTERN'
+  | 'TOO_MANY_PENDING_REQUESTS'
+  | 'MESSAGE_DECODE_FAILED'
+  | 'NO_HANDLER'
+  | 'REMOTE_HANDLER_FAILED'
+  | 'HANDLER_TIMEOUT';
+
+/**
+ * Base class of every error thrown by nestjs-redis-streams-enterprise.
+ * `code` is stable across versions; `message` is for humans.
+ */
+export class RedisStreamsError extends Error {
+  readonly code: RedisStreamsErrorCode;
+
+  constructor(code: RedisStreamsErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * nestjs-redis-streams-enterprise: a NestJS transport over Redis Streams consumer groups.
+ * Everything public is exported here by name; nothing else is part of the API.
+ */
+import 'reflect-metadata';
+
+export { RedisStreamsEnterpriseModule } from './redis-streams.module.js';
+export { type RedisStreamsModuleExtras } from './redis-streams.module-definition.js';
+export { REDIS_STREAMS_OPTIONS, REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from './redis-streams.constants.js';
+
+export { RedisStreamsServer, type RedisStreamsServerStatus, type StreamStatus } from './transport/redis-streams.server.js';
+export { RedisStreamsClient } from './transport/redis-streams.client.js';
+export { RedisStreamsContext } from './transport/redis-streams.context.js';
+export { RedisStreamsRecord, RedisStreamsRecordBuilder } from './transport/redis-streams.record.js';
+export { type MessageHeaders, type WireError } from './transport/envelope.js';
+export { type EnabledFeatures } from './transport/features.js';
+export { type RedisStreamsMetricsSnapshot } from './observability/metrics.js';
+
+export {
+  RedisStreamsEnterpriseOptions,
+  type RedisStreamsEnterpriseConfig,
+  type ResolvedRedisStreamsConfig,
+} from './config/redis-streams.options.js';
+export { ConnectionOptions } from './config/connection.options.js';
+export { StreamsOptions } from './config/streams.options.js';
+export { ConsumerOptions } from './config/consumer.options.js';
+export { RetryOptions, BackoffOptions, DeadLetterOptions } from './config/retry.options.js';
+export { ClientOptions } from './config/client.options.js';
+export {
+  OrderingOptions,
+  PartitioningOptions,
+  SchemaOptions,
+  ReplayOptions,
+  type PartitionKeyExtractor,
+} from './config/features.options.js';
+export { ConfigValidator, validateOptions, type ConfigValidationResult } from './config/validate-options.js';
+export { developmentConfig, productionConfig, RedisConfigFactory } from './config/presets.js';
+
+export {
+  RedisStreamsError,
+  type RedisStreamsErrorCode,
+  InvalidOptionsError,
+  type ConfigViolation,
+  ConnectionClosedError,
+  RequestTimeoutError,
+  PayloadTooLargeError,
+  InvalidPatternError,
+  TooManyPendingRequestsError,
+  MessageDecodeError,
+  NoHandlerError,
+  RemoteHandlerError,
+  HandlerTimeoutError,
+} from './errors/index.js';

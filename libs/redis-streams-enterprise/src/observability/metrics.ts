@@ -1,0 +1,86 @@
+/** Snapshot returned by `RedisStreamsServer.getMetrics()`. */
+export interface RedisStreamsMetricsSnapshot {
+  /** Entries handed to handlers (first deliveries, retries and reclaims). */
+  readonly received: number;
+  /** Entries acknowledged after success. */
+  readonly acked: number;
+  /** Handler failures (each failed attempt counts once). */
+  readonly failed: number;
+  /** Failures scheduled for another attempt. */
+  readonly retried: number;
+  /** Entries moved to a dead-letter stream (failed, undecodable or without handler). */
+  readonly deadLettered: number;
+  /** Entries taken over from consumers that stopped. */
+  readonly reclaimed: number;
+  /** Pending entries found deleted by trimming before anyone processed them (data loss, see README). */
+  readonly lostToTrimming: number;
+  /** Entries currently in handlers. */
+  readonly inFlight: number;
+  /** Acknowledged entries per second over the last 10 seconds. */
+  readonly throughput: number;
+  /** failed / received since start (0 when nothing was received). */
+  readonly errorRate: number;
+  /** Handler latency in milliseconds over the last 2048 handled entries. */
+  readonly handlerLatencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly samples: number };
+}
+
+const RESERVOIR_SIZE = 2_048;
+const THROUGHPUT_WINDOW_S = 10;
+
+/** In-process counters of one server. Fixed memory: a latency ring buffer and ten one-second buckets. */
+export class TransportMetrics {
+  received = 0;
+  acked = 0;
+  failed = 0;
+  retried = 0;
+  deadLettered = 0;
+  reclaimed = 0;
+  lostToTrimming = 0;
+
+  private readonly latencies = new Float64Array(RESERVOIR_SIZE);
+  private latencyCount = 0;
+  private readonly ackBuckets = new Float64Array(THROUGHPUT_WINDOW_S);
+  private readonly bucketSecond = new Float64Array(THROUGHPUT_WINDOW_S);
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  recordLatency(ms: number): void {
+    this.latencies[this.latencyCount % RESERVOIR_SIZE] = ms;
+    this.latencyCount++;
+  }
+
+  recordAcks(count: number): void {
+    this.acked += count;
+    const second = Math.floor(this.now() / 1_000);
+    const slot = second % THROUGHPUT_WINDOW_S;
+    if (this.bucketSecond[slot] !== second) {
+      this.bucketSecond[slot] = second;
+      this.ackBuckets[slot] = 0;
+    }
+    this.ackBuckets[slot] += count;
+  }
+
+  snapshot(inFlight: number): RedisStreamsMetricsSnapshot {
+    const second = Math.floor(this.now() / 1_000);
+    let recent = 0;
+    for (let i = 0; i < THROUGHPUT_WINDOW_S; i++) {
+      if (second - this.bucketSecond[i] < THROUGHPUT_WINDOW_S) recent += this.ackBuckets[i];
+    }
+    const samples = Math.min(this.latencyCount, RESERVOIR_SIZE);
+    const sorted = Array.from(this.latencies.subarray(0, samples)).sort((a, b) => a - b);
+    const pick = (q: number) => (samples === 0 ? 0 : sorted[Math.min(samples - 1, Math.floor(q * samples))]);
+    return {
+      received: this.received,
+      acked: this.acked,
+      failed: this.failed,
+      retried: this.retried,
+      deadLettered: this.deadLettered,
+      reclaimed: this.reclaimed,
+      lostToTrimming: this.lostToTrimming,
+      inFlight,
+      throughput: recent / THROUGHPUT_WINDOW_S,
+      errorRate: this.received === 0 ? 0 : this.failed / this.received,
+      handlerLatencyMs: { p50: pick(0.5), p90: pick(0.9), p99: pick(0.99), max: samples ? sorted[samples - 1] : 0, samples },
+    };
+  }
+}

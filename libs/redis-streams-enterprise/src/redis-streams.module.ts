@@ -1,0 +1,42 @@
+import { Module } from '@nestjs/common';
+import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from './config/redis-streams.options.js';
+import { validateOptions } from './config/validate-options.js';
+import { REDIS_STREAMS_OPTIONS } from './redis-streams.constants.js';
+import { ConfigurableModuleClass, REDIS_STREAMS_RAW_OPTIONS } from './redis-streams.module-definition.js';
+import { RedisStreamsClient } from './transport/redis-streams.client.js';
+import { RedisStreamsServer } from './transport/redis-streams.server.js';
+
+/**
+ * Registers the validated configuration, the server and the client as providers.
+ *
+ * ```ts
+ * @Module({ imports: [RedisStreamsEnterpriseModule.forRoot({ connection: { url: process.env.REDIS_URL } })] })
+ * export class AppModule {}
+ *
+ * // async, e.g. from ConfigService:
+ * RedisStreamsEnterpriseModule.forRootAsync({ imports: [ConfigModule], inject: [ConfigService],
+ *   useFactory: (config: ConfigService) => ({ connection: { url: config.get('REDIS_URL') } }), isGlobal: true })
+ * ```
+ * An invalid configuration fails the application's start with `InvalidOptionsError`, naming every bad field.
+ */
+@Module({
+  providers: [
+    {
+      provide: REDIS_STREAMS_OPTIONS,
+      inject: [REDIS_STREAMS_RAW_OPTIONS],
+      useFactory: (raw: RedisStreamsEnterpriseConfig) => validateOptions(raw),
+    },
+    {
+      provide: RedisStreamsServer,
+      inject: [REDIS_STREAMS_OPTIONS],
+      useFactory: (config: ResolvedRedisStreamsConfig) => new RedisStreamsServer(config),
+    },
+    {
+      provide: RedisStreamsClient,
+      inject: [REDIS_STREAMS_OPTIONS],
+      useFactory: (config: ResolvedRedisStreamsConfig) => new RedisStreamsClient(config),
+    },
+  ],
+  exports: [REDIS_STREAMS_OPTIONS, RedisStreamsServer, RedisStreamsClient],
+})
+export class RedisStreamsEnterpriseModule extends ConfigurableModuleClass {}

@@ -1,0 +1,140 @@
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { parseReadGroupReply, type DeliveredEntry } from '../connection/redis-replies.js';
+import { classifyRedisError } from '../connection/redis-error-codes.js';
+import { errorText, logIds } from '../observability/log-format.js';
+import type { InFlight } from './in-flight.js';
+import { Sleeper } from './sleeper.js';
+
+export interface ConsumerLoopSettings {
+  readonly streams: readonly string[];
+  readonly group: string;
+  readonly consumer: string;
+  readonly batchSize: number;
+  readonly blockMs: number;
+  /** Extra time a read may take beyond BLOCK before the socket is presumed dead and replaced. */
+  readonly watchdogMs: number;
+}
+
+export interface ConsumerLoopHooks {
+  /** Handles one entry; must never reject (failures are handled inside). */
+  readonly dispatch: (entry: DeliveredEntry) => Promise<void>;
+  /** Called when Redis says the group is gone (stream deleted, Redis restarted without persistence). */
+  readonly recreateGroups: () => Promise<void>;
+  /** Entries whose payload was deleted by trimming while pending. */
+  readonly onDeleted: (stream: string, ids: string[]) => void;
+}
+
+/**
+ * The reading loop: `XREADGROUP ... COUNT n BLOCK ms STREAMS s1 s2 ... > >` on a dedicated connection, handing
+ * each entry to `dispatch` while holding an in-flight slot. It reads only as many entries as there are free
+ * slots and waits when none are free, so a slow handler slows reading instead of growing memory.
+ *
+ * It never dies on an error: connection errors back off and retry (ioredis reconnects), NOGROUP recreates the
+ * groups, and a read that outlives BLOCK by the watchdog margin drops the socket (a half-open TCP connection
+ * otherwise leaves the read pending forever).
+ */
+export class ConsumerLoop {
+  private readonly logger = new Logger('RedisStreamsConsumerLoop');
+  private running = false;
+  private loop?: Promise<void>;
+  private readonly sleeper = new Sleeper();
+  private failing = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly settings: ConsumerLoopSettings,
+    private readonly inFlight: InFlight,
+    private readonly hooks: ConsumerLoopHooks,
+  ) {}
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  start(): void {
+    if (this.running || this.settings.streams.length === 0) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops reading. The blocking connection is disconnected by the owner to interrupt a pending BLOCK. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.inFlight.wakeAll();
+    this.sleeper.wake();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { streams, group, consumer, batchSize, blockMs } = this.settings;
+    const ids = streams.map(() => '>');
+    while (this.running) {
+      await this.inFlight.whenAvailable();
+      if (!this.running) break;
+      const count = Math.min(batchSize, this.inFlight.available);
+      let reply: unknown;
+      try {
+        reply = await this.withWatchdog(
+          this.redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...streams, ...ids),
+        );
+      } catch (error) {
+        if (!this.running) break;
+        await this.onReadError(error);
+        continue;
+      }
+      if (this.failing) {
+        this.failing = false;
+        this.logger.log(`Reading resumed ${logIds({ group, consumer })}`);
+      }
+      for (const { stream, entries } of parseReadGroupReply(reply)) {
+        const deleted: string[] = [];
+        for (const entry of entries) {
+          if ('deleted' in entry) {
+            deleted.push(entry.id);
+            continue;
+          }
+          const delivered: DeliveredEntry = { ...entry, stream, deliveryCount: 1 };
+          this.inFlight.run(stream, entry.id, () => this.hooks.dispatch(delivered));
+        }
+        if (deleted.length > 0) this.hooks.onDeleted(stream, deleted);
+      }
+    }
+  }
+
+  private withWatchdog<T>(read: Promise<T>): Promise<T> {
+    const limit = this.settings.blockMs + this.settings.watchdogMs;
+    let timer: NodeJS.Timeout | undefined;
+    const watchdog = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        // The socket is presumed half-open: drop it so ioredis reconnects and the pending read fails.
+        this.redis.disconnect(true);
+        reject(new Error(`XREADGROUP did not return within ${limit} ms; connection replaced`));
+      }, limit);
+      timer.unref();
+    });
+    return Promise.race([read, watchdog]).finally(() => clearTimeout(timer));
+  }
+
+  private async onReadError(error: unknown): Promise<void> {
+    const kind = classifyRedisError(error);
+    if (kind === 'nogroup') {
+      this.logger.error(
+        `Consumer group or stream disappeared (deleted, evicted, or Redis restarted without persistence); ` +
+          `recreating it. Entries written before it vanished may be lost. ${logIds({ group: this.settings.group })}`,
+      );
+      try {
+        await this.hooks.recreateGroups();
+        return;
+      } catch (recreateError) {
+        error = recreateError;
+      }
+    }
+    if (!this.failing) {
+      this.failing = true;
+      this.logger.warn(`Reading failed, retrying: ${errorText(error)} ${logIds({ group: this.settings.group })}`);
+    }
+    await this.sleeper.sleep(500);
+  }
+
+}

@@ -1,0 +1,199 @@
+import secureJsonParse from 'secure-json-parse';
+import { MessageDecodeError } from '../errors/message-decode.error.js';
+
+/*
+ * Wire format (version 1). A message is one stream entry whose fields are:
+ *   v        "1"                      optional; any other value is refused (dead-lettered)
+ *   pattern  the Nest pattern          optional; defaults to the pattern of the stream it was read from
+ *   id       message id                optional; defaults to the entry id
+ *   data     JSON of the payload       required
+ *   headers  JSON object of strings    optional
+ *   replyTo  reply stream key          set by send(); absent for events
+ * A producer in any language can `XADD rse:{orders.created} * data '{"orderId":1}'` and a Nest handler of
+ * 'orders.created' receives `{ orderId: 1 }`.
+ *
+ * A reply is an entry of the requester's reply stream with fields:
+ *   id (request id), response (JSON, optional), err (JSON {name, code, message}, optional), done ("1" on the last)
+ */
+
+export const WIRE_VERSION = '1';
+const MAX_HEADERS = 64;
+const HEADER_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const MAX_HEADER_VALUE = 4_096;
+
+/** Headers travel as a string map; names are restricted so they are safe to log and forward. */
+export type MessageHeaders = Readonly<Record<string, string>>;
+
+/** A decoded message. */
+export interface DecodedMessage {
+  readonly pattern: string;
+  readonly messageId: string;
+  readonly data: unknown;
+  readonly headers: MessageHeaders;
+  readonly replyTo?: string;
+}
+
+/** What a producer writes. */
+export interface OutgoingMessage {
+  readonly pattern: string;
+  readonly messageId: string;
+  /** Payload already serialized to JSON (size checks happen on this string). */
+  readonly json: string;
+  readonly headers?: MessageHeaders;
+  readonly replyTo?: string;
+}
+
+/** A reply as it travels back to the requester. */
+export interface ReplyMessage {
+  readonly requestId: string;
+  readonly response?: unknown;
+  readonly err?: WireError;
+  readonly done: boolean;
+}
+
+/** An error as sent to a client: never a stack. */
+export interface WireError {
+  readonly name: string;
+  readonly message: string;
+  readonly code?: string;
+  readonly status?: string | number;
+}
+
+/** Parses JSON from the network: `__proto__` and `constructor.prototype` keys are removed, never applied. */
+export function parseJsonSafely(text: string): unknown {
+  return secureJsonParse.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' });
+}
+
+/** Serializes a payload; `undefined` becomes `null` so the entry always has valid JSON. */
+export function serializePayload(data: unknown): string {
+  return JSON.stringify(data === undefined ? null : data);
+}
+
+/** Field/value list for XADD. */
+export function encodeMessage(message: OutgoingMessage): string[] {
+  const fields = ['v', WIRE_VERSION, 'pattern', message.pattern, 'id', message.messageId, 'data', message.json];
+  if (message.headers && Object.keys(message.headers).length > 0) {
+    fields.push('headers', JSON.stringify(validateHeaders(message.headers)));
+  }
+  if (message.replyTo) fields.push('replyTo', message.replyTo);
+  return fields;
+}
+
+/**
+ * Decodes an entry read from a stream.
+ * @throws MessageDecodeError with the reason, for the dead-letter record.
+ */
+export function decodeMessage(
+  entryId: string,
+  fields: Record<string, string>,
+  streamPattern: string,
+  maxPayloadBytes: number,
+): DecodedMessage {
+  const version = fields.v ?? WIRE_VERSION;
+  if (version !== WIRE_VERSION) {
+    throw new MessageDecodeError(`unknown wire version "${version.slice(0, 20)}" (this consumer reads ${WIRE_VERSION})`);
+  }
+  const raw = fields.data;
+  if (raw === undefined) throw new MessageDecodeError('the entry has no "data" field');
+  if (raw.length > maxPayloadBytes || Buffer.byteLength(raw) > maxPayloadBytes) {
+    throw new MessageDecodeError(`payload is larger than streams.maxPayloadBytes (${maxPayloadBytes})`);
+  }
+  let data: unknown;
+  try {
+    data = parseJsonSafely(raw);
+  } catch (error) {
+    throw new MessageDecodeError(`"data" is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  let headers: MessageHeaders = Object.freeze(Object.create(null));
+  if (fields.headers !== undefined) {
+    try {
+      headers = Object.freeze(validateHeaders(parseJsonSafely(fields.headers)));
+    } catch (error) {
+      throw new MessageDecodeError(`"headers" is invalid: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  return {
+    pattern: fields.pattern ?? streamPattern,
+    messageId: fields.id ?? entryId,
+    data,
+    headers,
+    replyTo: fields.replyTo,
+  };
+}
+
+/** Checks a header map and copies it into a prototype-less object. */
+export function validateHeaders(input: unknown): Record<string, string> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new Error('headers must be an object');
+  const entries = Object.entries(input);
+  if (entries.length > MAX_HEADERS) throw new Error(`at most ${MAX_HEADERS} headers are allowed`);
+  const out: Record<string, string> = Object.create(null);
+  for (const [name, value] of entries) {
+    if (!HEADER_NAME.test(name)) throw new Error(`header name "${name.slice(0, 40)}" must match ${HEADER_NAME}`);
+    if (typeof value !== 'string') throw new Error(`header "${name}" must be a string`);
+    if (value.length > MAX_HEADER_VALUE) throw new Error(`header "${name}" is longer than ${MAX_HEADER_VALUE}`);
+    out[name] = value;
+  }
+  return out;
+}
+
+export function encodeReply(reply: ReplyMessage): string[] {
+  const fields = ['id', reply.requestId, 'done', reply.done ? '1' : '0'];
+  if (reply.err) fields.push('err', JSON.stringify(reply.err));
+  else if (reply.response !== undefined) fields.push('response', JSON.stringify(reply.response));
+  return fields;
+}
+
+/** Decodes a reply entry; returns null for entries that are not replies. */
+export function decodeReply(fields: Record<string, string>): ReplyMessage | null {
+  const requestId = fields.id;
+  if (!requestId) return null;
+  const done = fields.done === '1';
+  if (fields.err !== undefined) {
+    const parsed = parseJsonSafely(fields.err) as Partial<WireError> | null;
+    return {
+      requestId,
+      done: true,
+      err: {
+        name: String(parsed?.name ?? 'Error'),
+        message: String(parsed?.message ?? 'Remote handler failed'),
+        code: parsed?.code === undefined ? undefined : String(parsed.code),
+        status: parsed?.status,
+      },
+    };
+  }
+  const response = fields.response === undefined ? undefined : parseJsonSafely(fields.response);
+  return { requestId, done, response };
+}
+
+/** Converts anything thrown by a handler into what a client may see. */
+export function toWireError(error: unknown): WireError {
+  if (error instanceof Error) {
+    const withCode = error as Error & { code?: unknown; status?: unknown; getError?: () => unknown };
+    const rpcPayload = typeof withCode.getError === 'function' ? withCode.getError() : undefined;
+    if (rpcPayload && typeof rpcPayload === 'object') {
+      const p = rpcPayload as { message?: unknown; status?: unknown; code?: unknown; name?: unknown };
+      return {
+        name: String(p.name ?? error.name),
+        message: String(p.message ?? error.message),
+        code: p.code === undefined ? undefined : String(p.code),
+        status: typeof p.status === 'number' || typeof p.status === 'string' ? p.status : undefined,
+      };
+    }
+    return {
+      name: error.name,
+      message: error.message,
+      code: typeof withCode.code === 'string' ? withCode.code : undefined,
+      status: typeof withCode.status === 'number' || typeof withCode.status === 'string' ? withCode.status : undefined,
+    };
+  }
+  if (typeof error === 'object' && error !== null) {
+    const o = error as { message?: unknown; status?: unknown; name?: unknown; code?: unknown };
+    return {
+      name: typeof o.name === 'string' ? o.name : 'Error',
+      message: typeof o.message === 'string' ? o.message : JSON.stringify(error).slice(0, 500),
+      code: typeof o.code === 'string' ? o.code : undefined,
+      status: typeof o.status === 'number' || typeof o.status === 'string' ? o.status : undefined,
+    };
+  }
+  return { name: 'Error', message: String(error) };
+}

@@ -1,0 +1,87 @@
+/**
+ * Bounds how many entries are being handled at once and remembers which, so that
+ * - the reading loop and the reclaimer pause at the bound (memory stays flat however slow handlers are),
+ * - live claims can be extended while their handlers still run,
+ * - close() can wait for what is in flight.
+ */
+export class InFlight {
+  private readonly entries = new Map<string, { stream: string; id: string; startedAt: number }>();
+  private readonly settled = new Set<Promise<void>>();
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    readonly limit: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get available(): number {
+    return Math.max(0, this.limit - this.entries.size);
+  }
+
+  /** Resolves when at least one slot is free. */
+  whenAvailable(): Promise<void> {
+    if (this.available > 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** True if this entry is already being handled here (a claim can return an entry we hold). */
+  has(stream: string, id: string): boolean {
+    return this.entries.has(`${stream} ${id}`);
+  }
+
+  /** Runs `work` for an entry, holding a slot until it settles. Never rejects. */
+  run(stream: string, id: string, work: () => Promise<void>): void {
+    const key = `${stream} ${id}`;
+    this.entries.set(key, { stream, id, startedAt: this.now() });
+    const done = work()
+      .catch(() => undefined)
+      .finally(() => {
+        this.entries.delete(key);
+        this.settled.delete(done);
+        const waiters = this.waiters;
+        this.waiters = [];
+        for (const wake of waiters) wake();
+      });
+    this.settled.add(done);
+  }
+
+  /** Entries that have been in handlers for at least `ms`, grouped by stream. */
+  olderThan(ms: number): Map<string, string[]> {
+    const cutoff = this.now() - ms;
+    const out = new Map<string, string[]>();
+    for (const { stream, id, startedAt } of this.entries.values()) {
+      if (startedAt > cutoff) continue;
+      const ids = out.get(stream) ?? [];
+      ids.push(id);
+      out.set(stream, ids);
+    }
+    return out;
+  }
+
+  /** Waits until nothing is in flight, or until `timeoutMs` passed; returns how many were still running. */
+  async drain(timeoutMs: number): Promise<number> {
+    if (this.settled.size === 0) return 0;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+    });
+    const all = (async () => {
+      while (this.settled.size > 0) await Promise.all([...this.settled]);
+    })();
+    await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    return this.entries.size;
+  }
+
+  /** Wakes everything waiting for a slot (used on close so the reading loop can exit). */
+  wakeAll(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}

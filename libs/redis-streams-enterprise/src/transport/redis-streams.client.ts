@@ -1,0 +1,233 @@
+import { Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { RedisStreamsEnterpriseOptions, type RedisStreamsEnterpriseConfig, type ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import { validateOptions } from '../config/validate-options.js';
+import { connectOrThrow, createRedisConnection } from '../connection/redis-connection.factory.js';
+import { redact } from '../connection/redis-error-codes.js';
+import { StreamKeys } from '../connection/stream-keys.js';
+import { ConnectionClosedError } from '../errors/connection-closed.error.js';
+import { PayloadTooLargeError } from '../errors/payload-too-large.error.js';
+import { RemoteHandlerError } from '../errors/remote-handler.error.js';
+import { RequestTimeoutError } from '../errors/request-timeout.error.js';
+import { TooManyPendingRequestsError } from '../errors/too-many-pending-requests.error.js';
+import { errorText } from '../observability/log-format.js';
+import { RedisStreamsStatus } from '../redis-streams.constants.js';
+import { encodeMessage, serializePayload, validateHeaders, type MessageHeaders, type ReplyMessage } from './envelope.js';
+import { assertFeaturesAvailable } from './features.js';
+import { RedisStreamsRecord } from './redis-streams.record.js';
+import { ReplyListener } from './reply-listener.js';
+
+interface PendingRequest {
+  readonly callback: (packet: WritePacket) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** Block time of the reply reader; only bounds how quickly close() is noticed on a dead socket. */
+const REPLY_BLOCK_MS = 5_000;
+
+/**
+ * Nest `ClientProxy` over Redis Streams.
+ * - `emit(pattern, data)` appends to the pattern's stream and completes with the entry id once Redis stored it.
+ * - `send(pattern, data)` does the same with a reply address and resolves with the handler's reply, or fails with
+ *   the handler's error (`RemoteHandlerError`) or `RequestTimeoutError` after `client.requestTimeoutMs`.
+ * While Redis is unreachable, both fail at once (no hidden in-memory backlog).
+ */
+export class RedisStreamsClient extends ClientProxy implements OnApplicationShutdown {
+  readonly config: ResolvedRedisStreamsConfig;
+  /** Identifies this client instance; names its reply stream. */
+  readonly clientId = randomUUID();
+  private readonly logger = new Logger(RedisStreamsClient.name);
+  private readonly keys: StreamKeys;
+  private readonly pending = new Map<string, PendingRequest>();
+  private readonly listeners: [string, (...args: unknown[]) => void][] = [];
+  private command?: Redis;
+  private connecting?: Promise<Redis>;
+  private replies?: ReplyListener;
+  private repliesStarting?: Promise<void>;
+  private closed = false;
+
+  /**
+   * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
+   * @throws InvalidOptionsError listing every invalid field.
+   */
+  constructor(config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {}) {
+    super();
+    this.config =
+      config instanceof RedisStreamsEnterpriseOptions && Object.isFrozen(config)
+        ? config
+        : validateOptions(config as RedisStreamsEnterpriseConfig);
+    this.keys = new StreamKeys(this.config.streams.keyPrefix);
+  }
+
+  /** Connects the command connection (called by emit/send; may be called early to fail fast at start-up). */
+  connect(): Promise<Redis> {
+    if (this.closed) return Promise.reject(new ConnectionClosedError('RedisStreamsClient'));
+    this.connecting ??= this.openCommandConnection().catch((error: unknown) => {
+      this.connecting = undefined;
+      throw error;
+    });
+    return this.connecting;
+  }
+
+  /** Rejects pending requests with `ConnectionClosedError`, stops reading replies and closes the connections. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [id, request] of this.pending) {
+      clearTimeout(request.timer);
+      this.pending.delete(id);
+      request.callback({ err: new ConnectionClosedError('RedisStreamsClient'), isDisposed: true });
+    }
+    await this.replies?.stop();
+    const command = this.command;
+    if (command && command.status === 'ready') {
+      await command.del(this.keys.replyStream(this.clientId)).catch(() => undefined);
+      await command.quit().catch(() => command.disconnect());
+    } else {
+      command?.disconnect();
+    }
+    this._status$.next(RedisStreamsStatus.Closed);
+  }
+
+  /** Nest calls this on application shutdown. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  /** Registers a listener for events of the command connection (`error`, `ready`, `reconnecting`, ...). */
+  on<EventKey extends string = string, EventCallback extends Function = Function>(event: EventKey, callback: EventCallback): void {
+    const listener = callback as unknown as (...args: unknown[]) => void;
+    this.listeners.push([event, listener]);
+    this.command?.on(event, listener);
+  }
+
+  /** The ioredis command connection. */
+  unwrap<T>(): T {
+    if (!this.command) throw new Error('Not initialized: call connect() (or emit/send) before unwrap()');
+    return this.command as T;
+  }
+
+  /** Requests waiting for replies. */
+  get pendingRequests(): number {
+    return this.pending.size;
+  }
+
+  protected async dispatchEvent<T = string>(packet: ReadPacket): Promise<T> {
+    const command = await this.connect();
+    const pattern = this.normalizePattern(packet.pattern);
+    const fields = this.encode(packet, pattern, randomUUID());
+    return (await command.xadd(this.keys.stream(pattern), ...this.trimArgs(), '*', ...fields)) as T;
+  }
+
+  protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
+    const requestId = randomUUID();
+    const dispose = () => {
+      const request = this.pending.get(requestId);
+      if (request) clearTimeout(request.timer);
+      this.pending.delete(requestId);
+    };
+    let pattern: string;
+    let fields: string[];
+    try {
+      pattern = this.normalizePattern(packet.pattern);
+      if (this.pending.size >= this.config.client.maxPendingRequests) {
+        throw new TooManyPendingRequestsError(this.config.client.maxPendingRequests);
+      }
+      fields = this.encode(packet, pattern, requestId, this.keys.replyStream(this.clientId));
+    } catch (error) {
+      callback({ err: error, isDisposed: true });
+      return () => undefined;
+    }
+    const { requestTimeoutMs } = this.config.client;
+    const timer = setTimeout(() => {
+      dispose();
+      callback({ err: new RequestTimeoutError(pattern, requestTimeoutMs), isDisposed: true });
+    }, requestTimeoutMs);
+    timer.unref();
+    this.pending.set(requestId, { callback, timer });
+    this.startReplies()
+      .then(async () => (await this.connect()).xadd(this.keys.stream(pattern), ...this.trimArgs(), '*', ...fields))
+      .catch((error: unknown) => {
+        if (!this.pending.has(requestId)) return;
+        dispose();
+        callback({ err: error, isDisposed: true });
+      });
+    return dispose;
+  }
+
+  private encode(packet: ReadPacket, pattern: string, messageId: string, replyTo?: string): string[] {
+    let data: unknown = packet.data;
+    let headers: MessageHeaders | undefined;
+    if (data instanceof RedisStreamsRecord) {
+      headers = data.options.headers;
+      messageId = replyTo ? messageId : (data.options.messageId ?? messageId);
+      data = data.data;
+    }
+    const metadata = (packet as ReadPacket & { metadata?: Record<string, string> }).metadata;
+    if (metadata) headers = { ...metadata, ...headers };
+    const json = serializePayload(data);
+    const { maxPayloadBytes } = this.config.streams;
+    if (json.length > maxPayloadBytes || Buffer.byteLength(json) > maxPayloadBytes) {
+      throw new PayloadTooLargeError(pattern, Buffer.byteLength(json), maxPayloadBytes);
+    }
+    return encodeMessage({ pattern, messageId, json, headers: headers && validateHeaders(headers), replyTo });
+  }
+
+  private trimArgs(): (string | number)[] {
+    const { maxLen, retentionMs } = this.config.streams;
+    if (maxLen !== undefined) return ['MAXLEN', '~', maxLen];
+    if (retentionMs !== undefined) return ['MINID', '~', `${Date.now() - retentionMs}-0`];
+    return [];
+  }
+
+  private async openCommandConnection(): Promise<Redis> {
+    assertFeaturesAvailable(this.config);
+    const command = createRedisConnection(this.config.connection, 'command', `client-${this.clientId.slice(0, 8)}`);
+    command.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
+    command.on('ready', () => this._status$.next(RedisStreamsStatus.Connected));
+    command.on('reconnecting', () => this._status$.next(RedisStreamsStatus.Reconnecting));
+    for (const [event, listener] of this.listeners) command.on(event, listener);
+    this.command = command;
+    return connectOrThrow(command);
+  }
+
+  /** The reply reader starts with the first request, on its own blocking connection. */
+  private startReplies(): Promise<void> {
+    this.repliesStarting ??= (async () => {
+      const connection = createRedisConnection(this.config.connection, 'blocking', `client-${this.clientId.slice(0, 8)}-replies`);
+      connection.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
+      try {
+        await connectOrThrow(connection);
+      } catch (error) {
+        this.repliesStarting = undefined;
+        throw error;
+      }
+      if (this.closed) {
+        connection.disconnect();
+        throw new ConnectionClosedError('RedisStreamsClient');
+      }
+      this.replies = new ReplyListener(connection, this.keys.replyStream(this.clientId), REPLY_BLOCK_MS, (reply) =>
+        this.onReply(reply),
+      );
+      this.replies.start();
+    })();
+    return this.repliesStarting;
+  }
+
+  private onReply(reply: ReplyMessage): void {
+    const request = this.pending.get(reply.requestId);
+    if (!request) return; // timed out or disposed already; a late reply is dropped
+    if (reply.done) {
+      clearTimeout(request.timer);
+      this.pending.delete(reply.requestId);
+    }
+    if (reply.err) {
+      const { message, name, code, status } = reply.err;
+      request.callback({ err: new RemoteHandlerError(message, name, code, status), isDisposed: true });
+      return;
+    }
+    request.callback({ response: reply.response, isDisposed: reply.done });
+  }
+}

@@ -1,0 +1,321 @@
+import { Logger } from '@nestjs/common';
+import { Server, type CustomTransportStrategy } from '@nestjs/microservices';
+import type { Redis } from 'ioredis';
+import { RedisStreamsEnterpriseOptions, type RedisStreamsEnterpriseConfig, type ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import { validateOptions } from '../config/validate-options.js';
+import { connectOrThrow, createRedisConnection } from '../connection/redis-connection.factory.js';
+import { classifyRedisError, redact } from '../connection/redis-error-codes.js';
+import { parseGroupsInfo } from '../connection/redis-replies.js';
+import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
+import { StreamKeys } from '../connection/stream-keys.js';
+import { ConnectionClosedError } from '../errors/connection-closed.error.js';
+import { errorText, logIds } from '../observability/log-format.js';
+import { TransportMetrics, type RedisStreamsMetricsSnapshot } from '../observability/metrics.js';
+import { REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from '../redis-streams.constants.js';
+import { AckBatcher } from './ack-batcher.js';
+import { ConsumerLoop } from './consumer-loop.js';
+import { assertFeaturesAvailable, enabledFeatures, type EnabledFeatures } from './features.js';
+import { InFlight } from './in-flight.js';
+import { MessageProcessor } from './message-processor.js';
+import { PendingReclaimer } from './pending-reclaimer.js';
+import type { RedisStreamsContext } from './redis-streams.context.js';
+
+/** One consumed stream in `getStatus()`. */
+export interface StreamStatus {
+  readonly pattern: string;
+  readonly stream: string;
+  /** Entries delivered to this group and not yet acknowledged (all consumers). */
+  readonly pending: number | null;
+  /** Entries not yet delivered to this group; null when Redis cannot compute it. */
+  readonly lag: number | null;
+  readonly consumers: number | null;
+}
+
+/** Result of `RedisStreamsServer.getStatus()`. */
+export interface RedisStreamsServerStatus {
+  readonly healthy: boolean;
+  readonly status: RedisStreamsStatus;
+  readonly redis: { readonly command: string; readonly blocking: string };
+  readonly group: string;
+  readonly consumer: string;
+  readonly streams: readonly StreamStatus[];
+  readonly inFlight: number;
+  readonly features: EnabledFeatures;
+  readonly error?: string;
+}
+
+type ProcessingHooksRunner = (context: unknown, fn: () => Promise<void>) => Promise<void>;
+
+/**
+ * Nest microservice server over Redis Streams consumer groups.
+ *
+ * One stream per pattern, one consumer group per service (`consumer.group`), competing consumers inside a group;
+ * every group receives every message. Entries are acknowledged only after their handler succeeded; failures are
+ * retried with backoff and finally dead-lettered; entries of consumers that died are reclaimed.
+ *
+ * ```ts
+ * const app = await NestFactory.createMicroservice(AppModule, { strategy: new RedisStreamsServer({ connection: { url } }) });
+ * // or, with RedisStreamsEnterpriseModule imported: app.connectMicroservice({ strategy: app.get(RedisStreamsServer) })
+ * ```
+ */
+export class RedisStreamsServer extends Server implements CustomTransportStrategy {
+  /** Event handler failures reach this transport (it awaits them to decide ack, retry or dead-letter). */
+  readonly propagatesEventHandlerErrors = true;
+  protected readonly logger = new Logger(RedisStreamsServer.name);
+
+  readonly config: ResolvedRedisStreamsConfig;
+  private readonly keys: StreamKeys;
+  private readonly metrics = new TransportMetrics();
+  private readonly inFlight: InFlight;
+  private readonly listeners: [string, (...args: unknown[]) => void][] = [];
+  private command?: ScriptedRedis;
+  private blocking?: Redis;
+  private loop?: ConsumerLoop;
+  private reclaimer?: PendingReclaimer;
+  private acks?: AckBatcher;
+  private trimTimer?: NodeJS.Timeout;
+  private streams: { pattern: string; stream: string; retrySchedule: string }[] = [];
+  private state = RedisStreamsStatus.Disconnected;
+  private closing?: Promise<void>;
+
+  /**
+   * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
+   * @throws InvalidOptionsError listing every invalid field.
+   */
+  constructor(config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {}) {
+    super();
+    this.config =
+      config instanceof RedisStreamsEnterpriseOptions && Object.isFrozen(config)
+        ? config
+        : validateOptions(config as RedisStreamsEnterpriseConfig);
+    this.keys = new StreamKeys(this.config.streams.keyPrefix);
+    this.inFlight = new InFlight(this.config.consumer.concurrency);
+    this.transportId = REDIS_STREAMS_TRANSPORT;
+    this.initializeSerializer(undefined);
+    this.initializeDeserializer(undefined);
+  }
+
+  /** Connects, creates the consumer groups and starts reading. Called by Nest. */
+  async listen(callback: (error?: unknown, ...info: unknown[]) => void): Promise<void> {
+    try {
+      await this.start();
+      callback();
+    } catch (error) {
+      await this.shutdownConnections();
+      callback(error);
+    }
+  }
+
+  /**
+   * Stops reading, waits for in-flight handlers (up to `consumer.shutdownTimeoutMs`), flushes their acks and closes
+   * the connections. Entries whose handlers did not finish stay pending and are reclaimed by other consumers.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.stop();
+    return this.closing;
+  }
+
+  /** Registers a listener for events of the underlying ioredis connections (`error`, `ready`, `reconnecting`, ...). */
+  on<EventKey extends string = string, EventCallback extends Function = Function>(event: EventKey, callback: EventCallback): void {
+    const listener = callback as unknown as (...args: unknown[]) => void;
+    this.listeners.push([event, listener]);
+    this.command?.on(event, listener);
+    this.blocking?.on(event, listener);
+  }
+
+  /** The ioredis connections: `[command, blocking]`. */
+  unwrap<T>(): T {
+    if (!this.command || !this.blocking) {
+      throw new Error('Not initialized: call listen() (app.listen or startAllMicroservices) before unwrap()');
+    }
+    return [this.command, this.blocking] as T;
+  }
+
+  /** Counters, throughput, error rate and handler latency percentiles of this server. */
+  getMetrics(): RedisStreamsMetricsSnapshot {
+    return this.metrics.snapshot(this.inFlight.size);
+  }
+
+  /** Health, connection states, per-stream pending and lag of this group (XINFO GROUPS), enabled features. */
+  async getStatus(): Promise<RedisStreamsServerStatus> {
+    const { group, consumerName } = this.config.consumer;
+    const base = {
+      status: this.state,
+      redis: { command: this.command?.status ?? 'none', blocking: this.blocking?.status ?? 'none' },
+      group,
+      consumer: consumerName,
+      inFlight: this.inFlight.size,
+      features: enabledFeatures(this.config),
+    };
+    const live =
+      this.state === RedisStreamsStatus.Connected &&
+      this.command?.status === 'ready' &&
+      this.blocking?.status === 'ready' &&
+      (this.loop?.isRunning ?? false);
+    try {
+      const streams = await Promise.all(this.streams.map((s) => this.streamStatus(s.pattern, s.stream)));
+      return { ...base, healthy: live, streams };
+    } catch (error) {
+      return { ...base, healthy: false, streams: [], error: redact(errorText(error)) };
+    }
+  }
+
+  /** Runs one reclaim pass now instead of waiting for the timer (operators and tests). */
+  async reclaimNow(): Promise<void> {
+    await this.reclaimer?.runOnce();
+  }
+
+  private async streamStatus(pattern: string, stream: string): Promise<StreamStatus> {
+    if (!this.command) throw new ConnectionClosedError('RedisStreamsServer');
+    try {
+      const info = parseGroupsInfo(await this.command.xinfo('GROUPS', stream)).find((g) => g.name === this.config.consumer.group);
+      return { pattern, stream, pending: info?.pending ?? null, lag: info?.lag ?? null, consumers: info?.consumers ?? null };
+    } catch (error) {
+      if (/no such key/i.test(errorText(error))) return { pattern, stream, pending: null, lag: null, consumers: null };
+      throw error;
+    }
+  }
+
+  private async start(): Promise<void> {
+    if (this.closing) throw new ConnectionClosedError('RedisStreamsServer');
+    assertFeaturesAvailable(this.config);
+    const { consumer, connection } = this.config;
+    const patterns = consumer.patterns ?? [...this.getHandlers().keys()];
+    this.streams = patterns.map((pattern) => ({
+      pattern,
+      stream: this.keys.stream(pattern),
+      retrySchedule: this.keys.retrySchedule(pattern, consumer.group),
+    }));
+    this.setState(RedisStreamsStatus.Connecting);
+    this.command = defineScripts(createRedisConnection(connection, 'command', consumer.consumerName));
+    this.blocking = createRedisConnection(connection, 'blocking', consumer.consumerName);
+    for (const conn of [this.command, this.blocking]) {
+      conn.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
+      for (const [event, callback] of this.listeners) conn.on(event, callback);
+    }
+    this.blocking.on('ready', () => this.setState(RedisStreamsStatus.Connected));
+    this.blocking.on('reconnecting', () => this.setState(RedisStreamsStatus.Reconnecting));
+    await Promise.all([connectOrThrow(this.command), connectOrThrow(this.blocking)]);
+    await this.ensureGroups();
+
+    const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n));
+    this.acks = acks;
+    const processor = new MessageProcessor(this.config, this.command, this.keys, acks, this.metrics, {
+      getHandlerByPattern: (pattern) => this.getHandlerByPattern(pattern),
+      withProcessingHooks: (context, fn) => this.withProcessingHooks(context, fn),
+    });
+    for (const s of this.streams) processor.addStream(s.stream, s.pattern);
+    const onDeleted = (stream: string, ids: string[]) => {
+      this.metrics.lostToTrimming += ids.length;
+      this.logger.error(
+        `${ids.length} pending entries were deleted by trimming before they were processed (data loss; raise ` +
+          `streams.maxLen/retentionMs) ${logIds({ stream, group: consumer.group })} ids=${ids.slice(0, 20).join(',')}`,
+      );
+    };
+    this.reclaimer = new PendingReclaimer(
+      this.command,
+      { streams: this.streams, group: consumer.group, consumer: consumer.consumerName, claimIdleMs: consumer.claimIdleMs, intervalMs: consumer.reclaimIntervalMs },
+      this.inFlight,
+      { dispatch: (entry) => processor.process(entry), onReclaimed: (n) => (this.metrics.reclaimed += n), onDeleted },
+    );
+    this.loop = new ConsumerLoop(
+      this.blocking,
+      {
+        streams: this.streams.map((s) => s.stream),
+        group: consumer.group,
+        consumer: consumer.consumerName,
+        batchSize: consumer.batchSize,
+        blockMs: consumer.blockMs,
+        watchdogMs: connection.blockingWatchdogMs,
+      },
+      this.inFlight,
+      { dispatch: (entry) => processor.process(entry), recreateGroups: () => this.ensureGroups(), onDeleted },
+    );
+    await this.reclaimer.start();
+    this.loop.start();
+    this.startRetentionTrimming();
+    this.setState(RedisStreamsStatus.Connected);
+    this.logger.log(
+      `Listening on ${this.streams.length} streams ${logIds({ group: consumer.group, consumer: consumer.consumerName })}`,
+    );
+  }
+
+  /** Creates the group on every stream (and the stream itself); an existing group is left as it is. */
+  private async ensureGroups(): Promise<void> {
+    const command = this.command;
+    if (!command) return;
+    const { group, groupStartId } = this.config.consumer;
+    for (const { stream } of this.streams) {
+      try {
+        await command.xgroup('CREATE', stream, group, groupStartId, 'MKSTREAM');
+        this.logger.log(`Created consumer group ${logIds({ stream, group })} start=${groupStartId}`);
+      } catch (error) {
+        if (classifyRedisError(error) !== 'busygroup') throw error;
+      }
+    }
+  }
+
+  /** With both maxLen and retentionMs set, XADD trims by length and this timer applies the time limit. */
+  private startRetentionTrimming(): void {
+    const { retentionMs, maxLen } = this.config.streams;
+    if (retentionMs === undefined || maxLen === undefined) return;
+    const everyMs = Math.max(1_000, Math.min(60_000, Math.floor(retentionMs / 10)));
+    const trim = async () => {
+      const minId = `${Date.now() - retentionMs}-0`;
+      for (const { stream } of this.streams) {
+        await this.command?.xtrim(stream, 'MINID', '~', minId).catch((error: unknown) => {
+          this.logger.debug?.(`Retention trim failed, next pass retries: ${errorText(error)} ${logIds({ stream })}`);
+        });
+      }
+    };
+    const tick = () => {
+      this.trimTimer = setTimeout(() => void trim().finally(() => this.closing || tick()), everyMs);
+      this.trimTimer.unref();
+    };
+    tick();
+  }
+
+  private async stop(): Promise<void> {
+    clearTimeout(this.trimTimer);
+    await this.reclaimer?.stop();
+    if (this.loop) {
+      const stopped = this.loop.stop();
+      // Interrupts a pending BLOCK at once (quit would wait for it to expire).
+      this.blocking?.disconnect();
+      await stopped;
+    }
+    const unfinished = await this.inFlight.drain(this.config.consumer.shutdownTimeoutMs);
+    if (unfinished > 0) {
+      this.logger.warn(
+        `${unfinished} handlers still running after consumer.shutdownTimeoutMs; their entries stay pending and ` +
+          `are reclaimed by another consumer ${logIds({ group: this.config.consumer.group })}`,
+      );
+    }
+    await this.acks?.flushAll().catch((error: unknown) => {
+      this.logger.warn(`Final acks failed; those entries will be redelivered: ${errorText(error)}`);
+    });
+    await this.shutdownConnections();
+    this.setState(RedisStreamsStatus.Closed);
+  }
+
+  private async shutdownConnections(): Promise<void> {
+    this.blocking?.disconnect();
+    if (this.command) {
+      await this.command.quit().catch(() => this.command?.disconnect());
+    }
+  }
+
+  private setState(state: RedisStreamsStatus): void {
+    if (this.closing && state !== RedisStreamsStatus.Closed) return;
+    this.state = state;
+    this._status$.next(state);
+  }
+
+  /** Nest 12 runs processing hooks (tracing spans) around each message; Nest 11 has none. */
+  private withProcessingHooks(context: RedisStreamsContext, fn: () => Promise<void>): Promise<void> {
+    const runner = (this as unknown as { runWithProcessingHooks?: ProcessingHooksRunner }).runWithProcessingHooks;
+    if (typeof runner !== 'function') return fn();
+    return runner.call(this, context, () => fn());
+  }
+}
