@@ -68,36 +68,26 @@ export class RedisProcess {
   }
 
   async #spawnServer() {
+    const logfile = join(this.dir, 'redis.log');
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, ...this.#extraArgs],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, '--logfile', logfile, ...this.#extraArgs],
+      { stdio: 'ignore' },
     );
     this.#child = child;
-    let output = '';
-    const collect = (chunk) => {
-      if (output.length < 20_000) output += chunk.toString();
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`redis-server exited at start (port ${this.port}):\n${output}`);
-      if (output.includes('Ready to accept connections')) {
-        const runId = /run_id:(\w+)/.exec(redisCli(this.port, 'INFO', 'server'))?.[1];
-        if (runId && /process_id:(\d+)/.exec(redisCli(this.port, 'INFO', 'server'))?.[1] === String(child.pid)) {
-          this.runId = runId;
-          child.stdout.off('data', collect);
-          child.stderr.off('data', collect);
-          child.stdout.resume();
-          child.stderr.resume();
-          return;
-        }
+      if (child.exitCode !== null) throw new Error(`redis-server exited at start (port ${this.port}); see ${logfile}`);
+      const info = redisCli(this.port, 'INFO', 'server');
+      const runId = /run_id:(\w+)/.exec(info)?.[1];
+      if (runId && /process_id:(\d+)/.exec(info)?.[1] === String(child.pid) && !/loading:1/.test(redisCli(this.port, 'INFO', 'persistence'))) {
+        this.runId = runId;
+        return;
       }
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     child.kill('SIGKILL');
-    throw new Error(`redis-server did not become ready on port ${this.port}:\n${output}`);
+    throw new Error(`redis-server did not become ready on port ${this.port}; see ${logfile}`);
   }
 
   /** SIGKILL: no shutdown, no final save. */

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { RedisStreamsEnterpriseOptions, type RedisStreamsEnterpriseConfig, type ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { validateOptions } from '../config/validate-options.js';
-import { connectOrThrow, createRedisConnection } from '../connection/redis-connection.factory.js';
+import { connectOrThrow, createRedisConnection, disconnectOnce } from '../connection/redis-connection.factory.js';
 import { redact } from '../connection/redis-error-codes.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
@@ -84,9 +84,9 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const command = this.command;
     if (command && command.status === 'ready') {
       await command.del(this.keys.replyStream(this.clientId)).catch(() => undefined);
-      await command.quit().catch(() => command.disconnect());
+      await command.quit().catch(() => disconnectOnce(command));
     } else {
-      command?.disconnect();
+      disconnectOnce(command);
     }
     this._status$.next(RedisStreamsStatus.Closed);
   }
@@ -205,7 +205,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
         throw error;
       }
       if (this.closed) {
-        connection.disconnect();
+        disconnectOnce(connection);
         throw new ConnectionClosedError('RedisStreamsClient');
       }
       this.replies = new ReplyListener(connection, this.keys.replyStream(this.clientId), REPLY_BLOCK_MS, (reply) =>

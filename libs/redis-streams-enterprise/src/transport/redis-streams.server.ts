@@ -3,7 +3,7 @@ import { Server, type CustomTransportStrategy } from '@nestjs/microservices';
 import type { Redis } from 'ioredis';
 import { RedisStreamsEnterpriseOptions, type RedisStreamsEnterpriseConfig, type ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { validateOptions } from '../config/validate-options.js';
-import { connectOrThrow, createRedisConnection } from '../connection/redis-connection.factory.js';
+import { connectOrThrow, createRedisConnection, disconnectOnce } from '../connection/redis-connection.factory.js';
 import { classifyRedisError, redact } from '../connection/redis-error-codes.js';
 import { parseGroupsInfo } from '../connection/redis-replies.js';
 import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
@@ -282,7 +282,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     if (this.loop) {
       const stopped = this.loop.stop();
       // Interrupts a pending BLOCK at once (quit would wait for it to expire).
-      this.blocking?.disconnect();
+      disconnectOnce(this.blocking);
       await stopped;
     }
     const unfinished = await this.inFlight.drain(this.config.consumer.shutdownTimeoutMs);
@@ -300,9 +300,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   }
 
   private async shutdownConnections(): Promise<void> {
-    this.blocking?.disconnect();
-    if (this.command) {
-      await this.command.quit().catch(() => this.command?.disconnect());
+    disconnectOnce(this.blocking);
+    const command = this.command;
+    if (command && command.status !== 'end') {
+      await command.quit().catch(() => disconnectOnce(command));
     }
   }
 

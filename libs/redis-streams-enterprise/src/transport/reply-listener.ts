@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { disconnectOnce } from '../connection/redis-connection.factory.js';
 import { parseReadReply } from '../connection/redis-replies.js';
 import { errorText } from '../observability/log-format.js';
 import { decodeReply, type ReplyMessage } from './envelope.js';
@@ -35,7 +36,7 @@ export class ReplyListener {
   async stop(): Promise<void> {
     this.running = false;
     this.sleeper.wake();
-    this.redis.disconnect();
+    disconnectOnce(this.redis);
     await this.loop;
   }
 
