@@ -1,0 +1,31 @@
+import { StreamKeys } from './stream-keys.js';
+import { InvalidPatternError } from '../errors/invalid-pattern.error.js';
+
+describe('StreamKeys', () => {
+  const keys = new StreamKeys('app');
+
+  it('puts every key of a pattern under one hash tag', () => {
+    expect(keys.stream('orders.created')).toBe('app:{orders.created}');
+    expect(keys.deadLetter('orders.created')).toBe('app:{orders.created}:dlq');
+    expect(keys.retrySchedule('orders.created', 'billing')).toBe('app:{orders.created}:retry:billing');
+    const tag = (key: string) => /\{([^}]*)\}/.exec(key)?.[1];
+    expect(new Set([keys.stream('a'), keys.deadLetter('a'), keys.retrySchedule('a', 'g')].map(tag))).toEqual(new Set(['a']));
+  });
+
+  it('hashes patterns that would break the slot tag or readability', () => {
+    const tag = keys.tagOf('{"cmd":"sum"}');
+    expect(tag).toMatch(/^h\.[0-9a-f]{32}$/);
+    expect(keys.tagOf('{"cmd":"sum"}')).toBe(tag);
+    expect(keys.tagOf('with space')).not.toBe(keys.tagOf('with_space'));
+    expect(keys.stream('{"cmd":"sum"}')).not.toContain('"');
+  });
+
+  it('refuses empty and oversized patterns', () => {
+    expect(() => keys.stream('')).toThrow(InvalidPatternError);
+    expect(() => keys.stream('x'.repeat(2_000))).toThrow(InvalidPatternError);
+  });
+
+  it('names reply streams per client', () => {
+    expect(keys.replyStream('c1')).toBe('app:{reply:c1}');
+  });
+});
