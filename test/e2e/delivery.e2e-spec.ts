@@ -20,7 +20,7 @@ const received: { data: unknown; stream: string; entryId: string; group: string;
 
 @Controller()
 class DeliveryController {
-  @EventPattern('orders.created')
+  @EventPattern<string>('orders.created')
   onOrder(@Payload() data: unknown, @Ctx() ctx: RedisStreamsContext) {
     received.push({
       data,

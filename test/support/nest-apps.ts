@@ -4,6 +4,7 @@ import {
   RedisConfigFactory,
   RedisStreamsClient,
   RedisStreamsEnterpriseModule,
+  RedisStreamsExceptionFilter,
   RedisStreamsServer,
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
@@ -37,6 +38,7 @@ export async function startConsumer(
   const server = moduleRef.get(RedisStreamsServer);
   const app = moduleRef.createNestMicroservice({ strategy: server });
   app.useLogger(['error']);
+  app.useGlobalFilters(new RedisStreamsExceptionFilter());
   await app.listen();
   return { app, server, client: moduleRef.get(RedisStreamsClient) };
 }

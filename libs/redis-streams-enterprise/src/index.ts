@@ -11,6 +11,8 @@ export { REDIS_STREAMS_OPTIONS, REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } fr
 export { RedisStreamsServer, type RedisStreamsServerStatus, type StreamStatus } from './transport/redis-streams.server.js';
 export { RedisStreamsClient } from './transport/redis-streams.client.js';
 export { RedisStreamsContext } from './transport/redis-streams.context.js';
+export { RedisStreamsExceptionFilter } from './transport/redis-streams-exception.filter.js';
+export { StreamEvent, StreamMessage } from './transport/redis-streams.decorators.js';
 export { RedisStreamsRecord, RedisStreamsRecordBuilder } from './transport/redis-streams.record.js';
 export { type MessageHeaders, type WireError } from './transport/envelope.js';
 export { type EnabledFeatures } from './transport/features.js';

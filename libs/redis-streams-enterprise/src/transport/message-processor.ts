@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { MessageHandler } from '@nestjs/microservices';
+import { RpcException, type MessageHandler } from '@nestjs/microservices';
 import { isObservable, lastValueFrom, of, type Observable } from 'rxjs';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
@@ -12,7 +12,7 @@ import type { TransportMetrics } from '../observability/metrics.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import type { AckBatcher } from './ack-batcher.js';
 import { backoffDelayMs } from './backoff.js';
-import { decodeMessage, encodeReply, toWireError, type DecodedMessage, type ReplyMessage } from './envelope.js';
+import { decodeMessage, encodeReply, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from './envelope.js';
 import { RedisStreamsContext } from './redis-streams.context.js';
 
 /** What the processor needs from the server: handler lookup and Nest's processing hooks. */
@@ -153,7 +153,8 @@ export class MessageProcessor {
               const last = previous.value;
               sent = sent.then(() => send({ requestId: message.messageId, response: last, done: false }));
             }
-            sent = sent.then(() => send({ requestId: message.messageId, err: toWireError(failure), done: true }));
+            const wireError = this.replyError(failure, entry);
+            sent = sent.then(() => send({ requestId: message.messageId, err: wireError, done: true }));
           } else {
             sent = sent.then(() => send({ requestId: message.messageId, response: previous?.value, done: true }));
           }
@@ -169,6 +170,17 @@ export class MessageProcessor {
     }
     this.metrics.recordLatency(performance.now() - started);
     await this.ack(entry);
+  }
+
+  /**
+   * What a caller learns of a failed request: an RpcException's payload, or Nest's own sanitized error object;
+   * any other error (seen unchanged through RedisStreamsExceptionFilter) is logged here and replied as
+   * "Internal server error", so internals never leak to callers.
+   */
+  private replyError(failure: unknown, entry: DeliveredEntry): WireError {
+    if (failure instanceof RpcException || !(failure instanceof Error)) return toWireError(failure);
+    this.logger.error(`Request handler failed: ${errorText(failure)} ${logIds({ stream: entry.stream, id: entry.id })}`, failure.stack);
+    return { name: 'Error', message: 'Internal server error', status: 'error' };
   }
 
   private async withTimeout(pattern: string, work: () => Promise<void>): Promise<void> {
@@ -231,7 +243,7 @@ export class MessageProcessor {
       this.logger.error(`Message dropped (${reason}; dead-lettering is disabled): ${errorText(error)} ${ids}`);
       return this.ack(entry);
     }
-    const err = error instanceof Error ? error : new Error(String(error));
+    const err = error instanceof Error ? error : Object.assign(new Error(toWireError(error).message), { name: 'Error' });
     try {
       const dlqId = await this.redis.rseDeadLetter(
         entry.stream,

@@ -1,0 +1,21 @@
+import type { RedisStreamsEnterpriseConfig } from 'nestjs-redis-streams-enterprise';
+
+/**
+ * The consumer's transport configuration, from the environment:
+ * - `REDIS_URL` (default `redis://127.0.0.1:6379`)
+ * - `RSE_KEY_PREFIX` (default `demo`): every key the transport writes starts with `<prefix>:`
+ * - `RSE_CONSUMER_NAME` (default: host-pid-random, unique per process)
+ */
+export function consumerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RedisStreamsEnterpriseConfig {
+  return {
+    connection: { url: env.REDIS_URL || 'redis://127.0.0.1:6379', connectionName: 'example-consumer' },
+    streams: { keyPrefix: env.RSE_KEY_PREFIX || 'demo' },
+    consumer: {
+      group: 'billing',
+      ...(env.RSE_CONSUMER_NAME ? { consumerName: env.RSE_CONSUMER_NAME } : {}),
+      // Short enough that SIGTERM during a handler does not hold the process for long.
+      shutdownTimeoutMs: 5_000,
+    },
+    retry: { attempts: 3, backoff: { type: 'exponential', delayMs: 200, maxDelayMs: 5_000, jitter: 0.2 } },
+  };
+}

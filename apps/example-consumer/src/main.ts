@@ -1,0 +1,39 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { AsyncMicroserviceOptions } from '@nestjs/microservices';
+import { RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
+import { consumerConfigFromEnv } from './consumer.config.js';
+import { ConsumerAppModule } from './consumer-app.module.js';
+import { logLevelsFromEnv } from './log-levels.js';
+
+/** Printed once the consumer reads from Redis; scripts may wait for this line. */
+const READY_LINE = 'example-consumer ready';
+
+async function bootstrap(): Promise<void> {
+  const logger = new Logger('ExampleConsumer');
+  const config = consumerConfigFromEnv();
+  // The server is a provider of RedisStreamsEnterpriseModule; Nest hands it over as the transport strategy.
+  const app = await NestFactory.createMicroservice<AsyncMicroserviceOptions>(ConsumerAppModule.forRoot(config), {
+    inject: [RedisStreamsServer],
+    useFactory: (server: RedisStreamsServer) => ({ strategy: server }),
+    logger: logLevelsFromEnv(),
+  });
+  // SIGTERM/SIGINT: stop reading, finish in-flight handlers, flush acks, close connections, then exit 0.
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
+  try {
+    await app.listen();
+  } catch (error) {
+    await app.close().catch(() => undefined); // best effort: the start error below is what matters
+    throw error;
+  }
+  logger.log(`${READY_LINE}: group=${config.consumer?.group} prefix=${config.streams?.keyPrefix} pid=${process.pid}`);
+}
+
+bootstrap().catch((error: unknown) => {
+  new Logger('ExampleConsumer').error(
+    `Could not start: ${error instanceof Error ? error.message : String(error)}`,
+    error instanceof Error ? error.stack : undefined,
+  );
+  process.exitCode = 1;
+});

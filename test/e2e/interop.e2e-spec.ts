@@ -1,0 +1,110 @@
+import { Controller } from '@nestjs/common';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import type { INestMicroservice } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { lastValueFrom } from 'rxjs';
+import { PayloadTooLargeError, RedisStreamsClient, RedisStreamsContext, type RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
+import { startConsumer, testConfig } from '../support/nest-apps.js';
+import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { waitFor } from '../support/wait-for.js';
+
+const received: { data: unknown; pattern: string; messageId: string }[] = [];
+
+@Controller()
+class InteropController {
+  @EventPattern<string>('payments.settled')
+  onSettled(@Payload() data: unknown, @Ctx() ctx: RedisStreamsContext) {
+    received.push({ data, pattern: ctx.getPattern(), messageId: ctx.getMessageId() });
+  }
+}
+
+const dlqFields = async (redis: Redis, key: string) =>
+  (await redis.xrange(key, '-', '+')).map(([id, list]) => {
+    const fields: Record<string, string> = {};
+    for (let i = 0; i < list.length; i += 2) fields[list[i]] = list[i + 1];
+    return { id, fields };
+  });
+
+describe('wire format and bad input (real Redis)', () => {
+  const prefix = uniquePrefix('interop');
+  const stream = `${prefix}:{payments.settled}`;
+  const dlq = `${stream}:dlq`;
+  let app: INestMicroservice;
+  let server: RedisStreamsServer;
+  let client: RedisStreamsClient;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    redis = rawRedis();
+    ({ app, server, client } = await startConsumer(testConfig(prefix, { streams: { maxPayloadBytes: 10_000 } }), [InteropController]));
+  });
+
+  afterAll(async () => {
+    await client.close();
+    await app.close();
+    await cleanupPrefix(redis, prefix);
+    redis.disconnect();
+  });
+
+  beforeEach(async () => {
+    received.length = 0;
+    await redis.del(dlq);
+  });
+
+  it('a producer in another language can XADD a message by hand', async () => {
+    const id = await redis.xadd(stream, '*', 'data', JSON.stringify({ paymentId: 'p-1', cents: 1250 }));
+    await waitFor(() => received.length === 1, { message: 'the hand-written message' });
+    expect(received[0]).toEqual({ data: { paymentId: 'p-1', cents: 1250 }, pattern: 'payments.settled', messageId: id });
+  });
+
+  it('a JSON payload cannot pollute prototypes', async () => {
+    await redis.xadd(stream, '*', 'data', '{"user":{"__proto__":{"isAdmin":true}},"constructor":{"prototype":{"isAdmin":true}}}');
+    await waitFor(() => received.length === 1);
+    const data = received[0].data as { user: object };
+    expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+    expect((Object.assign({}, data.user) as Record<string, unknown>).isAdmin).toBeUndefined();
+    expect(Object.getPrototypeOf(data.user)).toBe(Object.prototype);
+  });
+
+  it.each([
+    ['malformed JSON', ['data', '{"paymentId":'], /not valid JSON/],
+    ['an unknown wire version', ['v', '9', 'data', '{}'], /unknown wire version "9"/],
+    ['no data field', ['payload', '{}'], /no "data" field/],
+    ['an oversized payload', ['data', JSON.stringify('x'.repeat(20_000))], /larger than streams.maxPayloadBytes/],
+  ])('parks %s in the dead-letter stream with the reason, and keeps consuming', async (_name, fields, reason) => {
+    const badId = await redis.xadd(stream, '*', ...(fields as string[]));
+    await redis.xadd(stream, '*', 'data', '{"after":true}');
+    await waitFor(() => received.length === 1, { message: 'the next good message' });
+    expect(received[0].data).toEqual({ after: true });
+    await waitFor(async () => (await redis.xlen(dlq)) === 1, { message: 'the dead letter' });
+    const [letter] = await dlqFields(redis, dlq);
+    expect(letter.fields['rse.dlq.reason']).toBe('decode-failed');
+    expect(letter.fields['rse.dlq.originalId']).toBe(badId);
+    expect(letter.fields['rse.dlq.group']).toBe('svc');
+    expect(letter.fields['rse.dlq.errorName']).toBe('MessageDecodeError');
+    expect(letter.fields['rse.dlq.errorMessage']).toMatch(reason);
+    // the original fields travel with the dead letter, so nothing is lost
+    expect(letter.fields[(fields as string[])[0]]).toBe((fields as string[])[1]);
+    expect(Number((await redis.xpending(stream, 'svc'))[0])).toBe(0);
+  });
+
+  it('parks a message whose pattern has no handler', async () => {
+    await redis.xadd(stream, '*', 'pattern', 'payments.unknown', 'data', '{}');
+    await waitFor(async () => (await redis.xlen(dlq)) === 1, { message: 'the dead letter' });
+    const [letter] = await dlqFields(redis, dlq);
+    expect(letter.fields['rse.dlq.reason']).toBe('no-handler');
+    expect(letter.fields['rse.dlq.errorMessage']).toContain('payments.unknown');
+  });
+
+  it('refuses an oversized payload at emit and writes nothing', async () => {
+    const before = await redis.xlen(stream);
+    const error = await lastValueFrom(client.emit('payments.settled', { blob: 'x'.repeat(20_000) })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PayloadTooLargeError);
+    expect((error as PayloadTooLargeError).message).toContain('streams.maxPayloadBytes');
+    expect(await redis.xlen(stream)).toBe(before);
+  });
+
+  it('counts dead letters in the metrics', () => {
+    expect(server.getMetrics().deadLettered).toBeGreaterThanOrEqual(5);
+  });
+});
