@@ -1,3 +1,5 @@
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+
 /**
  * What the orchestrator (run.ts) and its worker processes (workers/*.ts) share: parameters, IPC messages,
  * the payload, clocks, counters and statistics. No Nest, no library import here, so the raw workers load only
@@ -66,6 +68,8 @@ export interface ConsumerParams {
   /** Latency samples of the first `warmup` messages are dropped. */
   readonly latencyWarmup: number;
   readonly memorySampleMs: number;
+  /** Write a CPU profile of the measured window here (BENCH_CPU_PROF). */
+  readonly cpuProfilePath?: string;
 }
 
 export interface ProducerParams {
@@ -81,6 +85,8 @@ export interface ProducerParams {
   readonly ratePerSecond: number;
   readonly payloadBytes: number;
   readonly autoPipelining: boolean;
+  /** Write a CPU profile of the sending window here (BENCH_CPU_PROF). */
+  readonly cpuProfilePath?: string;
 }
 
 export interface MemoryPeaks {
@@ -104,6 +110,7 @@ export interface ConsumerResult {
   readonly completeAt: number;
   readonly latencyMs?: { readonly p50: number; readonly p99: number; readonly max: number; readonly samples: number };
   readonly memory: MemoryPeaks;
+  readonly gc: GcStats;
 }
 
 export interface ProducerResult {
@@ -112,6 +119,7 @@ export interface ProducerResult {
   readonly firstSendAt: number;
   readonly lastDoneAt: number;
   readonly firstError?: string;
+  readonly gc: GcStats;
 }
 
 /** Messages from workers to the orchestrator. */
@@ -203,6 +211,7 @@ export class DeliveryCounter {
 
   latency(): ConsumerResult['latencyMs'] {
     if (!this.recordLatency) return undefined;
+    if (process.env.BENCH_X_DUMP) require_fs().writeFileSync(`${process.env.BENCH_X_DUMP}.${process.pid}`, Array.from(this.latencies.slice(0, this.latencyCount)).map((x) => x.toFixed(2)).join('\n'));
     const sorted = this.latencies.slice(0, this.latencyCount).sort();
     return {
       p50: percentile(sorted, 0.5),
@@ -218,6 +227,41 @@ export function percentile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
   return sorted[rank];
+}
+
+/** Garbage-collection pauses of this process while measuring (perf_hooks 'gc' entries). */
+export interface GcStats {
+  readonly count: number;
+  readonly totalMs: number;
+  readonly majorCount: number;
+  readonly majorMs: number;
+}
+
+export class GcMeter {
+  private count = 0;
+  private totalMs = 0;
+  private majorCount = 0;
+  private majorMs = 0;
+  private readonly observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      this.count++;
+      this.totalMs += entry.duration;
+      const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        this.majorCount++;
+        this.majorMs += entry.duration;
+      }
+    }
+  });
+
+  start(): void {
+    this.observer.observe({ entryTypes: ['gc'] });
+  }
+
+  stop(): GcStats {
+    this.observer.disconnect();
+    return { count: this.count, totalMs: this.totalMs, majorCount: this.majorCount, majorMs: this.majorMs };
+  }
 }
 
 const MB = 1024 * 1024;
@@ -261,3 +305,6 @@ export class MemorySampler {
 export function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
+
+import * as fsx from 'node:fs';
+function require_fs() { return fsx; }

@@ -1,5 +1,7 @@
+import { WindowProfiler } from '../cpu-profiler.js';
 import {
   DeliveryCounter,
+  GcMeter,
   MemorySampler,
   errorText,
   exitWithParent,
@@ -10,6 +12,7 @@ import {
   wallNow,
   type ConsumerParams,
   type ConsumerResult,
+  type GcStats,
 } from '../protocol.js';
 
 /** What a consumer implementation (raw loop or library) provides to the common lifecycle. */
@@ -49,6 +52,10 @@ export async function runConsumerWorker(
     send({ type: 'initialized' });
     await nextParentMessage('start');
 
+    const profiler = params.cpuProfilePath ? new WindowProfiler() : undefined;
+    await profiler?.start();
+    const gc = new GcMeter();
+    gc.start();
     memory.start(params.memorySampleMs);
     const startAt = wallNow();
     const streams = await driver.start();
@@ -57,14 +64,16 @@ export async function runConsumerWorker(
 
     let stopping = false;
     let completeAt = Number.NaN;
+    let gcStats: GcStats | undefined;
     const watch = (async () => {
       // Coarse polling until everything is handled, then 1 ms polling for the acks (the end of the measurement).
       while (!stopping && !counter.isComplete) await sleep(5);
       while (!stopping && driver.ackedCount() < counter.unique) await sleep(1);
       if (stopping) return;
       completeAt = wallNow();
+      gcStats = gc.stop();
       send({ type: 'complete', completeAt });
-    })();
+    })().finally(() => (params.cpuProfilePath ? profiler?.stop(params.cpuProfilePath) : undefined));
 
     await stopRequested;
     stopping = true;
@@ -80,6 +89,7 @@ export async function runConsumerWorker(
       completeAt,
       latencyMs: counter.latency(),
       memory: memory.stop(),
+      gc: gcStats ?? gc.stop(),
     };
     process.send?.({ type: 'result', result }, () => process.exit(0));
   } catch (error) {

@@ -30,7 +30,16 @@ class BenchModule {}
 
 async function init(params: ConsumerParams, deliveries: DeliveryCounter): Promise<ConsumerDriver> {
   counter = deliveries;
-  const server = new RedisStreamsServer({
+  class CachedServer extends RedisStreamsServer {
+    private readonly cache = new Map<string, ReturnType<RedisStreamsServer['getHandlerByPattern']>>();
+    getHandlerByPattern(pattern: string) {
+      let h = this.cache.get(pattern);
+      if (h === undefined) { h = super.getHandlerByPattern(pattern); this.cache.set(pattern, h); }
+      return h;
+    }
+  }
+  const Cls = process.env.BENCH_X_CACHE ? CachedServer : RedisStreamsServer;
+  const server = new Cls({
     connection: { url: params.redisUrl, ...(params.autoPipelining ? { options: { enableAutoPipelining: true } } : {}) },
     streams: { keyPrefix: params.keyPrefix },
     consumer: {

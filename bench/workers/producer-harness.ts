@@ -1,4 +1,6 @@
+import { WindowProfiler } from '../cpu-profiler.js';
 import {
+  GcMeter,
   errorText,
   exitWithParent,
   makePad,
@@ -29,7 +31,10 @@ export async function runProducerWorker(init: (params: ProducerParams) => Promis
     const driver = await init(params);
     process.send?.({ type: 'initialized' });
     await nextParentMessage('start');
+    const profiler = params.cpuProfilePath ? new WindowProfiler() : undefined;
+    await profiler?.start();
     const result = await produce(params, driver);
+    if (params.cpuProfilePath) await profiler?.stop(params.cpuProfilePath);
     await driver.close();
     process.send?.({ type: 'produced', result }, () => process.exit(0));
   } catch (error) {
@@ -51,6 +56,8 @@ async function produce(params: ProducerParams, driver: ProducerDriver): Promise<
       firstError ??= errorText(error);
     }
   };
+  const gc = new GcMeter();
+  gc.start();
   const firstSendAt = wallNow();
   if (params.ratePerSecond <= 0) {
     // As fast as possible with `concurrency` sends in flight: each lane sends the next sequence number when its
@@ -63,7 +70,8 @@ async function produce(params: ProducerParams, driver: ProducerDriver): Promise<
   } else {
     await paced(params, one, firstSendAt);
   }
-  return { sent, failed, firstSendAt, lastDoneAt: wallNow(), firstError };
+  const lastDoneAt = wallNow();
+  return { sent, failed, firstSendAt, lastDoneAt, firstError, gc: gc.stop() };
 }
 
 /** Sends at a fixed rate: every tick, whatever is due by now (catches up after a late timer). */

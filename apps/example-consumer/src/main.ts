@@ -2,10 +2,11 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { AsyncMicroserviceOptions } from '@nestjs/microservices';
-import { RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
+import { RedisStreamsExceptionFilter, RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
 import { consumerConfigFromEnv } from './consumer.config.js';
 import { ConsumerAppModule } from './consumer-app.module.js';
 import { logLevelsFromEnv } from './log-levels.js';
+import { redactUrl } from './redact-url.js';
 
 /** Printed once the consumer reads from Redis; scripts may wait for this line. */
 const READY_LINE = 'example-consumer ready';
@@ -19,6 +20,9 @@ async function bootstrap(): Promise<void> {
     useFactory: (server: RedisStreamsServer) => ({ strategy: server }),
     logger: logLevelsFromEnv(),
   });
+  // Handler errors reach the transport unchanged, so dead-letter records name the real error (callers of send()
+  // still get only RpcException payloads or "Internal server error").
+  app.useGlobalFilters(new RedisStreamsExceptionFilter());
   // SIGTERM/SIGINT: stop reading, finish in-flight handlers, flush acks, close connections, then exit 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   try {
@@ -27,7 +31,10 @@ async function bootstrap(): Promise<void> {
     await app.close().catch(() => undefined); // best effort: the start error below is what matters
     throw error;
   }
-  logger.log(`${READY_LINE}: group=${config.consumer?.group} prefix=${config.streams?.keyPrefix} pid=${process.pid}`);
+  logger.log(
+    `${READY_LINE}: redis=${redactUrl(config.connection?.url)} group=${config.consumer?.group} ` +
+      `prefix=${config.streams?.keyPrefix} pid=${process.pid}`,
+  );
 }
 
 bootstrap().catch((error: unknown) => {

@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { logLevelsFromEnv } from '../../example-consumer/src/log-levels.js';
 import { CURRENCIES } from '../../example-consumer/src/orders.contracts.js';
+import { redactUrl } from '../../example-consumer/src/redact-url.js';
 import { runWithConcurrency } from './concurrency.js';
 import { OrdersProducer } from './orders.producer.js';
 import { producerConfigFromEnv } from './producer.config.js';
@@ -14,9 +15,11 @@ import { ProducerAppModule } from './producer-app.module.js';
  */
 async function main(): Promise<void> {
   const logger = new Logger('ExampleProducer');
-  const app = await NestFactory.createApplicationContext(ProducerAppModule.forRoot(producerConfigFromEnv()), {
+  const config = producerConfigFromEnv();
+  const app = await NestFactory.createApplicationContext(ProducerAppModule.forRoot(config), {
     logger: logLevelsFromEnv(),
   });
+  logger.log(`Producing to redis=${redactUrl(config.connection?.url)} prefix=${config.streams?.keyPrefix}`);
   try {
     const producer = app.get(OrdersProducer);
     await producer.connect();

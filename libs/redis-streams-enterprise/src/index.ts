@@ -44,6 +44,7 @@ export {
   InvalidOptionsError,
   type ConfigViolation,
   ConnectionClosedError,
+  ConnectionFailedError,
   RequestTimeoutError,
   PayloadTooLargeError,
   InvalidPatternError,

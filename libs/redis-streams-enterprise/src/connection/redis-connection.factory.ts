@@ -1,5 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { ConnectionOptions } from '../config/connection.options.js';
+import { ConnectionFailedError } from '../errors/connection-failed.error.js';
+import { redact } from './redis-error-codes.js';
 
 /**
  * Roles a connection plays. They differ in how they behave while Redis is away:
@@ -24,6 +26,9 @@ function retryStrategy(times: number): number {
 export function createRedisConnection(options: ConnectionOptions, role: ConnectionRole, name: string): Redis {
   return new Redis(options.url, {
     retryStrategy,
+    // ioredis waits this long for a socket to close after disconnect(), on a timer that is not unref'd and that
+    // nothing clears when the socket was already gone (a failed connect): keep it short.
+    disconnectTimeout: 200,
     ...options.options,
     ...ROLE_OPTIONS[role],
     connectionName: `${options.connectionName}:${name}:${role}`,
@@ -35,15 +40,22 @@ export function createRedisConnection(options: ConnectionOptions, role: Connecti
  * Connects and waits until the connection is ready. On failure the connection is disconnected, so ioredis does not
  * keep retrying in the background of a caller that already gave up.
  */
-export async function connectOrThrow(redis: Redis): Promise<Redis> {
+export async function connectOrThrow(redis: Redis, url: string): Promise<Redis> {
   if (redis.status === 'ready') return redis;
+  let lastError: unknown;
+  const remember = (error: unknown) => {
+    lastError = error;
+  };
+  redis.on('error', remember);
   try {
     if (redis.status === 'wait' || redis.status === 'end') await redis.connect();
     else await waitUntilReady(redis);
     return redis;
   } catch (error) {
-    redis.disconnect();
-    throw error;
+    disconnectOnce(redis);
+    throw new ConnectionFailedError(redact(url), lastError ?? error);
+  } finally {
+    redis.off('error', remember);
   }
 }
 

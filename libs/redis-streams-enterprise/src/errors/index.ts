@@ -1,6 +1,7 @@
 export { RedisStreamsError, type RedisStreamsErrorCode } from './redis-streams.error.js';
 export { InvalidOptionsError, type ConfigViolation } from './invalid-options.error.js';
 export { ConnectionClosedError } from './connection-closed.error.js';
+export { ConnectionFailedError } from './connection-failed.error.js';
 export { RequestTimeoutError } from './request-timeout.error.js';
 export { PayloadTooLargeError } from './payload-too-large.error.js';
 export { InvalidPatternError } from './invalid-pattern.error.js';

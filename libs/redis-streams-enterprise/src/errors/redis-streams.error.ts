@@ -2,6 +2,7 @@
 export type RedisStreamsErrorCode =
   | 'INVALID_OPTIONS'
   | 'CONNECTION_CLOSED'
+  | 'CONNECTION_FAILED'
   | 'REQUEST_TIMEOUT'
   | 'PAYLOAD_TOO_LARGE'
   | 'INVALID_PATTERN'

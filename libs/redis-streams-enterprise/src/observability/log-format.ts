@@ -9,7 +9,12 @@ export function logIds(ids: { stream?: string; group?: string; consumer?: string
   return parts.join(' ');
 }
 
+/** True for Error-like values, including errors created in another realm (Node internals seen from a VM context). */
+export function isErrorLike(value: unknown): value is Error {
+  return value instanceof Error || (typeof value === 'object' && value !== null && typeof (value as Error).message === 'string' && typeof (value as Error).name === 'string');
+}
+
 /** Message of an unknown thrown value, for logs. */
 export function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return isErrorLike(error) ? `${error.name}: ${error.message}` : String(error);
 }

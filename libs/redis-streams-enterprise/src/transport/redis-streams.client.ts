@@ -190,7 +190,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     command.on('reconnecting', () => this._status$.next(RedisStreamsStatus.Reconnecting));
     for (const [event, listener] of this.listeners) command.on(event, listener);
     this.command = command;
-    return connectOrThrow(command);
+    return connectOrThrow(command, this.config.connection.url);
   }
 
   /** The reply reader starts with the first request, on its own blocking connection. */
@@ -199,7 +199,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       const connection = createRedisConnection(this.config.connection, 'blocking', `client-${this.clientId.slice(0, 8)}-replies`);
       connection.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
       try {
-        await connectOrThrow(connection);
+        await connectOrThrow(connection, this.config.connection.url);
       } catch (error) {
         this.repliesStarting = undefined;
         throw error;

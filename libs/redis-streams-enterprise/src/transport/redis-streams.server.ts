@@ -196,7 +196,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     }
     this.blocking.on('ready', () => this.setState(RedisStreamsStatus.Connected));
     this.blocking.on('reconnecting', () => this.setState(RedisStreamsStatus.Reconnecting));
-    await Promise.all([connectOrThrow(this.command), connectOrThrow(this.blocking)]);
+    await Promise.all([connectOrThrow(this.command, connection.url), connectOrThrow(this.blocking, connection.url)]);
     await this.ensureGroups();
 
     const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n));
