@@ -15,6 +15,7 @@ export default {
   setupFiles: ['<rootDir>/test/support/setup-file.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   testTimeout: 30_000,
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.mjs'],
   moduleNameMapper: {
     ...(compatDir ? { '^@nestjs/(common|core|microservices|testing)(.*)$': `${compatDir}/node_modules/@nestjs/$1$2` } : {}),
     '^nestjs-redis-streams-enterprise$': '<rootDir>/libs/redis-streams-enterprise/src/index.ts',
