@@ -211,7 +211,6 @@ export class DeliveryCounter {
 
   latency(): ConsumerResult['latencyMs'] {
     if (!this.recordLatency) return undefined;
-    if (process.env.BENCH_X_DUMP) require_fs().writeFileSync(`${process.env.BENCH_X_DUMP}.${process.pid}`, Array.from(this.latencies.slice(0, this.latencyCount)).map((x) => x.toFixed(2)).join('\n'));
     const sorted = this.latencies.slice(0, this.latencyCount).sort();
     return {
       p50: percentile(sorted, 0.5),
@@ -305,6 +304,3 @@ export class MemorySampler {
 export function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
-
-import * as fsx from 'node:fs';
-function require_fs() { return fsx; }

@@ -66,7 +66,7 @@ const SETTINGS = {
   latencyRate: envInt('BENCH_LATENCY_RATE', 1_000),
   latencySeconds: envInt('BENCH_LATENCY_SECONDS', 10),
   /** Latency samples of the first messages (JIT warm-up) are dropped. */
-  latencyWarmup: envInt('BENCH_LATENCY_WARMUP', 500, 0),
+  latencyWarmup: envInt('BENCH_LATENCY_WARMUP', 1_000, 0),
   /** XREADGROUP COUNT of both consumers (library: consumer.batchSize). */
   batchSize: envInt('BENCH_BATCH_SIZE', 128),
   /** Library consumer.concurrency (entries in handlers at once). */
@@ -76,7 +76,7 @@ const SETTINGS = {
   blockMs: envInt('BENCH_BLOCK_MS', 1_000),
   payloadBytes: envInt('BENCH_PAYLOAD_BYTES', 1_024),
   /** ioredis enableAutoPipelining on every connection of both raw and library workers. */
-  autoPipelining: process.env.BENCH_AUTOPIPELINING === undefined ? true : process.env.BENCH_AUTOPIPELINING !== '0',
+  autoPipelining: process.env.BENCH_AUTOPIPELINING === '1',
   memorySampleMs: envInt('BENCH_MEMORY_SAMPLE_MS', 100),
   /** A consumer that makes no progress for this long after the producer finished is given up on (lost messages). */
   stallMs: envInt('BENCH_STALL_MS', 5_000),

@@ -30,16 +30,7 @@ class BenchModule {}
 
 async function init(params: ConsumerParams, deliveries: DeliveryCounter): Promise<ConsumerDriver> {
   counter = deliveries;
-  class CachedServer extends RedisStreamsServer {
-    private readonly cache = new Map<string, ReturnType<RedisStreamsServer['getHandlerByPattern']>>();
-    getHandlerByPattern(pattern: string) {
-      let h = this.cache.get(pattern);
-      if (h === undefined) { h = super.getHandlerByPattern(pattern); this.cache.set(pattern, h); }
-      return h;
-    }
-  }
-  const Cls = process.env.BENCH_X_CACHE ? CachedServer : RedisStreamsServer;
-  const server = new Cls({
+  const server = new RedisStreamsServer({
     connection: { url: params.redisUrl, ...(params.autoPipelining ? { options: { enableAutoPipelining: true } } : {}) },
     streams: { keyPrefix: params.keyPrefix },
     consumer: {
