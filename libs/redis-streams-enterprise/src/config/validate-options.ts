@@ -131,6 +131,13 @@ export function validateOptions(raw: RedisStreamsEnterpriseConfig | undefined): 
   return result.config;
 }
 
+/** A configuration resolved already (by the module) is used as it is; anything else is validated. */
+export function resolveConfig(config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig | undefined): ResolvedRedisStreamsConfig {
+  return config instanceof RedisStreamsEnterpriseOptions && Object.isFrozen(config)
+    ? config
+    : validateOptions(config as RedisStreamsEnterpriseConfig);
+}
+
 /** Configuration checks, as in the seed document: `ConfigValidator.validateConfig(config)`. */
 export class ConfigValidator {
   /** Returns `{ valid, errors }`; each error names the field path and the rule. Never throws. */

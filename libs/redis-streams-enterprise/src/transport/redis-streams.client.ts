@@ -2,8 +2,8 @@ import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { RedisStreamsEnterpriseOptions, type RedisStreamsEnterpriseConfig, type ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
-import { validateOptions } from '../config/validate-options.js';
+import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import { resolveConfig } from '../config/validate-options.js';
 import { connectOrThrow, createRedisConnection, disconnectOnce } from '../connection/redis-connection.factory.js';
 import { redact } from '../connection/redis-error-codes.js';
 import { StreamKeys } from '../connection/stream-keys.js';
@@ -54,10 +54,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
    */
   constructor(config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {}) {
     super();
-    this.config =
-      config instanceof RedisStreamsEnterpriseOptions && Object.isFrozen(config)
-        ? config
-        : validateOptions(config as RedisStreamsEnterpriseConfig);
+    this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
   }
 

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy } from '@nestjs/microservices';
 import type { Redis } from 'ioredis';
-import { RedisStreamsEnterpriseOptions, type RedisStreamsEnterpriseConfig, type ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
-import { validateOptions } from '../config/validate-options.js';
+import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import { resolveConfig } from '../config/validate-options.js';
 import { connectOrThrow, createRedisConnection, disconnectOnce } from '../connection/redis-connection.factory.js';
 import { classifyRedisError, redact } from '../connection/redis-error-codes.js';
 import { parseGroupsInfo } from '../connection/redis-replies.js';
@@ -84,10 +84,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
    */
   constructor(config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {}) {
     super();
-    this.config =
-      config instanceof RedisStreamsEnterpriseOptions && Object.isFrozen(config)
-        ? config
-        : validateOptions(config as RedisStreamsEnterpriseConfig);
+    this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
     this.inFlight = new InFlight(this.config.consumer.concurrency);
     this.transportId = REDIS_STREAMS_TRANSPORT;
