@@ -50,6 +50,7 @@ export class BenchRedisServer {
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`redis-server exited at start; see ${this.dir}/redis.log`);
       const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+      probe.on('error', () => undefined); // refused while redis-server starts; connect() rejects with the same error
       try {
         await probe.connect();
         await probe.ping();

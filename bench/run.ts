@@ -560,7 +560,8 @@ async function main(): Promise<void> {
     durationSeconds: Math.round((Date.now() - startedAt) / 100) / 10,
   };
   mkdirSync(dirname(SETTINGS.resultsFile), { recursive: true });
-  writeFileSync(SETTINGS.resultsFile, `${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  writeFileSync(SETTINGS.resultsFile, `${JSON.stringify(report, (_k, v: unknown) =>
+    typeof v !== 'number' ? v : !Number.isFinite(v) ? null : Number.isInteger(v) ? v : Math.round(v * 1_000) / 1_000, 2)}\n`);
 
   await admin.quit();
   await ownRedis?.stop();
