@@ -69,10 +69,21 @@ export class ConsumerLoop {
   private async run(): Promise<void> {
     const { streams, group, consumer, batchSize, blockMs } = this.settings;
     const ids = streams.map(() => '>');
+    // COUNT applies to each stream of a multi-stream read, so one read can return more entries than there are
+    // free slots. The surplus waits here (at most streams x batchSize entries) and nothing new is read until it
+    // has been handed out, so the number of running handlers never exceeds consumer.concurrency.
+    let backlog: DeliveredEntry[] = [];
     while (this.running) {
+      while (backlog.length > 0 && this.running) {
+        if (this.inFlight.available === 0) await this.inFlight.whenAvailable();
+        const free = Math.min(this.inFlight.available, backlog.length);
+        for (const entry of backlog.splice(0, free)) this.inFlight.run(entry.stream, entry.id, () => this.hooks.dispatch(entry));
+      }
+      if (!this.running) break;
       await this.inFlight.whenAvailable();
       if (!this.running) break;
-      const count = Math.min(batchSize, this.inFlight.available);
+      // Never 0: XREADGROUP COUNT 0 means "no limit" (the reclaimer may have taken the free slots meanwhile).
+      const count = Math.max(1, Math.min(batchSize, this.inFlight.available));
       let reply: unknown;
       try {
         reply = await this.withWatchdog(
@@ -94,11 +105,16 @@ export class ConsumerLoop {
             deleted.push(entry.id);
             continue;
           }
-          const delivered: DeliveredEntry = { ...entry, stream, deliveryCount: 1 };
-          this.inFlight.run(stream, entry.id, () => this.hooks.dispatch(delivered));
+          this.inFlight.hold(stream, entry.id);
+          backlog.push({ ...entry, stream, deliveryCount: 1 });
         }
         if (deleted.length > 0) this.hooks.onDeleted(stream, deleted);
       }
+    }
+    if (backlog.length > 0) {
+      // Read but never started: they stay pending in Redis and another consumer claims them.
+      this.inFlight.releaseHeld();
+      backlog = [];
     }
   }
 

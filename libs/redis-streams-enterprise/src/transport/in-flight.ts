@@ -6,6 +6,8 @@
  */
 export class InFlight {
   private readonly entries = new Map<string, { stream: string; id: string; startedAt: number }>();
+  /** Entries read and waiting for a free slot: not running, but ours, so their claims are extended too. */
+  private readonly held = new Map<string, { stream: string; id: string; startedAt: number }>();
   private readonly settled = new Set<Promise<void>>();
   private waiters: (() => void)[] = [];
 
@@ -30,13 +32,21 @@ export class InFlight {
 
   /** True if this entry is already being handled here (a claim can return an entry we hold). */
   has(stream: string, id: string): boolean {
-    return this.entries.has(`${stream} ${id}`);
+    const key = `${stream} ${id}`;
+    return this.entries.has(key) || this.held.has(key);
+  }
+
+  /** Records an entry that was read but waits for a slot. */
+  hold(stream: string, id: string): void {
+    this.held.set(`${stream} ${id}`, { stream, id, startedAt: this.now() });
   }
 
   /** Runs `work` for an entry, holding a slot until it settles. Never rejects. */
   run(stream: string, id: string, work: () => Promise<void>): void {
     const key = `${stream} ${id}`;
-    this.entries.set(key, { stream, id, startedAt: this.now() });
+    const heldSince = this.held.get(key)?.startedAt;
+    this.held.delete(key);
+    this.entries.set(key, { stream, id, startedAt: heldSince ?? this.now() });
     const done = work()
       .catch(() => undefined)
       .finally(() => {
@@ -53,7 +63,7 @@ export class InFlight {
   olderThan(ms: number): Map<string, string[]> {
     const cutoff = this.now() - ms;
     const out = new Map<string, string[]>();
-    for (const { stream, id, startedAt } of this.entries.values()) {
+    for (const { stream, id, startedAt } of [...this.entries.values(), ...this.held.values()]) {
       if (startedAt > cutoff) continue;
       const ids = out.get(stream) ?? [];
       ids.push(id);
@@ -76,6 +86,13 @@ export class InFlight {
     await Promise.race([all, timeout]);
     clearTimeout(timer);
     return this.entries.size;
+  }
+
+  /** Forgets held entries that will not run (close): they stay pending in Redis for another consumer. */
+  releaseHeld(): number {
+    const count = this.held.size;
+    this.held.clear();
+    return count;
   }
 
   /** Wakes everything waiting for a slot (used on close so the reading loop can exit). */
