@@ -13,9 +13,7 @@ import { redact } from './redis-error-codes.js';
 export type ConnectionRole = 'command' | 'blocking';
 
 const ROLE_OPTIONS: Record<ConnectionRole, RedisOptions> = {
-  // Auto-pipelining writes every command issued in one tick of the event loop as one batch: a burst of emit()s or
-  // acks costs one round trip instead of one each.
-  command: { enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true },
+  command: { enableOfflineQueue: false, maxRetriesPerRequest: 1 },
   blocking: { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResendUnfulfilledCommands: false },
 };
 

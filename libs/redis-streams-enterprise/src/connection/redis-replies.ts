@@ -59,6 +59,36 @@ export function parseEntry(raw: Raw): StreamEntry | null {
   return { id, fields: parseFields(fields) };
 }
 
+/**
+ * XREADGROUP reply of new entries (`>`), straight into delivered entries (delivery count 1); ids whose payload is
+ * gone are returned apart. One pass, no intermediate objects: this runs for every message.
+ */
+export function parseNewEntries(raw: Raw, onStream: (stream: string, entries: DeliveredEntry[], deletedIds: string[]) => void): void {
+  if (!Array.isArray(raw)) {
+    for (const { stream, entries } of parseReadGroupReply(raw)) {
+      const delivered: DeliveredEntry[] = [];
+      const deleted: string[] = [];
+      for (const e of entries) {
+        if ('deleted' in e) deleted.push(e.id);
+        else delivered.push({ stream, id: e.id, fields: e.fields, deliveryCount: 1 });
+      }
+      onStream(stream, delivered, deleted);
+    }
+    return;
+  }
+  for (const item of raw as Raw[][]) {
+    const stream = String(item[0]);
+    const delivered: DeliveredEntry[] = [];
+    const deleted: string[] = [];
+    for (const e of item[1] as Raw[][]) {
+      const id = String(e[0]);
+      if (e[1] === null || e[1] === undefined) deleted.push(id);
+      else delivered.push({ stream, id, fields: parseFields(e[1]), deliveryCount: 1 });
+    }
+    onStream(stream, delivered, deleted);
+  }
+}
+
 /** XREADGROUP reply: `[[stream, [[id, fields], ...]], ...]` or null on timeout. */
 export function parseReadGroupReply(raw: Raw): { stream: string; entries: (StreamEntry | { id: string; deleted: true })[] }[] {
   if (raw === null || raw === undefined) return [];

@@ -1,8 +1,22 @@
 import type { Redis } from 'ioredis';
 
 interface PendingAck {
-  ids: string[];
-  resolvers: { resolve: () => void; reject: (error: unknown) => void }[];
+  readonly ids: string[];
+  readonly done: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+function newBatch(): PendingAck {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Every ack() caller awaits `done`; this only keeps a batch nobody awaits from being an unhandled rejection.
+  done.catch(() => undefined);
+  return { ids: [], done, resolve, reject };
 }
 
 /**
@@ -22,19 +36,17 @@ export class AckBatcher {
   ) {}
 
   ack(stream: string, id: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let batch = this.pending.get(stream);
-      if (!batch) {
-        batch = { ids: [], resolvers: [] };
-        this.pending.set(stream, batch);
-      }
-      batch.ids.push(id);
-      batch.resolvers.push({ resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+    let batch = this.pending.get(stream);
+    if (!batch) {
+      batch = newBatch();
+      this.pending.set(stream, batch);
+    }
+    batch.ids.push(id);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return batch.done;
   }
 
   /** Sends everything collected so far and waits for every XACK in flight. */
@@ -54,11 +66,9 @@ export class AckBatcher {
         .then(
           () => {
             this.onAcked(batch.ids.length);
-            for (const r of batch.resolvers) r.resolve();
+            batch.resolve();
           },
-          (error: unknown) => {
-            for (const r of batch.resolvers) r.reject(error);
-          },
+          (error: unknown) => batch.reject(error),
         )
         .finally(() => this.flushing.delete(done));
       this.flushing.add(done);

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { parseReadGroupReply, type DeliveredEntry } from '../connection/redis-replies.js';
+import { parseNewEntries, type DeliveredEntry } from '../connection/redis-replies.js';
 import { classifyRedisError } from '../connection/redis-error-codes.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import type { InFlight } from './in-flight.js';
@@ -98,18 +98,13 @@ export class ConsumerLoop {
         this.failing = false;
         this.logger.log(`Reading resumed ${logIds({ group, consumer })}`);
       }
-      for (const { stream, entries } of parseReadGroupReply(reply)) {
-        const deleted: string[] = [];
+      parseNewEntries(reply, (stream, entries, deleted) => {
         for (const entry of entries) {
-          if ('deleted' in entry) {
-            deleted.push(entry.id);
-            continue;
-          }
           this.inFlight.hold(stream, entry.id);
-          backlog.push({ ...entry, stream, deliveryCount: 1 });
+          backlog.push(entry);
         }
         if (deleted.length > 0) this.hooks.onDeleted(stream, deleted);
-      }
+      });
     }
     if (backlog.length > 0) {
       // Read but never started: they stay pending in Redis and another consumer claims them.

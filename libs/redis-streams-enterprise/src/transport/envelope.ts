@@ -59,6 +59,18 @@ export interface WireError {
   readonly status?: string | number;
 }
 
+const NO_HEADERS: MessageHeaders = Object.freeze(Object.create(null));
+
+/**
+ * True when `text` encodes to more than `maxBytes` UTF-8 bytes. A UTF-16 code unit takes at most 3 bytes, so the
+ * O(n) byte count is only needed for strings between maxBytes/3 and maxBytes characters.
+ */
+export function exceedsBytes(text: string, maxBytes: number): boolean {
+  if (text.length > maxBytes) return true;
+  if (text.length * 3 <= maxBytes) return false;
+  return Buffer.byteLength(text) > maxBytes;
+}
+
 /** Parses JSON from the network: `__proto__` and `constructor.prototype` keys are removed, never applied. */
 export function parseJsonSafely(text: string): unknown {
   return secureJsonParse.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' });
@@ -95,7 +107,7 @@ export function decodeMessage(
   }
   const raw = fields.data;
   if (raw === undefined) throw new MessageDecodeError('the entry has no "data" field');
-  if (raw.length > maxPayloadBytes || Buffer.byteLength(raw) > maxPayloadBytes) {
+  if (exceedsBytes(raw, maxPayloadBytes)) {
     throw new MessageDecodeError(`payload is larger than streams.maxPayloadBytes (${maxPayloadBytes})`);
   }
   let data: unknown;
@@ -104,7 +116,7 @@ export function decodeMessage(
   } catch (error) {
     throw new MessageDecodeError(`"data" is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
-  let headers: MessageHeaders = Object.freeze(Object.create(null));
+  let headers = NO_HEADERS;
   if (fields.headers !== undefined) {
     try {
       headers = Object.freeze(validateHeaders(parseJsonSafely(fields.headers)));

@@ -1,6 +1,7 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import type { Redis } from 'ioredis';
+import { from, type Observable } from 'rxjs';
 import { randomUUID } from 'node:crypto';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
@@ -14,7 +15,7 @@ import { RequestTimeoutError } from '../errors/request-timeout.error.js';
 import { TooManyPendingRequestsError } from '../errors/too-many-pending-requests.error.js';
 import { errorText } from '../observability/log-format.js';
 import { RedisStreamsStatus } from '../redis-streams.constants.js';
-import { encodeMessage, serializePayload, validateHeaders, type MessageHeaders, type ReplyMessage } from './envelope.js';
+import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, type MessageHeaders, type ReplyMessage } from './envelope.js';
 import { assertFeaturesAvailable } from './features.js';
 import { RedisStreamsRecord } from './redis-streams.record.js';
 import { ReplyListener } from './reply-listener.js';
@@ -111,8 +112,26 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     return this.pending.size;
   }
 
+  /**
+   * Sends at once (like Nest's `emit`, the call does not wait for a subscriber) and returns an Observable that
+   * emits the entry id and completes once Redis stored the entry, or errors. Implemented directly on a Promise:
+   * Nest's generic version builds several Subjects per call, which showed up as a third of the producer's time.
+   */
+  emit<TResult = string, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
+    if (pattern === null || pattern === undefined || data === null || data === undefined) {
+      return super.emit(pattern, data);
+    }
+    const packet: ReadPacket = { pattern, data };
+    const hook = (this as unknown as { onDispatchHook?: (p: ReadPacket) => void }).onDispatchHook;
+    hook?.(packet);
+    const sent = this.dispatchEvent<TResult>(packet);
+    // A caller that never subscribes opted out of the result; the rejection must not crash the process.
+    sent.catch(() => undefined);
+    return from(sent);
+  }
+
   protected async dispatchEvent<T = string>(packet: ReadPacket): Promise<T> {
-    const command = await this.connect();
+    const command = !this.closed && this.command?.status === 'ready' ? this.command : await this.connect();
     const pattern = this.normalizePattern(packet.pattern);
     const fields = this.encode(packet, pattern, randomUUID());
     return (await command.xadd(this.keys.stream(pattern), ...this.trimArgs(), '*', ...fields)) as T;
@@ -166,7 +185,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     if (metadata) headers = { ...metadata, ...headers };
     const json = serializePayload(data);
     const { maxPayloadBytes } = this.config.streams;
-    if (json.length > maxPayloadBytes || Buffer.byteLength(json) > maxPayloadBytes) {
+    if (exceedsBytes(json, maxPayloadBytes)) {
       throw new PayloadTooLargeError(pattern, Buffer.byteLength(json), maxPayloadBytes);
     }
     return encodeMessage({ pattern, messageId, json, headers: headers && validateHeaders(headers), replyTo });
