@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Nest 11 compatibility job: the library declares peerDependencies "^11.0.0 || ^12.0.0"; this proves the 11 half.
 #
-#  1. installs @nestjs/common, core, microservices and testing 11.x (pinned below) into .ci/nest11/ (git-ignored,
-#     reused when already at these versions). Their peers (rxjs, reflect-metadata, class-validator, class-transformer)
+#  1. installs @nestjs/common, core, microservices, testing and platform-express 11.x (pinned below) into .ci/nest11/
+#     (git-ignored, reused when already at these versions). Their peers (rxjs, reflect-metadata, class-validator, class-transformer)
 #     are NOT installed there (--legacy-peer-deps): .ci/nest11 is inside the repo, so Node's resolution finds the root
 #     node_modules copies, and there is one rxjs / reflect-metadata in the process (checked below and in the probe).
 #  2. runs jest with NEST_COMPAT_DIR=.ci/nest11 (jest.config.js then maps @nestjs/* to the Nest 11 copy) and
 #     test/pack/jest.nest11.config.js: the real-Redis e2e suites, the library's unit specs, and the probe
 #     test/pack/nest-version.compat-spec.ts, which asserts the mapped packages really are 11.x.
+#     Forked plain-Node test processes get Nest 11 too, through a resolve hook (test/pack/nest11-register.mjs).
 #  3. reads jest's --json output, requires the probe and the core e2e suites to have passed, and prints
 #     "nest11: N passed, N failed" as its last line. Exits non-zero on any failure.
 #
@@ -29,8 +30,11 @@ PASSED=0
 FAILED=0
 SUMMARY_DONE=0
 
+REDIS_PID=""
+
 summary() {
   local rc=$?
+  if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null; fi
   if [ "$SUMMARY_DONE" = 0 ]; then
     # A failure before jest produced totals still counts as one failure.
     if [ "$rc" != 0 ] && [ "$FAILED" = 0 ]; then FAILED=1; fi
@@ -48,7 +52,7 @@ cd "$ROOT" || exit 1
 START=$(date +%s)
 
 [ -f node_modules/jest/bin/jest.js ] || fail "root node_modules missing: run 'npm ci' at the repo root first"
-command -v redis-server >/dev/null || fail "redis-server not on PATH"
+command -v redis-server >/dev/null && command -v redis-cli >/dev/null || fail "redis-server/redis-cli not on PATH"
 
 # --- 1. the Nest 11 install ------------------------------------------------------------------------------------
 mkdir -p "$COMPAT"
@@ -108,8 +112,31 @@ node --input-type=module -e "
 " || fail "Nest 11 does not share the repo's rxjs/reflect-metadata"
 
 # --- 2. the tests on Nest 11 -----------------------------------------------------------------------------------
-rm -f "$RESULTS"
-NEST_COMPAT_DIR="$COMPAT" node --experimental-vm-modules --disable-warning=ExperimentalWarning \
+# The script owns the shared Redis (jest's global setup uses REDIS_URL when set), so that it is stopped even when a
+# test run dies without its global teardown (e.g. Nest calling process.exit on a missing package).
+REDIS_PORT="$(node -e "
+  const s = require('node:net').createServer();
+  s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => console.log(p === 6379 ? 0 : p)); });
+")"
+[ -n "$REDIS_PORT" ] && [ "$REDIS_PORT" != 0 ] || fail "no free port for redis-server"
+rm -rf "$COMPAT/redis" && mkdir -p "$COMPAT/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$COMPAT/redis" \
+  --logfile "$COMPAT/redis/redis.log" &
+REDIS_PID=$!
+for _ in $(seq 1 100); do
+  [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+  kill -0 "$REDIS_PID" 2>/dev/null || fail "redis-server exited at start (see $COMPAT/redis/redis.log)"
+  sleep 0.05
+done
+[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] || fail "redis-server did not answer on port $REDIS_PORT"
+
+# Some e2e tests fork plain Node processes on the built library (test/support/consumer-process.mjs): build it, and
+# send those processes' @nestjs/* imports to Nest 11 as well (test/pack/nest11-register.mjs, a resolve hook).
+npm run --silent build:lib || fail "npm run build:lib failed"
+HOOK_LOG="$COMPAT/hook.log"
+rm -f "$RESULTS" "$HOOK_LOG"
+NODE_OPTIONS="${NODE_OPTIONS:-} --import=$ROOT/test/pack/nest11-register.mjs" NEST11_HOOK_LOG="$HOOK_LOG" \
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT" NEST_COMPAT_DIR="$COMPAT" node --experimental-vm-modules --disable-warning=ExperimentalWarning \
   node_modules/jest/bin/jest.js --config test/pack/jest.nest11.config.js --ci --json --outputFile="$RESULTS"
 JEST_RC=$?
 
@@ -131,6 +158,15 @@ CHECK="$(node --input-type=module -e "
   console.log(r.numPassedTests + ' ' + failed + ' ' + (problems.join('; ') || 'ok'));
 ")" || fail "could not read $RESULTS"
 read -r PASSED FAILED PROBLEMS <<<"$CHECK"
+
+# Forked Node processes: every @nestjs/* import they made must have landed in the Nest 11 install.
+if [ -s "$HOOK_LOG" ]; then
+  if grep -v " -> file://$COMPAT/node_modules/" "$HOOK_LOG" >&2; then
+    PROBLEMS="forked processes loaded @nestjs/* from outside $COMPAT (listed above)"
+  else
+    echo "nest11.sh: $(cut -d' ' -f1 "$HOOK_LOG" | sort -u | wc -l) forked Node process(es) loaded @nestjs/* from the Nest 11 install"
+  fi
+fi
 
 echo "nest11.sh: jest exit code $JEST_RC, $(($(date +%s) - START)) s"
 if [ "$PROBLEMS" != ok ]; then

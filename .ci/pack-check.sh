@@ -2,7 +2,7 @@
 # npm pack check: the published tarball, installed into a separate Nest 12 app, must work.
 #
 #  1. builds the library (npm run build:lib) and `npm pack`s libs/redis-streams-enterprise into a temp dir;
-#     the tarball must hold package.json, dist/index.js and dist/index.d.ts, and no *.spec.* file.
+#     the tarball must hold package.json, dist/index.js and dist/index.d.ts, and no *.spec.* or *.tsbuildinfo file.
 #  2. creates a throw-away app OUTSIDE the repo (mktemp -d, "type": "module") and installs the tarball plus its peers
 #     at the versions of the root package.json (npm install --prefer-offline: the npm cache is used when warm).
 #  3. runs test/pack/pack-check.mjs there (plain JS ESM): public exports, its own redis-server on a free port (never
@@ -44,7 +44,7 @@ echo "pack-check.sh: $TARBALL_NAME, $(wc -l <"$WORK/pack/files.txt") files, $(du
 for required in package.json dist/index.js dist/index.d.ts; do
   grep -qx "$required" "$WORK/pack/files.txt" || fail "the tarball has no $required"
 done
-if grep -E '\.spec\.' "$WORK/pack/files.txt"; then fail "the tarball contains spec files (listed above)"; fi
+if grep -E '\.spec\.|\.tsbuildinfo$' "$WORK/pack/files.txt"; then fail "the tarball contains spec or tsbuildinfo files (listed above)"; fi
 
 # --- 2. a separate Nest 12 app that installs the tarball ---------------------------------------------------------
 # Peers at the root's pinned versions: the tarball must work with exactly what the repo is tested with.
