@@ -1,5 +1,5 @@
 import { Controller } from '@nestjs/common';
-import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
+import { Ctx, EventPattern, MessagePattern, Payload, RpcException, Server } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { lastValueFrom, toArray } from 'rxjs';
@@ -130,6 +130,25 @@ describe('delivery (real Redis)', () => {
       expect(shortClient.pendingRequests).toBe(0);
     } finally {
       await shortClient.close();
+    }
+  });
+
+  const hasHooks = typeof (Server.prototype as unknown as { runWithProcessingHooks?: unknown }).runWithProcessingHooks === 'function';
+  (hasHooks ? it : it.skip)('runs Nest processing hooks (tracing) around each message when they are set (Nest 12)', async () => {
+    const started: string[] = [];
+    const ended: string[] = [];
+    server.setOnProcessingStartHook((_transport, context, done) => {
+      started.push((context as RedisStreamsContext).getPattern());
+      return done();
+    });
+    server.setOnProcessingEndHook((_transport, context) => ended.push((context as RedisStreamsContext).getPattern()));
+    try {
+      await lastValueFrom(client.emit('orders.created', { orderId: 1 }));
+      await waitFor(() => ended.includes('orders.created'), { message: 'the end hook' });
+      expect(started).toContain('orders.created');
+    } finally {
+      server.setOnProcessingStartHook((_t, _c, done) => done());
+      (server as unknown as { onProcessingEndHook?: unknown }).onProcessingEndHook = undefined;
     }
   });
 

@@ -9,7 +9,7 @@ export class InFlight {
   /** Entries read and waiting for a free slot: not running, but ours, so their claims are extended too. */
   private readonly held = new Map<string, { stream: string; id: string; startedAt: number }>();
   private readonly settled = new Set<Promise<void>>();
-  private waiters: (() => void)[] = [];
+  private waiters: { min: number; wake: () => void }[] = [];
 
   constructor(
     readonly limit: number,
@@ -24,10 +24,11 @@ export class InFlight {
     return Math.max(0, this.limit - this.entries.size);
   }
 
-  /** Resolves when at least one slot is free. */
-  whenAvailable(): Promise<void> {
-    if (this.available > 0) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
+  /** Resolves when at least `min` slots are free (clamped to the limit). */
+  whenAvailable(min = 1): Promise<void> {
+    const need = Math.max(1, Math.min(min, this.limit));
+    if (this.available >= need) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ min: need, wake: resolve }));
   }
 
   /** True if this entry is already being handled here (a claim can return an entry we hold). */
@@ -47,15 +48,12 @@ export class InFlight {
     const heldSince = this.held.get(key)?.startedAt;
     this.held.delete(key);
     this.entries.set(key, { stream, id, startedAt: heldSince ?? this.now() });
-    const done = work()
-      .catch(() => undefined)
-      .finally(() => {
-        this.entries.delete(key);
-        this.settled.delete(done);
-        const waiters = this.waiters;
-        this.waiters = [];
-        for (const wake of waiters) wake();
-      });
+    const settle = () => {
+      this.entries.delete(key);
+      this.settled.delete(done);
+      if (this.waiters.length > 0) this.wakeReady();
+    };
+    const done: Promise<void> = work().then(settle, settle);
     this.settled.add(done);
   }
 
@@ -95,10 +93,18 @@ export class InFlight {
     return count;
   }
 
+  private wakeReady(): void {
+    const available = this.available;
+    const ready = this.waiters.filter((w) => w.min <= available);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.min > available);
+    for (const w of ready) w.wake();
+  }
+
   /** Wakes everything waiting for a slot (used on close so the reading loop can exit). */
   wakeAll(): void {
     const waiters = this.waiters;
     this.waiters = [];
-    for (const wake of waiters) wake();
+    for (const w of waiters) w.wake();
   }
 }

@@ -183,7 +183,7 @@ export class MessageProcessor {
     return { name: 'Error', message: 'Internal server error', status: 'error' };
   }
 
-  private async withTimeout(pattern: string, work: () => Promise<void>): Promise<void> {
+  private withTimeout(pattern: string, work: () => Promise<void>): Promise<void> {
     const timeoutMs = this.config.consumer.handlerTimeoutMs;
     if (timeoutMs <= 0) return work();
     let timer: NodeJS.Timeout | undefined;
@@ -191,11 +191,7 @@ export class MessageProcessor {
       timer = setTimeout(() => reject(new HandlerTimeoutError(pattern, timeoutMs)), timeoutMs);
       timer.unref();
     });
-    try {
-      await Promise.race([work(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return Promise.race([work(), timeout]).finally(() => clearTimeout(timer));
   }
 
   private async ack(entry: DeliveredEntry): Promise<void> {

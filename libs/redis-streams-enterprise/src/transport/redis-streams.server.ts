@@ -44,7 +44,7 @@ export interface RedisStreamsServerStatus {
   readonly error?: string;
 }
 
-type ProcessingHooksRunner = (context: unknown, fn: () => Promise<void>) => Promise<void>;
+type ProcessingHooksRunner = (context: unknown, fn: (runEndHook: () => void) => Promise<void>) => Promise<void>;
 
 /**
  * Nest microservice server over Redis Streams consumer groups.
@@ -77,6 +77,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private streams: { pattern: string; stream: string; retrySchedule: string }[] = [];
   private state = RedisStreamsStatus.Disconnected;
   private readonly handlerCache = new Map<string, MessageHandler>();
+  /** Nest's no-op start hook, to tell whether anyone installed a real one. */
+  private readonly defaultStartHook: unknown;
   private closing?: Promise<void>;
 
   /**
@@ -89,6 +91,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
     this.inFlight = new InFlight(this.config.consumer.concurrency);
     this.transportId = REDIS_STREAMS_TRANSPORT;
+    this.defaultStartHook = (this as unknown as { onProcessingStartHook?: unknown }).onProcessingStartHook;
     this.initializeSerializer(undefined);
     this.initializeDeserializer(undefined);
   }
@@ -324,10 +327,18 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     return handler;
   }
 
-  /** Nest 12 runs processing hooks (tracing spans) around each message; Nest 11 has none. */
+  /**
+   * Nest 12 runs processing hooks (tracing spans) around each message; Nest 11 has none. While nobody has set a
+   * hook, the message runs directly (the hook machinery costs a few closures and promises per message).
+   */
   private withProcessingHooks(context: RedisStreamsContext, fn: () => Promise<void>): Promise<void> {
-    const runner = (this as unknown as { runWithProcessingHooks?: ProcessingHooksRunner }).runWithProcessingHooks;
+    const self = this as unknown as { runWithProcessingHooks?: ProcessingHooksRunner; onProcessingStartHook?: unknown; onProcessingEndHook?: unknown };
+    const runner = self.runWithProcessingHooks;
     if (typeof runner !== 'function') return fn();
-    return runner.call(this, context, () => fn());
+    if (self.onProcessingStartHook === this.defaultStartHook && self.onProcessingEndHook === undefined) return fn();
+    return runner.call(this, context, async (runEndHook: () => void) => {
+      await fn();
+      runEndHook(); // on failure Nest's runner runs it
+    });
   }
 }
