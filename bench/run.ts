@@ -35,7 +35,8 @@ import {
   type ProducerResult,
   type ScenarioKind,
 } from './protocol.js';
-import { BenchRedisServer } from './redis-server.js';
+// One throw-away redis-server implementation for the demo and the benchmark.
+import { ThrowawayRedis } from '../apps/demo/src/redis-server.process.js';
 import { WorkerProcess, killAllWorkers } from './worker-process.js';
 
 function envInt(name: string, fallback: number, min = 1): number {
@@ -410,12 +411,12 @@ function peakMemory(outcomes: RunOutcome[]): MemoryPeaks | undefined {
 }
 
 let currentRedisUrl = '';
-let ownRedis: BenchRedisServer | undefined;
+let ownRedis: ThrowawayRedis | undefined;
 
 function abort(reason: string, code: number): never {
   console.error(reason);
   killAllWorkers();
-  ownRedis?.killNow();
+  // ThrowawayRedis kills its server on process exit.
   process.exit(code);
 }
 
@@ -429,7 +430,7 @@ async function main(): Promise<void> {
   if (SETTINGS.redisUrl) {
     currentRedisUrl = SETTINGS.redisUrl;
   } else {
-    ownRedis = await BenchRedisServer.start();
+    ownRedis = await ThrowawayRedis.start();
     currentRedisUrl = ownRedis.url;
   }
   admin = new Redis(currentRedisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
