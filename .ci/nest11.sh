@@ -151,7 +151,8 @@ CHECK="$(node --input-type=module -e "
                       'test/e2e/retry-dead-letter.e2e-spec.ts', 'test/e2e/interop.e2e-spec.ts']) {
     const s = suite(name);
     if (!s) problems.push(name + ' did not run');
-    else if (s.status !== 'passed' || s.assertionResults.length === 0) problems.push(name + ' did not pass');
+    // A suite with a test skipped on Nest 11 (e.g. Nest 12's processing hooks) reports status 'focused'.
+    else if (s.assertionResults.some((a) => a.status === 'failed') || !s.assertionResults.some((a) => a.status === 'passed')) problems.push(name + ' did not pass');
   }
   if (r.numRuntimeErrorTestSuites > 0) problems.push(r.numRuntimeErrorTestSuites + ' suite(s) failed to run');
   const failed = r.numFailedTests + r.numRuntimeErrorTestSuites;
