@@ -41,12 +41,17 @@ function asArray(value: Raw): Raw[] {
   return [];
 }
 
-/** A flat [f1, v1, f2, v2, ...] list (or a map) into a prototype-less record. */
+/**
+ * A flat [f1, v1, f2, v2, ...] list (or a map) into a record. A plain object (V8 keeps null-prototype objects in
+ * slow dictionary mode, and this runs for every entry); names that could reach a prototype are skipped.
+ */
 export function parseFields(raw: Raw): Record<string, string> {
   const list = asArray(raw);
-  const fields: Record<string, string> = Object.create(null);
+  const fields: Record<string, string> = {};
   for (let i = 0; i + 1 < list.length; i += 2) {
-    fields[String(list[i])] = String(list[i + 1]);
+    const name = String(list[i]);
+    if (name === '__proto__' || name === 'constructor' || name === 'prototype') continue;
+    fields[name] = String(list[i + 1]);
   }
   return fields;
 }

@@ -5,9 +5,11 @@
  * - close() can wait for what is in flight.
  */
 export class InFlight {
-  private readonly entries = new Map<string, { stream: string; id: string; startedAt: number }>();
+  /** stream -> entry id -> since when it is handled here. */
+  private readonly running = new Map<string, Map<string, number>>();
   /** Entries read and waiting for a free slot: not running, but ours, so their claims are extended too. */
-  private readonly held = new Map<string, { stream: string; id: string; startedAt: number }>();
+  private readonly held = new Map<string, Map<string, number>>();
+  private runningCount = 0;
   private readonly settled = new Set<Promise<void>>();
   private waiters: { min: number; wake: () => void }[] = [];
 
@@ -17,11 +19,11 @@ export class InFlight {
   ) {}
 
   get size(): number {
-    return this.entries.size;
+    return this.runningCount;
   }
 
   get available(): number {
-    return Math.max(0, this.limit - this.entries.size);
+    return Math.max(0, this.limit - this.runningCount);
   }
 
   /** Resolves when at least `min` slots are free (clamped to the limit). */
@@ -33,23 +35,25 @@ export class InFlight {
 
   /** True if this entry is already being handled here (a claim can return an entry we hold). */
   has(stream: string, id: string): boolean {
-    const key = `${stream} ${id}`;
-    return this.entries.has(key) || this.held.has(key);
+    return (this.running.get(stream)?.has(id) ?? false) || (this.held.get(stream)?.has(id) ?? false);
   }
 
   /** Records an entry that was read but waits for a slot. */
   hold(stream: string, id: string): void {
-    this.held.set(`${stream} ${id}`, { stream, id, startedAt: this.now() });
+    streamMap(this.held, stream).set(id, this.now());
   }
 
   /** Runs `work` for an entry, holding a slot until it settles. Never rejects. */
   run(stream: string, id: string, work: () => Promise<void>): void {
-    const key = `${stream} ${id}`;
-    const heldSince = this.held.get(key)?.startedAt;
-    this.held.delete(key);
-    this.entries.set(key, { stream, id, startedAt: heldSince ?? this.now() });
+    const held = this.held.get(stream);
+    const heldSince = held?.get(id);
+    if (heldSince !== undefined) held?.delete(id);
+    const running = streamMap(this.running, stream);
+    running.set(id, heldSince ?? this.now());
+    this.runningCount++;
     const settle = () => {
-      this.entries.delete(key);
+      running.delete(id);
+      this.runningCount--;
       this.settled.delete(done);
       if (this.waiters.length > 0) this.wakeReady();
     };
@@ -61,11 +65,15 @@ export class InFlight {
   olderThan(ms: number): Map<string, string[]> {
     const cutoff = this.now() - ms;
     const out = new Map<string, string[]>();
-    for (const { stream, id, startedAt } of [...this.entries.values(), ...this.held.values()]) {
-      if (startedAt > cutoff) continue;
-      const ids = out.get(stream) ?? [];
-      ids.push(id);
-      out.set(stream, ids);
+    for (const byStream of [this.running, this.held]) {
+      for (const [stream, entries] of byStream) {
+        for (const [id, since] of entries) {
+          if (since > cutoff) continue;
+          const ids = out.get(stream) ?? [];
+          ids.push(id);
+          out.set(stream, ids);
+        }
+      }
     }
     return out;
   }
@@ -83,12 +91,13 @@ export class InFlight {
     })();
     await Promise.race([all, timeout]);
     clearTimeout(timer);
-    return this.entries.size;
+    return this.runningCount;
   }
 
   /** Forgets held entries that will not run (close): they stay pending in Redis for another consumer. */
   releaseHeld(): number {
-    const count = this.held.size;
+    let count = 0;
+    for (const entries of this.held.values()) count += entries.size;
     this.held.clear();
     return count;
   }
@@ -107,4 +116,13 @@ export class InFlight {
     this.waiters = [];
     for (const w of waiters) w.wake();
   }
+}
+
+function streamMap(maps: Map<string, Map<string, number>>, stream: string): Map<string, number> {
+  let map = maps.get(stream);
+  if (!map) {
+    map = new Map();
+    maps.set(stream, map);
+  }
+  return map;
 }
