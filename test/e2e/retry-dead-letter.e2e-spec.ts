@@ -98,7 +98,12 @@ describe('retries and dead letters (real Redis)', () => {
       'rse.dlq.deliveries': '3',
     });
     expect(JSON.parse(fields.data)).toEqual({ key: 'inv-2', failUntil: null });
-    expect(Number(fields['rse.dlq.failedAt'])).toBeGreaterThanOrEqual(before);
+    const first = Number(fields['rse.dlq.firstFailedAt']);
+    const last = Number(fields['rse.dlq.lastFailedAt']);
+    expect(first).toBeGreaterThanOrEqual(before - 1_000); // server clock; same machine
+    // attempts 1 and 3 are separated by the backoff of 100 + 200 ms
+    expect(last - first).toBeGreaterThanOrEqual(250);
+    expect(await redis.hlen(`${stream}:failures:svc`)).toBe(0);
     expect(dlqId).toMatch(/^\d+-\d+$/);
     expect(Number((await redis.xpending(stream, 'svc'))[0])).toBe(0);
     expect(await redis.zcard(`${stream}:retry:svc`)).toBe(0);

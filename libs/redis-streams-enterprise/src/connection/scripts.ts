@@ -11,7 +11,7 @@ const NOW_MS = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 
 
 /**
  * deadLetter: move one pending entry to the dead-letter stream and acknowledge it, atomically.
- * KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] retry schedule of the group
+ * KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] retry schedule of the group, KEYS[4] first-failure times
  * ARGV[1] group, ARGV[2] entry id, ARGV[3] dead-letter MAXLEN (~), ARGV[4..] metadata field/value pairs
  * Returns the dead-letter entry id, or false when the entry was no longer pending (someone else settled it),
  * so a crash or a race can never produce two dead letters or lose one.
@@ -19,6 +19,7 @@ const NOW_MS = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 
 const DEAD_LETTER = `
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #pending == 0 then return false end
+${NOW_MS}
 local fields = {}
 local original = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
 if #original > 0 then
@@ -28,18 +29,25 @@ else
   fields[#fields + 1] = '1'
 end
 for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+local first = redis.call('HGET', KEYS[4], ARGV[2])
 fields[#fields + 1] = 'rse.dlq.deliveries'
 fields[#fields + 1] = tostring(pending[1][4])
+fields[#fields + 1] = 'rse.dlq.firstFailedAt'
+fields[#fields + 1] = first or tostring(now)
+fields[#fields + 1] = 'rse.dlq.lastFailedAt'
+fields[#fields + 1] = tostring(now)
 local dlqId = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
 return dlqId
 `;
 
 /**
- * scheduleRetry: record when a failed entry may be attempted again. The entry stays in the group's pending list,
- * so nothing is lost if every consumer dies; the schedule only keeps the reclaimer away until it is due.
- * KEYS[1] stream, KEYS[2] retry schedule of the group
+ * scheduleRetry: record when a failed entry may be attempted again (and when it first failed). The entry stays in
+ * the group's pending list, so nothing is lost if every consumer dies; the schedule only keeps the reclaimer away
+ * until it is due.
+ * KEYS[1] stream, KEYS[2] retry schedule of the group, KEYS[3] first-failure times
  * ARGV[1] group, ARGV[2] consumer, ARGV[3] entry id, ARGV[4] delay ms
  * Returns 1 when scheduled, 0 when the entry is no longer pending on this consumer.
  */
@@ -48,6 +56,7 @@ local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, AR
 if #pending == 0 then return 0 end
 ${NOW_MS}
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
+redis.call('HSETNX', KEYS[3], ARGV[3], tostring(now))
 return 1
 `;
 
@@ -145,9 +154,43 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return id
 `;
 
+/**
+ * redrive: move one dead letter back to its stream, atomically, so a repeated or concurrent redrive cannot
+ * duplicate it. The original fields are restored; `rse.redrive.group` (when given) limits the redelivery to the
+ * group that gave up, since the other groups already processed the message.
+ * KEYS[1] dead-letter stream, KEYS[2] stream
+ * ARGV[1] dead-letter id, ARGV[2] target group or ''
+ * Returns the new entry id, false when the dead letter is gone (already redriven or deleted), or 'missing' when it
+ * holds no original payload (that entry had been trimmed before it was dead-lettered).
+ */
+const REDRIVE = `
+local letter = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #letter == 0 then return false end
+local source = letter[1][2]
+local fields = {}
+for i = 1, #source, 2 do
+  local name = source[i]
+  if name == 'rse.dlq.missing' then return 'missing' end
+  if string.sub(name, 1, 8) ~= 'rse.dlq.' and string.sub(name, 1, 12) ~= 'rse.redrive.' then
+    fields[#fields + 1] = name
+    fields[#fields + 1] = source[i + 1]
+  end
+end
+if ARGV[2] ~= '' then
+  fields[#fields + 1] = 'rse.redrive.group'
+  fields[#fields + 1] = ARGV[2]
+end
+fields[#fields + 1] = 'rse.redrive.from'
+fields[#fields + 1] = ARGV[1]
+local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return id
+`;
+
 const SCRIPTS = {
-  rseDeadLetter: { numberOfKeys: 3, lua: DEAD_LETTER },
-  rseScheduleRetry: { numberOfKeys: 2, lua: SCHEDULE_RETRY },
+  rseDeadLetter: { numberOfKeys: 4, lua: DEAD_LETTER },
+  rseScheduleRetry: { numberOfKeys: 3, lua: SCHEDULE_RETRY },
+  rseRedrive: { numberOfKeys: 2, lua: REDRIVE },
   rseClaimDue: { numberOfKeys: 2, lua: CLAIM_DUE },
   rseReclaimIdle: { numberOfKeys: 2, lua: RECLAIM_IDLE },
   rseExtendClaims: { numberOfKeys: 1, lua: EXTEND_CLAIMS },

@@ -14,6 +14,7 @@ const READABLE_TAG = /^[A-Za-z0-9._:/@-]{1,200}$/;
  *   <prefix>:{<tag>}                  the pattern's stream
  *   <prefix>:{<tag>}:dlq              its dead-letter stream
  *   <prefix>:{<tag>}:retry:<group>    sorted set: entry id -> time its next attempt is due, per consumer group
+ *   <prefix>:{<tag>}:failures:<group> hash: entry id -> time of its first failure (while it is being retried)
  *   <prefix>:{reply:<clientId>}       reply stream of one client instance
  */
 export class StreamKeys {
@@ -43,6 +44,15 @@ export class StreamKeys {
 
   retrySchedule(pattern: string, group: string): string {
     return `${this.stream(pattern)}:retry:${group}`;
+  }
+
+  failures(pattern: string, group: string): string {
+    return `${this.stream(pattern)}:failures:${group}`;
+  }
+
+  /** Glob of every dead-letter stream under this prefix. */
+  deadLetterGlob(): string {
+    return `${this.prefix}:{*}:dlq`;
   }
 
   replyStream(clientId: string): string {

@@ -3,17 +3,14 @@ import { RpcException, type MessageHandler } from '@nestjs/microservices';
 import { isObservable, lastValueFrom, of, type Observable } from 'rxjs';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
-import type { StreamKeys } from '../connection/stream-keys.js';
 import type { DeliveredEntry } from '../connection/redis-replies.js';
 import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import { NoHandlerError } from '../errors/no-handler.error.js';
-import { MessageDecodeError } from '../errors/message-decode.error.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import type { AckBatcher } from './ack-batcher.js';
-import { backoffDelayMs } from './backoff.js';
 import { decodeMessage, encodeReply, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from './envelope.js';
-import { RedisStreamsContext } from './redis-streams.context.js';
+import { RedisStreamsContext, type MessageControls } from './redis-streams.context.js';
+import type { Settler } from './settler.js';
 
 /** What the processor needs from the server: handler lookup and Nest's processing hooks. */
 export interface HandlerHost {
@@ -22,9 +19,6 @@ export interface HandlerHost {
   withProcessingHooks(context: RedisStreamsContext, fn: () => Promise<void>): Promise<void>;
 }
 
-/** Why a message was dead-lettered (stored in the dead-letter entry as `rse.dlq.reason`). */
-export type DeadLetterReason = 'max-deliveries' | 'decode-failed' | 'no-handler';
-
 /**
  * Handles one delivered entry from start to settlement:
  *   decode -> find handler -> run it -> ack on success,
@@ -32,15 +26,14 @@ export type DeadLetterReason = 'max-deliveries' | 'decode-failed' | 'no-handler'
  * Requests (`@MessagePattern`) reply to the requester's reply stream before the ack; their failures are
  * replied as errors, not retried (the caller is waiting and has its own timeout).
  */
-export class MessageProcessor {
+export class MessageProcessor implements MessageControls {
   private readonly logger = new Logger('RedisStreamsServer');
   private readonly streamPatterns = new Map<string, string>();
 
   constructor(
     private readonly config: ResolvedRedisStreamsConfig,
     private readonly redis: ScriptedRedis,
-    private readonly keys: StreamKeys,
-    private readonly acks: AckBatcher,
+    private readonly settler: Settler,
     private readonly metrics: TransportMetrics,
     private readonly host: HandlerHost,
   ) {}
@@ -54,17 +47,24 @@ export class MessageProcessor {
   async process(entry: DeliveredEntry): Promise<void> {
     this.metrics.received++;
     const streamPattern = this.streamPatterns.get(entry.stream) ?? '';
+    const onlyFor = entry.fields['rse.redrive.group'];
+    if (onlyFor !== undefined && onlyFor !== this.config.consumer.group) {
+      // A dead letter redriven for another group: this group processed the message already.
+      return this.settler.ack(entry, streamPattern);
+    }
     let message: DecodedMessage;
     try {
       message = decodeMessage(entry.id, entry.fields, streamPattern, this.config.streams.maxPayloadBytes);
     } catch (error) {
-      return this.deadLetter(entry, streamPattern, 'decode-failed', error);
+      return this.settler.deadLetter(entry, streamPattern, 'decode-failed', error);
     }
     const handler = this.host.getHandlerByPattern(message.pattern);
     if (!handler) {
-      return this.deadLetter(entry, streamPattern, 'no-handler', new NoHandlerError(message.pattern));
+      return this.settler.deadLetter(entry, streamPattern, 'no-handler', new NoHandlerError(message.pattern));
     }
-    const context = new RedisStreamsContext([
+    const isEvent = handler.isEventHandler || !message.replyTo;
+    const context = new RedisStreamsContext(
+      [
       entry.stream,
       entry.id,
       this.config.consumer.group,
@@ -73,8 +73,10 @@ export class MessageProcessor {
       message.headers,
       message.pattern,
       message.messageId,
-    ]);
-    if (handler.isEventHandler || !message.replyTo) {
+      ],
+      isEvent ? this : undefined,
+    );
+    if (isEvent || message.replyTo === undefined) {
       await this.processEvent(entry, streamPattern, message, handler, context);
     } else {
       await this.processRequest(entry, message, handler, context, message.replyTo);
@@ -98,10 +100,44 @@ export class MessageProcessor {
       );
     } catch (error) {
       this.metrics.recordLatency(performance.now() - started);
-      return this.onHandlerFailure(entry, streamPattern, error);
+      if (context.isSettled()) return this.awaitSettlement(context);
+      return this.settler.fail(entry, streamPattern, error);
     }
     this.metrics.recordLatency(performance.now() - started);
-    await this.ack(entry);
+    if (context.isSettled()) return this.awaitSettlement(context);
+    await this.settler.ack(entry, streamPattern);
+  }
+
+  /** The handler settled its message itself; wait for that, so close() and the slot count cover it. */
+  private async awaitSettlement(context: RedisStreamsContext): Promise<void> {
+    await context.ack().catch(() => undefined);
+  }
+
+  // MessageControls: what RedisStreamsContext.ack/nack/deadLetter/working do.
+
+  ack(context: RedisStreamsContext): Promise<void> {
+    return this.settler.ack(this.entryOf(context), this.patternOf(context));
+  }
+
+  nack(context: RedisStreamsContext, delayMs: number | undefined): Promise<void> {
+    return this.settler.fail(this.entryOf(context), this.patternOf(context), new Error('nacked by the handler'), delayMs);
+  }
+
+  deadLetter(context: RedisStreamsContext, reason: string): Promise<void> {
+    const error = Object.assign(new Error(reason), { name: 'RejectedByHandler' });
+    return this.settler.deadLetter(this.entryOf(context), this.patternOf(context), 'rejected', error);
+  }
+
+  working(context: RedisStreamsContext): Promise<boolean> {
+    return this.settler.extendClaim(this.entryOf(context));
+  }
+
+  private entryOf(context: RedisStreamsContext): DeliveredEntry {
+    return { stream: context.getStream(), id: context.getEntryId(), fields: {}, deliveryCount: context.getDeliveryCount() };
+  }
+
+  private patternOf(context: RedisStreamsContext): string {
+    return this.streamPatterns.get(context.getStream()) ?? '';
   }
 
   private async processRequest(
@@ -169,7 +205,7 @@ export class MessageProcessor {
       return;
     }
     this.metrics.recordLatency(performance.now() - started);
-    await this.ack(entry);
+    await this.settler.ack(entry, this.patternOf(context));
   }
 
   /**
@@ -192,80 +228,5 @@ export class MessageProcessor {
       timer.unref();
     });
     return Promise.race([work(), timeout]).finally(() => clearTimeout(timer));
-  }
-
-  private async ack(entry: DeliveredEntry): Promise<void> {
-    try {
-      await this.acks.ack(entry.stream, entry.id);
-    } catch (error) {
-      // The entry stays pending and is reclaimed later: it will be processed again (at-least-once).
-      this.logger.warn(`Ack failed, entry will be redelivered: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
-    }
-  }
-
-  private async onHandlerFailure(entry: DeliveredEntry, streamPattern: string, error: unknown): Promise<void> {
-    this.metrics.failed++;
-    const { attempts, backoff } = this.config.retry;
-    if (entry.deliveryCount >= attempts) {
-      return this.deadLetter(entry, streamPattern, 'max-deliveries', error);
-    }
-    const delayMs = backoffDelayMs(backoff, entry.deliveryCount);
-    try {
-      const scheduled = await this.redis.rseScheduleRetry(
-        entry.stream,
-        this.keys.retrySchedule(streamPattern, this.config.consumer.group),
-        this.config.consumer.group,
-        this.config.consumer.consumerName,
-        entry.id,
-        delayMs,
-      );
-      if (scheduled) this.metrics.retried++;
-      this.logger.warn(
-        `Handler failed (attempt ${entry.deliveryCount} of ${attempts}), retry in ${delayMs} ms: ${errorText(error)} ` +
-          logIds({ stream: entry.stream, group: this.config.consumer.group, id: entry.id }),
-      );
-    } catch (scheduleError) {
-      this.logger.warn(
-        `Handler failed and the retry could not be scheduled; the entry stays pending and is reclaimed after ` +
-          `consumer.claimIdleMs: ${errorText(scheduleError)} ${logIds({ stream: entry.stream, id: entry.id })}`,
-      );
-    }
-  }
-
-  private async deadLetter(entry: DeliveredEntry, streamPattern: string, reason: DeadLetterReason, error: unknown): Promise<void> {
-    const { group } = this.config.consumer;
-    const ids = logIds({ stream: entry.stream, group, id: entry.id });
-    if (!this.config.deadLetter.enabled) {
-      this.logger.error(`Message dropped (${reason}; dead-lettering is disabled): ${errorText(error)} ${ids}`);
-      return this.ack(entry);
-    }
-    const err = error instanceof Error ? error : Object.assign(new Error(toWireError(error).message), { name: 'Error' });
-    try {
-      const dlqId = await this.redis.rseDeadLetter(
-        entry.stream,
-        this.keys.deadLetter(streamPattern),
-        this.keys.retrySchedule(streamPattern, group),
-        group,
-        entry.id,
-        this.config.deadLetter.maxLen,
-        'rse.dlq.reason', reason,
-        'rse.dlq.originalId', entry.id,
-        'rse.dlq.stream', entry.stream,
-        'rse.dlq.group', group,
-        'rse.dlq.consumer', this.config.consumer.consumerName,
-        'rse.dlq.errorName', err.name,
-        'rse.dlq.errorMessage', err.message.slice(0, 2_000),
-        'rse.dlq.errorCode', err instanceof MessageDecodeError || 'code' in err ? String((err as { code?: unknown }).code ?? '') : '',
-        'rse.dlq.failedAt', String(Date.now()),
-      );
-      if (dlqId) {
-        this.metrics.deadLettered++;
-        this.logger.error(`Message dead-lettered (${reason}): ${errorText(error)} ${ids} dlqId=${String(dlqId)}`);
-      }
-    } catch (dlqError) {
-      this.logger.error(
-        `Dead-lettering failed; the entry stays pending and is retried after consumer.claimIdleMs: ${errorText(dlqError)} ${ids}`,
-      );
-    }
   }
 }

@@ -12,18 +12,35 @@ type RedisStreamsContextArgs = [
   messageId: string,
 ];
 
+/** How a handler settles its message itself (implemented by the transport). */
+export interface MessageControls {
+  ack(context: RedisStreamsContext): Promise<void>;
+  nack(context: RedisStreamsContext, delayMs: number | undefined): Promise<void>;
+  deadLetter(context: RedisStreamsContext, reason: string): Promise<void>;
+  working(context: RedisStreamsContext): Promise<boolean>;
+}
+
 /**
- * What a handler can learn about the message it handles; inject it with `@Ctx()`.
+ * What a handler can learn about the message it handles, and how it can settle it; inject it with `@Ctx()`.
  *
  * ```ts
- * @EventPattern('orders.created')
- * handle(@Payload() order: OrderDto, @Ctx() ctx: RedisStreamsContext) {
- *   if (ctx.getDeliveryCount() > 1) this.logger.warn(`retry of ${ctx.getMessageId()}`);
+ * @StreamEvent('orders.created')
+ * async handle(@Payload() order: OrderDto, @Ctx() ctx: RedisStreamsContext) {
+ *   if (!isValid(order)) return ctx.deadLetter('order failed validation'); // poison: no retry
+ *   if (await this.inventory.isLocked(order)) return ctx.nack({ delayMs: 5_000 }); // try again later
+ *   await ctx.working(); // long work: keep the claim
  * }
  * ```
+ * By default a handler that returns acknowledges its message and one that throws schedules a retry; the first
+ * explicit settlement (`ack`, `nack`, `deadLetter`) replaces that default, and later ones are ignored.
  */
 export class RedisStreamsContext extends BaseRpcContext<RedisStreamsContextArgs> {
-  constructor(args: RedisStreamsContextArgs) {
+  private settlement?: Promise<void>;
+
+  constructor(
+    args: RedisStreamsContextArgs,
+    private readonly controls?: MessageControls,
+  ) {
     super(args);
   }
 
@@ -65,5 +82,44 @@ export class RedisStreamsContext extends BaseRpcContext<RedisStreamsContextArgs>
   /** Producer-assigned message id (stable across retries and redrives); the entry id when the producer set none. */
   getMessageId(): string {
     return this.args[7];
+  }
+
+  /** True once the handler settled the message itself with `ack`, `nack` or `deadLetter`. */
+  isSettled(): boolean {
+    return this.settlement !== undefined;
+  }
+
+  /** Acknowledges now (JetStream `ack`): even if the handler throws afterwards, the message is done. */
+  ack(): Promise<void> {
+    return this.settle((controls) => controls.ack(this));
+  }
+
+  /**
+   * Asks for another delivery later (JetStream `nak`): counts as a failed attempt; `delayMs` replaces the backoff.
+   * When the attempts are used up the message is dead-lettered instead.
+   */
+  nack(options: { delayMs?: number } = {}): Promise<void> {
+    return this.settle((controls) => controls.nack(this, options.delayMs));
+  }
+
+  /** Dead-letters now with a reason, without further attempts (JetStream `term`, a poison message). */
+  deadLetter(reason: string): Promise<void> {
+    return this.settle((controls) => controls.deadLetter(this, reason));
+  }
+
+  /**
+   * Tells the transport the handler is still working (JetStream `working`, Kafka heartbeat): resets the entry's idle
+   * time so no other consumer claims it. The transport already does this every claimIdleMs/3; call it when a single
+   * step may take longer than that. Resolves false when the entry is no longer owned by this consumer.
+   */
+  working(): Promise<boolean> {
+    if (!this.controls) return Promise.resolve(false);
+    return this.controls.working(this);
+  }
+
+  private settle(action: (controls: MessageControls) => Promise<void>): Promise<void> {
+    if (!this.controls) return Promise.reject(new Error('This RedisStreamsContext was not created by the transport'));
+    this.settlement ??= action(this.controls);
+    return this.settlement;
   }
 }

@@ -18,6 +18,7 @@ import { assertFeaturesAvailable, enabledFeatures, type EnabledFeatures } from '
 import { InFlight } from './in-flight.js';
 import { MessageProcessor } from './message-processor.js';
 import { PendingReclaimer } from './pending-reclaimer.js';
+import { Settler } from './settler.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
 
 /** One consumed stream in `getStatus()`. */
@@ -202,7 +203,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
 
     const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n));
     this.acks = acks;
-    const processor = new MessageProcessor(this.config, this.command, this.keys, acks, this.metrics, {
+    const settler = new Settler(this.config, this.command, this.keys, acks, this.metrics);
+    const processor = new MessageProcessor(this.config, this.command, settler, this.metrics, {
       getHandlerByPattern: (pattern) => this.handlerFor(pattern),
       withProcessingHooks: (context, fn) => this.withProcessingHooks(context, fn),
     });

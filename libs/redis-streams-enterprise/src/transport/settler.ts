@@ -1,0 +1,121 @@
+import { Logger } from '@nestjs/common';
+import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import type { DeliveredEntry } from '../connection/redis-replies.js';
+import type { ScriptedRedis } from '../connection/scripts.js';
+import type { StreamKeys } from '../connection/stream-keys.js';
+import { errorText, isErrorLike, logIds } from '../observability/log-format.js';
+import type { TransportMetrics } from '../observability/metrics.js';
+import type { AckBatcher } from './ack-batcher.js';
+import { backoffDelayMs } from './backoff.js';
+import { toWireError } from './envelope.js';
+
+/** Why a message was dead-lettered (stored in the dead-letter entry as `rse.dlq.reason`). */
+export type DeadLetterReason = 'max-deliveries' | 'decode-failed' | 'no-handler' | 'rejected';
+
+/**
+ * The ways an entry leaves (or stays in) a group's pending list: acknowledged, scheduled for another attempt,
+ * or moved to the dead-letter stream. Every Redis-side step is atomic (scripts.ts); when a step cannot reach Redis
+ * the entry simply stays pending and is reclaimed after consumer.claimIdleMs, so nothing is lost on any path.
+ *
+ * This is also the seam for ordering: a strategy that must hold a key's later messages behind a failed one decides
+ * here instead of the default (retry without blocking anything else).
+ */
+export class Settler {
+  private readonly logger = new Logger('RedisStreamsServer');
+
+  constructor(
+    private readonly config: ResolvedRedisStreamsConfig,
+    private readonly redis: ScriptedRedis,
+    private readonly keys: StreamKeys,
+    private readonly acks: AckBatcher,
+    private readonly metrics: TransportMetrics,
+  ) {}
+
+  async ack(entry: DeliveredEntry, pattern: string): Promise<void> {
+    try {
+      await this.acks.ack(entry.stream, entry.id);
+    } catch (error) {
+      // The entry stays pending and is reclaimed later: it will be processed again (at-least-once).
+      this.logger.warn(`Ack failed, entry will be redelivered: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+      return;
+    }
+    if (entry.deliveryCount > 1) {
+      // A retried entry succeeded: forget when it first failed. A leftover field would only be a stale timestamp.
+      this.redis.hdel(this.keys.failures(pattern, this.config.consumer.group), entry.id).catch(() => undefined);
+    }
+  }
+
+  /** A failed attempt: retry with backoff, or dead-letter when the attempts are used up. */
+  async fail(entry: DeliveredEntry, pattern: string, error: unknown, delayMs?: number): Promise<void> {
+    this.metrics.failed++;
+    const { attempts, backoff } = this.config.retry;
+    if (entry.deliveryCount >= attempts) return this.deadLetter(entry, pattern, 'max-deliveries', error);
+    const delay = delayMs ?? backoffDelayMs(backoff, entry.deliveryCount);
+    const { group, consumerName } = this.config.consumer;
+    try {
+      const scheduled = await this.redis.rseScheduleRetry(
+        entry.stream,
+        this.keys.retrySchedule(pattern, group),
+        this.keys.failures(pattern, group),
+        group,
+        consumerName,
+        entry.id,
+        delay,
+      );
+      if (scheduled) this.metrics.retried++;
+      this.logger.warn(
+        `Handler failed (attempt ${entry.deliveryCount} of ${attempts}), retry in ${delay} ms: ${errorText(error)} ` +
+          logIds({ stream: entry.stream, group, id: entry.id }),
+      );
+    } catch (scheduleError) {
+      this.logger.warn(
+        `Handler failed and the retry could not be scheduled; the entry stays pending and is reclaimed after ` +
+          `consumer.claimIdleMs: ${errorText(scheduleError)} ${logIds({ stream: entry.stream, id: entry.id })}`,
+      );
+    }
+  }
+
+  async deadLetter(entry: DeliveredEntry, pattern: string, reason: DeadLetterReason, error: unknown): Promise<void> {
+    const { group, consumerName } = this.config.consumer;
+    const ids = logIds({ stream: entry.stream, group, id: entry.id });
+    if (!this.config.deadLetter.enabled) {
+      this.logger.error(`Message dropped (${reason}; dead-lettering is disabled): ${errorText(error)} ${ids}`);
+      return this.ack(entry, pattern);
+    }
+    const err = isErrorLike(error) ? error : Object.assign(new Error(toWireError(error).message), { name: 'Error' });
+    const code = (err as { code?: unknown }).code;
+    try {
+      const dlqId = await this.redis.rseDeadLetter(
+        entry.stream,
+        this.keys.deadLetter(pattern),
+        this.keys.retrySchedule(pattern, group),
+        this.keys.failures(pattern, group),
+        group,
+        entry.id,
+        this.config.deadLetter.maxLen,
+        'rse.dlq.reason', reason,
+        'rse.dlq.originalId', entry.id,
+        'rse.dlq.stream', entry.stream,
+        'rse.dlq.group', group,
+        'rse.dlq.consumer', consumerName,
+        'rse.dlq.errorName', err.name,
+        'rse.dlq.errorMessage', err.message.slice(0, 2_000),
+        'rse.dlq.errorCode', code === undefined || code === null ? '' : String(code),
+      );
+      if (dlqId) {
+        this.metrics.deadLettered++;
+        this.logger.error(`Message dead-lettered (${reason}): ${errorText(error)} ${ids} dlqId=${String(dlqId)}`);
+      }
+    } catch (dlqError) {
+      this.logger.error(
+        `Dead-lettering failed; the entry stays pending and is retried after consumer.claimIdleMs: ${errorText(dlqError)} ${ids}`,
+      );
+    }
+  }
+
+  /** Resets the idle time of an entry this consumer still owns (a long handler saying "still working"). */
+  async extendClaim(entry: DeliveredEntry): Promise<boolean> {
+    const extended = await this.redis.rseExtendClaims(entry.stream, this.config.consumer.group, this.config.consumer.consumerName, entry.id);
+    return Number(extended) === 1;
+  }
+}
