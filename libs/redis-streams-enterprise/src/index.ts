@@ -17,6 +17,8 @@ export { RedisStreamsRecord, RedisStreamsRecordBuilder } from './transport/redis
 export { type MessageHeaders, type WireError } from './transport/envelope.js';
 export { type EnabledFeatures } from './transport/features.js';
 export { type RedisStreamsMetricsSnapshot } from './observability/metrics.js';
+export { DeadLetterManager, type RedriveResult } from './dead-letter/dead-letter.manager.js';
+export { type DeadLetter, type DeadLetterFilter } from './dead-letter/dead-letter.js';
 
 export {
   RedisStreamsEnterpriseOptions,

@@ -5,6 +5,7 @@ import { REDIS_STREAMS_OPTIONS } from './redis-streams.constants.js';
 import { ConfigurableModuleClass, REDIS_STREAMS_RAW_OPTIONS } from './redis-streams.module-definition.js';
 import { RedisStreamsClient } from './transport/redis-streams.client.js';
 import { RedisStreamsServer } from './transport/redis-streams.server.js';
+import { DeadLetterManager } from './dead-letter/dead-letter.manager.js';
 
 /**
  * Registers the validated configuration, the server and the client as providers.
@@ -36,7 +37,12 @@ import { RedisStreamsServer } from './transport/redis-streams.server.js';
       inject: [REDIS_STREAMS_OPTIONS],
       useFactory: (config: ResolvedRedisStreamsConfig) => new RedisStreamsClient(config),
     },
+    {
+      provide: DeadLetterManager,
+      inject: [REDIS_STREAMS_OPTIONS],
+      useFactory: (config: ResolvedRedisStreamsConfig) => new DeadLetterManager(config),
+    },
   ],
-  exports: [REDIS_STREAMS_OPTIONS, RedisStreamsServer, RedisStreamsClient],
+  exports: [REDIS_STREAMS_OPTIONS, RedisStreamsServer, RedisStreamsClient, DeadLetterManager],
 })
 export class RedisStreamsEnterpriseModule extends ConfigurableModuleClass {}

@@ -1,0 +1,177 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import { resolveConfig } from '../config/validate-options.js';
+import { connectOrThrow, createRedisConnection } from '../connection/redis-connection.factory.js';
+import { parseEntry, type StreamEntry } from '../connection/redis-replies.js';
+import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
+import { StreamKeys } from '../connection/stream-keys.js';
+import { ConnectionClosedError } from '../errors/connection-closed.error.js';
+import { logIds } from '../observability/log-format.js';
+import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
+import { matches, rangeOf, toDeadLetter, type DeadLetter, type DeadLetterFilter } from './dead-letter.js';
+
+/** Result of `DeadLetterManager.redrive`. */
+export interface RedriveResult {
+  /** Letters moved back to their stream: `{ dlqId, newId }`. */
+  readonly redriven: readonly { readonly dlqId: string; readonly newId: string }[];
+  /** Letters that matched but could not be redriven (their payload had been trimmed before dead-lettering). */
+  readonly skipped: readonly string[];
+}
+
+const PAGE = 200;
+
+/**
+ * Operations on dead letters: list, count, inspect, delete and redrive them back to their stream.
+ * Dead letters live in one stream per pattern (`<prefix>:{<pattern>}:dlq`); every method takes the pattern.
+ *
+ * Redrive is idempotent: each letter is moved back and removed from the dead-letter stream in one Lua script, so
+ * running the same redrive twice (or two operators at once) cannot deliver a letter twice. The redriven message
+ * keeps its message id and payload and is delivered only to the consumer group that gave up on it.
+ *
+ * ```ts
+ * const letters = await deadLetters.list('orders.created', { reason: 'max-deliveries', from: yesterday });
+ * await deadLetters.redrive('orders.created', { errorName: 'TimeoutError' });
+ * ```
+ */
+@Injectable()
+export class DeadLetterManager implements OnApplicationShutdown {
+  private readonly logger = new Logger(DeadLetterManager.name);
+  private readonly keys: StreamKeys;
+  readonly config: ResolvedRedisStreamsConfig;
+  private connection?: Promise<ScriptedRedis>;
+  private closed = false;
+
+  constructor(@Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig) {
+    this.config = resolveConfig(config);
+    this.keys = new StreamKeys(this.config.streams.keyPrefix);
+  }
+
+  /** Patterns that have a dead-letter stream (SCAN over this prefix; on Redis Cluster, per node). */
+  async patterns(): Promise<string[]> {
+    const redis = await this.redis();
+    const found = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', this.keys.deadLetterGlob(), 'COUNT', 1_000);
+      cursor = next;
+      for (const key of keys) {
+        const letters = await redis.xrange(key, '-', '+', 'COUNT', 1);
+        const pattern = letters[0] ? parseEntry(letters[0])?.fields.pattern : undefined;
+        if (pattern) found.add(pattern);
+      }
+    } while (cursor !== '0');
+    return [...found].sort();
+  }
+
+  /** Number of dead letters of a pattern (all of them; filters need `list`). */
+  async count(pattern: string): Promise<number> {
+    return (await this.redis()).xlen(this.keys.deadLetter(pattern));
+  }
+
+  /** Dead letters of a pattern, oldest first, matching the filter; at most `limit` (default 100). */
+  async list(pattern: string, filter: DeadLetterFilter & { limit?: number } = {}): Promise<DeadLetter[]> {
+    const out: DeadLetter[] = [];
+    const limit = filter.limit ?? 100;
+    for await (const letter of this.scan(pattern, filter)) {
+      out.push(letter);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** One dead letter by its id, or null. */
+  async get(pattern: string, dlqId: string): Promise<DeadLetter | null> {
+    const key = this.keys.deadLetter(pattern);
+    const [raw] = await (await this.redis()).xrange(key, dlqId, dlqId);
+    const entry = raw ? parseEntry(raw) : null;
+    return entry ? toDeadLetter(entry, key) : null;
+  }
+
+  /** Deletes dead letters by id; returns how many existed. */
+  async delete(pattern: string, dlqIds: readonly string[]): Promise<number> {
+    if (dlqIds.length === 0) return 0;
+    return (await this.redis()).xdel(this.keys.deadLetter(pattern), ...dlqIds);
+  }
+
+  /** Deletes every dead letter of a pattern that matches the filter; returns how many. */
+  async purge(pattern: string, filter: DeadLetterFilter = {}): Promise<number> {
+    let deleted = 0;
+    let batch: string[] = [];
+    for await (const letter of this.scan(pattern, filter)) {
+      batch.push(letter.dlqId);
+      if (batch.length >= PAGE) {
+        deleted += await this.delete(pattern, batch);
+        batch = [];
+      }
+    }
+    return deleted + (await this.delete(pattern, batch));
+  }
+
+  /**
+   * Moves matching dead letters back to their stream, oldest first. Each is delivered again to the group that
+   * dead-lettered it (other groups skip it), with a fresh delivery count.
+   */
+  async redrive(pattern: string, filter: DeadLetterFilter & { limit?: number } = {}): Promise<RedriveResult> {
+    const redis = await this.redis();
+    const dlqKey = this.keys.deadLetter(pattern);
+    const stream = this.keys.stream(pattern);
+    const redriven: { dlqId: string; newId: string }[] = [];
+    const skipped: string[] = [];
+    const limit = filter.limit ?? Number.POSITIVE_INFINITY;
+    for await (const letter of this.scan(pattern, filter)) {
+      if (redriven.length >= limit) break;
+      const result = await redis.rseRedrive(dlqKey, stream, letter.dlqId, letter.group);
+      if (result === 'missing') skipped.push(letter.dlqId);
+      else if (typeof result === 'string') redriven.push({ dlqId: letter.dlqId, newId: result });
+      // null: someone else redrove or deleted it meanwhile
+    }
+    if (redriven.length > 0) this.logger.log(`Redrove ${redriven.length} dead letters ${logIds({ stream })}`);
+    return { redriven, skipped };
+  }
+
+  /** Closes the connection (called by Nest on shutdown). Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const connection = this.connection;
+    this.connection = undefined;
+    const redis = await connection?.catch(() => undefined);
+    if (redis && redis.status !== 'end') await redis.quit().catch(() => redis.disconnect());
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  /** Pages through a dead-letter stream with XRANGE (never loads it whole), yielding matching letters. */
+  private async *scan(pattern: string, filter: DeadLetterFilter): AsyncGenerator<DeadLetter> {
+    const redis = await this.redis();
+    const key = this.keys.deadLetter(pattern);
+    const { start, end } = rangeOf(filter);
+    let from = start;
+    for (;;) {
+      const page = await redis.xrange(key, from, end, 'COUNT', PAGE);
+      for (const raw of page) {
+        const entry: StreamEntry | null = parseEntry(raw);
+        if (!entry) continue;
+        const letter = toDeadLetter(entry, key);
+        if (matches(letter, filter)) yield letter;
+      }
+      if (page.length < PAGE) return;
+      from = `(${String((page[page.length - 1] as unknown[])[0])}`;
+    }
+  }
+
+  private redis(): Promise<ScriptedRedis> {
+    if (this.closed) return Promise.reject(new ConnectionClosedError('DeadLetterManager'));
+    this.connection ??= (async () => {
+      const redis = defineScripts(createRedisConnection(this.config.connection, 'command', 'dead-letters') as Redis);
+      redis.on('error', () => undefined); // connection errors surface as rejected commands
+      return connectOrThrow(redis, this.config.connection.url) as Promise<ScriptedRedis>;
+    })().catch((error: unknown) => {
+      this.connection = undefined;
+      throw error;
+    });
+    return this.connection;
+  }
+}
