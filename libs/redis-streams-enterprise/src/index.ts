@@ -55,4 +55,6 @@ export {
   NoHandlerError,
   RemoteHandlerError,
   HandlerTimeoutError,
+  RedisUnavailableError,
+  ReplicationTimeoutError,
 } from './errors/index.js';

@@ -31,6 +31,26 @@ export class ConnectionOptions {
   blockingWatchdogMs = 10_000;
 
   /**
+   * After each publish, wait until this many replicas confirmed the write (`WAIT`), and fail the publish with
+   * `ReplicationTimeoutError` when they do not within `waitTimeoutMs` (the entry is stored on the primary but may be
+   * lost by a failover). Narrows, but cannot close, the window of asynchronous replication. `0`: do not wait.
+   * @default 0
+   */
+  @IsInt()
+  @Min(0)
+  @Max(100)
+  waitReplicas = 0;
+
+  /**
+   * Longest `WAIT` for `waitReplicas`.
+   * @default 1000
+   */
+  @IsInt()
+  @Min(1)
+  @Max(60_000)
+  waitTimeoutMs = 1_000;
+
+  /**
    * Connection name prefix shown in `CLIENT LIST`.
    * @default 'rse'
    */

@@ -106,6 +106,16 @@ export class ConsumerOptions {
   shutdownTimeoutMs = 10_000;
 
   /**
+   * Consumers of the group idle this long and owning no pending entries are removed from the group (processes that
+   * went away, e.g. pods with random names). `0` never removes any.
+   * @default 3600000 (1 hour)
+   */
+  @IsInt()
+  @Min(0)
+  @Max(30 * 86_400_000)
+  deadConsumerIdleMs = 3_600_000;
+
+  /**
    * Optional explicit list of patterns to consume; by default every registered handler's pattern.
    * @default undefined
    */

@@ -59,8 +59,11 @@ export async function connectOrThrow(redis: Redis, url: string): Promise<Redis> 
   }
 }
 
-function waitUntilReady(redis: Redis): Promise<void> {
+/** Resolves when the connection is ready; rejects when it ends, or after `timeoutMs` if given. */
+export function waitUntilReady(redis: Redis, timeoutMs?: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
     const onReady = () => {
       cleanup();
       resolve();
@@ -70,11 +73,19 @@ function waitUntilReady(redis: Redis): Promise<void> {
       reject(new Error('Connection is closed'));
     };
     const cleanup = () => {
+      clearTimeout(timer);
       redis.off('ready', onReady);
       redis.off('end', onEnd);
     };
     redis.once('ready', onReady);
     redis.once('end', onEnd);
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`not ready within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+    }
   });
 }
 

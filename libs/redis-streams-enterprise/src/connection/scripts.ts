@@ -140,6 +140,29 @@ return extended
 `;
 
 /**
+ * removeIdleConsumers: delete consumers of a group that own no pending entries and have been idle for long
+ * (processes that went away). The check and the delete run in one script, so an entry cannot be delivered to a
+ * consumer between them; a consumer that still owns entries is never deleted (its entries would become
+ * unclaimable), it is left for the reclaimer to empty first.
+ * KEYS[1] stream
+ * ARGV[1] group, ARGV[2] min idle ms, ARGV[3] this consumer (never deleted)
+ * Returns the names of the deleted consumers.
+ */
+const REMOVE_IDLE_CONSUMERS = `
+local removed = {}
+local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+for _, c in ipairs(consumers) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  if info['name'] ~= ARGV[3] and tonumber(info['pending']) == 0 and tonumber(info['idle']) >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed[#removed + 1] = info['name']
+  end
+end
+return removed
+`;
+
+/**
  * sendReply: append one reply to a client's reply stream and push its expiry forward, so streams of clients that
  * went away disappear by themselves.
  * KEYS[1] reply stream
@@ -195,6 +218,7 @@ const SCRIPTS = {
   rseReclaimIdle: { numberOfKeys: 2, lua: RECLAIM_IDLE },
   rseExtendClaims: { numberOfKeys: 1, lua: EXTEND_CLAIMS },
   rseSendReply: { numberOfKeys: 1, lua: SEND_REPLY },
+  rseRemoveIdleConsumers: { numberOfKeys: 1, lua: REMOVE_IDLE_CONSUMERS },
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;

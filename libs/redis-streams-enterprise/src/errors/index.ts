@@ -10,3 +10,5 @@ export { MessageDecodeError } from './message-decode.error.js';
 export { NoHandlerError } from './no-handler.error.js';
 export { RemoteHandlerError } from './remote-handler.error.js';
 export { HandlerTimeoutError } from './handler-timeout.error.js';
+export { RedisUnavailableError } from './redis-unavailable.error.js';
+export { ReplicationTimeoutError } from './replication-timeout.error.js';

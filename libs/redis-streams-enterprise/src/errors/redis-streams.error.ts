@@ -10,7 +10,9 @@ export type RedisStreamsErrorCode =
   | 'MESSAGE_DECODE_FAILED'
   | 'NO_HANDLER'
   | 'REMOTE_HANDLER_FAILED'
-  | 'HANDLER_TIMEOUT';
+  | 'HANDLER_TIMEOUT'
+  | 'REDIS_UNAVAILABLE'
+  | 'REPLICATION_TIMEOUT';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

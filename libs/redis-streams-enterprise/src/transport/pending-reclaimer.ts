@@ -10,6 +10,8 @@ export interface ReclaimerSettings {
   readonly consumer: string;
   readonly claimIdleMs: number;
   readonly intervalMs: number;
+  /** Remove consumers idle this long that own nothing (0: never). */
+  readonly deadConsumerIdleMs: number;
 }
 
 export interface ReclaimerHooks {
@@ -33,6 +35,7 @@ export class PendingReclaimer {
   private pass?: Promise<void>;
   private readonly cursors = new Map<string, string>();
   private failing = false;
+  private lastConsumerSweep = Date.now();
 
   constructor(
     private readonly redis: ScriptedRedis,
@@ -78,6 +81,7 @@ export class PendingReclaimer {
         await this.claim(target, 'due');
         await this.claim(target, 'idle');
       }
+      await this.removeDeadConsumers();
       if (this.failing) {
         this.failing = false;
         this.logger.log(`Reclaiming resumed ${logIds({ group: this.settings.group })}`);
@@ -86,6 +90,21 @@ export class PendingReclaimer {
       if (!this.failing) {
         this.failing = true;
         this.logger.warn(`Reclaim pass failed, will retry: ${errorText(error)} ${logIds({ group: this.settings.group })}`);
+      }
+    }
+  }
+
+  /** At most once per deadConsumerIdleMs/2 (and at least every 10 minutes), drop consumers that went away. */
+  private async removeDeadConsumers(): Promise<void> {
+    const { deadConsumerIdleMs, group, consumer } = this.settings;
+    if (deadConsumerIdleMs <= 0) return;
+    const now = Date.now();
+    if (now - this.lastConsumerSweep < Math.min(deadConsumerIdleMs / 2, 600_000)) return;
+    this.lastConsumerSweep = now;
+    for (const { stream } of this.settings.streams) {
+      const removed = (await this.redis.rseRemoveIdleConsumers(stream, group, deadConsumerIdleMs, consumer)) as string[];
+      if (removed.length > 0) {
+        this.logger.log(`Removed ${removed.length} consumers idle for over ${deadConsumerIdleMs} ms that owned nothing ${logIds({ stream, group })}: ${removed.join(', ')}`);
       }
     }
   }

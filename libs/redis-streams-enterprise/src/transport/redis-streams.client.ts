@@ -5,12 +5,14 @@ import { from, type Observable } from 'rxjs';
 import { randomUUID } from 'node:crypto';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
-import { connectOrThrow, createRedisConnection, disconnectOnce } from '../connection/redis-connection.factory.js';
+import { connectOrThrow, createRedisConnection, disconnectOnce, waitUntilReady } from '../connection/redis-connection.factory.js';
 import { redact } from '../connection/redis-error-codes.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { PayloadTooLargeError } from '../errors/payload-too-large.error.js';
 import { RemoteHandlerError } from '../errors/remote-handler.error.js';
+import { RedisUnavailableError } from '../errors/redis-unavailable.error.js';
+import { ReplicationTimeoutError } from '../errors/replication-timeout.error.js';
 import { RequestTimeoutError } from '../errors/request-timeout.error.js';
 import { TooManyPendingRequestsError } from '../errors/too-many-pending-requests.error.js';
 import { errorText } from '../observability/log-format.js';
@@ -33,7 +35,8 @@ const REPLY_BLOCK_MS = 5_000;
  * - `emit(pattern, data)` appends to the pattern's stream and completes with the entry id once Redis stored it.
  * - `send(pattern, data)` does the same with a reply address and resolves with the handler's reply, or fails with
  *   the handler's error (`RemoteHandlerError`) or `RequestTimeoutError` after `client.requestTimeoutMs`.
- * While Redis is unreachable, both fail at once (no hidden in-memory backlog).
+ * While Redis is unreachable, both fail at once with `RedisUnavailableError`, or wait in a bounded queue for the
+ * reconnect when `client.offlineQueueSize` is set; nothing is held unbounded and nothing is dropped silently.
  */
 export class RedisStreamsClient extends ClientProxy implements OnApplicationShutdown {
   readonly config: ResolvedRedisStreamsConfig;
@@ -48,6 +51,9 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   private replies?: ReplyListener;
   private repliesStarting?: Promise<void>;
   private closed = false;
+  private waitingOffline = 0;
+  /** True once the command connection was ready; from then on "not ready" means an outage. */
+  private hasConnected = false;
 
   /**
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
@@ -131,10 +137,50 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   }
 
   protected async dispatchEvent<T = string>(packet: ReadPacket): Promise<T> {
-    const command = !this.closed && this.command?.status === 'ready' ? this.command : await this.connect();
     const pattern = this.normalizePattern(packet.pattern);
     const fields = this.encode(packet, pattern, randomUUID());
-    return (await command.xadd(this.keys.stream(pattern), ...this.trimArgs(), '*', ...fields)) as T;
+    return (await this.publishEntry(pattern, fields)) as T;
+  }
+
+  /** XADD (then WAIT when connection.waitReplicas is set) on a ready connection; resolves with the entry id. */
+  private async publishEntry(pattern: string, fields: string[]): Promise<string> {
+    const command = await this.readyConnection();
+    const stream = this.keys.stream(pattern);
+    const { waitReplicas, waitTimeoutMs } = this.config.connection;
+    if (waitReplicas === 0) return (await command.xadd(stream, ...this.trimArgs(), '*', ...fields)) as string;
+    // WAIT covers the writes of its own connection, so it must follow the XADD on the same one: a pipeline.
+    const results = await command.pipeline().xadd(stream, ...this.trimArgs(), '*', ...fields).call('WAIT', waitReplicas, waitTimeoutMs).exec();
+    const [[addError, entryId], [waitError, confirmed]] = results as [[Error | null, string], [Error | null, number]];
+    if (addError) throw addError;
+    if (waitError) throw waitError;
+    if (confirmed < waitReplicas) throw new ReplicationTimeoutError(entryId, confirmed, waitReplicas);
+    return entryId;
+  }
+
+  /**
+   * The command connection once it is ready. While Redis is unreachable, either fails at once (default) or waits in
+   * a bounded queue for the reconnect (client.offlineQueueSize / offlineTimeoutMs).
+   */
+  private async readyConnection(): Promise<Redis> {
+    const command = this.command;
+    if (command?.status === 'ready' && !this.closed) return command;
+    // First connection still being made (or closed, or ended): connect() waits for it or says why it failed.
+    if (this.closed || !command || command.status === 'end' || !this.hasConnected) return this.connect();
+    const { offlineQueueSize, offlineTimeoutMs } = this.config.client;
+    if (offlineQueueSize === 0) throw new RedisUnavailableError('the connection is down and client.offlineQueueSize is 0');
+    if (this.waitingOffline >= offlineQueueSize) {
+      throw new RedisUnavailableError(`${this.waitingOffline} calls already wait for the reconnect (client.offlineQueueSize)`);
+    }
+    this.waitingOffline++;
+    try {
+      await waitUntilReady(command, offlineTimeoutMs);
+    } catch (error) {
+      throw new RedisUnavailableError(`it did not come back within client.offlineTimeoutMs (${offlineTimeoutMs} ms)`, { cause: error });
+    } finally {
+      this.waitingOffline--;
+    }
+    if (this.closed) throw new ConnectionClosedError('RedisStreamsClient');
+    return command;
   }
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
@@ -164,7 +210,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     timer.unref();
     this.pending.set(requestId, { callback, timer });
     this.startReplies()
-      .then(async () => (await this.connect()).xadd(this.keys.stream(pattern), ...this.trimArgs(), '*', ...fields))
+      .then(() => this.publishEntry(pattern, fields))
       .catch((error: unknown) => {
         if (!this.pending.has(requestId)) return;
         dispose();
@@ -202,7 +248,10 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     assertFeaturesAvailable(this.config);
     const command = createRedisConnection(this.config.connection, 'command', `client-${this.clientId.slice(0, 8)}`);
     command.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
-    command.on('ready', () => this._status$.next(RedisStreamsStatus.Connected));
+    command.on('ready', () => {
+      this.hasConnected = true;
+      this._status$.next(RedisStreamsStatus.Connected);
+    });
     command.on('reconnecting', () => this._status$.next(RedisStreamsStatus.Reconnecting));
     for (const [event, listener] of this.listeners) command.on(event, listener);
     this.command = command;

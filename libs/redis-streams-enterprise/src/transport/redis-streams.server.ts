@@ -19,6 +19,7 @@ import { InFlight } from './in-flight.js';
 import { MessageProcessor } from './message-processor.js';
 import { PendingReclaimer } from './pending-reclaimer.js';
 import { Settler } from './settler.js';
+import { idTimeMs, retentionWarnings } from './retention-check.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
 
 /** One consumed stream in `getStatus()`. */
@@ -30,6 +31,8 @@ export interface StreamStatus {
   /** Entries not yet delivered to this group; null when Redis cannot compute it. */
   readonly lag: number | null;
   readonly consumers: number | null;
+  /** Retention warnings for this stream (see `warnings` of the server status). */
+  readonly warnings: readonly string[];
 }
 
 /** Result of `RedisStreamsServer.getStatus()`. */
@@ -42,6 +45,8 @@ export interface RedisStreamsServerStatus {
   readonly streams: readonly StreamStatus[];
   readonly inFlight: number;
   readonly features: EnabledFeatures;
+  /** Plain-sentence warnings, e.g. a group close to losing entries to trimming. Empty when all is well. */
+  readonly warnings: readonly string[];
   readonly error?: string;
 }
 
@@ -157,9 +162,9 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       (this.loop?.isRunning ?? false);
     try {
       const streams = await Promise.all(this.streams.map((s) => this.streamStatus(s.pattern, s.stream)));
-      return { ...base, healthy: live, streams };
+      return { ...base, healthy: live, streams, warnings: streams.flatMap((s) => s.warnings) };
     } catch (error) {
-      return { ...base, healthy: false, streams: [], error: redact(errorText(error)) };
+      return { ...base, healthy: false, streams: [], warnings: [], error: redact(errorText(error)) };
     }
   }
 
@@ -169,12 +174,26 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   }
 
   private async streamStatus(pattern: string, stream: string): Promise<StreamStatus> {
-    if (!this.command) throw new ConnectionClosedError('RedisStreamsServer');
+    const command = this.command;
+    if (!command) throw new ConnectionClosedError('RedisStreamsServer');
+    const { group } = this.config.consumer;
+    const { maxLen, retentionMs } = this.config.streams;
     try {
-      const info = parseGroupsInfo(await this.command.xinfo('GROUPS', stream)).find((g) => g.name === this.config.consumer.group);
-      return { pattern, stream, pending: info?.pending ?? null, lag: info?.lag ?? null, consumers: info?.consumers ?? null };
+      const info = parseGroupsInfo(await command.xinfo('GROUPS', stream)).find((g) => g.name === group);
+      let oldestUnfinishedMs: number | null = null;
+      if (info && retentionMs !== undefined) {
+        // Oldest pending entry, and the first entry not yet delivered: whichever is older.
+        const summary = (await command.xpending(stream, group)) as unknown[];
+        const firstUndelivered = await command.xrange(stream, `(${info.lastDeliveredId}`, '+', 'COUNT', 1);
+        const candidates = [summary[1], firstUndelivered[0]?.[0]].filter((id): id is string => typeof id === 'string');
+        oldestUnfinishedMs = candidates.length ? Math.min(...candidates.map(idTimeMs)) : null;
+      }
+      const warnings = info
+        ? retentionWarnings({ stream, group, lag: info.lag, oldestUnfinishedMs, nowMs: Date.now(), maxLen, retentionMs })
+        : [];
+      return { pattern, stream, pending: info?.pending ?? null, lag: info?.lag ?? null, consumers: info?.consumers ?? null, warnings };
     } catch (error) {
-      if (/no such key/i.test(errorText(error))) return { pattern, stream, pending: null, lag: null, consumers: null };
+      if (/no such key/i.test(errorText(error))) return { pattern, stream, pending: null, lag: null, consumers: null, warnings: [] };
       throw error;
     }
   }
@@ -218,7 +237,14 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     };
     this.reclaimer = new PendingReclaimer(
       this.command,
-      { streams: this.streams, group: consumer.group, consumer: consumer.consumerName, claimIdleMs: consumer.claimIdleMs, intervalMs: consumer.reclaimIntervalMs },
+      {
+        streams: this.streams,
+        group: consumer.group,
+        consumer: consumer.consumerName,
+        claimIdleMs: consumer.claimIdleMs,
+        intervalMs: consumer.reclaimIntervalMs,
+        deadConsumerIdleMs: consumer.deadConsumerIdleMs,
+      },
       this.inFlight,
       { dispatch: (entry) => processor.process(entry), onReclaimed: (n) => (this.metrics.reclaimed += n), onDeleted },
     );
