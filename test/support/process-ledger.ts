@@ -1,0 +1,119 @@
+import { appendFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { lastValueFrom } from 'rxjs';
+import type { RedisStreamsClient } from 'nestjs-redis-streams-enterprise';
+
+/** One handling recorded by consumer-process.mjs: `${n}:${deliveryCount}:${consumerName}`. */
+export interface Handling {
+  readonly n: number;
+  readonly deliveryCount: number;
+  readonly consumer: string;
+}
+
+export function parseHandling(record: string): Handling {
+  const [n, deliveryCount, ...consumer] = record.split(':');
+  return { n: Number(n), deliveryCount: Number(deliveryCount), consumer: consumer.join(':') };
+}
+
+/** The side-effect list of a test prefix (consumer-process.mjs appends one element per successful handling). */
+export const processedKey = (prefix: string) => `${prefix}:test:processed`;
+
+export async function readHandlings(redis: Redis, prefix: string): Promise<Handling[]> {
+  return (await redis.lrange(processedKey(prefix), 0, -1)).map(parseHandling);
+}
+
+/**
+ * The ledger of one run: messages 0..sent-1 were emitted (each with a distinct entry id); `handlings` were recorded.
+ * lost = emitted and never handled; duplicates = handlings beyond the first of a message; unknown = handlings of
+ * messages never emitted (must be none).
+ */
+export interface Tally {
+  readonly sent: number;
+  readonly handlings: number;
+  readonly distinct: number;
+  readonly lost: number[];
+  readonly duplicates: number;
+  /** Message -> its handlings, for every message handled more than once. */
+  readonly duplicated: Map<number, Handling[]>;
+  readonly unknown: Handling[];
+  /** Consumer name -> handlings it recorded. */
+  readonly byConsumer: Map<string, number>;
+}
+
+export function tally(handlings: readonly Handling[], sent: number): Tally {
+  const byMessage = new Map<number, Handling[]>();
+  const byConsumer = new Map<string, number>();
+  const unknown: Handling[] = [];
+  for (const h of handlings) {
+    byConsumer.set(h.consumer, (byConsumer.get(h.consumer) ?? 0) + 1);
+    if (!Number.isInteger(h.n) || h.n < 0 || h.n >= sent) {
+      unknown.push(h);
+      continue;
+    }
+    const list = byMessage.get(h.n);
+    if (list) list.push(h);
+    else byMessage.set(h.n, [h]);
+  }
+  const lost: number[] = [];
+  for (let n = 0; n < sent; n++) if (!byMessage.has(n)) lost.push(n);
+  const duplicated = new Map([...byMessage].filter(([, list]) => list.length > 1));
+  const distinct = byMessage.size;
+  return {
+    sent,
+    handlings: handlings.length,
+    distinct,
+    lost,
+    duplicates: handlings.length - unknown.length - distinct,
+    duplicated,
+    unknown,
+    byConsumer,
+  };
+}
+
+/** A one-line summary for logs and failure messages. */
+export function describeTally(t: Tally): string {
+  const dup = [...t.duplicated].slice(0, 20).map(([n, hs]) => `${n}[${hs.map((h) => `${h.deliveryCount}@${h.consumer}`).join(',')}]`);
+  return (
+    `sent=${t.sent} handlings=${t.handlings} distinct=${t.distinct} lost=${t.lost.length}` +
+    (t.lost.length ? ` (first: ${t.lost.slice(0, 10).join(',')})` : '') +
+    ` duplicates=${t.duplicates}${dup.length ? ` (${dup.join(' ')})` : ''} unknown=${t.unknown.length}` +
+    ` byConsumer={${[...t.byConsumer].map(([c, k]) => `${c}: ${k}`).join(', ')}}`
+  );
+}
+
+/**
+ * Emits messages { n, ...extra } for n in [from, to) as fast as the connection takes them: `window` emits in flight
+ * at once (ioredis pipelines them). Returns the entry ids in n order; every emit must have been stored.
+ */
+export async function emitRange(
+  client: RedisStreamsClient,
+  pattern: string,
+  from: number,
+  to: number,
+  { window = 500, extra = {} }: { window?: number; extra?: Record<string, unknown> } = {},
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (let start = from; start < to; start += window) {
+    const end = Math.min(to, start + window);
+    const batch: Promise<string>[] = [];
+    for (let n = start; n < end; n++) batch.push(lastValueFrom(client.emit<string>(pattern, { n, ...extra })));
+    ids.push(...(await Promise.all(batch)));
+  }
+  return ids;
+}
+
+/** XPENDING summary count of a group, and per consumer. */
+export async function pendingOf(redis: Redis, stream: string, group: string): Promise<{ total: number; byConsumer: Map<string, number> }> {
+  const [total, , , consumers] = (await redis.xpending(stream, group)) as [number, string | null, string | null, [string, string][] | null];
+  return { total: Number(total), byConsumer: new Map((consumers ?? []).map(([name, count]) => [name, Number(count)])) };
+}
+
+/**
+ * Measured figures of a test (duplicates, exit times, heap): appended as one JSON line to the file named by
+ * PROCESS_FAULTS_REPORT when it is set, so a run can be summarised without printing from tests.
+ */
+export function recordFigures(test: string, figures: Record<string, unknown>): void {
+  const file = process.env.PROCESS_FAULTS_REPORT;
+  if (!file) return;
+  appendFileSync(file, `${JSON.stringify({ test, ...figures })}\n`);
+}
