@@ -80,9 +80,10 @@ export class ConsumerLoop {
         for (const entry of backlog.splice(0, free)) this.inFlight.run(entry.stream, entry.id, () => this.hooks.dispatch(entry));
       }
       if (!this.running) break;
-      // Read again only once a whole batch fits (or nothing runs): reading as soon as one slot frees would turn a
-      // busy consumer into a stream of one-entry reads, each a round trip.
-      await this.inFlight.whenAvailable(Math.min(batchSize, this.inFlight.limit));
+      // Read again once a batch fits or half the slots are free, whichever is smaller: reading as soon as one slot
+      // frees turns a busy consumer into a stream of one-entry reads (a round trip each), while waiting for all
+      // slots would make every batch wait for its slowest handler.
+      await this.inFlight.whenAvailable(Math.min(batchSize, Math.max(1, Math.floor(this.inFlight.limit / 2))));
       if (!this.running) break;
       // Never 0: XREADGROUP COUNT 0 means "no limit" (the reclaimer may have taken the free slots meanwhile).
       const count = Math.max(1, Math.min(batchSize, this.inFlight.available));
