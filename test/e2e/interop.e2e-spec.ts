@@ -57,6 +57,13 @@ describe('wire format and bad input (real Redis)', () => {
     expect(received[0]).toEqual({ data: { paymentId: 'p-1', cents: 1250 }, pattern: 'payments.settled', messageId: id });
   });
 
+  it('field names such as __proto__ are ignored, not applied', async () => {
+    await redis.xadd(stream, '*', '__proto__', '{"polluted":true}', 'constructor', 'x', 'data', '{"ok":1}');
+    await waitFor(() => received.length === 1);
+    expect(received[0].data).toEqual({ ok: 1 });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('a JSON payload cannot pollute prototypes', async () => {
     await redis.xadd(stream, '*', 'data', '{"user":{"__proto__":{"isAdmin":true}},"constructor":{"prototype":{"isAdmin":true}}}');
     await waitFor(() => received.length === 1);
@@ -71,6 +78,9 @@ describe('wire format and bad input (real Redis)', () => {
     ['an unknown wire version', ['v', '9', 'data', '{}'], /unknown wire version "9"/],
     ['no data field', ['payload', '{}'], /no "data" field/],
     ['an oversized payload', ['data', JSON.stringify('x'.repeat(20_000))], /larger than streams.maxPayloadBytes/],
+    ['a 10 MB field', ['data', 'y'.repeat(10 * 1024 * 1024)], /larger than streams.maxPayloadBytes/],
+    ['binary bytes', ['data', Buffer.from([0xff, 0xfe, 0x00, 0x81, 0x7b]).toString('latin1')], /not valid JSON/],
+    ['invalid headers', ['data', '{}', 'headers', '{"x":{"nested":true}}'], /"headers" is invalid/],
   ])('parks %s in the dead-letter stream with the reason, and keeps consuming', async (_name, fields, reason) => {
     const badId = await redis.xadd(stream, '*', ...(fields as string[]));
     await redis.xadd(stream, '*', 'data', '{"after":true}');
