@@ -172,7 +172,7 @@ describe('network faults through a TCP proxy (real Redis)', () => {
 
   /** A connected client (connected first, so the test measures faults, not the lazy first connect). */
   async function producer(p: string, url: string): Promise<Producer> {
-    const client = new RedisStreamsClient(testConfig(p, { connection: { url } }));
+    const client = new RedisStreamsClient(testConfig(p, { connection: { url, blockingWatchdogMs: WATCHDOG_MS } }));
     clients.push(client);
     await client.connect();
     const started = new Producer(client, PATTERN);
@@ -296,12 +296,11 @@ describe('network faults through a TCP proxy (real Redis)', () => {
   }, 60_000);
 
   /*
-   * KNOWN BUG, reported with this test: after a reset the XREADGROUP that was in flight never settles (the blocking
-   * connection does not re-send unfulfilled commands, and ioredis then drops them without rejecting), so the loop
-   * reads again only when the watchdog fires, blockMs + blockingWatchdogMs later (12 s with the defaults), and the
-   * watchdog then replaces the fresh connection. Remove `.failing` once a closed connection fails the pending read.
+   * After a reset the XREADGROUP in flight is dropped by ioredis without settling (the blocking connection does not
+   * re-send unfulfilled commands); the loop fails it on the connection's 'close' and reads again at once, rather
+   * than after the watchdog (blockMs + blockingWatchdogMs, 12 s with the defaults).
    */
-  it.failing('after a connection reset the consumer reads again right after the reconnect, not after the watchdog', async () => {
+  it('after a connection reset the consumer reads again right after the reconnect, not after the watchdog', async () => {
     const p = prefix('net-reset');
     const link = await proxy();
     const { ledger } = await consumer(p, link.url, { blockMs: 2_000, watchdogMs: 5_000 });
@@ -316,11 +315,10 @@ describe('network faults through a TCP proxy (real Redis)', () => {
   }, 30_000);
 
   /*
-   * KNOWN BUG, reported with this test: a half-open command connection is never detected. The watchdog covers only
-   * the blocking read; acks, claims, XINFO and emits on a command connection whose peer is gone wait for a reply
-   * for good. Remove `.failing` once the command connection has a watchdog too.
+   * A half-open command connection (F3): acks, claims, XINFO and emits on it would wait for a reply for good; the
+   * command connection's socket timeout (connection.blockingWatchdogMs) drops it and the work goes on.
    */
-  it.failing('after a half-open link (F3: a stall after which only new connections work) the consumer resumes within the watchdog bound', async () => {
+  it('after a half-open link (F3: a stall after which only new connections work) the consumer resumes within the watchdog bound', async () => {
     const p = prefix('net-half-open');
     const link = await proxy();
     const { ledger } = await consumer(p, link.url);
@@ -336,7 +334,7 @@ describe('network faults through a TCP proxy (real Redis)', () => {
     await waitFor(() => ledger.handledFrom(healed), { timeoutMs: RESUME_BOUND_MS, message: 'progress after the half-open link' });
   }, 30_000);
 
-  it.failing('an emit on a half-open connection settles within the bound', async () => {
+  it('an emit on a half-open connection settles within the bound', async () => {
     const p = prefix('net-half-open-emit');
     const link = await proxy();
     const produced = await producer(p, link.url);

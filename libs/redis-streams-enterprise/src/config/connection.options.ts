@@ -21,8 +21,9 @@ export class ConnectionOptions {
   options?: RedisOptions;
 
   /**
-   * Client-side watchdog for blocking reads (ioredis `blockingTimeout`): a read that outlives its BLOCK by this
-   * long is failed and retried on a fresh socket, so a half-open connection cannot stall consumption forever.
+   * Dead-connection detection. A blocking read that outlives its BLOCK by this long, or a command that gets no reply
+   * for this long, means the socket is presumed half-open (the peer vanished without closing it): it is dropped and
+   * the work is retried on a fresh connection, so a dead link cannot stall consumption or publishing forever.
    * @default 10000
    */
   @IsInt()

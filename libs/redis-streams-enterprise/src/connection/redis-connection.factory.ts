@@ -12,10 +12,16 @@ import { redact } from './redis-error-codes.js';
  */
 export type ConnectionRole = 'command' | 'blocking';
 
-const ROLE_OPTIONS: Record<ConnectionRole, RedisOptions> = {
-  command: { enableOfflineQueue: false, maxRetriesPerRequest: 1 },
-  blocking: { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResendUnfulfilledCommands: false },
-};
+function roleOptions(role: ConnectionRole, watchdogMs: number): RedisOptions {
+  if (role === 'command') {
+    // socketTimeout: a command that gets no byte back within the watchdog time means a dead (half-open) socket;
+    // ioredis destroys it, fails or re-sends the commands in flight, and reconnects. Without it, acks, claims and
+    // emits on a connection whose peer vanished would wait forever.
+    return { enableOfflineQueue: false, maxRetriesPerRequest: 1, socketTimeout: watchdogMs };
+  }
+  // A blocked XREADGROUP legitimately receives nothing for BLOCK ms, so the reading loop runs its own watchdog.
+  return { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResendUnfulfilledCommands: false };
+}
 
 /** Reconnect with capped exponential backoff, forever: the owner decides when to give up by closing. */
 function retryStrategy(times: number): number {
@@ -30,7 +36,7 @@ export function createRedisConnection(options: ConnectionOptions, role: Connecti
     // nothing clears when the socket was already gone (a failed connect): keep it short.
     disconnectTimeout: 200,
     ...options.options,
-    ...ROLE_OPTIONS[role],
+    ...roleOptions(role, options.blockingWatchdogMs),
     connectionName: `${options.connectionName}:${name}:${role}`,
     lazyConnect: true,
   });

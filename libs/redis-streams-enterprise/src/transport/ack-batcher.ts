@@ -1,4 +1,8 @@
 import type { Redis } from 'ioredis';
+import { waitUntilReady } from '../connection/redis-connection.factory.js';
+
+/** How long a failed XACK waits for the reconnect before it gives up (the entry is then redelivered later). */
+const RETRY_ACK_WITHIN_MS = 5_000;
 
 interface PendingAck {
   readonly ids: string[];
@@ -55,14 +59,29 @@ export class AckBatcher {
     while (this.flushing.size > 0) await Promise.all([...this.flushing]);
   }
 
+  /**
+   * XACK is idempotent, so one that failed because the connection dropped is sent again once it is back (bounded
+   * wait): otherwise every entry of the batch would be redelivered as a duplicate.
+   */
+  private async xackWithOneRetry(stream: string, ids: string[]): Promise<unknown> {
+    try {
+      return await this.redis.xack(stream, this.group, ...ids);
+    } catch (error) {
+      if (this.redis.status === 'end') throw error;
+      await waitUntilReady(this.redis, RETRY_ACK_WITHIN_MS).catch(() => {
+        throw error;
+      });
+      return this.redis.xack(stream, this.group, ...ids);
+    }
+  }
+
   private flush(): void {
     this.scheduled = false;
     if (this.pending.size === 0) return;
     const batches = this.pending;
     this.pending = new Map();
     for (const [stream, batch] of batches) {
-      const done = this.redis
-        .xack(stream, this.group, ...batch.ids)
+      const done = this.xackWithOneRetry(stream, batch.ids)
         .then(
           () => {
             this.onAcked(batch.ids.length);

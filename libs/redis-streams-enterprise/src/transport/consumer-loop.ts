@@ -119,6 +119,7 @@ export class ConsumerLoop {
   private withWatchdog<T>(read: Promise<T>): Promise<T> {
     const limit = this.settings.blockMs + this.settings.watchdogMs;
     let timer: NodeJS.Timeout | undefined;
+    let onClose: (() => void) | undefined;
     const watchdog = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         // The socket is presumed half-open: drop it so ioredis reconnects and the pending read fails.
@@ -126,8 +127,16 @@ export class ConsumerLoop {
         reject(new Error(`XREADGROUP did not return within ${limit} ms; connection replaced`));
       }, limit);
       timer.unref();
+      // When the socket closes under a pending read (reset, Redis restart), ioredis drops the read without settling it
+      // (this connection does not re-send unfulfilled commands). Fail it at once so the loop reads again as soon as
+      // the connection is back, instead of waiting for the watchdog.
+      onClose = () => reject(new Error('connection closed during XREADGROUP'));
+      this.redis.once('close', onClose);
     });
-    return Promise.race([read, watchdog]).finally(() => clearTimeout(timer));
+    return Promise.race([read, watchdog]).finally(() => {
+      clearTimeout(timer);
+      if (onClose) this.redis.off('close', onClose);
+    });
   }
 
   private async onReadError(error: unknown): Promise<void> {

@@ -50,6 +50,21 @@ export interface RedisStreamsServerStatus {
   readonly error?: string;
 }
 
+/** Waits for `work` at most `ms`; resolves with its result, or undefined when it took longer (or was undefined). */
+async function withinMs<T>(work: Promise<T> | undefined, ms: number): Promise<T | undefined> {
+  if (!work) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 type ProcessingHooksRunner = (context: unknown, fn: (runEndHook: () => void) => Promise<void>) => Promise<void>;
 
 /**
@@ -307,23 +322,26 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
 
   private async stop(): Promise<void> {
     clearTimeout(this.trimTimer);
-    await this.reclaimer?.stop();
+    const { shutdownTimeoutMs } = this.config.consumer;
+    // Each step is bounded: a Redis that stopped answering must not keep close() (and the process) waiting.
+    await withinMs(this.reclaimer?.stop(), shutdownTimeoutMs);
     if (this.loop) {
       const stopped = this.loop.stop();
       // Interrupts a pending BLOCK at once (quit would wait for it to expire).
       disconnectOnce(this.blocking);
-      await stopped;
+      await withinMs(stopped, shutdownTimeoutMs);
     }
-    const unfinished = await this.inFlight.drain(this.config.consumer.shutdownTimeoutMs);
+    const unfinished = await this.inFlight.drain(shutdownTimeoutMs);
     if (unfinished > 0) {
       this.logger.warn(
         `${unfinished} handlers still running after consumer.shutdownTimeoutMs; their entries stay pending and ` +
           `are reclaimed by another consumer ${logIds({ group: this.config.consumer.group })}`,
       );
     }
-    await this.acks?.flushAll().catch((error: unknown) => {
+    const flushed = this.acks?.flushAll().catch((error: unknown) => {
       this.logger.warn(`Final acks failed; those entries will be redelivered: ${errorText(error)}`);
     });
+    await withinMs(flushed, shutdownTimeoutMs);
     await this.shutdownConnections();
     this.setState(RedisStreamsStatus.Closed);
   }
@@ -332,7 +350,11 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     disconnectOnce(this.blocking);
     const command = this.command;
     if (command && command.status !== 'end') {
-      await command.quit().catch(() => disconnectOnce(command));
+      const quit = command.quit().then(
+        () => true,
+        () => false,
+      );
+      if (!(await withinMs(quit, 1_000))) disconnectOnce(command);
     }
   }
 
