@@ -55,7 +55,8 @@ export class RedisProcess {
   static async start(options = {}) {
     assertRedisServerInstalled();
     const args = [
-      ...(options.appendonly ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no']),
+      // AOF with fsync on every write: a test that restarts Redis must find everything Redis acknowledged.
+      ...(options.appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
       ...(options.args ?? []),
     ];
     const redis = new RedisProcess(options.port ?? (await freePort()), args);
