@@ -19,6 +19,16 @@ export { type EnabledFeatures } from './transport/features.js';
 export { type RedisStreamsMetricsSnapshot } from './observability/metrics.js';
 export { DeadLetterManager, type RedriveResult } from './dead-letter/dead-letter.manager.js';
 export { type DeadLetter, type DeadLetterFilter } from './dead-letter/dead-letter.js';
+export { ReplayManager } from './replay/replay.manager.js';
+export {
+  type ReplayRequest,
+  type ReplayResult,
+  type ReplayTarget,
+  type ReplayProgress,
+  type ReplayStop,
+  type ReplayValidation,
+  type ReplayedMessage,
+} from './replay/replay-request.js';
 
 export {
   RedisStreamsEnterpriseOptions,
@@ -57,4 +67,5 @@ export {
   HandlerTimeoutError,
   RedisUnavailableError,
   ReplicationTimeoutError,
+  ReplayRangeError,
 } from './errors/index.js';

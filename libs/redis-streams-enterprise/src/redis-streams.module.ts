@@ -6,6 +6,7 @@ import { ConfigurableModuleClass, REDIS_STREAMS_RAW_OPTIONS } from './redis-stre
 import { RedisStreamsClient } from './transport/redis-streams.client.js';
 import { RedisStreamsServer } from './transport/redis-streams.server.js';
 import { DeadLetterManager } from './dead-letter/dead-letter.manager.js';
+import { ReplayManager } from './replay/replay.manager.js';
 
 /**
  * Registers the validated configuration, the server and the client as providers.
@@ -42,7 +43,12 @@ import { DeadLetterManager } from './dead-letter/dead-letter.manager.js';
       inject: [REDIS_STREAMS_OPTIONS],
       useFactory: (config: ResolvedRedisStreamsConfig) => new DeadLetterManager(config),
     },
+    {
+      provide: ReplayManager,
+      inject: [REDIS_STREAMS_OPTIONS, RedisStreamsServer],
+      useFactory: (config: ResolvedRedisStreamsConfig, server: RedisStreamsServer) => new ReplayManager(config, server),
+    },
   ],
-  exports: [REDIS_STREAMS_OPTIONS, RedisStreamsServer, RedisStreamsClient, DeadLetterManager],
+  exports: [REDIS_STREAMS_OPTIONS, RedisStreamsServer, RedisStreamsClient, DeadLetterManager, ReplayManager],
 })
 export class RedisStreamsEnterpriseModule extends ConfigurableModuleClass {}

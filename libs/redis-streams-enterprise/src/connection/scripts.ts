@@ -210,6 +210,30 @@ redis.call('XDEL', KEYS[1], ARGV[1])
 return id
 `;
 
+/**
+ * replayCopy: copy entries into a target stream once each. The dedupe set beside the target remembers which source
+ * entries were copied, so replaying the same range again (or overlapping ranges) adds nothing twice.
+ * KEYS[1] target stream, KEYS[2] its dedupe set
+ * ARGV[1] number of entries n; then for each entry: source key ('<stream>/<id>'), field count f, f field/values
+ * Returns how many entries were added.
+ */
+const REPLAY_COPY = `
+local added = 0
+local i = 2
+for _ = 1, tonumber(ARGV[1]) do
+  local source = ARGV[i]
+  local count = tonumber(ARGV[i + 1])
+  local fields = {}
+  for j = 1, count do fields[j] = ARGV[i + 1 + j] end
+  i = i + 2 + count
+  if redis.call('SADD', KEYS[2], source) == 1 then
+    redis.call('XADD', KEYS[1], '*', unpack(fields))
+    added = added + 1
+  end
+end
+return added
+`;
+
 const SCRIPTS = {
   rseDeadLetter: { numberOfKeys: 4, lua: DEAD_LETTER },
   rseScheduleRetry: { numberOfKeys: 3, lua: SCHEDULE_RETRY },
@@ -219,6 +243,7 @@ const SCRIPTS = {
   rseExtendClaims: { numberOfKeys: 1, lua: EXTEND_CLAIMS },
   rseSendReply: { numberOfKeys: 1, lua: SEND_REPLY },
   rseRemoveIdleConsumers: { numberOfKeys: 1, lua: REMOVE_IDLE_CONSUMERS },
+  rseReplayCopy: { numberOfKeys: 2, lua: REPLAY_COPY },
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;

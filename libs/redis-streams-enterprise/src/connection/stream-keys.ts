@@ -15,6 +15,7 @@ const READABLE_TAG = /^[A-Za-z0-9._:/@-]{1,200}$/;
  *   <prefix>:{<tag>}:dlq              its dead-letter stream
  *   <prefix>:{<tag>}:retry:<group>    sorted set: entry id -> time its next attempt is due, per consumer group
  *   <prefix>:{<tag>}:failures:<group> hash: entry id -> time of its first failure (while it is being retried)
+ *   <prefix>:{<tag>}:replayed         set: '<source stream>/<entry id>' copied into this stream by replay
  *   <prefix>:{reply:<clientId>}       reply stream of one client instance
  */
 export class StreamKeys {
@@ -48,6 +49,11 @@ export class StreamKeys {
 
   failures(pattern: string, group: string): string {
     return `${this.stream(pattern)}:failures:${group}`;
+  }
+
+  /** Source entries already copied into a pattern's stream by replay (dedupe set, same slot as the stream). */
+  replayDedupe(pattern: string): string {
+    return `${this.stream(pattern)}:replayed`;
   }
 
   /** Glob of every dead-letter stream under this prefix. */

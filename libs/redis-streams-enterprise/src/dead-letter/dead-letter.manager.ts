@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
 import { connectOrThrow, createRedisConnection } from '../connection/redis-connection.factory.js';
-import { parseEntry, type StreamEntry } from '../connection/redis-replies.js';
+import { parseEntry } from '../connection/redis-replies.js';
+import { pageThrough } from '../replay/replay-cursor.js';
 import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
@@ -143,22 +144,14 @@ export class DeadLetterManager implements OnApplicationShutdown {
     await this.close();
   }
 
-  /** Pages through a dead-letter stream with XRANGE (never loads it whole), yielding matching letters. */
+  /** Pages through a dead-letter stream (the same paging as replay), yielding matching letters. */
   private async *scan(pattern: string, filter: DeadLetterFilter): AsyncGenerator<DeadLetter> {
     const redis = await this.redis();
     const key = this.keys.deadLetter(pattern);
     const { start, end } = rangeOf(filter);
-    let from = start;
-    for (;;) {
-      const page = await redis.xrange(key, from, end, 'COUNT', PAGE);
-      for (const raw of page) {
-        const entry: StreamEntry | null = parseEntry(raw);
-        if (!entry) continue;
-        const letter = toDeadLetter(entry, key);
-        if (matches(letter, filter)) yield letter;
-      }
-      if (page.length < PAGE) return;
-      from = `(${String((page[page.length - 1] as unknown[])[0])}`;
+    for await (const entry of pageThrough(redis, key, start, end, PAGE)) {
+      const letter = toDeadLetter(entry, key);
+      if (matches(letter, filter)) yield letter;
     }
   }
 

@@ -12,3 +12,4 @@ export { RemoteHandlerError } from './remote-handler.error.js';
 export { HandlerTimeoutError } from './handler-timeout.error.js';
 export { RedisUnavailableError } from './redis-unavailable.error.js';
 export { ReplicationTimeoutError } from './replication-timeout.error.js';
+export { ReplayRangeError } from './replay-range.error.js';

@@ -12,7 +12,8 @@ export type RedisStreamsErrorCode =
   | 'REMOTE_HANDLER_FAILED'
   | 'HANDLER_TIMEOUT'
   | 'REDIS_UNAVAILABLE'
-  | 'REPLICATION_TIMEOUT';
+  | 'REPLICATION_TIMEOUT'
+  | 'REPLAY_INVALID';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

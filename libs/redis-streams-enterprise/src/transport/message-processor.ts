@@ -108,6 +108,34 @@ export class MessageProcessor implements MessageControls {
     await this.settler.ack(entry, streamPattern);
   }
 
+  /**
+   * Runs the event handler of an entry again for a replay: no ack, no retry, no claim; the context says isReplay().
+   * Requests are not replayed (nobody waits for their answers).
+   */
+  async replay(entry: DeliveredEntry, streamPattern: string): Promise<'handled' | 'failed' | 'skipped' | { invalid: string }> {
+    let message: DecodedMessage;
+    try {
+      message = decodeMessage(entry.id, entry.fields, streamPattern, this.config.streams.maxPayloadBytes);
+    } catch (error) {
+      return { invalid: errorText(error) };
+    }
+    const handler = this.host.getHandlerByPattern(message.pattern);
+    if (!handler || !handler.isEventHandler) return 'skipped';
+    const context = new RedisStreamsContext(
+      [entry.stream, entry.id, this.config.consumer.group, this.config.consumer.consumerName, entry.deliveryCount, message.headers, message.pattern, message.messageId],
+      undefined,
+      true,
+    );
+    try {
+      const result: unknown = await handler(message.data, context);
+      if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+      return 'handled';
+    } catch (error) {
+      this.logger.warn(`Replayed handler failed: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+      return 'failed';
+    }
+  }
+
   /** The handler settled its message itself; wait for that, so close() and the slot count cover it. */
   private async awaitSettlement(context: RedisStreamsContext): Promise<void> {
     await context.ack().catch(() => undefined);

@@ -40,8 +40,17 @@ export class RedisStreamsContext extends BaseRpcContext<RedisStreamsContextArgs>
   constructor(
     args: RedisStreamsContextArgs,
     private readonly controls?: MessageControls,
+    private readonly replay = false,
   ) {
     super(args);
+  }
+
+  /**
+   * True when the message is being replayed (`ReplayManager`) rather than consumed: nothing is acknowledged or
+   * retried, and handlers may choose to skip side effects they must not repeat.
+   */
+  isReplay(): boolean {
+    return this.replay;
   }
 
   /** Redis key of the stream the entry was read from. */
@@ -118,7 +127,9 @@ export class RedisStreamsContext extends BaseRpcContext<RedisStreamsContextArgs>
   }
 
   private settle(action: (controls: MessageControls) => Promise<void>): Promise<void> {
-    if (!this.controls) return Promise.reject(new Error('This RedisStreamsContext was not created by the transport'));
+    if (!this.controls) {
+      return Promise.reject(new Error('ack/nack/deadLetter are not available here (a replay, a request, or a context not made by the transport)'));
+    }
     this.settlement ??= action(this.controls);
     return this.settlement;
   }

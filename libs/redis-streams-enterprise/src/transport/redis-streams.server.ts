@@ -5,7 +5,7 @@ import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '.
 import { resolveConfig } from '../config/validate-options.js';
 import { connectOrThrow, createRedisConnection, disconnectOnce } from '../connection/redis-connection.factory.js';
 import { classifyRedisError, redact } from '../connection/redis-error-codes.js';
-import { parseGroupsInfo } from '../connection/redis-replies.js';
+import { parseGroupsInfo, type StreamEntry } from '../connection/redis-replies.js';
 import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
@@ -94,6 +94,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private loop?: ConsumerLoop;
   private reclaimer?: PendingReclaimer;
   private acks?: AckBatcher;
+  private processor?: MessageProcessor;
   private trimTimer?: NodeJS.Timeout;
   private streams: { pattern: string; stream: string; retrySchedule: string }[] = [];
   private state = RedisStreamsStatus.Disconnected;
@@ -183,6 +184,15 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     }
   }
 
+  /**
+   * Hands one stored entry to its event handler again, as a replay (used by `ReplayManager`).
+   * @throws Error when the server is not listening.
+   */
+  async replayEntry(pattern: string, entry: StreamEntry): Promise<'handled' | 'failed' | 'skipped' | { invalid: string }> {
+    if (!this.processor) throw new Error('RedisStreamsServer must be listening to replay to handlers (call listen() first)');
+    return this.processor.replay({ ...entry, stream: this.keys.stream(pattern), deliveryCount: 0 }, pattern);
+  }
+
   /** Runs one reclaim pass now instead of waiting for the timer (operators and tests). */
   async reclaimNow(): Promise<void> {
     await this.reclaimer?.runOnce();
@@ -243,6 +253,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       withProcessingHooks: (context, fn) => this.withProcessingHooks(context, fn),
     });
     for (const s of this.streams) processor.addStream(s.stream, s.pattern);
+    this.processor = processor;
     const onDeleted = (stream: string, ids: string[]) => {
       this.metrics.lostToTrimming += ids.length;
       this.logger.error(

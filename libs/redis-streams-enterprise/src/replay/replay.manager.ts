@@ -1,0 +1,269 @@
+import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
+import picomatch from 'picomatch';
+import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import { resolveConfig } from '../config/validate-options.js';
+import { connectOrThrow, createRedisConnection, disconnectOnce } from '../connection/redis-connection.factory.js';
+import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
+import { StreamKeys } from '../connection/stream-keys.js';
+import { ConnectionClosedError } from '../errors/connection-closed.error.js';
+import { ReplayRangeError } from '../errors/replay-range.error.js';
+import { errorText, logIds } from '../observability/log-format.js';
+import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
+import { decodeMessage } from '../transport/envelope.js';
+import { RedisStreamsServer } from '../transport/redis-streams.server.js';
+import { concatenate, mergeById, pageThrough, type SourcedEntry } from './replay-cursor.js';
+import { compareIds, replayRange } from './replay-range.js';
+import type { ReplayedMessage, ReplayRequest, ReplayResult, ReplayStop, ReplayTarget } from './replay-request.js';
+
+interface Tally {
+  scanned: number;
+  replayed: number;
+  skipped: number;
+  failed: number;
+  firstId?: string;
+  lastId?: string;
+  invalid: { stream: string; entryId: string; reason: string }[];
+}
+
+/** Invalid entries listed in a validation report, at most. */
+const MAX_INVALID_LISTED = 1_000;
+
+/**
+ * Replays stored messages: by time or id range, filtered by a pattern glob or a predicate, to this app's handlers,
+ * into another stream, or by repositioning a consumer group (Kafka's `--reset-offsets --to-datetime`).
+ *
+ * Safe on a live system: replay reads with XRANGE (never XREADGROUP), so it neither claims nor acknowledges live
+ * entries, and live consumers go on undisturbed. Bounded: it reads in `replay.batchSize` pages, stops at
+ * `maxMessages` / `replay.maxReplayMessages` and `replay.replayTimeout`, and can be cancelled with an AbortSignal;
+ * the result says why it stopped.
+ *
+ * ```ts
+ * const result = await replayManager.replayMessages({
+ *   streamName: 'user.events', startTime: Date.now() - 86_400_000, filterPattern: 'user.*.created', maxMessages: 1000,
+ * });
+ * ```
+ */
+@Injectable()
+export class ReplayManager implements OnApplicationShutdown {
+  private readonly logger = new Logger(ReplayManager.name);
+  readonly config: ResolvedRedisStreamsConfig;
+  private readonly keys: StreamKeys;
+  private connection?: Promise<ScriptedRedis>;
+  private closed = false;
+
+  constructor(
+    @Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig,
+    @Optional() private readonly server?: RedisStreamsServer,
+  ) {
+    this.config = resolveConfig(config);
+    this.keys = new StreamKeys(this.config.streams.keyPrefix);
+  }
+
+  /**
+   * Replays the selected messages to the target.
+   * @throws ReplayRangeError for an invalid range or request; ConnectionFailedError when Redis is unreachable.
+   */
+  async replayMessages(request: ReplayRequest): Promise<ReplayResult> {
+    const started = Date.now();
+    const patterns = typeof request.streamName === 'string' ? [request.streamName] : [...request.streamName];
+    if (patterns.length === 0) throw new ReplayRangeError('streamName names no stream');
+    const target: ReplayTarget = request.target ?? 'handlers';
+    const dryRun = request.dryRun ?? false;
+    if (target === 'handlers' && !dryRun && !this.server) {
+      throw new ReplayRangeError("target 'handlers' needs a RedisStreamsServer (inject ReplayManager in the app that consumes)");
+    }
+    const { start, end } = replayRange(request);
+    const redis = await this.redis();
+    const { replay } = this.config;
+    const maxMessages = Math.min(request.maxMessages ?? Number.POSITIVE_INFINITY, replay.maxReplayMessages);
+    const deadline = started + replay.replayTimeout;
+    const tally: Tally = { scanned: 0, replayed: 0, skipped: 0, failed: 0, invalid: [] };
+
+    if (typeof target === 'object' && 'resetGroup' in target) {
+      return this.resetGroup(redis, patterns, target.resetGroup, start, end, request, dryRun, maxMessages, started);
+    }
+
+    const matchPattern = request.filterPattern ? picomatch(request.filterPattern) : undefined;
+    const sources = patterns.map((p) => pageThrough(redis, this.keys.stream(p), start, end, replay.batchSize));
+    const entries = patterns.length > 1 && (request.preserveOrdering ?? replay.preserveOrdering) ? mergeById(sources) : concatenate(sources);
+    const patternOf = new Map(patterns.map((p) => [this.keys.stream(p), p]));
+    const copyBatch: { source: SourcedEntry }[] = [];
+    let stoppedBy: ReplayStop = 'end';
+
+    for await (const entry of entries) {
+      if (request.signal?.aborted) {
+        stoppedBy = 'aborted';
+        break;
+      }
+      if (Date.now() > deadline) {
+        stoppedBy = 'timeout';
+        break;
+      }
+      if (tally.replayed >= maxMessages) {
+        stoppedBy = 'maxMessages';
+        break;
+      }
+      tally.scanned++;
+      const streamPattern = patternOf.get(entry.stream) ?? '';
+      const selected = this.select(entry, streamPattern, matchPattern, request.filter, tally);
+      if (!selected) continue;
+      tally.firstId ??= entry.id;
+      tally.lastId = entry.id;
+      if (dryRun) {
+        tally.replayed++;
+      } else if (target === 'handlers') {
+        const outcome = await (this.server as RedisStreamsServer).replayEntry(streamPattern, entry);
+        if (outcome === 'handled') tally.replayed++;
+        else if (outcome === 'failed') tally.failed++;
+        else if (outcome === 'skipped') tally.skipped++;
+        else this.noteInvalid(tally, entry, outcome.invalid);
+      } else {
+        copyBatch.push({ source: entry });
+        tally.replayed++;
+        if (copyBatch.length >= replay.batchSize) await this.copy(redis, target.stream, copyBatch.splice(0));
+      }
+      if (tally.scanned % replay.batchSize === 0) request.onProgress?.(this.progress(tally));
+    }
+    if (copyBatch.length > 0 && typeof target === 'object' && 'stream' in target) await this.copy(redis, target.stream, copyBatch.splice(0));
+    request.onProgress?.(this.progress(tally));
+    const result = this.result(tally, stoppedBy, started, dryRun);
+    this.logger.log(
+      `Replay ${dryRun ? '(dry run) ' : ''}of ${patterns.join(',')} ${start}..${end}: ${tally.replayed} replayed, ` +
+        `${tally.skipped} skipped, ${tally.failed} failed, stopped by ${stoppedBy}`,
+    );
+    return result;
+  }
+
+  /** Closes the connection (called by Nest on shutdown). Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const connection = this.connection;
+    this.connection = undefined;
+    const redis = await connection?.catch(() => undefined);
+    if (redis && redis.status !== 'end') await redis.quit().catch(() => disconnectOnce(redis));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  /** Decides whether an entry is replayed; counts skipped and invalid ones. */
+  private select(
+    entry: SourcedEntry,
+    streamPattern: string,
+    matchPattern: ((pattern: string) => boolean) | undefined,
+    filter: ((message: ReplayedMessage) => boolean) | undefined,
+    tally: Tally,
+  ): boolean {
+    const pattern = entry.fields.pattern ?? streamPattern;
+    if (matchPattern && !matchPattern(pattern)) {
+      tally.skipped++;
+      return false;
+    }
+    if (!filter) return true;
+    try {
+      const decoded = decodeMessage(entry.id, entry.fields, streamPattern, this.config.streams.maxPayloadBytes);
+      const message: ReplayedMessage = { stream: entry.stream, entryId: entry.id, pattern: decoded.pattern, messageId: decoded.messageId, data: decoded.data, headers: decoded.headers };
+      if (filter(message)) return true;
+    } catch (error) {
+      this.noteInvalid(tally, entry, errorText(error));
+      return false;
+    }
+    tally.skipped++;
+    return false;
+  }
+
+  private noteInvalid(tally: Tally, entry: SourcedEntry, reason: string): void {
+    tally.failed++;
+    if (tally.invalid.length < MAX_INVALID_LISTED) tally.invalid.push({ stream: entry.stream, entryId: entry.id, reason });
+  }
+
+  /** Copies a page of entries into the target pattern's stream, once each (see scripts.ts replayCopy). */
+  private async copy(redis: ScriptedRedis, targetPattern: string, batch: { source: SourcedEntry }[]): Promise<void> {
+    const args: (string | number)[] = [batch.length];
+    for (const { source } of batch) {
+      const fields = Object.entries(source.fields).flat();
+      fields.push('rse.replay.from', `${source.stream}/${source.id}`);
+      args.push(`${source.stream}/${source.id}`, fields.length, ...fields);
+    }
+    await redis.rseReplayCopy(this.keys.stream(targetPattern), this.keys.replayDedupe(targetPattern), ...args);
+  }
+
+  /**
+   * Positions a consumer group just before the first entry of the range (creating the group when needed), so its
+   * consumers re-consume everything from there on. Pending entries of the group are left as they are.
+   */
+  private async resetGroup(
+    redis: ScriptedRedis,
+    patterns: string[],
+    group: string,
+    start: string,
+    end: string,
+    request: ReplayRequest,
+    dryRun: boolean,
+    maxMessages: number,
+    started: number,
+  ): Promise<ReplayResult> {
+    const tally: Tally = { scanned: 0, replayed: 0, skipped: 0, failed: 0, invalid: [] };
+    for (const pattern of patterns) {
+      const stream = this.keys.stream(pattern);
+      const [before] = start === '-' ? [] : await redis.xrevrange(stream, `(${start.includes('-') ? start : `${start}-0`}`, '-', 'COUNT', 1);
+      const position = before ? String((before as unknown[])[0]) : '0';
+      for await (const entry of pageThrough(redis, stream, start, end, this.config.replay.batchSize)) {
+        if (tally.scanned >= maxMessages) break;
+        tally.scanned++;
+        tally.replayed++;
+        tally.firstId ??= entry.id;
+        if (!tally.lastId || compareIds(entry.id, tally.lastId) > 0) tally.lastId = entry.id;
+      }
+      if (dryRun) continue;
+      try {
+        await redis.xgroup('SETID', stream, group, position);
+      } catch (error) {
+        if (!/NOGROUP/.test(errorText(error))) throw error;
+        await redis.xgroup('CREATE', stream, group, position, 'MKSTREAM');
+      }
+      this.logger.log(`Reset group ${logIds({ stream, group })} to ${position}`);
+    }
+    request.onProgress?.(this.progress(tally));
+    return this.result(tally, 'end', started, dryRun);
+  }
+
+  private progress(tally: Tally) {
+    return { scanned: tally.scanned, replayed: tally.replayed, skipped: tally.skipped, failed: tally.failed, lastId: tally.lastId };
+  }
+
+  private result(tally: Tally, stoppedBy: ReplayStop, started: number, dryRun: boolean): ReplayResult {
+    return {
+      ...this.progress(tally),
+      messagesReplayed: tally.replayed,
+      firstId: tally.firstId,
+      stoppedBy,
+      durationMs: Date.now() - started,
+      dryRun,
+      validation: this.config.replay.validateReplay
+        ? {
+            complete: stoppedBy === 'end',
+            entriesInRange: tally.scanned,
+            replayed: tally.replayed,
+            skipped: tally.skipped,
+            failed: tally.failed,
+            invalid: tally.invalid,
+          }
+        : undefined,
+    };
+  }
+
+  private redis(): Promise<ScriptedRedis> {
+    if (this.closed) return Promise.reject(new ConnectionClosedError('ReplayManager'));
+    this.connection ??= (async () => {
+      const redis = defineScripts(createRedisConnection(this.config.connection, 'command', 'replay'));
+      redis.on('error', () => undefined); // connection errors surface as rejected commands
+      return connectOrThrow(redis, this.config.connection.url) as Promise<ScriptedRedis>;
+    })().catch((error: unknown) => {
+      this.connection = undefined;
+      throw error;
+    });
+    return this.connection;
+  }
+}
