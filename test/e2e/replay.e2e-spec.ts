@@ -201,6 +201,31 @@ describe('replay (real Redis)', () => {
     expect(ids.slice(0, 100)).toEqual(seeded.slice(2_900, 3_000).map((e) => e.id));
   });
 
+  it('with replay.compression the copy is gzip-compressed and any consumer of this library reads it', async () => {
+    const compressing = new ReplayManager(testConfig(prefix, { replay: { enabled: true, compression: true } }));
+    try {
+      await compressing.replayMessages({ streamName: 'user.events', startTime: T0, endTime: T0 + 90, target: { stream: 'user.compressed' } });
+    } finally {
+      await compressing.close();
+    }
+    const [[, fields]] = await redis.xrange(`${prefix}:{user.compressed}`, '-', '+', 'COUNT', 1);
+    expect(fields[fields.indexOf('enc') + 1]).toBe('gzip');
+    expect(() => JSON.parse(fields[fields.indexOf('data') + 1])).toThrow();
+    @Controller()
+    class CompressedController {
+      readonly seen: unknown[] = [];
+      @StreamEvent('user.account.created')
+      created(@Payload() data: unknown) {
+        this.seen.push(data);
+      }
+    }
+    const { app } = await startConsumer(testConfig(prefix, { consumer: { group: 'reader', patterns: ['user.compressed'] } }), [CompressedController]);
+    apps.push(app);
+    // entries 0..9 were copied; 0, 4 and 8 are 'user.account.created'
+    await waitFor(() => app.get(CompressedController).seen.length === 3, { message: 'the compressed copies' });
+    expect(app.get(CompressedController).seen).toEqual([{ n: 0 }, { n: 4 }, { n: 8 }]);
+  });
+
   it('refuses invalid requests with a clear error', async () => {
     await expect(manager.replayMessages({ streamName: 'user.events', startId: 'yesterday', target: { stream: 'x' } })).rejects.toThrow(ReplayRangeError);
     await expect(manager.replayMessages({ streamName: 'user.events', startTime: T0 + 10, endTime: T0, target: { stream: 'x' } })).rejects.toThrow(/starts .* after it ends/);

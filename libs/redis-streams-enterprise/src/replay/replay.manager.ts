@@ -9,7 +9,7 @@ import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { ReplayRangeError } from '../errors/replay-range.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
-import { decodeMessage } from '../transport/envelope.js';
+import { compressPayload, decodeMessage } from '../transport/envelope.js';
 import { RedisStreamsServer } from '../transport/redis-streams.server.js';
 import { concatenate, mergeById, pageThrough, type SourcedEntry } from './replay-cursor.js';
 import { compareIds, replayRange } from './replay-range.js';
@@ -181,8 +181,14 @@ export class ReplayManager implements OnApplicationShutdown {
   /** Copies a page of entries into the target pattern's stream, once each (see scripts.ts replayCopy). */
   private async copy(redis: ScriptedRedis, targetPattern: string, batch: { source: SourcedEntry }[]): Promise<void> {
     const args: (string | number)[] = [batch.length];
+    const compress = this.config.replay.compression;
     for (const { source } of batch) {
-      const fields = Object.entries(source.fields).flat();
+      const copy = { ...source.fields };
+      if (compress && copy.data !== undefined && copy.enc === undefined) {
+        copy.data = compressPayload(copy.data);
+        copy.enc = 'gzip';
+      }
+      const fields = Object.entries(copy).flat();
       fields.push('rse.replay.from', `${source.stream}/${source.id}`);
       args.push(`${source.stream}/${source.id}`, fields.length, ...fields);
     }

@@ -1,4 +1,5 @@
 import secureJsonParse from 'secure-json-parse';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { MessageDecodeError } from '../errors/message-decode.error.js';
 
 /*
@@ -9,6 +10,7 @@ import { MessageDecodeError } from '../errors/message-decode.error.js';
  *   data     JSON of the payload       required
  *   headers  JSON object of strings    optional
  *   replyTo  reply stream key          set by send(); absent for events
+ *   enc      "gzip"                    optional: data is base64 of gzip'ed JSON (replay copies with replay.compression)
  * A producer in any language can `XADD rse:{orders.created} * data '{"orderId":1}'` and a Nest handler of
  * 'orders.created' receives `{ orderId: 1 }`.
  *
@@ -105,8 +107,9 @@ export function decodeMessage(
   if (version !== WIRE_VERSION) {
     throw new MessageDecodeError(`unknown wire version "${version.slice(0, 20)}" (this consumer reads ${WIRE_VERSION})`);
   }
-  const raw = fields.data;
+  let raw = fields.data;
   if (raw === undefined) throw new MessageDecodeError('the entry has no "data" field');
+  if (fields.enc !== undefined) raw = decompress(raw, fields.enc, maxPayloadBytes);
   if (exceedsBytes(raw, maxPayloadBytes)) {
     throw new MessageDecodeError(`payload is larger than streams.maxPayloadBytes (${maxPayloadBytes})`);
   }
@@ -131,6 +134,21 @@ export function decodeMessage(
     headers,
     replyTo: fields.replyTo,
   };
+}
+
+/** Compresses a JSON payload for the `data` field; the entry must also carry `enc: gzip`. */
+export function compressPayload(json: string): string {
+  return gzipSync(json).toString('base64');
+}
+
+function decompress(data: string, encoding: string, maxPayloadBytes: number): string {
+  if (encoding !== 'gzip') throw new MessageDecodeError(`unknown encoding "${encoding.slice(0, 20)}"`);
+  try {
+    // maxOutputLength: a small compressed field cannot expand into gigabytes (a zip bomb).
+    return gunzipSync(Buffer.from(data, 'base64'), { maxOutputLength: maxPayloadBytes }).toString('utf8');
+  } catch (error) {
+    throw new MessageDecodeError(`"data" could not be decompressed within streams.maxPayloadBytes: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /** Checks a header map and copies it into a prototype-less object. */
