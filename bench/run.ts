@@ -37,6 +37,7 @@ import {
 } from './protocol.js';
 // One throw-away redis-server implementation for the demo and the benchmark.
 import { ThrowawayRedis } from '../apps/demo/src/redis-server.process.js';
+import { measureReplay, type ReplayFigures } from './replay.js';
 import { WorkerProcess, killAllWorkers } from './worker-process.js';
 
 function envInt(name: string, fallback: number, min = 1): number {
@@ -84,6 +85,8 @@ const SETTINGS = {
   /** The whole run is aborted after this. */
   maxSeconds: envInt('BENCH_MAX_SECONDS', 300),
   scenarios: envList<ScenarioKind>('BENCH_SCENARIOS', ['live', 'drain', 'latency']),
+  /** Messages for the replay measurement (0 skips it). */
+  replayMessages: envInt('BENCH_REPLAY_MESSAGES', 100_000, 0),
   modes: envList<ConsumerMode>('BENCH_MODES', ['raw', 'library']),
   /** Directory for V8 CPU profiles of the workers' measured windows (node:inspector); unset = no profiling. */
   cpuProfileDir: process.env.BENCH_CPU_PROF || undefined,
@@ -537,6 +540,23 @@ async function main(): Promise<void> {
   }
   if (results.live) memory.live = { raw: peakMemory(results.live.raw), library: peakMemory(results.live.library) };
 
+  let replay: ReplayFigures | undefined;
+  if (SETTINGS.replayMessages > 0) {
+    replay = await measureReplay(currentRedisUrl, SETTINGS.replayMessages, SETTINGS.payloadBytes);
+    console.log('');
+    console.log(`replay of ${replay.messages.toLocaleString('en-US')} stored messages (read, decoded, dispatched to a handler; in one process):`);
+    console.log(
+      table(
+        ['scenario', 'unit', 'raw', 'library', 'ratio'],
+        [
+          ['replay throughput (raw: XRANGE + JSON.parse)', 'msg/s', Math.round(replay.rawMsgPerSec).toLocaleString('en-US'), Math.round(replay.libraryMsgPerSec).toLocaleString('en-US'), replay.ratio.toFixed(2)],
+          ['library time per 1,000 messages (seed: < 100 ms)', 'ms', '', replay.libraryMsPer1000.toFixed(1), ''],
+        ],
+        1,
+      ),
+    );
+  }
+
   const report = {
     date: new Date().toISOString(),
     node: process.version,
@@ -551,6 +571,7 @@ async function main(): Promise<void> {
       raw: 'ioredis XADD with the same fields; one connection XREADGROUP COUNT batchSize + one multi-id XACK per batch',
     },
     scenarios: figures.map(({ higherIsBetter: _h, ...f }) => f),
+    replay,
     memory,
     integrity: Object.fromEntries(
       SETTINGS.scenarios.map((s) => [
