@@ -230,5 +230,8 @@ describe('replay (real Redis)', () => {
     await expect(manager.replayMessages({ streamName: 'user.events', startId: 'yesterday', target: { stream: 'x' } })).rejects.toThrow(ReplayRangeError);
     await expect(manager.replayMessages({ streamName: 'user.events', startTime: T0 + 10, endTime: T0, target: { stream: 'x' } })).rejects.toThrow(/starts .* after it ends/);
     await expect(manager.replayMessages({ streamName: 'user.events' })).rejects.toThrow(/needs a RedisStreamsServer/);
+    const disabled = new ReplayManager(testConfig(prefix));
+    await expect(disabled.replayMessages({ streamName: 'user.events', target: { stream: 'x' } })).rejects.toThrow(/replay is disabled/);
+    await disabled.close();
   });
 });

@@ -61,9 +61,11 @@ export class ReplayManager implements OnApplicationShutdown {
 
   /**
    * Replays the selected messages to the target.
-   * @throws ReplayRangeError for an invalid range or request; ConnectionFailedError when Redis is unreachable.
+   * @throws ReplayRangeError for an invalid range or request, or when `replay.enabled` is false;
+   *   ConnectionFailedError when Redis is unreachable.
    */
   async replayMessages(request: ReplayRequest): Promise<ReplayResult> {
+    if (!this.config.replay.enabled) throw new ReplayRangeError('replay is disabled (set replay.enabled: true)');
     const started = Date.now();
     const patterns = typeof request.streamName === 'string' ? [request.streamName] : [...request.streamName];
     if (patterns.length === 0) throw new ReplayRangeError('streamName names no stream');
