@@ -1,13 +1,11 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
-import { connectOrThrow, createRedisConnection } from '../connection/redis-connection.factory.js';
 import { parseEntry } from '../connection/redis-replies.js';
 import { pageThrough } from '../replay/replay-cursor.js';
-import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
+import type { ScriptedRedis } from '../connection/scripts.js';
+import { LazyConnection } from '../connection/lazy-connection.js';
 import { StreamKeys } from '../connection/stream-keys.js';
-import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { logIds } from '../observability/log-format.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { matches, rangeOf, toDeadLetter, type DeadLetter, type DeadLetterFilter } from './dead-letter.js';
@@ -40,12 +38,12 @@ export class DeadLetterManager implements OnApplicationShutdown {
   private readonly logger = new Logger(DeadLetterManager.name);
   private readonly keys: StreamKeys;
   readonly config: ResolvedRedisStreamsConfig;
-  private connection?: Promise<ScriptedRedis>;
-  private closed = false;
+  private readonly connection: LazyConnection;
 
   constructor(@Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig) {
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
+    this.connection = new LazyConnection(this.config.connection, 'dead-letters', 'DeadLetterManager');
   }
 
   /** Patterns that have a dead-letter stream (SCAN over this prefix; on Redis Cluster, per node). */
@@ -133,11 +131,7 @@ export class DeadLetterManager implements OnApplicationShutdown {
 
   /** Closes the connection (called by Nest on shutdown). Idempotent. */
   async close(): Promise<void> {
-    this.closed = true;
-    const connection = this.connection;
-    this.connection = undefined;
-    const redis = await connection?.catch(() => undefined);
-    if (redis && redis.status !== 'end') await redis.quit().catch(() => redis.disconnect());
+    await this.connection.close();
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -156,15 +150,6 @@ export class DeadLetterManager implements OnApplicationShutdown {
   }
 
   private redis(): Promise<ScriptedRedis> {
-    if (this.closed) return Promise.reject(new ConnectionClosedError('DeadLetterManager'));
-    this.connection ??= (async () => {
-      const redis = defineScripts(createRedisConnection(this.config.connection, 'command', 'dead-letters') as Redis);
-      redis.on('error', () => undefined); // connection errors surface as rejected commands
-      return connectOrThrow(redis, this.config.connection.url) as Promise<ScriptedRedis>;
-    })().catch((error: unknown) => {
-      this.connection = undefined;
-      throw error;
-    });
-    return this.connection;
+    return this.connection.get();
   }
 }

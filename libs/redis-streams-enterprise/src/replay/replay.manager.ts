@@ -2,10 +2,9 @@ import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from
 import picomatch from 'picomatch';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
-import { connectOrThrow, createRedisConnection, disconnectOnce } from '../connection/redis-connection.factory.js';
-import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
+import type { ScriptedRedis } from '../connection/scripts.js';
+import { LazyConnection } from '../connection/lazy-connection.js';
 import { StreamKeys } from '../connection/stream-keys.js';
-import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { ReplayRangeError } from '../errors/replay-range.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
@@ -48,8 +47,7 @@ export class ReplayManager implements OnApplicationShutdown {
   private readonly logger = new Logger(ReplayManager.name);
   readonly config: ResolvedRedisStreamsConfig;
   private readonly keys: StreamKeys;
-  private connection?: Promise<ScriptedRedis>;
-  private closed = false;
+  private readonly connection: LazyConnection;
 
   constructor(
     @Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig,
@@ -57,6 +55,7 @@ export class ReplayManager implements OnApplicationShutdown {
   ) {
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
+    this.connection = new LazyConnection(this.config.connection, 'replay', 'ReplayManager');
   }
 
   /**
@@ -138,11 +137,7 @@ export class ReplayManager implements OnApplicationShutdown {
 
   /** Closes the connection (called by Nest on shutdown). Idempotent. */
   async close(): Promise<void> {
-    this.closed = true;
-    const connection = this.connection;
-    this.connection = undefined;
-    const redis = await connection?.catch(() => undefined);
-    if (redis && redis.status !== 'end') await redis.quit().catch(() => disconnectOnce(redis));
+    await this.connection.close();
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -263,15 +258,6 @@ export class ReplayManager implements OnApplicationShutdown {
   }
 
   private redis(): Promise<ScriptedRedis> {
-    if (this.closed) return Promise.reject(new ConnectionClosedError('ReplayManager'));
-    this.connection ??= (async () => {
-      const redis = defineScripts(createRedisConnection(this.config.connection, 'command', 'replay'));
-      redis.on('error', () => undefined); // connection errors surface as rejected commands
-      return connectOrThrow(redis, this.config.connection.url) as Promise<ScriptedRedis>;
-    })().catch((error: unknown) => {
-      this.connection = undefined;
-      throw error;
-    });
-    return this.connection;
+    return this.connection.get();
   }
 }
