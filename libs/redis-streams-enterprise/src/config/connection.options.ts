@@ -1,5 +1,36 @@
-import { IsInt, IsObject, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-import type { RedisOptions } from 'ioredis';
+import { Type } from 'class-transformer';
+import { ArrayMinSize, IsArray, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Matches, Max, Min, ValidateNested } from 'class-validator';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
+
+/** One seed node of a Redis Cluster. */
+export class ClusterNodeOptions {
+  @IsString()
+  @IsNotEmpty()
+  host!: string;
+
+  @IsInt()
+  @Min(1)
+  @Max(65_535)
+  port!: number;
+}
+
+/** Redis Cluster: seed nodes (any reachable subset; the rest is discovered) and ioredis `ClusterOptions`. */
+export class ClusterConnectionOptions {
+  @IsArray()
+  @ArrayMinSize(1, { message: 'must list at least one node' })
+  @ValidateNested({ each: true })
+  @Type(() => ClusterNodeOptions)
+  nodes!: ClusterNodeOptions[];
+
+  /**
+   * ioredis `ClusterOptions` (natMap, dnsLookup, redisOptions such as password or tls, ...). The transport always
+   * sets its own `lazyConnect` and `enableOfflineQueue`, and per-node `maxRetriesPerRequest` per connection role.
+   * @default undefined
+   */
+  @IsOptional()
+  @IsObject()
+  options?: ClusterOptions;
+}
 
 /** How to reach Redis. */
 export class ConnectionOptions {
@@ -19,6 +50,17 @@ export class ConnectionOptions {
   @IsOptional()
   @IsObject()
   options?: RedisOptions;
+
+  /**
+   * Connect to a Redis Cluster instead of the single server of `url` (which is then ignored). Every key of one
+   * pattern shares one hash slot, so every script stays single-slot; the server reads each slot's streams on its own
+   * blocking connection.
+   * @default undefined
+   */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ClusterConnectionOptions)
+  cluster?: ClusterConnectionOptions;
 
   /**
    * Dead-connection detection. A blocking read that outlives its BLOCK by this long, or a command that gets no reply

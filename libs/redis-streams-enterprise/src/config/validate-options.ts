@@ -26,22 +26,30 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
 function splitNonData(raw: Record<string, unknown>): {
   data: Record<string, unknown>;
   redisOptions: unknown;
+  clusterOptions: unknown;
   partitionKeyExtractor: unknown;
 } {
   const data: Record<string, unknown> = { ...raw };
   let redisOptions: unknown;
+  let clusterOptions: unknown;
   let partitionKeyExtractor: unknown;
   if (isPlainObject(raw.connection) && 'options' in raw.connection) {
     const { options, ...rest } = raw.connection;
     redisOptions = options;
     data.connection = { ...rest, ...(options === undefined ? {} : { options: {} }) };
   }
+  const connection = data.connection;
+  if (isPlainObject(connection) && isPlainObject(connection.cluster) && 'options' in connection.cluster) {
+    const { options, ...rest } = connection.cluster;
+    clusterOptions = options;
+    data.connection = { ...connection, cluster: { ...rest, ...(options === undefined ? {} : { options: {} }) } };
+  }
   if (isPlainObject(raw.partitioning) && 'partitionKeyExtractor' in raw.partitioning) {
     const { partitionKeyExtractor: extractor, ...rest } = raw.partitioning;
     partitionKeyExtractor = extractor;
     data.partitioning = rest;
   }
-  return { data, redisOptions, partitionKeyExtractor };
+  return { data, redisOptions, clusterOptions, partitionKeyExtractor };
 }
 
 function toViolations(errors: ValidationError[], parentPath = ''): ConfigViolation[] {
@@ -111,12 +119,13 @@ export function validateConfig(raw: RedisStreamsEnterpriseConfig | undefined): C
       errors: [{ path: '(root)', rule: 'isObject', message: '(root) configuration must be an object' }],
     };
   }
-  const { data, redisOptions, partitionKeyExtractor } = splitNonData(input);
+  const { data, redisOptions, clusterOptions, partitionKeyExtractor } = splitNonData(input);
   const instance = plainToInstance(RedisStreamsEnterpriseOptions, data, { exposeDefaultValues: true });
   const errors = toViolations(validateSync(instance, { whitelist: true, forbidNonWhitelisted: true }));
   if (errors.length === 0) errors.push(...crossFieldViolations(instance, partitionKeyExtractor));
   if (errors.length > 0) return { valid: false, errors };
   if (redisOptions !== undefined) instance.connection.options = redisOptions as never;
+  if (clusterOptions !== undefined && instance.connection.cluster) instance.connection.cluster.options = clusterOptions as never;
   if (partitionKeyExtractor !== undefined) instance.partitioning.partitionKeyExtractor = partitionKeyExtractor as never;
   return { valid: true, errors: [], config: freezeSections(instance) };
 }

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { ConnectionOptions } from '../config/connection.options.js';
 import { ConnectionFailedError } from '../errors/connection-failed.error.js';
 import { redact } from './redis-error-codes.js';
@@ -28,8 +28,16 @@ function retryStrategy(times: number): number {
   return Math.min(50 * 2 ** Math.min(times, 10), 2_000);
 }
 
-/** Creates (but does not connect) a connection for a role. */
+/**
+ * Creates (but does not connect) a connection for a role: a `Redis` for a single server, or an ioredis `Cluster`
+ * when `connection.cluster` is set.
+ *
+ * A `Cluster` has the command methods, scripts (`defineCommand`), statuses, events and connect/quit/disconnect of a
+ * `Redis`, routed by key slot; it is returned under the `Redis` type so that the code that only sends commands does
+ * not care which it got. Code that must (reading several slots, SCAN per node) asks `isCluster()`.
+ */
 export function createRedisConnection(options: ConnectionOptions, role: ConnectionRole, name: string): Redis {
+  if (options.cluster) return createClusterConnection(options, role, name) as unknown as Redis;
   return new Redis(options.url, {
     retryStrategy,
     // ioredis waits this long for a socket to close after disconnect(), on a timer that is not unref'd and that
@@ -42,11 +50,43 @@ export function createRedisConnection(options: ConnectionOptions, role: Connecti
   });
 }
 
+function createClusterConnection(options: ConnectionOptions, role: ConnectionRole, name: string): Cluster {
+  const cluster = options.cluster!;
+  const user: ClusterOptions = cluster.options ?? {};
+  const { enableOfflineQueue, ...nodeRoleOptions } = roleOptions(role, options.blockingWatchdogMs);
+  const connection = new Cluster(
+    cluster.nodes.map(({ host, port }) => ({ host, port })),
+    {
+      clusterRetryStrategy: retryStrategy,
+      ...user,
+      // The offline queue is the Cluster's (node connections always queue while the Cluster is ready).
+      enableOfflineQueue,
+      redisOptions: {
+        disconnectTimeout: 200,
+        ...user.redisOptions,
+        ...nodeRoleOptions,
+        connectionName: `${options.connectionName}:${name}:${role}`,
+      },
+      lazyConnect: true,
+    },
+  );
+  clusterSeeds.set(connection, `cluster ${cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`);
+  return connection;
+}
+
+/** How a cluster connection is named in errors (its `url` option is not used). */
+const clusterSeeds = new WeakMap<Cluster, string>();
+
+/** True when the connection is an ioredis `Cluster` (see `createRedisConnection`). */
+export function isCluster(redis: Redis | Cluster): redis is Cluster {
+  return redis instanceof Cluster;
+}
+
 /**
  * Connects and waits until the connection is ready. On failure the connection is disconnected, so ioredis does not
  * keep retrying in the background of a caller that already gave up.
  */
-export async function connectOrThrow(redis: Redis, url: string): Promise<Redis> {
+export async function connectOrThrow<T extends Redis | Cluster>(redis: T, url: string): Promise<T> {
   if (redis.status === 'ready') return redis;
   let lastError: unknown;
   const remember = (error: unknown) => {
@@ -59,14 +99,14 @@ export async function connectOrThrow(redis: Redis, url: string): Promise<Redis> 
     return redis;
   } catch (error) {
     disconnectOnce(redis);
-    throw new ConnectionFailedError(redact(url), lastError ?? error);
+    throw new ConnectionFailedError((isCluster(redis) && clusterSeeds.get(redis)) || redact(url), lastError ?? error);
   } finally {
     redis.off('error', remember);
   }
 }
 
 /** Resolves when the connection is ready; rejects when it ends, or after `timeoutMs` if given. */
-export function waitUntilReady(redis: Redis, timeoutMs?: number): Promise<void> {
+export function waitUntilReady(redis: Redis | Cluster, timeoutMs?: number): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
@@ -99,6 +139,6 @@ export function waitUntilReady(redis: Redis, timeoutMs?: number): Promise<void> 
  * Drops a connection without waiting for pending commands. Calling ioredis' disconnect() twice arms a second
  * 2-second socket timer that nothing clears, which keeps a process alive after close(); this never does.
  */
-export function disconnectOnce(redis: Redis | undefined): void {
+export function disconnectOnce(redis: Redis | Cluster | undefined): void {
   if (redis && redis.status !== 'end') redis.disconnect();
 }

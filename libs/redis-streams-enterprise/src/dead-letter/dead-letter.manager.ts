@@ -1,3 +1,4 @@
+import type { Cluster, Redis } from 'ioredis';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
@@ -5,6 +6,7 @@ import { parseEntry } from '../connection/redis-replies.js';
 import { pageThrough } from '../replay/replay-cursor.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { LazyConnection } from '../connection/lazy-connection.js';
+import { isCluster } from '../connection/redis-connection.factory.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { logIds } from '../observability/log-format.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
@@ -50,16 +52,20 @@ export class DeadLetterManager implements OnApplicationShutdown {
   async patterns(): Promise<string[]> {
     const redis = await this.redis();
     const found = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', this.keys.deadLetterGlob(), 'COUNT', 1_000);
-      cursor = next;
-      for (const key of keys) {
-        const letters = await redis.xrange(key, '-', '+', 'COUNT', 1);
-        const pattern = letters[0] ? parseEntry(letters[0])?.fields.pattern : undefined;
-        if (pattern) found.add(pattern);
-      }
-    } while (cursor !== '0');
+    // SCAN sees the keys of one server: on a Cluster, scan every master (reads of a key are routed by the Cluster).
+    const connection = redis as Redis | Cluster;
+    for (const node of isCluster(connection) ? connection.nodes('master') : [redis]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', this.keys.deadLetterGlob(), 'COUNT', 1_000);
+        cursor = next;
+        for (const key of keys) {
+          const letters = await redis.xrange(key, '-', '+', 'COUNT', 1);
+          const pattern = letters[0] ? parseEntry(letters[0])?.fields.pattern : undefined;
+          if (pattern) found.add(pattern);
+        }
+      } while (cursor !== '0');
+    }
     return [...found].sort();
   }
 

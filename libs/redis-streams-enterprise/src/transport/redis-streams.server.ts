@@ -1,9 +1,10 @@
+import { createRequire } from 'node:module';
 import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
 import type { Redis } from 'ioredis';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
-import { connectOrThrow, createRedisConnection, disconnectOnce } from '../connection/redis-connection.factory.js';
+import { connectOrThrow, createRedisConnection, disconnectOnce, isCluster } from '../connection/redis-connection.factory.js';
 import { classifyRedisError, redact } from '../connection/redis-error-codes.js';
 import { parseGroupsInfo, type StreamEntry } from '../connection/redis-replies.js';
 import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
@@ -65,6 +66,23 @@ async function withinMs<T>(work: Promise<T> | undefined, ms: number): Promise<T 
   }
 }
 
+/** Redis Cluster hash slot of a key (cluster-key-slot, the function ioredis routes with; it ships no types). */
+const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
+
+/**
+ * Streams that one XREADGROUP may read together: all of them on a single server; on a Redis Cluster, those of one
+ * hash slot (a multi-key command across slots fails with CROSSSLOT), ordered by slot.
+ */
+function readGroups(streams: readonly string[], cluster: boolean): { name: string; streams: string[] }[] {
+  if (!cluster || streams.length === 0) return [{ name: '', streams: [...streams] }];
+  const bySlot = new Map<number, string[]>();
+  for (const stream of streams) {
+    const slot = keySlot(stream);
+    bySlot.set(slot, [...(bySlot.get(slot) ?? []), stream]);
+  }
+  return [...bySlot.entries()].sort(([a], [b]) => a - b).map(([slot, group]) => ({ name: `.slot${slot}`, streams: group }));
+}
+
 type ProcessingHooksRunner = (context: unknown, fn: (runEndHook: () => void) => Promise<void>) => Promise<void>;
 
 /**
@@ -90,8 +108,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private readonly inFlight: InFlight;
   private readonly listeners: [string, (...args: unknown[]) => void][] = [];
   private command?: ScriptedRedis;
+  /** The first reader's blocking connection (`unwrap()`); a single server has exactly one reader. */
   private blocking?: Redis;
-  private loop?: ConsumerLoop;
+  /** One reading loop with its own blocking connection per group of streams one XREADGROUP can read (readGroups). */
+  private readers: { blocking: Redis; loop?: ConsumerLoop }[] = [];
   private reclaimer?: PendingReclaimer;
   private acks?: AckBatcher;
   private processor?: MessageProcessor;
@@ -144,10 +164,13 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const listener = callback as unknown as (...args: unknown[]) => void;
     this.listeners.push([event, listener]);
     this.command?.on(event, listener);
-    this.blocking?.on(event, listener);
+    for (const { blocking } of this.readers) blocking.on(event, listener);
   }
 
-  /** The ioredis connections: `[command, blocking]`. */
+  /**
+   * The ioredis connections: `[command, blocking]` (on a Redis Cluster, both are ioredis `Cluster` instances and
+   * `blocking` is the first of the per-slot reading connections).
+   */
   unwrap<T>(): T {
     if (!this.command || !this.blocking) {
       throw new Error('Not initialized: call listen() (app.listen or startAllMicroservices) before unwrap()');
@@ -165,7 +188,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const { group, consumerName } = this.config.consumer;
     const base = {
       status: this.state,
-      redis: { command: this.command?.status ?? 'none', blocking: this.blocking?.status ?? 'none' },
+      redis: {
+        command: this.command?.status ?? 'none',
+        blocking: this.readers.find((r) => r.blocking.status !== 'ready')?.blocking.status ?? this.blocking?.status ?? 'none',
+      },
       group,
       consumer: consumerName,
       inFlight: this.inFlight.size,
@@ -174,8 +200,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const live =
       this.state === RedisStreamsStatus.Connected &&
       this.command?.status === 'ready' &&
-      this.blocking?.status === 'ready' &&
-      (this.loop?.isRunning ?? false);
+      this.readers.length > 0 &&
+      this.readers.every((r) => r.blocking.status === 'ready' && (r.loop?.isRunning ?? false));
     try {
       const streams = await Promise.all(this.streams.map((s) => this.streamStatus(s.pattern, s.stream)));
       return { ...base, healthy: live, streams, warnings: streams.flatMap((s) => s.warnings) };
@@ -235,14 +261,23 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     }));
     this.setState(RedisStreamsStatus.Connecting);
     this.command = defineScripts(createRedisConnection(connection, 'command', consumer.consumerName));
-    this.blocking = createRedisConnection(connection, 'blocking', consumer.consumerName);
-    for (const conn of [this.command, this.blocking]) {
+    const groups = readGroups(
+      this.streams.map((s) => s.stream),
+      isCluster(this.command),
+    );
+    this.readers = groups.map((g) => ({ blocking: createRedisConnection(connection, 'blocking', `${consumer.consumerName}${g.name}`) }));
+    this.blocking = this.readers[0]?.blocking;
+    for (const conn of [this.command, ...this.readers.map((r) => r.blocking)]) {
       conn.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
       for (const [event, callback] of this.listeners) conn.on(event, callback);
     }
-    this.blocking.on('ready', () => this.setState(RedisStreamsStatus.Connected));
-    this.blocking.on('reconnecting', () => this.setState(RedisStreamsStatus.Reconnecting));
-    await Promise.all([connectOrThrow(this.command, connection.url), connectOrThrow(this.blocking, connection.url)]);
+    for (const { blocking } of this.readers) {
+      blocking.on('ready', () => {
+        if (this.readers.every((r) => r.blocking.status === 'ready')) this.setState(RedisStreamsStatus.Connected);
+      });
+      blocking.on('reconnecting', () => this.setState(RedisStreamsStatus.Reconnecting));
+    }
+    await Promise.all([this.command, ...this.readers.map((r) => r.blocking)].map((conn) => connectOrThrow(conn, connection.url)));
     await this.ensureGroups();
 
     const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n));
@@ -274,21 +309,24 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       this.inFlight,
       { dispatch: (entry) => processor.process(entry), onReclaimed: (n) => (this.metrics.reclaimed += n), onDeleted },
     );
-    this.loop = new ConsumerLoop(
-      this.blocking,
-      {
-        streams: this.streams.map((s) => s.stream),
-        group: consumer.group,
-        consumer: consumer.consumerName,
-        batchSize: consumer.batchSize,
-        blockMs: consumer.blockMs,
-        watchdogMs: connection.blockingWatchdogMs,
-      },
-      this.inFlight,
-      { dispatch: (entry) => processor.process(entry), recreateGroups: () => this.ensureGroups(), onDeleted },
-    );
+    // All loops share the one InFlight bound, so handlers never exceed consumer.concurrency however many loops read.
+    groups.forEach((g, i) => {
+      this.readers[i].loop = new ConsumerLoop(
+        this.readers[i].blocking,
+        {
+          streams: g.streams,
+          group: consumer.group,
+          consumer: consumer.consumerName,
+          batchSize: consumer.batchSize,
+          blockMs: consumer.blockMs,
+          watchdogMs: connection.blockingWatchdogMs,
+        },
+        this.inFlight,
+        { dispatch: (entry) => processor.process(entry), recreateGroups: () => this.ensureGroups(), onDeleted },
+      );
+    });
     await this.reclaimer.start();
-    this.loop.start();
+    for (const { loop } of this.readers) loop?.start();
     this.startRetentionTrimming();
     this.setState(RedisStreamsStatus.Connected);
     this.logger.log(
@@ -336,10 +374,11 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const { shutdownTimeoutMs } = this.config.consumer;
     // Each step is bounded: a Redis that stopped answering must not keep close() (and the process) waiting.
     await withinMs(this.reclaimer?.stop(), shutdownTimeoutMs);
-    if (this.loop) {
-      const stopped = this.loop.stop();
+    const loops = this.readers.filter((r) => r.loop);
+    if (loops.length > 0) {
+      const stopped = Promise.all(loops.map((r) => r.loop?.stop()));
       // Interrupts a pending BLOCK at once (quit would wait for it to expire).
-      disconnectOnce(this.blocking);
+      for (const { blocking } of loops) disconnectOnce(blocking);
       await withinMs(stopped, shutdownTimeoutMs);
     }
     const unfinished = await this.inFlight.drain(shutdownTimeoutMs);
@@ -358,7 +397,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   }
 
   private async shutdownConnections(): Promise<void> {
-    disconnectOnce(this.blocking);
+    for (const { blocking } of this.readers) disconnectOnce(blocking);
     const command = this.command;
     if (command && command.status !== 'end') {
       const quit = command.quit().then(
