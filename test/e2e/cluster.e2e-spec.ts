@@ -4,6 +4,7 @@ import { Cluster } from 'ioredis';
 import { createRequire } from 'node:module';
 import { lastValueFrom } from 'rxjs';
 import {
+  ConfigValidator,
   DeadLetterManager,
   RedisStreamsClient,
   RedisStreamsContext,
@@ -77,6 +78,24 @@ class ClusterController {
     this.recorder.seen.push({ pattern, n, consumer: ctx.getConsumer() });
   }
 }
+
+describe('connection.cluster validation', () => {
+  it('needs at least one node, each with a host and a port; ClusterOptions pass through untouched', () => {
+    const paths = (config: RedisStreamsEnterpriseConfig) => ConfigValidator.validateConfig(config).errors.map((e) => e.message);
+    expect(paths({ connection: { cluster: { nodes: [] } } })).toEqual(['connection.cluster.nodes must list at least one node']);
+    expect(paths({ connection: { cluster: { nodes: [{ host: '', port: 70_000 }] } } })).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^connection\.cluster\.nodes\.0\.host /), expect.stringMatching(/^connection\.cluster\.nodes\.0\.port /)]),
+    );
+    expect(paths({ connection: { cluster: { nodes: [{ host: 'h', port: 1, typo: 1 } as never] } } })).toEqual([
+      'connection.cluster.nodes.0.typo is not a known option (check for a typo)',
+    ]);
+    const natMap = () => null;
+    const result = ConfigValidator.validateConfig({ connection: { cluster: { nodes: [{ host: 'h', port: 7000 }], options: { natMap, scaleReads: 'master' } } } });
+    expect(result.errors).toEqual([]);
+    expect(result.config?.connection.cluster?.options?.natMap).toBe(natMap);
+    expect(result.config?.connection.cluster?.nodes).toEqual([{ host: 'h', port: 7000 }]);
+  });
+});
 
 describe('Redis Cluster (3 local masters)', () => {
   const prefix = uniquePrefix('cluster');
