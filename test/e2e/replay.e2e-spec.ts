@@ -97,8 +97,9 @@ describe('replay (real Redis)', () => {
     expect(first.skipped).toBe(1_000 - expected.length);
     expect(await copied('copy.glob')).toEqual(expected);
     const again = await manager.replayMessages(request);
-    expect(again.messagesReplayed).toBe(expected.length); // selected again...
-    expect(await copied('copy.glob')).toEqual(expected); // ...but not copied twice
+    expect(again).toMatchObject({ messagesReplayed: 0, skipped: 1_000 }); // selected again, but already copied
+    expect(await copied('copy.glob')).toEqual(expected);
+    await expect(manager.replayMessages({ streamName: 'user.events', target: { stream: 'user.events' } })).rejects.toThrow(/also a source/);
   });
 
   it('a predicate on the decoded message selects, and a dry run writes nothing', async () => {

@@ -181,12 +181,12 @@ function printResult(io: CliIo, flags: ReplayFlags, target: ReplayTarget, r: Rep
       moreLine(out, sample.length, r.replayed);
     }
   } else {
-    line(out, `Replayed ${plural(r.replayed, 'message')} of ${sources} into the ${describeTarget(target)} (entries copied before are not copied again)`);
+    line(out, `Replayed ${plural(r.replayed, 'message')} of ${sources} into the ${describeTarget(target)} (entries copied before are skipped, not copied again)`);
   }
   const rows: [string, string][] = [
     ['scanned', String(r.scanned)],
     ['replayed', String(r.replayed)],
-    ['skipped', `${r.skipped}${flags.filter ? ' (pattern not matching --filter)' : ''}`],
+    ['skipped', `${r.skipped} (${flags.filter ? 'not matching --filter, or ' : ''}copied by an earlier replay)`],
     ['failed', String(r.failed)],
     ['first id', r.firstId ? `${r.firstId} (${idTime(r.firstId)})` : '-'],
     ['last id', r.lastId ? `${r.lastId} (${idTime(r.lastId)})` : '-'],

@@ -24,7 +24,7 @@ export interface ReplayProgress {
   /** Entries read from the range so far. */
   readonly scanned: number;
   readonly replayed: number;
-  /** Entries read but not selected (filterPattern, filter) or not replayable (requests, no handler). */
+  /** Entries read but not selected (filterPattern, filter), not replayable (requests, no handler), or already copied into the target stream by an earlier replay. */
   readonly skipped: number;
   readonly failed: number;
   readonly lastId?: string;

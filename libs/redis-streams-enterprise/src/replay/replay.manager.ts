@@ -15,6 +15,8 @@ import { compareIds, replayRange } from './replay-range.js';
 import type { ReplayedMessage, ReplayRequest, ReplayResult, ReplayStop, ReplayTarget } from './replay-request.js';
 
 interface Tally {
+  /** Entries selected so far (what maxMessages limits). */
+  selected: number;
   scanned: number;
   replayed: number;
   skipped: number;
@@ -78,8 +80,11 @@ export class ReplayManager implements OnApplicationShutdown {
     const { replay } = this.config;
     const maxMessages = Math.min(request.maxMessages ?? Number.POSITIVE_INFINITY, replay.maxReplayMessages);
     const deadline = started + replay.replayTimeout;
-    const tally: Tally = { scanned: 0, replayed: 0, skipped: 0, failed: 0, invalid: [] };
+    const tally: Tally = { selected: 0, scanned: 0, replayed: 0, skipped: 0, failed: 0, invalid: [] };
 
+    if (typeof target === 'object' && 'stream' in target && patterns.includes(target.stream)) {
+      throw new ReplayRangeError(`the target stream "${target.stream}" is also a source: the copy would read its own copies`);
+    }
     if (typeof target === 'object' && 'resetGroup' in target) {
       return this.resetGroup(redis, patterns, target.resetGroup, start, end, request, dryRun, maxMessages, started);
     }
@@ -100,7 +105,7 @@ export class ReplayManager implements OnApplicationShutdown {
         stoppedBy = 'timeout';
         break;
       }
-      if (tally.replayed >= maxMessages) {
+      if (tally.selected >= maxMessages) {
         stoppedBy = 'maxMessages';
         break;
       }
@@ -108,6 +113,7 @@ export class ReplayManager implements OnApplicationShutdown {
       const streamPattern = patternOf.get(entry.stream) ?? '';
       const selected = this.select(entry, streamPattern, matchPattern, request.filter, tally);
       if (!selected) continue;
+      tally.selected++;
       tally.firstId ??= entry.id;
       tally.lastId = entry.id;
       if (dryRun) {
@@ -120,12 +126,11 @@ export class ReplayManager implements OnApplicationShutdown {
         else this.noteInvalid(tally, entry, outcome.invalid);
       } else {
         copyBatch.push({ source: entry });
-        tally.replayed++;
-        if (copyBatch.length >= replay.batchSize) await this.copy(redis, target.stream, copyBatch.splice(0));
+        if (copyBatch.length >= replay.batchSize) await this.copy(redis, target.stream, copyBatch.splice(0), tally);
       }
       if (tally.scanned % replay.batchSize === 0) request.onProgress?.(this.progress(tally));
     }
-    if (copyBatch.length > 0 && typeof target === 'object' && 'stream' in target) await this.copy(redis, target.stream, copyBatch.splice(0));
+    if (copyBatch.length > 0 && typeof target === 'object' && 'stream' in target) await this.copy(redis, target.stream, copyBatch.splice(0), tally);
     request.onProgress?.(this.progress(tally));
     const result = this.result(tally, stoppedBy, started, dryRun);
     this.logger.log(
@@ -175,8 +180,11 @@ export class ReplayManager implements OnApplicationShutdown {
     if (tally.invalid.length < MAX_INVALID_LISTED) tally.invalid.push({ stream: entry.stream, entryId: entry.id, reason });
   }
 
-  /** Copies a page of entries into the target pattern's stream, once each (see scripts.ts replayCopy). */
-  private async copy(redis: ScriptedRedis, targetPattern: string, batch: { source: SourcedEntry }[]): Promise<void> {
+  /**
+   * Copies a page of entries into the target pattern's stream, once each (see scripts.ts replayCopy). Entries copied
+   * by an earlier replay count as skipped, not replayed.
+   */
+  private async copy(redis: ScriptedRedis, targetPattern: string, batch: { source: SourcedEntry }[], tally: Tally): Promise<void> {
     const args: (string | number)[] = [batch.length];
     const compress = this.config.replay.compression;
     for (const { source } of batch) {
@@ -189,7 +197,9 @@ export class ReplayManager implements OnApplicationShutdown {
       fields.push('rse.replay.from', `${source.stream}/${source.id}`);
       args.push(`${source.stream}/${source.id}`, fields.length, ...fields);
     }
-    await redis.rseReplayCopy(this.keys.stream(targetPattern), this.keys.replayDedupe(targetPattern), ...args);
+    const added = Number(await redis.rseReplayCopy(this.keys.stream(targetPattern), this.keys.replayDedupe(targetPattern), ...args));
+    tally.replayed += added;
+    tally.skipped += batch.length - added;
   }
 
   /**
@@ -207,7 +217,7 @@ export class ReplayManager implements OnApplicationShutdown {
     maxMessages: number,
     started: number,
   ): Promise<ReplayResult> {
-    const tally: Tally = { scanned: 0, replayed: 0, skipped: 0, failed: 0, invalid: [] };
+    const tally: Tally = { selected: 0, scanned: 0, replayed: 0, skipped: 0, failed: 0, invalid: [] };
     for (const pattern of patterns) {
       const stream = this.keys.stream(pattern);
       const [before] = start === '-' ? [] : await redis.xrevrange(stream, `(${start.includes('-') ? start : `${start}-0`}`, '-', 'COUNT', 1);
