@@ -1,0 +1,463 @@
+import {
+  ANNOTATION_KEYWORDS, allowsNull, enumValuesOf, isJsonSchemaObject, jsonEqual, resolveLocalRef, typesOf,
+  unionBranches, withoutNull,
+} from './json-schema.js';
+import type { JsonSchema, JsonSchemaType, RefResolver } from './json-schema.js';
+
+export type CompatibilityMode =
+  | 'none' | 'backward' | 'forward' | 'full' | 'backward_transitive' | 'forward_transitive' | 'full_transitive';
+
+export interface BreakingChange {
+  /** JSON path of the offending value, `$` for the root, `[]` for array items: `$.lines[].sku`. */
+  readonly path: string;
+  /** One of the ids in {@link COMPATIBILITY_RULES}. */
+  readonly rule: string;
+  /** What breaks, where, and what to do about it. */
+  readonly message: string;
+  /** The earlier version the candidate was checked against (set by {@link checkCompatibility}). */
+  readonly againstVersion?: string;
+}
+
+export interface CompatibilityResult {
+  readonly compatible: boolean;
+  readonly breakingChanges: readonly BreakingChange[];
+}
+
+/**
+ * Which side of a canRead check is the newer schema. It only changes rule ids and advice: the
+ * structural test is the same. A property the reader requires and the writer may lack is
+ * "a required field was added" when the reader is new (backward) and "a field the old readers
+ * require was removed" when the writer is new (forward). Both ids are kept, rather than folded into
+ * one, so the rules table reads per mode: the first only ever breaks backward, the second forward.
+ */
+export type NewerSide = 'reader' | 'writer';
+
+/**
+ * The rules table for the README: for each rule, the change that triggers it and which modes it
+ * breaks (`full` breaks whenever either does; `_transitive` modes check every earlier version).
+ */
+export const COMPATIBILITY_RULES: readonly {
+  readonly rule: string;
+  readonly change: string;
+  readonly breaksBackward: boolean;
+  readonly breaksForward: boolean;
+}[] = [
+  { rule: 'field-added-required-without-default', change: 'add a required property without `default` (or make an optional one required)', breaksBackward: true, breaksForward: false },
+  { rule: 'field-removed-still-required', change: 'remove a required property (or make it optional)', breaksBackward: false, breaksForward: true },
+  { rule: 'property-added-to-open-model', change: 'declare a new property with a constrained schema when the old schema allowed undeclared properties', breaksBackward: true, breaksForward: false },
+  { rule: 'property-removed-from-open-model', change: 'remove a declared property while leaving the new schema open to undeclared properties', breaksBackward: false, breaksForward: true },
+  { rule: 'type-changed', change: 'change a type: number -> string breaks both; number -> integer breaks backward; integer -> number breaks forward', breaksBackward: true, breaksForward: true },
+  { rule: 'enum-narrowed', change: 'remove an enum value (breaks backward) or add one (breaks forward)', breaksBackward: true, breaksForward: true },
+  { rule: 'nullable-removed', change: 'drop null (breaks backward) or allow null (breaks forward)', breaksBackward: true, breaksForward: true },
+  { rule: 'additional-properties-closed', change: 'set `additionalProperties: false` (breaks backward); adding a property to a closed schema breaks forward', breaksBackward: true, breaksForward: true },
+  { rule: 'constraint-tightened', change: 'tighten minimum/maximum/exclusive*/multipleOf/minLength/maxLength/minItems/maxItems/minProperties/maxProperties/pattern/format/uniqueItems (breaks backward); loosening breaks forward', breaksBackward: true, breaksForward: true },
+  { rule: 'items-incompatible', change: 'array `items: false` or tuple-form `items` changed (changes inside `items` are reported with their own rule at `path[]`)', breaksBackward: true, breaksForward: true },
+  { rule: 'unsupported-change', change: 'any change to a keyword this checker does not model (allOf, not, if/then/else, patternProperties, prefixItems, unresolvable $ref, …)', breaksBackward: true, breaksForward: true },
+];
+
+/**
+ * Confluent-style compatibility of `candidate` with the earlier versions.
+ * backward: the candidate (as reader) reads data written with the latest earlier version;
+ * forward: the latest earlier version (as reader) reads data written with the candidate;
+ * full: both; `_transitive`: against every earlier version, not only the latest; none: always compatible.
+ * @param previous earlier versions oldest first, each with its version label.
+ */
+export function checkCompatibility(
+  previous: readonly { version: string; schema: JsonSchema }[],
+  candidate: JsonSchema,
+  mode: CompatibilityMode,
+): CompatibilityResult {
+  if (mode === 'none' || previous.length === 0) return { compatible: true, breakingChanges: [] };
+  const transitive = mode.endsWith('_transitive');
+  const base = mode.replace('_transitive', '');
+  const against = transitive ? previous : previous.slice(-1);
+  const breakingChanges: BreakingChange[] = [];
+  for (const { version, schema } of against) {
+    if (base === 'backward' || base === 'full') {
+      for (const change of canRead(candidate, schema, '$', 'reader')) {
+        breakingChanges.push({ ...change, message: `Backward check against version ${version} (new schema reading its data): ${change.message}`, againstVersion: version });
+      }
+    }
+    if (base === 'forward' || base === 'full') {
+      for (const change of canRead(schema, candidate, '$', 'writer')) {
+        breakingChanges.push({ ...change, message: `Forward check against version ${version} (it reading data from the new schema): ${change.message}`, againstVersion: version });
+      }
+    }
+  }
+  return { compatible: breakingChanges.length === 0, breakingChanges };
+}
+
+/**
+ * Can data written with `writer` be read by a reader expecting `reader`? Returns every breaking
+ * change found (empty: compatible). When unsure, it reports a change rather than claiming
+ * compatibility.
+ * @param newer which side is the newer schema; only rule ids and advice depend on it. @default 'reader'
+ */
+export function canRead(reader: JsonSchema, writer: JsonSchema, path = '$', newer: NewerSide = 'reader'): BreakingChange[] {
+  if (jsonEqual(reader, writer)) return [];
+  const context: Context = {
+    newer,
+    resolveReader: (ref) => resolveLocalRef(reader, ref),
+    resolveWriter: (ref) => resolveLocalRef(writer, ref),
+    refPairsInProgress: new Set(),
+  };
+  return dedupe(compare(reader, writer, path, context, 0));
+}
+
+interface Context {
+  readonly newer: NewerSide;
+  readonly resolveReader: RefResolver;
+  readonly resolveWriter: RefResolver;
+  /** `$ref` pairs being compared: meeting one again means a recursive schema came round. */
+  readonly refPairsInProgress: Set<string>;
+}
+
+/** Deep enough for any real payload; deeper only happens with recursive $refs that drift apart. */
+const MAX_DEPTH = 64;
+
+/** Keywords compared below; any other non-annotation keyword that differs is `unsupported-change`. */
+const MODELLED_KEYWORDS: ReadonlySet<string> = new Set([
+  '$ref', 'type', 'nullable', 'enum', 'const', 'anyOf', 'oneOf', 'properties', 'required', 'additionalProperties', 'items',
+  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf', 'minLength', 'maxLength', 'pattern',
+  'format', 'minItems', 'maxItems', 'uniqueItems', 'minProperties', 'maxProperties',
+]);
+
+function change(path: string, rule: string, message: string): BreakingChange {
+  return { path, rule, message };
+}
+
+function compare(reader: JsonSchema | boolean, writer: JsonSchema | boolean, path: string, context: Context, depth: number): BreakingChange[] {
+  if (reader === true || writer === false) return [];
+  if (reader === false) {
+    return [change(path, 'type-changed', `${path}: the reader allows no value here but the writer may produce one; remove the property from the writer or allow it in the reader`)];
+  }
+  const written: JsonSchema = writer === true ? {} : writer;
+  if (jsonEqual(reader, written) && !JSON.stringify(reader).includes('"$ref"')) return [];
+  if (depth > MAX_DEPTH) {
+    return [change(path, 'unsupported-change', `${path}: schemas nest deeper than ${MAX_DEPTH} levels (recursive $ref?) and could not be compared; keep the recursive part unchanged`)];
+  }
+  if (typeof reader.$ref === 'string' || typeof written.$ref === 'string') return compareRefs(reader, written, path, context, depth);
+
+  const changes: BreakingChange[] = [];
+  if (allowsNull(written, context.resolveWriter) && !allowsNull(reader, context.resolveReader)) {
+    changes.push(change(path, 'nullable-removed', `${path}: the writer allows null but the reader does not; keep null allowed in the reader (type: [..., "null"], or .nullable() in zod)`));
+  }
+  changes.push(...compareNonNull(withoutNull(reader), withoutNull(written), path, context, depth));
+  return changes;
+}
+
+function compareRefs(reader: JsonSchema, writer: JsonSchema, path: string, context: Context, depth: number): BreakingChange[] {
+  const sides = [
+    { schema: reader, resolve: context.resolveReader, name: 'reader' },
+    { schema: writer, resolve: context.resolveWriter, name: 'writer' },
+  ];
+  const resolved: (JsonSchema | boolean)[] = [];
+  for (const { schema, resolve, name } of sides) {
+    const ref = schema.$ref;
+    if (typeof ref !== 'string') { resolved.push(schema); continue; }
+    const siblings = Object.keys(schema).filter((k) => k !== '$ref' && !ANNOTATION_KEYWORDS.has(k));
+    const target = resolve(ref);
+    if (target === undefined || siblings.length > 0) {
+      return [change(path, 'unsupported-change', `${path}: the ${name}'s $ref "${ref}" ${target === undefined ? 'is not a local #/$defs or #/definitions reference' : 'has sibling keywords'} and could not be compared; inline it or keep it unchanged`)];
+    }
+    resolved.push(target);
+  }
+  if (typeof reader.$ref === 'string' && typeof writer.$ref === 'string') {
+    // Coinductive: a pair already under comparison is assumed compatible; any break shows up on the first pass.
+    const key = `${reader.$ref}\u0000${writer.$ref}`;
+    if (context.refPairsInProgress.has(key)) return [];
+    context.refPairsInProgress.add(key);
+    try {
+      return compare(resolved[0], resolved[1], path, context, depth + 1);
+    } finally {
+      context.refPairsInProgress.delete(key);
+    }
+  }
+  return compare(resolved[0], resolved[1], path, context, depth + 1);
+}
+
+function compareNonNull(reader: JsonSchema | boolean, writer: JsonSchema | boolean, path: string, context: Context, depth: number): BreakingChange[] {
+  if (!isJsonSchemaObject(reader) || !isJsonSchemaObject(writer)) return compare(reader, writer, path, context, depth + 1);
+  if (typeof reader.$ref === 'string' || typeof writer.$ref === 'string') return compare(reader, writer, path, context, depth + 1);
+
+  const writerUnion = unionBranches(writer);
+  if (writerUnion && writerUnion.branches.length > 1) {
+    // Every value the writer produces matches some branch, so each branch must be readable on its own.
+    // Outer keywords are merged in with the branch winning: that can only make the writer look looser.
+    const { [writerUnion.keyword]: _union, ...outer } = writer;
+    return writerUnion.branches.flatMap((branch) =>
+      compare(reader, branch === true ? outer : branch === false ? false : { ...outer, ...branch }, path, context, depth + 1));
+  }
+  const readerUnion = unionBranches(reader);
+  if (readerUnion && readerUnion.branches.length > 1) return compareReaderUnion(reader, readerUnion, writer, path, context, depth);
+
+  const changes: BreakingChange[] = [
+    ...unsupportedKeywords(reader, writer, path),
+    ...compareTypes(reader, writer, path),
+    ...compareEnums(reader, writer, path),
+    ...compareConstraints(reader, writer, path),
+    ...compareObjects(reader, writer, path, context, depth),
+    ...compareItems(reader, writer, path, context, depth),
+  ];
+  return changes;
+}
+
+function compareReaderUnion(
+  reader: JsonSchema,
+  union: { keyword: 'anyOf' | 'oneOf'; branches: readonly (JsonSchema | boolean)[] },
+  writer: JsonSchema,
+  path: string,
+  context: Context,
+  depth: number,
+): BreakingChange[] {
+  if (union.keyword === 'oneOf' && !branchesDisjoint(union.branches)) {
+    return [change(path, 'unsupported-change', `${path}: the reader's oneOf branches may overlap, so a written value could match two of them; use anyOf, or distinct types or a const discriminator per branch`)];
+  }
+  // The writer must satisfy the reader's outer keywords and at least one branch.
+  const { [union.keyword]: _union, ...outer } = reader;
+  const outerChanges = compareNonNull(outer, writer, path, context, depth + 1);
+  let best: BreakingChange[] | undefined;
+  for (const branch of union.branches) {
+    const branchChanges = compare(branch, writer, path, context, depth + 1);
+    if (branchChanges.length === 0) return outerChanges;
+    if (!best || branchChanges.length < best.length) best = branchChanges;
+  }
+  return [...outerChanges, ...(best ?? [])];
+}
+
+/** True when no value can match two branches: distinct types, or a required const/enum discriminator. */
+function branchesDisjoint(branches: readonly (JsonSchema | boolean)[]): boolean {
+  for (let i = 0; i < branches.length; i++) {
+    for (let j = i + 1; j < branches.length; j++) {
+      const a = branches[i];
+      const b = branches[j];
+      if (a === false || b === false) continue;
+      if (!isJsonSchemaObject(a) || !isJsonSchemaObject(b)) return false;
+      const ta = typesOf(a);
+      const tb = typesOf(b);
+      if (ta && tb && ![...ta].some((t) => tb.has(t) || (t === 'integer' && tb.has('number')) || (t === 'number' && tb.has('integer')))) continue;
+      const discriminated = Object.keys(a.properties ?? {}).some((key) => {
+        const pa = a.properties?.[key];
+        const pb = b.properties?.[key];
+        if (!isJsonSchemaObject(pa) || !isJsonSchemaObject(pb)) return false;
+        if (!(a.required ?? []).includes(key) || !(b.required ?? []).includes(key)) return false;
+        const va = enumValuesOf(pa);
+        const vb = enumValuesOf(pb);
+        return va !== undefined && vb !== undefined && !va.some((v) => vb.some((w) => jsonEqual(v, w)));
+      });
+      if (!discriminated) return false;
+    }
+  }
+  return true;
+}
+
+function unsupportedKeywords(reader: JsonSchema, writer: JsonSchema, path: string): BreakingChange[] {
+  const keywords = new Set([...Object.keys(reader), ...Object.keys(writer)]);
+  return [...keywords]
+    .filter((k) => !MODELLED_KEYWORDS.has(k) && !ANNOTATION_KEYWORDS.has(k) && !jsonEqual(reader[k], writer[k]))
+    .map((k) => change(path, 'unsupported-change', `${path}: keyword "${k}" differs between reader and writer and this checker cannot prove the change compatible; keep "${k}" unchanged or register with compatibility "none"`));
+}
+
+function describeTypes(types: ReadonlySet<JsonSchemaType> | undefined): string {
+  if (types === undefined) return 'any type';
+  return types.size === 0 ? 'no value' : [...types].join(' | ');
+}
+
+function compareTypes(reader: JsonSchema, writer: JsonSchema, path: string): BreakingChange[] {
+  const readerTypes = typesOf(reader);
+  if (readerTypes === undefined) return [];
+  const writerTypes = typesOf(writer);
+  // integer data is valid number data, so a number reader reads integer writers (not the reverse).
+  const unreadable = writerTypes === undefined
+    ? ['any type']
+    : [...writerTypes].filter((t) => !readerTypes.has(t) && !(t === 'integer' && readerTypes.has('number')));
+  if (unreadable.length === 0) return [];
+  return [change(path, 'type-changed', `${path}: the writer may produce ${unreadable.join(' | ')} but the reader accepts ${describeTypes(readerTypes)}; keep the type, or only widen it for readers (integer -> number is a widening, number -> integer is not)`)];
+}
+
+function compareEnums(reader: JsonSchema, writer: JsonSchema, path: string): BreakingChange[] {
+  const readerValues = enumValuesOf(reader);
+  if (readerValues === undefined) return [];
+  const writerValues = enumValuesOf(writer);
+  if (writerValues === undefined) {
+    return [change(path, 'enum-narrowed', `${path}: the reader only accepts ${JSON.stringify(readerValues)} but the writer may produce any ${describeTypes(typesOf(writer))}; drop the enum/const from the reader`)];
+  }
+  const missing = writerValues.filter((v) => !readerValues.some((r) => jsonEqual(r, v)));
+  if (missing.length === 0) return [];
+  return [change(path, 'enum-narrowed', `${path}: the writer may produce ${missing.map((v) => JSON.stringify(v)).join(', ')}, which the reader's enum does not list; add the value(s) to the reader's enum (add values to readers before writers use them, remove them from writers before readers)`)];
+}
+
+interface Bound { readonly value: number; readonly exclusive: boolean }
+
+function lowerBound(schema: JsonSchema): Bound | undefined {
+  return tighterBound(schema.minimum, schema.exclusiveMinimum, (a, b) => a > b);
+}
+
+function upperBound(schema: JsonSchema): Bound | undefined {
+  return tighterBound(schema.maximum, schema.exclusiveMaximum, (a, b) => a < b);
+}
+
+function tighterBound(inclusive: number | undefined, exclusive: number | boolean | undefined, tighter: (a: number, b: number) => boolean): Bound | undefined {
+  // Draft 4 spells an exclusive bound as a boolean flag on minimum/maximum.
+  if (typeof exclusive === 'boolean') return inclusive === undefined ? undefined : { value: inclusive, exclusive };
+  if (inclusive === undefined) return exclusive === undefined ? undefined : { value: exclusive, exclusive: true };
+  if (exclusive === undefined) return { value: inclusive, exclusive: false };
+  return tighter(exclusive, inclusive) || exclusive === inclusive ? { value: exclusive, exclusive: true } : { value: inclusive, exclusive: false };
+}
+
+/** Does the writer's bound keep every value within the reader's? */
+function boundHolds(reader: Bound | undefined, writer: Bound | undefined, tighter: (a: number, b: number) => boolean): boolean {
+  if (reader === undefined) return true;
+  if (writer === undefined) return false;
+  return tighter(writer.value, reader.value) || (writer.value === reader.value && (writer.exclusive || !reader.exclusive));
+}
+
+function describeBound(bound: Bound | undefined, kind: 'minimum' | 'maximum'): string {
+  if (bound === undefined) return 'none';
+  return `${bound.exclusive ? `exclusive${kind === 'minimum' ? 'Minimum' : 'Maximum'}` : kind} ${bound.value}`;
+}
+
+/** When the writer lists its values, a reader constraint holds if every listed value passes it. */
+function everyWrittenValue(writer: JsonSchema, test: (value: unknown) => boolean): boolean {
+  const values = enumValuesOf(writer);
+  return values !== undefined && values.every(test);
+}
+
+function compareConstraints(reader: JsonSchema, writer: JsonSchema, path: string): BreakingChange[] {
+  const changes: BreakingChange[] = [];
+  const tightened = (keyword: string, readerValue: string, writerValue: string): void => {
+    changes.push(change(path, 'constraint-tightened', `${path}: the reader's ${keyword} (${readerValue}) is stricter than the writer's (${writerValue}), so written data may fail it; relax the reader to at most the writer's constraint`));
+  };
+  const isNumber = (v: unknown): v is number => typeof v === 'number';
+  const isString = (v: unknown): v is string => typeof v === 'string';
+
+  const readerLow = lowerBound(reader);
+  if (!boundHolds(readerLow, lowerBound(writer), (a, b) => a > b)
+    && !everyWrittenValue(writer, (v) => !isNumber(v) || v > readerLow!.value || (v === readerLow!.value && !readerLow!.exclusive))) {
+    tightened('lower bound', describeBound(readerLow, 'minimum'), describeBound(lowerBound(writer), 'minimum'));
+  }
+  const readerHigh = upperBound(reader);
+  if (!boundHolds(readerHigh, upperBound(writer), (a, b) => a < b)
+    && !everyWrittenValue(writer, (v) => !isNumber(v) || v < readerHigh!.value || (v === readerHigh!.value && !readerHigh!.exclusive))) {
+    tightened('upper bound', describeBound(readerHigh, 'maximum'), describeBound(upperBound(writer), 'maximum'));
+  }
+  if (reader.multipleOf !== undefined) {
+    const step = reader.multipleOf;
+    const isMultiple = (n: number): boolean => Math.abs(n / step - Math.round(n / step)) < 1e-9;
+    const writerTypes = typesOf(writer);
+    const integersOnly = step === 1 && writerTypes !== undefined && [...writerTypes].every((t) => t === 'integer');
+    if (!integersOnly && !(writer.multipleOf !== undefined && isMultiple(writer.multipleOf))
+      && !everyWrittenValue(writer, (v) => !isNumber(v) || isMultiple(v))) {
+      tightened('multipleOf', String(step), String(writer.multipleOf ?? 'none'));
+    }
+  }
+  const minimums = [['minLength', (v: unknown) => (isString(v) ? [...v].length : undefined)], ['minItems', (v: unknown) => (Array.isArray(v) ? v.length : undefined)], ['minProperties', (v: unknown) => (isJsonSchemaObject(v) ? Object.keys(v).length : undefined)]] as const;
+  for (const [keyword, size] of minimums) {
+    const limit = reader[keyword];
+    if (limit !== undefined && limit > (writer[keyword] ?? 0) && !everyWrittenValue(writer, (v) => (size(v) ?? limit) >= limit)) {
+      tightened(keyword, String(limit), String(writer[keyword] ?? 'none'));
+    }
+  }
+  const maximums = [['maxLength', minimums[0][1]], ['maxItems', minimums[1][1]], ['maxProperties', minimums[2][1]]] as const;
+  for (const [keyword, size] of maximums) {
+    const limit = reader[keyword];
+    const written = writer[keyword];
+    if (limit !== undefined && (written === undefined || written > limit) && !everyWrittenValue(writer, (v) => (size(v) ?? limit) <= limit)) {
+      tightened(keyword, String(limit), String(written ?? 'none'));
+    }
+  }
+  if (reader.pattern !== undefined && reader.pattern !== writer.pattern && !everyWrittenValue(writer, (v) => !isString(v) || matches(reader.pattern!, v))) {
+    // Two different regular expressions cannot be compared in general: any change counts as a tightening.
+    tightened('pattern', JSON.stringify(reader.pattern), writer.pattern === undefined ? 'none' : JSON.stringify(writer.pattern));
+  }
+  if (reader.format !== undefined && reader.format !== writer.format) {
+    tightened('format', JSON.stringify(reader.format), writer.format === undefined ? 'none' : JSON.stringify(writer.format));
+  }
+  if (reader.uniqueItems === true && writer.uniqueItems !== true) tightened('uniqueItems', 'true', String(writer.uniqueItems ?? 'none'));
+  return changes;
+}
+
+function matches(pattern: string, value: string): boolean {
+  try {
+    return new RegExp(pattern, 'u').test(value);
+  } catch {
+    // A pattern JavaScript cannot compile proves nothing: treat the value as failing it.
+    return false;
+  }
+}
+
+function childPath(path: string, key: string): string {
+  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+}
+
+function compareObjects(reader: JsonSchema, writer: JsonSchema, path: string, context: Context, depth: number): BreakingChange[] {
+  const readerTypes = typesOf(reader);
+  const writerTypes = typesOf(writer);
+  if ((readerTypes && !readerTypes.has('object')) || (writerTypes && !writerTypes.has('object'))) return [];
+  const readerProps = reader.properties ?? {};
+  const writerProps = writer.properties ?? {};
+  const readerRequired = new Set(reader.required ?? []);
+  const writerRequired = new Set(writer.required ?? []);
+  const writerExtra: JsonSchema | boolean = writer.additionalProperties ?? true;
+  const changes: BreakingChange[] = [];
+
+  for (const key of new Set([...Object.keys(readerProps), ...readerRequired])) {
+    const at = childPath(path, key);
+    const readerProp = readerProps[key];
+    const hasDefault = isJsonSchemaObject(readerProp) && readerProp.default !== undefined;
+    if (readerRequired.has(key) && !writerRequired.has(key) && !hasDefault) {
+      changes.push(context.newer === 'reader'
+        ? change(at, 'field-added-required-without-default', `${at}: the new schema requires "${key}" but data written with the old schema may lack it; give "${key}" a default or make it optional`)
+        : change(at, 'field-removed-still-required', `${at}: the new schema may omit "${key}" (removed or made optional) but the old schema requires it; keep writing "${key}" until every reader gives it a default or makes it optional`));
+    }
+    if (readerProp === undefined) continue;
+    if (Object.prototype.hasOwnProperty.call(writerProps, key)) {
+      changes.push(...compare(readerProp, writerProps[key], at, context, depth + 1));
+    } else if (writerExtra !== false && compare(readerProp, writerExtra, at, context, depth + 1).length > 0) {
+      // The writer does not declare the property but allows undeclared ones, so it may have written
+      // this name with any value (Confluent's PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL).
+      changes.push(context.newer === 'reader'
+        ? change(at, 'property-added-to-open-model', `${at}: the old schema did not declare "${key}" but allowed undeclared properties, so old data may hold any value under it; accept any value for "${key}", rename it, or close the old schema with additionalProperties: false`)
+        : change(at, 'property-removed-from-open-model', `${at}: the new schema no longer declares "${key}" but allows undeclared properties, so it may write any value under it; keep declaring "${key}" or set additionalProperties: false in the new schema`));
+    }
+  }
+
+  const readerExtra: JsonSchema | boolean = reader.additionalProperties ?? true;
+  if (readerExtra === true) return changes;
+  const undeclared = Object.keys(writerProps).filter((key) => !Object.prototype.hasOwnProperty.call(readerProps, key));
+  if (readerExtra === false) {
+    if (undeclared.length > 0 || writerExtra !== false) {
+      const what = undeclared.length > 0 ? `properties ${undeclared.map((k) => JSON.stringify(k)).join(', ')}` : 'undeclared properties';
+      changes.push(change(path, 'additional-properties-closed', `${path}: the reader sets additionalProperties: false but the writer may produce ${what}${undeclared.length > 0 && writerExtra !== false ? ' and other undeclared properties' : ''}; declare them in the reader or leave additionalProperties open`));
+    }
+    return changes;
+  }
+  for (const key of undeclared) changes.push(...compare(readerExtra, writerProps[key], childPath(path, key), context, depth + 1));
+  if (writerExtra !== false) changes.push(...compare(readerExtra, writerExtra, `${path}.*`, context, depth + 1));
+  return changes;
+}
+
+function compareItems(reader: JsonSchema, writer: JsonSchema, path: string, context: Context, depth: number): BreakingChange[] {
+  if (reader.items === undefined && writer.items === undefined) return [];
+  const readerTypes = typesOf(reader);
+  const writerTypes = typesOf(writer);
+  if ((readerTypes && !readerTypes.has('array')) || (writerTypes && !writerTypes.has('array'))) return [];
+  const at = `${path}[]`;
+  if (Array.isArray(reader.items) || Array.isArray(writer.items)) {
+    return jsonEqual(reader.items, writer.items) ? [] : [change(at, 'items-incompatible', `${at}: tuple-form items changed and cannot be compared position by position; keep the tuple unchanged`)];
+  }
+  if (reader.items === false && writer.items !== false && !(writer.maxItems === 0)) {
+    return [change(at, 'items-incompatible', `${at}: the reader allows no array items (items: false) but the writer may produce some; allow items in the reader`)];
+  }
+  return compare(reader.items ?? true, writer.items ?? true, at, context, depth + 1);
+}
+
+function dedupe(changes: readonly BreakingChange[]): BreakingChange[] {
+  const seen = new Set<string>();
+  return changes.filter((c) => {
+    const key = `${c.path}\u0000${c.rule}\u0000${c.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

@@ -1,0 +1,182 @@
+/**
+ * The JSON Schema subset the compatibility checker understands: what zod 4's `z.toJSONSchema`,
+ * class-validator-jsonschema and hand-written draft-07 / 2020-12 schemas produce. Other keywords
+ * are allowed (the index signature) and compared conservatively.
+ */
+export type JsonSchemaType = 'string' | 'number' | 'integer' | 'boolean' | 'object' | 'array' | 'null';
+
+export interface JsonSchema {
+  readonly $schema?: string;
+  readonly $id?: string;
+  readonly $ref?: string;
+  readonly $defs?: Readonly<Record<string, JsonSchema | boolean>>;
+  readonly definitions?: Readonly<Record<string, JsonSchema | boolean>>;
+  /** `JsonSchemaType` values; typed `string` so schema literals without `as const` are accepted. */
+  readonly type?: string | readonly string[];
+  readonly properties?: Readonly<Record<string, JsonSchema | boolean>>;
+  readonly required?: readonly string[];
+  readonly additionalProperties?: JsonSchema | boolean;
+  readonly items?: JsonSchema | boolean;
+  readonly enum?: readonly unknown[];
+  readonly const?: unknown;
+  readonly default?: unknown;
+  readonly anyOf?: readonly (JsonSchema | boolean)[];
+  readonly oneOf?: readonly (JsonSchema | boolean)[];
+  /** OpenAPI 3.0 style, as some class-validator-jsonschema setups emit. */
+  readonly nullable?: boolean;
+  readonly format?: string;
+  readonly pattern?: string;
+  readonly minimum?: number;
+  readonly maximum?: number;
+  /** A number (draft 6+) or a boolean flag on `minimum` (draft 4). */
+  readonly exclusiveMinimum?: number | boolean;
+  readonly exclusiveMaximum?: number | boolean;
+  readonly multipleOf?: number;
+  readonly minLength?: number;
+  readonly maxLength?: number;
+  readonly minItems?: number;
+  readonly maxItems?: number;
+  readonly uniqueItems?: boolean;
+  readonly minProperties?: number;
+  readonly maxProperties?: number;
+  readonly [keyword: string]: unknown;
+}
+
+/** Keywords that never change which values are valid, so changing them can never break a reader. */
+export const ANNOTATION_KEYWORDS: ReadonlySet<string> = new Set([
+  '$schema', '$id', '$comment', '$anchor', '$defs', 'definitions', 'id', 'title', 'description', 'default',
+  'examples', 'example', 'deprecated', 'readOnly', 'writeOnly', 'contentEncoding', 'contentMediaType',
+]);
+
+const JSON_TYPES: ReadonlySet<string> = new Set(['string', 'number', 'integer', 'boolean', 'object', 'array', 'null']);
+
+export function isJsonSchemaObject(value: unknown): value is JsonSchema {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** JSON equality that ignores object key order (schemas are compared after JSON round trips). */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((v, i) => jsonEqual(v, b[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const keys = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  if (keys.length !== Object.keys(bo).filter((k) => bo[k] !== undefined).length) return false;
+  return keys.every((k) => Object.prototype.hasOwnProperty.call(bo, k) && jsonEqual(ao[k], bo[k]));
+}
+
+/** The JSON type of a value, with whole numbers reported as `integer`. */
+export function jsonTypeOf(value: unknown): JsonSchemaType | undefined {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return 'string';
+  if (typeof value === 'boolean') return 'boolean';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'object') return 'object';
+  return undefined;
+}
+
+/** Allowed values from `enum` / `const`, or undefined when the schema does not list them. */
+export function enumValuesOf(schema: JsonSchema): readonly unknown[] | undefined {
+  const fromConst = 'const' in schema && schema.const !== undefined ? [schema.const] : undefined;
+  if (Array.isArray(schema.enum)) {
+    return fromConst ? schema.enum.filter((v) => fromConst.some((c) => jsonEqual(c, v))) : schema.enum;
+  }
+  return fromConst;
+}
+
+/**
+ * The types a schema allows, or undefined for "any type". Without `type`, an `enum` / `const`
+ * still pins the types down (`{ enum: ['a', 'b'] }` is a string schema).
+ */
+export function typesOf(schema: JsonSchema): ReadonlySet<JsonSchemaType> | undefined {
+  const declared = schema.type;
+  let types: Set<JsonSchemaType> | undefined;
+  if (declared !== undefined) {
+    const list = Array.isArray(declared) ? declared : [declared];
+    types = new Set((list as readonly unknown[]).filter((t): t is JsonSchemaType => typeof t === 'string' && JSON_TYPES.has(t)));
+  } else {
+    const values = enumValuesOf(schema);
+    if (values) types = new Set(values.map(jsonTypeOf).filter((t): t is JsonSchemaType => t !== undefined));
+  }
+  if (types && schema.nullable === true) types.add('null');
+  return types;
+}
+
+function isNullSchema(schema: JsonSchema | boolean): boolean {
+  if (!isJsonSchemaObject(schema)) return false;
+  const types = typesOf(schema);
+  return types !== undefined && types.size === 1 && types.has('null');
+}
+
+/** The non-null branches of `anyOf` / `oneOf`, or undefined when the schema has neither. */
+export function unionBranches(schema: JsonSchema): { keyword: 'anyOf' | 'oneOf'; branches: readonly (JsonSchema | boolean)[] } | undefined {
+  for (const keyword of ['anyOf', 'oneOf'] as const) {
+    const branches = schema[keyword];
+    if (Array.isArray(branches)) return { keyword, branches: branches.filter((b) => !isNullSchema(b)) };
+  }
+  return undefined;
+}
+
+/** Resolves a `$ref` string to its target, or undefined when it cannot. */
+export type RefResolver = (ref: string) => JsonSchema | boolean | undefined;
+
+/**
+ * Does the schema allow `null` (through `type`, `nullable`, `enum`, or a null branch of a union)?
+ * An unresolvable or too deeply nested `$ref` counts as allowing null.
+ */
+export function allowsNull(schema: JsonSchema | boolean, resolve: RefResolver = () => undefined, depth = 0): boolean {
+  if (!isJsonSchemaObject(schema)) return schema;
+  if (typeof schema.$ref === 'string') {
+    const target = depth < 32 ? resolve(schema.$ref) : undefined;
+    return target === undefined || allowsNull(target, resolve, depth + 1);
+  }
+  const union = schema.anyOf ?? schema.oneOf;
+  if (Array.isArray(union)) return union.some((b) => allowsNull(b, resolve, depth + 1));
+  const values = enumValuesOf(schema);
+  if (values) return values.some((v) => v === null);
+  const types = typesOf(schema);
+  return types === undefined || types.has('null');
+}
+
+/**
+ * The same schema with null taken out, so nullability can be compared once and the rest on its own:
+ * `type: ['string', 'null']` becomes `type: 'string'`, `anyOf: [X, { type: 'null' }]` becomes X
+ * (keeping the outer annotations), `nullable` is dropped and `null` leaves `enum`.
+ */
+export function withoutNull(schema: JsonSchema): JsonSchema {
+  const { nullable: _nullable, ...rest } = schema;
+  let result: Record<string, unknown> = rest;
+  const union = unionBranches(schema);
+  if (union) {
+    const { [union.keyword]: _branches, ...outer } = result;
+    if (union.branches.length === 1) {
+      const only = union.branches[0];
+      if (only === false) return false as unknown as JsonSchema;
+      result = isJsonSchemaObject(only) ? { ...outer, ...withoutNull(only) } : outer;
+    } else {
+      result = { ...outer, [union.keyword]: union.branches };
+    }
+  }
+  if (Array.isArray(result.type)) {
+    const types = (result.type as string[]).filter((t) => t !== 'null');
+    result = { ...result, type: types.length === 1 ? types[0] : types };
+  } else if (result.type === 'null') {
+    result = { ...result, type: [] };
+  }
+  if (Array.isArray(result.enum)) result = { ...result, enum: (result.enum as unknown[]).filter((v) => v !== null) };
+  if (result.const === null) result = { ...result, type: [], const: undefined };
+  return result as JsonSchema;
+}
+
+/** Resolves `#/$defs/x` and `#/definitions/x` against the root; anything else stays unresolved. */
+export function resolveLocalRef(root: JsonSchema, ref: string): JsonSchema | boolean | undefined {
+  const match = /^#\/(\$defs|definitions)\/([^/]+)$/.exec(ref);
+  if (!match) return undefined;
+  const name = match[2].replace(/~1/g, '/').replace(/~0/g, '~');
+  const table = match[1] === '$defs' ? root.$defs : root.definitions;
+  return table && Object.prototype.hasOwnProperty.call(table, name) ? table[name] : undefined;
+}
