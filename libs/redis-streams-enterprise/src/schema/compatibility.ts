@@ -405,7 +405,8 @@ function compareObjects(reader: JsonSchema, writer: JsonSchema, path: string, co
     const at = childPath(path, key);
     const readerProp = readerProps[key];
     const hasDefault = isJsonSchemaObject(readerProp) && readerProp.default !== undefined;
-    if (readerRequired.has(key) && !writerRequired.has(key) && !hasDefault) {
+    const missingRequired = readerRequired.has(key) && !writerRequired.has(key) && !hasDefault;
+    if (missingRequired) {
       changes.push(context.newer === 'reader'
         ? change(at, 'field-added-required-without-default', `${at}: the new schema requires "${key}" but data written with the old schema may lack it; give "${key}" a default or make it optional`)
         : change(at, 'field-removed-still-required', `${at}: the new schema may omit "${key}" (removed or made optional) but the old schema requires it; keep writing "${key}" until every reader gives it a default or makes it optional`));
@@ -413,9 +414,10 @@ function compareObjects(reader: JsonSchema, writer: JsonSchema, path: string, co
     if (readerProp === undefined) continue;
     if (Object.prototype.hasOwnProperty.call(writerProps, key)) {
       changes.push(...compare(readerProp, writerProps[key], at, context, depth + 1));
-    } else if (writerExtra !== false && compare(readerProp, writerExtra, at, context, depth + 1).length > 0) {
+    } else if (!missingRequired && writerExtra !== false && compare(readerProp, writerExtra, at, context, depth + 1).length > 0) {
       // The writer does not declare the property but allows undeclared ones, so it may have written
-      // this name with any value (Confluent's PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL).
+      // this name with any value (Confluent's PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL). Skipped when the
+      // property is already reported missing: one change per property says what to fix.
       changes.push(context.newer === 'reader'
         ? change(at, 'property-added-to-open-model', `${at}: the old schema did not declare "${key}" but allowed undeclared properties, so old data may hold any value under it; accept any value for "${key}", rename it, or close the old schema with additionalProperties: false`)
         : change(at, 'property-removed-from-open-model', `${at}: the new schema no longer declares "${key}" but allows undeclared properties, so it may write any value under it; keep declaring "${key}" or set additionalProperties: false in the new schema`));
@@ -443,13 +445,19 @@ function compareItems(reader: JsonSchema, writer: JsonSchema, path: string, cont
   const writerTypes = typesOf(writer);
   if ((readerTypes && !readerTypes.has('array')) || (writerTypes && !writerTypes.has('array'))) return [];
   const at = `${path}[]`;
-  if (Array.isArray(reader.items) || Array.isArray(writer.items)) {
-    return jsonEqual(reader.items, writer.items) ? [] : [change(at, 'items-incompatible', `${at}: tuple-form items changed and cannot be compared position by position; keep the tuple unchanged`)];
+  const readerItems = reader.items ?? true;
+  const writerItems = writer.items ?? true;
+  if (!isSingleSchema(readerItems) || !isSingleSchema(writerItems)) {
+    return jsonEqual(readerItems, writerItems) ? [] : [change(at, 'items-incompatible', `${at}: tuple-form items changed and cannot be compared position by position; keep the tuple unchanged`)];
   }
-  if (reader.items === false && writer.items !== false && !(writer.maxItems === 0)) {
+  if (readerItems === false && writerItems !== false && !(writer.maxItems === 0)) {
     return [change(at, 'items-incompatible', `${at}: the reader allows no array items (items: false) but the writer may produce some; allow items in the reader`)];
   }
-  return compare(reader.items ?? true, writer.items ?? true, at, context, depth + 1);
+  return compare(readerItems, writerItems, at, context, depth + 1);
+}
+
+function isSingleSchema(items: JsonSchema | boolean | readonly (JsonSchema | boolean)[]): items is JsonSchema | boolean {
+  return !Array.isArray(items);
 }
 
 function dedupe(changes: readonly BreakingChange[]): BreakingChange[] {

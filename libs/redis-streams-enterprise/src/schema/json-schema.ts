@@ -16,7 +16,8 @@ export interface JsonSchema {
   readonly properties?: Readonly<Record<string, JsonSchema | boolean>>;
   readonly required?: readonly string[];
   readonly additionalProperties?: JsonSchema | boolean;
-  readonly items?: JsonSchema | boolean;
+  /** An array is draft-04..07 tuple form (2020-12 spells that `prefixItems`). */
+  readonly items?: JsonSchema | boolean | readonly (JsonSchema | boolean)[];
   readonly enum?: readonly unknown[];
   readonly const?: unknown;
   readonly default?: unknown;
