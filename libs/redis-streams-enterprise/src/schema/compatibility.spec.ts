@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { canRead, checkCompatibility, COMPATIBILITY_RULES } from './compatibility.js';
-import type { BreakingChange, CompatibilityMode } from './compatibility.js';
+import type { BreakingChange, CompatibilityMode, CompatibilityOptions } from './compatibility.js';
 import type { JsonSchema } from './json-schema.js';
 
 const object = (properties: Record<string, JsonSchema | boolean>, required: string[] = [], extra: Partial<JsonSchema> = {}): JsonSchema =>
@@ -10,11 +10,11 @@ const closed = (properties: Record<string, JsonSchema | boolean>, required: stri
 const ruleIds = (changes: readonly BreakingChange[]): string[] => changes.map((c) => c.rule);
 
 /** Breaking-change rules of `next` against `previous` in backward and in forward mode. */
-function bothWays(previous: JsonSchema, next: JsonSchema): { backward: string[]; forward: string[] } {
+function bothWays(previous: JsonSchema, next: JsonSchema, options: CompatibilityOptions = {}): { backward: string[]; forward: string[] } {
   const history = [{ version: '1', schema: previous }];
   return {
-    backward: ruleIds(checkCompatibility(history, next, 'backward').breakingChanges),
-    forward: ruleIds(checkCompatibility(history, next, 'forward').breakingChanges),
+    backward: ruleIds(checkCompatibility(history, next, 'backward', options).breakingChanges),
+    forward: ruleIds(checkCompatibility(history, next, 'forward', options).breakingChanges),
   };
 }
 
@@ -97,14 +97,24 @@ describe('canRead rules, each breaking one direction', () => {
     expect(bothWays(v1, closed({ a: { type: 'string' } }, ['a']))).toEqual({ backward: ['additional-properties-closed'], forward: ['field-removed-still-required'] });
   });
 
-  it('property-added-to-open-model / property-removed-from-open-model: an open writer may already use the name', () => {
+  it('adding or removing an optional property of an open schema is compatible both ways by default', () => {
+    const open = object({ a: { type: 'string' } });
+    const withB = object({ a: { type: 'string' }, b: { type: 'string', default: '' } });
+    expect(bothWays(open, withB)).toEqual({ backward: [], forward: [] });
+    expect(bothWays(withB, open)).toEqual({ backward: [], forward: [] });
+  });
+
+  it('property-added-to-open-model / property-removed-from-open-model (openContentModel strict): an open writer may already use the name', () => {
+    const strict = { openContentModel: 'strict' } as const;
     const open = object({ a: { type: 'string' } });
     const withB = object({ a: { type: 'string' }, b: { type: 'string' } });
-    expect(bothWays(open, withB)).toEqual({ backward: ['property-added-to-open-model'], forward: [] });
-    expect(bothWays(withB, open)).toEqual({ backward: [], forward: ['property-removed-from-open-model'] });
+    expect(bothWays(open, withB, strict)).toEqual({ backward: ['property-added-to-open-model'], forward: [] });
+    expect(bothWays(withB, open, strict)).toEqual({ backward: [], forward: ['property-removed-from-open-model'] });
     // A property schema that accepts anything, or a closed old schema, cannot conflict.
-    expect(bothWays(open, object({ a: { type: 'string' }, b: { description: 'free-form' } })).backward).toEqual([]);
-    expect(bothWays(closed({ a: { type: 'string' } }), object({ a: { type: 'string' }, b: { type: 'string' } })).backward).toEqual([]);
+    expect(bothWays(open, object({ a: { type: 'string' }, b: { description: 'free-form' } }), strict).backward).toEqual([]);
+    expect(bothWays(closed({ a: { type: 'string' } }), object({ a: { type: 'string' }, b: { type: 'string' } }), strict).backward).toEqual([]);
+    // A required property missing from the writer is reported once, by the required rule.
+    expect(bothWays(open, object({ a: { type: 'string' }, b: { type: 'string' } }, ['b']), strict).backward).toEqual(['field-added-required-without-default']);
   });
 
   it('type-changed: number -> string breaks both ways', () => {
@@ -190,6 +200,9 @@ describe('canRead rules, each breaking one direction', () => {
     expect(canRead({ type: 'string', minLength: 2, pattern: '^[a-z]+$' }, { type: 'string', enum: ['ab', 'cd'] })).toEqual([]);
     expect(canRead({ type: 'number', multipleOf: 0.5 }, { type: 'number', multipleOf: 1.5 })).toEqual([]);
     expect(canRead({ type: 'integer', multipleOf: 1 }, { type: 'integer' })).toEqual([]);
+    // Constraints of a kind the writer never produces do not apply.
+    expect(canRead({ type: ['string', 'integer'], minimum: 1, maxItems: 2 }, { type: 'string' })).toEqual([]);
+    expect(ruleIds(canRead({ type: ['string', 'integer'], minimum: 1 }, { type: ['string', 'integer'] }))).toEqual(['constraint-tightened']);
   });
 
   it('items: changes inside array items are reported at path[] with their own rule', () => {
@@ -247,6 +260,26 @@ describe('nested schemas', () => {
     expect(bothWays({ oneOf: [a, b] }, { oneOf: [a, b, c] })).toEqual({ backward: [], forward: ['enum-narrowed'] });
     expect(bothWays({ anyOf: [{ type: 'string' }, { type: 'number' }] }, { type: 'string' })).toEqual({ backward: ['type-changed'], forward: [] });
     expect(ruleIds(canRead({ oneOf: [{ type: 'number' }, { type: 'integer' }] }, { type: 'integer' }))).toEqual(['unsupported-change']);
+  });
+});
+
+describe('DTO-style open schemas (class-validator-jsonschema, hand-written)', () => {
+  const v1 = object({ orderId: { type: 'string' }, quantity: { type: 'integer', minimum: 1 } }, ['orderId', 'quantity']);
+
+  it('accepts an optional field with a default and a looser constraint backward', () => {
+    const v2 = object({ orderId: { type: 'string' }, quantity: { type: 'integer' }, note: { type: 'string', default: '' } }, ['orderId', 'quantity']);
+    expect(checkCompatibility([{ version: '1.0.0', schema: v1 }], v2, 'backward')).toEqual({ compatible: true, breakingChanges: [] });
+    expect(ruleIds(checkCompatibility([{ version: '1.0.0', schema: v1 }], v2, 'forward').breakingChanges)).toEqual(['constraint-tightened']);
+  });
+
+  it('reports an unresolvable $ref (nested DTO without its definitions) instead of trusting it', () => {
+    const withAddress = (extra: Record<string, JsonSchema>): JsonSchema => object({ address: { $ref: '#/definitions/Address' }, ...extra });
+    expect(canRead(withAddress({}), withAddress({}))).toEqual([]);
+    const [unresolved] = canRead(withAddress({ note: { type: 'string' } }), withAddress({}));
+    expect(unresolved).toMatchObject({ path: '$.address', rule: 'unsupported-change' });
+    expect(unresolved.message).toContain('validationMetadatasToSchemas()');
+    const embedded = (extra: Record<string, JsonSchema>): JsonSchema => ({ ...withAddress(extra), definitions: { Address: object({ zip: { type: 'string' } }) } });
+    expect(canRead(embedded({ note: { type: 'string' } }), embedded({}))).toEqual([]);
   });
 });
 

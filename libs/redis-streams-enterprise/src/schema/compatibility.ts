@@ -33,6 +33,25 @@ export interface CompatibilityResult {
 export type NewerSide = 'reader' | 'writer';
 
 /**
+ * How to treat a property the reader declares but an open writer (no `additionalProperties: false`)
+ * does not. `lenient` assumes the writer never wrote it, so adding an optional property is
+ * compatible (Avro's rule, and what DTO and hand-written schemas, which are open, need to evolve).
+ * `strict` is Confluent's JSON Schema rule (PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL): the open writer
+ * may have written that name with any value, so the reader's schema for it must accept anything.
+ */
+export type OpenContentModel = 'lenient' | 'strict';
+
+export interface CompatibilityOptions {
+  /** @default 'lenient' */
+  readonly openContentModel?: OpenContentModel;
+}
+
+export interface CanReadOptions extends CompatibilityOptions {
+  /** Which side is the newer schema; only rule ids and advice depend on it. @default 'reader' */
+  readonly newer?: NewerSide;
+}
+
+/**
  * The rules table for the README: for each rule, the change that triggers it and which modes it
  * breaks (`full` breaks whenever either does; `_transitive` modes check every earlier version).
  */
@@ -44,8 +63,8 @@ export const COMPATIBILITY_RULES: readonly {
 }[] = [
   { rule: 'field-added-required-without-default', change: 'add a required property without `default` (or make an optional one required)', breaksBackward: true, breaksForward: false },
   { rule: 'field-removed-still-required', change: 'remove a required property (or make it optional)', breaksBackward: false, breaksForward: true },
-  { rule: 'property-added-to-open-model', change: 'declare a new property with a constrained schema when the old schema allowed undeclared properties', breaksBackward: true, breaksForward: false },
-  { rule: 'property-removed-from-open-model', change: 'remove a declared property while leaving the new schema open to undeclared properties', breaksBackward: false, breaksForward: true },
+  { rule: 'property-added-to-open-model', change: 'only with `openContentModel: \'strict\'`: declare a new property with a constrained schema when the old schema allowed undeclared properties', breaksBackward: true, breaksForward: false },
+  { rule: 'property-removed-from-open-model', change: 'only with `openContentModel: \'strict\'`: remove a declared property while leaving the new schema open to undeclared properties', breaksBackward: false, breaksForward: true },
   { rule: 'type-changed', change: 'change a type: number -> string breaks both; number -> integer breaks backward; integer -> number breaks forward', breaksBackward: true, breaksForward: true },
   { rule: 'enum-narrowed', change: 'remove an enum value (breaks backward) or add one (breaks forward)', breaksBackward: true, breaksForward: true },
   { rule: 'nullable-removed', change: 'drop null (breaks backward) or allow null (breaks forward)', breaksBackward: true, breaksForward: true },
@@ -66,6 +85,7 @@ export function checkCompatibility(
   previous: readonly { version: string; schema: JsonSchema }[],
   candidate: JsonSchema,
   mode: CompatibilityMode,
+  options: CompatibilityOptions = {},
 ): CompatibilityResult {
   if (mode === 'none' || previous.length === 0) return { compatible: true, breakingChanges: [] };
   const transitive = mode.endsWith('_transitive');
@@ -74,12 +94,12 @@ export function checkCompatibility(
   const breakingChanges: BreakingChange[] = [];
   for (const { version, schema } of against) {
     if (base === 'backward' || base === 'full') {
-      for (const change of canRead(candidate, schema, '$', 'reader')) {
+      for (const change of canRead(candidate, schema, '$', { ...options, newer: 'reader' })) {
         breakingChanges.push({ ...change, message: `Backward check against version ${version} (new schema reading its data): ${change.message}`, againstVersion: version });
       }
     }
     if (base === 'forward' || base === 'full') {
-      for (const change of canRead(schema, candidate, '$', 'writer')) {
+      for (const change of canRead(schema, candidate, '$', { ...options, newer: 'writer' })) {
         breakingChanges.push({ ...change, message: `Forward check against version ${version} (it reading data from the new schema): ${change.message}`, againstVersion: version });
       }
     }
@@ -91,12 +111,12 @@ export function checkCompatibility(
  * Can data written with `writer` be read by a reader expecting `reader`? Returns every breaking
  * change found (empty: compatible). When unsure, it reports a change rather than claiming
  * compatibility.
- * @param newer which side is the newer schema; only rule ids and advice depend on it. @default 'reader'
  */
-export function canRead(reader: JsonSchema, writer: JsonSchema, path = '$', newer: NewerSide = 'reader'): BreakingChange[] {
+export function canRead(reader: JsonSchema, writer: JsonSchema, path = '$', options: CanReadOptions = {}): BreakingChange[] {
   if (jsonEqual(reader, writer)) return [];
   const context: Context = {
-    newer,
+    newer: options.newer ?? 'reader',
+    openContentModel: options.openContentModel ?? 'lenient',
     resolveReader: (ref) => resolveLocalRef(reader, ref),
     resolveWriter: (ref) => resolveLocalRef(writer, ref),
     refPairsInProgress: new Set(),
@@ -106,6 +126,7 @@ export function canRead(reader: JsonSchema, writer: JsonSchema, path = '$', newe
 
 interface Context {
   readonly newer: NewerSide;
+  readonly openContentModel: OpenContentModel;
   readonly resolveReader: RefResolver;
   readonly resolveWriter: RefResolver;
   /** `$ref` pairs being compared: meeting one again means a recursive schema came round. */
@@ -113,7 +134,7 @@ interface Context {
 }
 
 /** Deep enough for any real payload; deeper only happens with recursive $refs that drift apart. */
-const MAX_DEPTH = 64;
+const MAX_DEPTH = 256;
 
 /** Keywords compared below; any other non-annotation keyword that differs is `unsupported-change`. */
 const MODELLED_KEYWORDS: ReadonlySet<string> = new Set([
@@ -158,7 +179,7 @@ function compareRefs(reader: JsonSchema, writer: JsonSchema, path: string, conte
     const siblings = Object.keys(schema).filter((k) => k !== '$ref' && !ANNOTATION_KEYWORDS.has(k));
     const target = resolve(ref);
     if (target === undefined || siblings.length > 0) {
-      return [change(path, 'unsupported-change', `${path}: the ${name}'s $ref "${ref}" ${target === undefined ? 'is not a local #/$defs or #/definitions reference' : 'has sibling keywords'} and could not be compared; inline it or keep it unchanged`)];
+      return [change(path, 'unsupported-change', `${path}: the ${name}'s $ref "${ref}" ${target === undefined ? 'does not resolve to the root\'s $defs or definitions' : 'has sibling keywords'} and could not be compared; embed the referenced schemas under the root's $defs (class-validator-jsonschema: the definitions from validationMetadatasToSchemas()) or inline them`)];
     }
     resolved.push(target);
   }
@@ -323,9 +344,20 @@ function everyWrittenValue(writer: JsonSchema, test: (value: unknown) => boolean
   return values !== undefined && values.every(test);
 }
 
+const NUMERIC: readonly JsonSchemaType[] = ['number', 'integer'];
+const CONSTRAINT_KINDS: Readonly<Record<string, readonly JsonSchemaType[]>> = {
+  'lower bound': NUMERIC, 'upper bound': NUMERIC, multipleOf: NUMERIC,
+  minLength: ['string'], maxLength: ['string'], pattern: ['string'], format: ['string', ...NUMERIC],
+  minItems: ['array'], maxItems: ['array'], uniqueItems: ['array'], minProperties: ['object'], maxProperties: ['object'],
+};
+
 function compareConstraints(reader: JsonSchema, writer: JsonSchema, path: string): BreakingChange[] {
   const changes: BreakingChange[] = [];
+  const writerTypes = typesOf(writer);
   const tightened = (keyword: string, readerValue: string, writerValue: string): void => {
+    // A constraint only restricts values of its kind: a string-only writer never meets a minimum.
+    const kinds = CONSTRAINT_KINDS[keyword] ?? [];
+    if (writerTypes !== undefined && !kinds.some((kind) => writerTypes.has(kind))) return;
     changes.push(change(path, 'constraint-tightened', `${path}: the reader's ${keyword} (${readerValue}) is stricter than the writer's (${writerValue}), so written data may fail it; relax the reader to at most the writer's constraint`));
   };
   const isNumber = (v: unknown): v is number => typeof v === 'number';
@@ -414,7 +446,7 @@ function compareObjects(reader: JsonSchema, writer: JsonSchema, path: string, co
     if (readerProp === undefined) continue;
     if (Object.prototype.hasOwnProperty.call(writerProps, key)) {
       changes.push(...compare(readerProp, writerProps[key], at, context, depth + 1));
-    } else if (!missingRequired && writerExtra !== false && compare(readerProp, writerExtra, at, context, depth + 1).length > 0) {
+    } else if (context.openContentModel === 'strict' && !missingRequired && writerExtra !== false && compare(readerProp, writerExtra, at, context, depth + 1).length > 0) {
       // The writer does not declare the property but allows undeclared ones, so it may have written
       // this name with any value (Confluent's PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL). Skipped when the
       // property is already reported missing: one change per property says what to fix.
