@@ -446,6 +446,9 @@ function compareObjects(reader: JsonSchema, writer: JsonSchema, path: string, co
     if (readerProp === undefined) continue;
     if (Object.prototype.hasOwnProperty.call(writerProps, key)) {
       changes.push(...compare(readerProp, writerProps[key], at, context, depth + 1));
+    } else if (writerRequired.has(key)) {
+      // Required but not declared: the writer always writes it, with whatever its additionalProperties allow.
+      changes.push(...compare(readerProp, writerExtra, at, context, depth + 1));
     } else if (context.openContentModel === 'strict' && !missingRequired && writerExtra !== false && compare(readerProp, writerExtra, at, context, depth + 1).length > 0) {
       // The writer does not declare the property but allows undeclared ones, so it may have written
       // this name with any value (Confluent's PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL). Skipped when the
