@@ -41,7 +41,7 @@ describe('checkCompatibility', () => {
     expect(result.breakingChanges).toEqual([
       expect.objectContaining({ path: '$.b', rule: 'field-added-required-without-default', againstVersion: '1' }),
     ]);
-    expect(result.breakingChanges[0].message).toMatch(/^Backward check against version 1 .*\$\.b.*give "b" a default or make it optional/);
+    expect(result.breakingChanges[0].message).toMatch(/^Backward, against version 1 .*\$\.b.*give "b" a default or make it optional/);
     expect(checkCompatibility([{ version: '1', schema: v1 }], v2, 'forward').compatible).toBe(true);
   });
 

@@ -1,6 +1,6 @@
 import {
-  ANNOTATION_KEYWORDS, allowsNull, enumValuesOf, isJsonSchemaObject, jsonEqual, resolveLocalRef, typesOf,
-  unionBranches, withoutNull,
+  ANNOTATION_KEYWORDS, allowsNull, boundHolds, describeBound, enumValuesOf, isJsonSchemaObject, jsonEqual, lowerBound,
+  resolveLocalRef, typesOf, unionBranches, upperBound, withoutNull,
 } from './json-schema.js';
 import type { JsonSchema, JsonSchemaType, RefResolver } from './json-schema.js';
 
@@ -95,12 +95,12 @@ export function checkCompatibility(
   for (const { version, schema } of against) {
     if (base === 'backward' || base === 'full') {
       for (const change of canRead(candidate, schema, '$', { ...options, newer: 'reader' })) {
-        breakingChanges.push({ ...change, message: `Backward check against version ${version} (new schema reading its data): ${change.message}`, againstVersion: version });
+        breakingChanges.push({ ...change, message: `Backward, against version ${version} (the new schema reading data written with it): ${change.message}`, againstVersion: version });
       }
     }
     if (base === 'forward' || base === 'full') {
       for (const change of canRead(schema, candidate, '$', { ...options, newer: 'writer' })) {
-        breakingChanges.push({ ...change, message: `Forward check against version ${version} (it reading data from the new schema): ${change.message}`, againstVersion: version });
+        breakingChanges.push({ ...change, message: `Forward, against version ${version} (it reading data written with the new schema): ${change.message}`, againstVersion: version });
       }
     }
   }
@@ -306,36 +306,6 @@ function compareEnums(reader: JsonSchema, writer: JsonSchema, path: string): Bre
   const missing = writerValues.filter((v) => !readerValues.some((r) => jsonEqual(r, v)));
   if (missing.length === 0) return [];
   return [change(path, 'enum-narrowed', `${path}: the writer may produce ${missing.map((v) => JSON.stringify(v)).join(', ')}, which the reader's enum does not list; add the value(s) to the reader's enum (add values to readers before writers use them, remove them from writers before readers)`)];
-}
-
-interface Bound { readonly value: number; readonly exclusive: boolean }
-
-function lowerBound(schema: JsonSchema): Bound | undefined {
-  return tighterBound(schema.minimum, schema.exclusiveMinimum, (a, b) => a > b);
-}
-
-function upperBound(schema: JsonSchema): Bound | undefined {
-  return tighterBound(schema.maximum, schema.exclusiveMaximum, (a, b) => a < b);
-}
-
-function tighterBound(inclusive: number | undefined, exclusive: number | boolean | undefined, tighter: (a: number, b: number) => boolean): Bound | undefined {
-  // Draft 4 spells an exclusive bound as a boolean flag on minimum/maximum.
-  if (typeof exclusive === 'boolean') return inclusive === undefined ? undefined : { value: inclusive, exclusive };
-  if (inclusive === undefined) return exclusive === undefined ? undefined : { value: exclusive, exclusive: true };
-  if (exclusive === undefined) return { value: inclusive, exclusive: false };
-  return tighter(exclusive, inclusive) || exclusive === inclusive ? { value: exclusive, exclusive: true } : { value: inclusive, exclusive: false };
-}
-
-/** Does the writer's bound keep every value within the reader's? */
-function boundHolds(reader: Bound | undefined, writer: Bound | undefined, tighter: (a: number, b: number) => boolean): boolean {
-  if (reader === undefined) return true;
-  if (writer === undefined) return false;
-  return tighter(writer.value, reader.value) || (writer.value === reader.value && (writer.exclusive || !reader.exclusive));
-}
-
-function describeBound(bound: Bound | undefined, kind: 'minimum' | 'maximum'): string {
-  if (bound === undefined) return 'none';
-  return `${bound.exclusive ? `exclusive${kind === 'minimum' ? 'Minimum' : 'Maximum'}` : kind} ${bound.value}`;
 }
 
 /** When the writer lists its values, a reader constraint holds if every listed value passes it. */

@@ -181,3 +181,35 @@ export function resolveLocalRef(root: JsonSchema, ref: string): JsonSchema | boo
   const table = match[1] === '$defs' ? root.$defs : root.definitions;
   return table && Object.prototype.hasOwnProperty.call(table, name) ? table[name] : undefined;
 }
+
+/** A numeric bound with draft 4 (boolean flag) and draft 6+ (number) exclusiveness folded in. */
+export interface Bound { readonly value: number; readonly exclusive: boolean }
+
+export function lowerBound(schema: JsonSchema): Bound | undefined {
+  return tighterBound(schema.minimum, schema.exclusiveMinimum, (a, b) => a > b);
+}
+
+export function upperBound(schema: JsonSchema): Bound | undefined {
+  return tighterBound(schema.maximum, schema.exclusiveMaximum, (a, b) => a < b);
+}
+
+function tighterBound(inclusive: number | undefined, exclusive: number | boolean | undefined, tighter: (a: number, b: number) => boolean): Bound | undefined {
+  // Draft 4 spells an exclusive bound as a boolean flag on minimum/maximum.
+  if (typeof exclusive === 'boolean') return inclusive === undefined ? undefined : { value: inclusive, exclusive };
+  if (inclusive === undefined) return exclusive === undefined ? undefined : { value: exclusive, exclusive: true };
+  if (exclusive === undefined) return { value: inclusive, exclusive: false };
+  return tighter(exclusive, inclusive) || exclusive === inclusive ? { value: exclusive, exclusive: true } : { value: inclusive, exclusive: false };
+}
+
+/** Does the writer's bound keep every value within the reader's? */
+export function boundHolds(reader: Bound | undefined, writer: Bound | undefined, tighter: (a: number, b: number) => boolean): boolean {
+  if (reader === undefined) return true;
+  if (writer === undefined) return false;
+  return tighter(writer.value, reader.value) || (writer.value === reader.value && (writer.exclusive || !reader.exclusive));
+}
+
+export function describeBound(bound: Bound | undefined, kind: 'minimum' | 'maximum'): string {
+  if (bound === undefined) return 'none';
+  return `${bound.exclusive ? `exclusive${kind === 'minimum' ? 'Minimum' : 'Maximum'}` : kind} ${bound.value}`;
+}
+
