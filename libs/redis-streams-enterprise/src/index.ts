@@ -20,6 +20,10 @@ export { type RedisStreamsMetricsSnapshot } from './observability/metrics.js';
 export { DeadLetterManager, type RedriveResult } from './dead-letter/dead-letter.manager.js';
 export { type DeadLetter, type DeadLetterFilter } from './dead-letter/dead-letter.js';
 export { ReplayManager } from './replay/replay.manager.js';
+export { SchemaManager, type SchemaVersion } from './schema/schema.manager.js';
+export { type SchemaSource, type DtoClass, type StandardSchemaLike } from './schema/schema-source.js';
+export { type CompatibilityMode, type CompatibilityResult, type BreakingChange } from './schema/compatibility.js';
+export { type JsonSchema } from './schema/json-schema.js';
 export {
   type ReplayRequest,
   type ReplayResult,
@@ -68,4 +72,7 @@ export {
   RedisUnavailableError,
   ReplicationTimeoutError,
   ReplayRangeError,
+  SchemaValidationError,
+  type SchemaIssue,
+  SchemaRegistrationError,
 } from './errors/index.js';

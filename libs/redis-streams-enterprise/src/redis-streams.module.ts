@@ -7,6 +7,7 @@ import { RedisStreamsClient } from './transport/redis-streams.client.js';
 import { RedisStreamsServer } from './transport/redis-streams.server.js';
 import { DeadLetterManager } from './dead-letter/dead-letter.manager.js';
 import { ReplayManager } from './replay/replay.manager.js';
+import { SchemaManager } from './schema/schema.manager.js';
 
 /**
  * Registers the validated configuration, the server and the client as providers.
@@ -48,7 +49,12 @@ import { ReplayManager } from './replay/replay.manager.js';
       inject: [REDIS_STREAMS_OPTIONS, RedisStreamsServer],
       useFactory: (config: ResolvedRedisStreamsConfig, server: RedisStreamsServer) => new ReplayManager(config, server),
     },
+    {
+      provide: SchemaManager,
+      inject: [REDIS_STREAMS_OPTIONS],
+      useFactory: (config: ResolvedRedisStreamsConfig) => new SchemaManager(config),
+    },
   ],
-  exports: [REDIS_STREAMS_OPTIONS, RedisStreamsServer, RedisStreamsClient, DeadLetterManager, ReplayManager],
+  exports: [REDIS_STREAMS_OPTIONS, RedisStreamsServer, RedisStreamsClient, DeadLetterManager, ReplayManager, SchemaManager],
 })
 export class RedisStreamsEnterpriseModule extends ConfigurableModuleClass {}

@@ -234,6 +234,22 @@ end
 return added
 `;
 
+/**
+ * registerSchema: add a schema version if the registration is still based on the latest version the caller checked
+ * compatibility against (optimistic: two instances registering at once cannot both pass a check against a stale
+ * latest).
+ * KEYS[1] versions hash, KEYS[2] order list
+ * ARGV[1] expected latest version ('' when none), ARGV[2] new version, ARGV[3] canonical schema
+ * Returns 'ok', 'exists' (this version is registered already) or 'stale' (another version was registered meanwhile).
+ */
+const REGISTER_SCHEMA = `
+local latest = redis.call('LINDEX', KEYS[2], -1)
+if (latest or '') ~= ARGV[1] then return 'stale' end
+if redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3]) == 0 then return 'exists' end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 'ok'
+`;
+
 const SCRIPTS = {
   rseDeadLetter: { numberOfKeys: 4, lua: DEAD_LETTER },
   rseScheduleRetry: { numberOfKeys: 3, lua: SCHEDULE_RETRY },
@@ -244,6 +260,7 @@ const SCRIPTS = {
   rseSendReply: { numberOfKeys: 1, lua: SEND_REPLY },
   rseRemoveIdleConsumers: { numberOfKeys: 1, lua: REMOVE_IDLE_CONSUMERS },
   rseReplayCopy: { numberOfKeys: 2, lua: REPLAY_COPY },
+  rseRegisterSchema: { numberOfKeys: 2, lua: REGISTER_SCHEMA },
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;

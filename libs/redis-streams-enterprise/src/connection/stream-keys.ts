@@ -17,6 +17,8 @@ const READABLE_TAG = /^[A-Za-z0-9._:/@-]{1,200}$/;
  *   <prefix>:{<tag>}:failures:<group> hash: entry id -> time of its first failure (while it is being retried)
  *   <prefix>:{<tag>}:replayed         set: '<source stream>/<entry id>' copied into this stream by replay
  *   <prefix>:{reply:<clientId>}       reply stream of one client instance
+ *   <prefix>:{schema:<type>}:versions hash: schema version -> canonical JSON Schema of an event type
+ *   <prefix>:{schema:<type>}:order    list: the versions in registration order
  */
 export class StreamKeys {
   constructor(readonly prefix: string) {}
@@ -54,6 +56,16 @@ export class StreamKeys {
   /** Source entries already copied into a pattern's stream by replay (dedupe set, same slot as the stream). */
   replayDedupe(pattern: string): string {
     return `${this.stream(pattern)}:replayed`;
+  }
+
+  /** Schema versions of an event type (hash: version -> canonical JSON Schema); one hash tag per event type. */
+  schemaVersions(eventType: string): string {
+    return `${this.prefix}:{schema:${this.tagOf(eventType)}}:versions`;
+  }
+
+  /** Registration order of an event type's schema versions (list). */
+  schemaOrder(eventType: string): string {
+    return `${this.prefix}:{schema:${this.tagOf(eventType)}}:order`;
   }
 
   /** Glob of every dead-letter stream under this prefix. */

@@ -13,3 +13,5 @@ export { HandlerTimeoutError } from './handler-timeout.error.js';
 export { RedisUnavailableError } from './redis-unavailable.error.js';
 export { ReplicationTimeoutError } from './replication-timeout.error.js';
 export { ReplayRangeError } from './replay-range.error.js';
+export { SchemaValidationError, type SchemaIssue } from './schema-validation.error.js';
+export { SchemaRegistrationError } from './schema-registration.error.js';

@@ -13,7 +13,9 @@ export type RedisStreamsErrorCode =
   | 'HANDLER_TIMEOUT'
   | 'REDIS_UNAVAILABLE'
   | 'REPLICATION_TIMEOUT'
-  | 'REPLAY_INVALID';
+  | 'REPLAY_INVALID'
+  | 'SCHEMA_INVALID'
+  | 'SCHEMA_REGISTRATION_REFUSED';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

@@ -14,6 +14,8 @@ export interface RedisStreamsMetricsSnapshot {
   readonly reclaimed: number;
   /** Pending entries found deleted by trimming before anyone processed them (data loss, see README). */
   readonly lostToTrimming: number;
+  /** Messages that did not match their schema version (dead-lettered in strict mode, handled in warn mode). */
+  readonly schemaInvalid: number;
   /** Entries currently in handlers. */
   readonly inFlight: number;
   /** Acknowledged entries per second over the last 10 seconds. */
@@ -36,6 +38,7 @@ export class TransportMetrics {
   deadLettered = 0;
   reclaimed = 0;
   lostToTrimming = 0;
+  schemaInvalid = 0;
 
   private readonly latencies = new Float64Array(RESERVOIR_SIZE);
   private latencyCount = 0;
@@ -77,6 +80,7 @@ export class TransportMetrics {
       deadLettered: this.deadLettered,
       reclaimed: this.reclaimed,
       lostToTrimming: this.lostToTrimming,
+      schemaInvalid: this.schemaInvalid,
       inFlight,
       throughput: recent / THROUGHPUT_WINDOW_S,
       errorRate: this.received === 0 ? 0 : this.failed / this.received,

@@ -11,6 +11,7 @@ import { MessageDecodeError } from '../errors/message-decode.error.js';
  *   headers  JSON object of strings    optional
  *   replyTo  reply stream key          set by send(); absent for events
  *   enc      "gzip"                    optional: data is base64 of gzip'ed JSON (replay copies with replay.compression)
+ *   schema   "<event type>@<version>"  optional: the registered schema version the payload was written with
  * A producer in any language can `XADD rse:{orders.created} * data '{"orderId":1}'` and a Nest handler of
  * 'orders.created' receives `{ orderId: 1 }`.
  *
@@ -33,6 +34,8 @@ export interface DecodedMessage {
   readonly data: unknown;
   readonly headers: MessageHeaders;
   readonly replyTo?: string;
+  /** `<event type>@<version>` of the schema the producer validated against. */
+  readonly schema?: string;
 }
 
 /** What a producer writes. */
@@ -43,6 +46,7 @@ export interface OutgoingMessage {
   readonly json: string;
   readonly headers?: MessageHeaders;
   readonly replyTo?: string;
+  readonly schema?: string;
 }
 
 /** A reply as it travels back to the requester. */
@@ -90,6 +94,7 @@ export function encodeMessage(message: OutgoingMessage): string[] {
     fields.push('headers', JSON.stringify(validateHeaders(message.headers)));
   }
   if (message.replyTo) fields.push('replyTo', message.replyTo);
+  if (message.schema) fields.push('schema', message.schema);
   return fields;
 }
 
@@ -133,6 +138,7 @@ export function decodeMessage(
     data,
     headers,
     replyTo: fields.replyTo,
+    schema: fields.schema,
   };
 }
 

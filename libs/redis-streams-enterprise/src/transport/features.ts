@@ -23,7 +23,7 @@ export function enabledFeatures(config: ResolvedRedisStreamsConfig): EnabledFeat
 }
 
 /** Sections whose behaviour this version does not implement yet. */
-const NOT_YET_AVAILABLE = ['ordering', 'partitioning', 'schema'] as const;
+const NOT_YET_AVAILABLE = ['ordering', 'partitioning'] as const;
 
 /**
  * A guarantee that is configured must hold: enabling a section whose behaviour is not implemented in this version

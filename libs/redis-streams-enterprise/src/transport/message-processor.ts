@@ -11,6 +11,8 @@ import { errorText, logIds } from '../observability/log-format.js';
 import { decodeMessage, encodeReply, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from './envelope.js';
 import { RedisStreamsContext, type MessageControls } from './redis-streams.context.js';
 import type { Settler } from './settler.js';
+import type { SchemaManager } from '../schema/schema.manager.js';
+import { SchemaValidationError, type SchemaIssue } from '../errors/schema-validation.error.js';
 
 /** What the processor needs from the server: handler lookup and Nest's processing hooks. */
 export interface HandlerHost {
@@ -36,6 +38,7 @@ export class MessageProcessor implements MessageControls {
     private readonly settler: Settler,
     private readonly metrics: TransportMetrics,
     private readonly host: HandlerHost,
+    private readonly schemas?: SchemaManager,
   ) {}
 
   /** Registers the pattern a stream belongs to (default pattern of entries that carry none). */
@@ -57,6 +60,10 @@ export class MessageProcessor implements MessageControls {
       message = decodeMessage(entry.id, entry.fields, streamPattern, this.config.streams.maxPayloadBytes);
     } catch (error) {
       return this.settler.deadLetter(entry, streamPattern, 'decode-failed', error);
+    }
+    if (message.schema !== undefined && this.schemas) {
+      const invalid = await this.checkSchema(message.schema, message.data);
+      if (invalid) return this.settler.deadLetter(entry, streamPattern, 'schema-invalid', invalid);
     }
     const handler = this.host.getHandlerByPattern(message.pattern);
     if (!handler) {
@@ -134,6 +141,31 @@ export class MessageProcessor implements MessageControls {
       this.logger.warn(`Replayed handler failed: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
       return 'failed';
     }
+  }
+
+  /**
+   * Validates a payload against the schema version it was written with (`<type>@<version>`). Returns the error to
+   * dead-letter it with in strict mode; in warn mode logs and counts, and the message is handled.
+   */
+  private async checkSchema(stamp: string, data: unknown): Promise<Error | undefined> {
+    const schemas = this.schemas;
+    const mode = this.config.schema.validationMode;
+    if (!schemas || mode === 'ignore') return undefined;
+    const at = stamp.lastIndexOf('@');
+    const eventType = stamp.slice(0, at);
+    const version = stamp.slice(at + 1);
+    let issues: SchemaIssue[];
+    try {
+      issues = (await schemas.validate(eventType, data, version)).issues;
+    } catch (error) {
+      // The version is unknown (deleted or pruned): in strict mode the message cannot be trusted.
+      return mode === 'strict' ? (error as Error) : undefined;
+    }
+    if (issues.length === 0) return undefined;
+    this.metrics.schemaInvalid++;
+    if (mode === 'strict') return new SchemaValidationError(eventType, version, issues);
+    this.logger.warn(`Message does not match schema ${stamp} (handled anyway, schema.validationMode warn): ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`);
+    return undefined;
   }
 
   /** The handler settled its message itself; wait for that, so close() and the slot count cover it. */

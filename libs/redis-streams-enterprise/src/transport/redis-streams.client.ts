@@ -20,6 +20,8 @@ import { RedisStreamsStatus } from '../redis-streams.constants.js';
 import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, type MessageHeaders, type ReplyMessage } from './envelope.js';
 import { assertFeaturesAvailable } from './features.js';
 import { RedisStreamsRecord } from './redis-streams.record.js';
+import { SchemaManager } from '../schema/schema.manager.js';
+import { SchemaValidationError } from '../errors/schema-validation.error.js';
 import { ReplyListener } from './reply-listener.js';
 
 interface PendingRequest {
@@ -52,6 +54,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   private repliesStarting?: Promise<void>;
   private closed = false;
   private waitingOffline = 0;
+  private schemas?: SchemaManager;
   /** True once the command connection was ready; from then on "not ready" means an outage. */
   private hasConnected = false;
 
@@ -85,6 +88,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       request.callback({ err: new ConnectionClosedError('RedisStreamsClient'), isDisposed: true });
     }
     await this.replies?.stop();
+    await this.schemas?.close();
     const command = this.command;
     if (command && command.status === 'ready') {
       await command.del(this.keys.replyStream(this.clientId)).catch(() => undefined);
@@ -138,8 +142,32 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
 
   protected async dispatchEvent<T = string>(packet: ReadPacket): Promise<T> {
     const pattern = this.normalizePattern(packet.pattern);
-    const fields = this.encode(packet, pattern, randomUUID());
+    const schema = await this.checkSchema(pattern, packet.data);
+    const fields = this.encode(packet, pattern, randomUUID(), undefined, schema);
     return (await this.publishEntry(pattern, fields)) as T;
+  }
+
+  /**
+   * With schema.enabled and a schema registered for the pattern (its event type): validates the payload against the
+   * latest version and returns the `<type>@<version>` stamp. strict: an invalid payload is refused
+   * (SchemaValidationError, nothing written); warn: logged and sent; ignore: stamped without validation.
+   */
+  private async checkSchema(pattern: string, data: unknown): Promise<string | undefined> {
+    if (!this.config.schema.enabled) return undefined;
+    this.schemas ??= new SchemaManager(this.config);
+    const payload = data instanceof RedisStreamsRecord ? data.data : data;
+    const mode = this.config.schema.validationMode;
+    if (mode === 'ignore') {
+      const version = await this.schemas.latestVersion(pattern);
+      return version ? `${pattern}@${version}` : undefined;
+    }
+    const { version, issues } = await this.schemas.validate(pattern, payload);
+    if (!version) return undefined;
+    if (issues.length > 0) {
+      if (mode === 'strict') throw new SchemaValidationError(pattern, version, issues);
+      this.logger.warn(`Payload of "${pattern}" does not match schema ${version} (sent anyway, schema.validationMode warn): ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`);
+    }
+    return `${pattern}@${version}`;
   }
 
   /** XADD (then WAIT when connection.waitReplicas is set) on a ready connection; resolves with the entry id. */
@@ -191,13 +219,11 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       this.pending.delete(requestId);
     };
     let pattern: string;
-    let fields: string[];
     try {
       pattern = this.normalizePattern(packet.pattern);
       if (this.pending.size >= this.config.client.maxPendingRequests) {
         throw new TooManyPendingRequestsError(this.config.client.maxPendingRequests);
       }
-      fields = this.encode(packet, pattern, requestId, this.keys.replyStream(this.clientId));
     } catch (error) {
       callback({ err: error, isDisposed: true });
       return () => undefined;
@@ -210,7 +236,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     timer.unref();
     this.pending.set(requestId, { callback, timer });
     this.startReplies()
-      .then(() => this.publishEntry(pattern, fields))
+      .then(() => this.checkSchema(pattern, packet.data))
+      .then((schema) => this.publishEntry(pattern, this.encode(packet, pattern, requestId, this.keys.replyStream(this.clientId), schema)))
       .catch((error: unknown) => {
         if (!this.pending.has(requestId)) return;
         dispose();
@@ -219,7 +246,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     return dispose;
   }
 
-  private encode(packet: ReadPacket, pattern: string, messageId: string, replyTo?: string): string[] {
+  private encode(packet: ReadPacket, pattern: string, messageId: string, replyTo?: string, schema?: string): string[] {
     let data: unknown = packet.data;
     let headers: MessageHeaders | undefined;
     if (data instanceof RedisStreamsRecord) {
@@ -234,7 +261,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     if (exceedsBytes(json, maxPayloadBytes)) {
       throw new PayloadTooLargeError(pattern, Buffer.byteLength(json), maxPayloadBytes);
     }
-    return encodeMessage({ pattern, messageId, json, headers: headers && validateHeaders(headers), replyTo });
+    return encodeMessage({ pattern, messageId, json, headers: headers && validateHeaders(headers), replyTo, schema });
   }
 
   private trimArgs(): (string | number)[] {

@@ -20,6 +20,7 @@ import { InFlight } from './in-flight.js';
 import { MessageProcessor } from './message-processor.js';
 import { PendingReclaimer } from './pending-reclaimer.js';
 import { Settler } from './settler.js';
+import { SchemaManager } from '../schema/schema.manager.js';
 import { idTimeMs, retentionWarnings } from './retention-check.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
 
@@ -115,6 +116,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private reclaimer?: PendingReclaimer;
   private acks?: AckBatcher;
   private processor?: MessageProcessor;
+  private schemas?: SchemaManager;
   private trimTimer?: NodeJS.Timeout;
   private streams: { pattern: string; stream: string; retrySchedule: string }[] = [];
   private state = RedisStreamsStatus.Disconnected;
@@ -283,10 +285,18 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n));
     this.acks = acks;
     const settler = new Settler(this.config, this.command, this.keys, acks, this.metrics);
-    const processor = new MessageProcessor(this.config, this.command, settler, this.metrics, {
-      getHandlerByPattern: (pattern) => this.handlerFor(pattern),
-      withProcessingHooks: (context, fn) => this.withProcessingHooks(context, fn),
-    });
+    this.schemas = this.config.schema.enabled ? new SchemaManager(this.config) : undefined;
+    const processor = new MessageProcessor(
+      this.config,
+      this.command,
+      settler,
+      this.metrics,
+      {
+        getHandlerByPattern: (pattern) => this.handlerFor(pattern),
+        withProcessingHooks: (context, fn) => this.withProcessingHooks(context, fn),
+      },
+      this.schemas,
+    );
     for (const s of this.streams) processor.addStream(s.stream, s.pattern);
     this.processor = processor;
     const onDeleted = (stream: string, ids: string[]) => {
@@ -393,6 +403,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     });
     await withinMs(flushed, shutdownTimeoutMs);
     await this.shutdownConnections();
+    await withinMs(this.schemas?.close(), 1_000);
     this.setState(RedisStreamsStatus.Closed);
   }
 

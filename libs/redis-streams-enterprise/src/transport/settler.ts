@@ -10,7 +10,7 @@ import { backoffDelayMs } from './backoff.js';
 import { toWireError } from './envelope.js';
 
 /** Why a message was dead-lettered (stored in the dead-letter entry as `rse.dlq.reason`). */
-export type DeadLetterReason = 'max-deliveries' | 'decode-failed' | 'no-handler' | 'rejected';
+export type DeadLetterReason = 'max-deliveries' | 'decode-failed' | 'no-handler' | 'rejected' | 'schema-invalid';
 
 /**
  * The ways an entry leaves (or stays in) a group's pending list: acknowledged, scheduled for another attempt,
