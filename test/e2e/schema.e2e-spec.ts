@@ -43,7 +43,7 @@ describe('schema registry and validation (real Redis)', () => {
   const closers: { close(): Promise<void> }[] = [];
   let redis: Redis;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
-    testConfig(prefix, { schema: { enabled: true, validationMode: 'strict', ...overrides.schema }, ...overrides });
+    testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });
   const manager = (overrides: RedisStreamsEnterpriseConfig = {}) => {
     const m = new SchemaManager(config(overrides));
     closers.push(m);
@@ -109,6 +109,56 @@ describe('schema registry and validation (real Redis)', () => {
     expect(letter.errorName).toBe('SchemaValidationError');
     expect(letter.errorMessage).toMatch(/\$\.orderId .*string/);
     expect(app.get(Inbox).orders).toEqual([{ orderId: 'o-2', quantity: 2 }]);
+  });
+
+  it('a producer on v1 and a consumer on v2 (optional field with a default added) exchange messages, and the reverse', async () => {
+    const schemas = manager();
+    const v1 = { type: 'object', properties: { sku: { type: 'string' } }, required: ['sku'] };
+    const v2 = { type: 'object', properties: { sku: { type: 'string' }, colour: { type: 'string', default: 'black' } }, required: ['sku'] };
+    await schemas.registerSchema('item.added', v1, '1.0.0');
+    // An old producer stamps v1 (it validated against v1 before v2 existed).
+    await redis.xadd(`${prefix}:{item.added}`, '*', 'schema', 'item.added@1.0.0', 'data', JSON.stringify({ sku: 'a' }));
+    await schemas.registerSchema('item.added', v2, '1.1.0', 'full');
+    @Controller()
+    class ItemsController {
+      readonly items: unknown[] = [];
+      @StreamEvent('item.added')
+      added(@Payload() item: unknown) {
+        this.items.push(item);
+      }
+    }
+    const { app } = await startConsumer(config({ consumer: { group: 'items' } }), [ItemsController]);
+    apps.push(app);
+    // A new producer validates against and stamps v2.
+    const client = new RedisStreamsClient(config());
+    closers.push(client);
+    await waitFor(async () => (await schemas.latestVersion('item.added')) === '1.1.0');
+    await lastValueFrom(client.emit('item.added', { sku: 'b', colour: 'red' }));
+    await waitFor(() => app.get(ItemsController).items.length === 2, { message: 'both messages' });
+    expect(app.get(ItemsController).items).toEqual([{ sku: 'a' }, { sku: 'b', colour: 'red' }]);
+    const [, fields] = (await redis.xrange(`${prefix}:{item.added}`, '-', '+')).at(-1) as [string, string[]];
+    expect(fields[fields.indexOf('schema') + 1]).toBe('item.added@1.1.0');
+    // v2 data is also valid v1 data (full compatibility: an old consumer reads new messages).
+    expect((await schemas.validate('item.added', { sku: 'b', colour: 'red' }, '1.0.0')).issues).toEqual([]);
+  });
+
+  it('warn mode handles an invalid message and counts it; ignore mode does not validate', async () => {
+    @Controller()
+    class LenientController {
+      readonly seen: unknown[] = [];
+      @StreamEvent('order.placed')
+      placed(@Payload() order: unknown) {
+        this.seen.push(order);
+      }
+    }
+    const { app, server } = await startConsumer(config({ consumer: { group: 'lenient', groupStartId: '$' }, schema: { validationMode: 'warn' } }), [LenientController]);
+    apps.push(app);
+    await redis.xadd(`${prefix}:{order.placed}`, '*', 'schema', 'order.placed@1.1.0', 'data', JSON.stringify({ orderId: 8 }));
+    await waitFor(() => app.get(LenientController).seen.length === 1, { message: 'the invalid message, handled' });
+    expect(server.getMetrics().schemaInvalid).toBe(1);
+    const ignoring = new RedisStreamsClient(config({ schema: { validationMode: 'ignore' } }));
+    closers.push(ignoring);
+    await expect(lastValueFrom(ignoring.emit('order.placed', { orderId: 9 }))).resolves.toMatch(/^\d+-\d+$/);
   });
 
   it('another instance sees a newly registered version without restart', async () => {
