@@ -45,6 +45,35 @@ export class OrderingOptions {
   @Min(1)
   @Max(1_000)
   retryAttempts = 3;
+
+  /**
+   * `causal`: what happens to a message whose dependencies are still not handled after `timeoutMs`:
+   * `deadLetter` parks it in the dead-letter stream (reason `causal-timeout`) so an operator can redrive it once its
+   * causes exist; `process` handles it anyway (availability over order).
+   * @default 'deadLetter'
+   */
+  @IsIn(['deadLetter', 'process'])
+  causalTimeoutPolicy: 'deadLetter' | 'process' = 'deadLetter';
+}
+
+/**
+ * Exactly-once processing (seed section 1, "Exactly-Once Delivery"). Idempotent publish needs no switch: a message
+ * emitted with an idempotency key is stored once per `windowMs` whatever this section says.
+ */
+export class ExactlyOnceOptions {
+  /**
+   * Record each handled message (its idempotency key, else its message id) per consumer group, atomically with its
+   * XACK, and skip messages recorded already; `ctx.transaction()` effects commit in that same step.
+   * @default false
+   */
+  @IsBoolean()
+  enabled = false;
+
+  /** How long publish and processing records are kept: duplicates further apart are not detected. @default 86400000 */
+  @IsInt()
+  @Min(1_000)
+  @Max(30 * 86_400_000)
+  windowMs = 86_400_000;
 }
 
 /** Extracts the partition key from a message payload. */
@@ -91,6 +120,15 @@ export class PartitioningOptions {
    */
   @IsOptional()
   partitionKeyExtractor?: PartitionKeyExtractor;
+
+  /**
+   * A consumer that has not renewed its partition leases for this long is presumed dead and its partitions move to
+   * the others (Kafka's session.timeout.ms); leases are renewed every third of it. @default 10000
+   */
+  @IsInt()
+  @Min(300)
+  @Max(600_000)
+  sessionTimeoutMs = 10_000;
 
   /** Spread partitions evenly over live consumers. @default true */
   @IsBoolean()

@@ -6,7 +6,7 @@ import { StreamsOptions } from './streams.options.js';
 import { ConsumerOptions } from './consumer.options.js';
 import { BackoffOptions, DeadLetterOptions, RetryOptions } from './retry.options.js';
 import { ClientOptions } from './client.options.js';
-import { OrderingOptions, PartitioningOptions, ReplayOptions, SchemaOptions } from './features.options.js';
+import { ExactlyOnceOptions, OrderingOptions, PartitioningOptions, ReplayOptions, SchemaOptions } from './features.options.js';
 
 /** The complete, validated configuration. Every field has a default; see each section's class. */
 export class RedisStreamsEnterpriseOptions {
@@ -20,6 +20,7 @@ export class RedisStreamsEnterpriseOptions {
   @ValidateNested() @Type(() => PartitioningOptions) partitioning: PartitioningOptions = new PartitioningOptions();
   @ValidateNested() @Type(() => SchemaOptions) schema: SchemaOptions = new SchemaOptions();
   @ValidateNested() @Type(() => ReplayOptions) replay: ReplayOptions = new ReplayOptions();
+  @ValidateNested() @Type(() => ExactlyOnceOptions) exactlyOnce: ExactlyOnceOptions = new ExactlyOnceOptions();
 }
 
 type Fields<T> = { [K in keyof T as T[K] extends (...args: never[]) => unknown ? never : K]?: T[K] };
@@ -39,6 +40,7 @@ export interface RedisStreamsEnterpriseConfig {
   partitioning?: Fields<PartitioningOptions> & Pick<PartitioningOptions, 'partitionKeyExtractor'>;
   schema?: Fields<SchemaOptions>;
   replay?: Fields<ReplayOptions>;
+  exactlyOnce?: Fields<ExactlyOnceOptions>;
 }
 
 /** The validated, frozen configuration that every part of the library reads. */

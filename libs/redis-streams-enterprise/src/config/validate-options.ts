@@ -73,7 +73,7 @@ function toViolations(errors: ValidationError[], parentPath = ''): ConfigViolati
 function crossFieldViolations(config: RedisStreamsEnterpriseOptions, extractor: unknown): ConfigViolation[] {
   const out: ConfigViolation[] = [];
   const add = (path: string, rule: string, message: string) => out.push({ path, rule, message: `${path} ${message}` });
-  const { consumer, partitioning, retry, streams } = config;
+  const { consumer, partitioning, retry, streams, ordering } = config;
   if (consumer.handlerTimeoutMs > 0 && consumer.claimIdleMs <= consumer.handlerTimeoutMs) {
     add('consumer.claimIdleMs', 'greaterThanHandlerTimeout', 'must be greater than consumer.handlerTimeoutMs');
   }
@@ -91,6 +91,19 @@ function crossFieldViolations(config: RedisStreamsEnterpriseOptions, extractor: 
     partitioning.partitionCount > partitioning.maxPartitions
   ) {
     add('partitioning.partitionCount', 'withinMinMax', 'must lie between partitioning.minPartitions and maxPartitions');
+  }
+  if (ordering.enabled && ordering.strategy === 'global' && partitioning.enabled && partitioning.partitionCount > 1) {
+    add(
+      'ordering.strategy',
+      'globalNeedsOnePartition',
+      "'global' keeps one total order per topic, which needs a single partition: set partitioning.enabled false (or partitionCount 1), or use 'partition' ordering with a partitionKey to scale",
+    );
+  }
+  if (ordering.enabled && ordering.strategy === 'global' && partitioning.enabled && partitioning.autoScaling) {
+    add('partitioning.autoScaling', 'notWithGlobal', "must be false with ordering.strategy 'global' (one partition per topic)");
+  }
+  if (partitioning.autoScaling && partitioning.strategy !== 'dynamic') {
+    add('partitioning.autoScaling', 'needsDynamic', "needs partitioning.strategy 'dynamic'");
   }
   if (extractor !== undefined && typeof extractor !== 'function') {
     add('partitioning.partitionKeyExtractor', 'isFunction', 'must be a function');

@@ -138,6 +138,12 @@ export function parseGroupsInfo(raw: Raw): GroupInfo[] {
   });
 }
 
+/** XINFO STREAM: length and, on Redis 7+, how many entries were ever added (null before 7.0). */
+export function parseStreamInfo(raw: Raw): { length: number; entriesAdded: number | null } {
+  const f = parseFieldsLoose(raw);
+  return { length: Number(f.length ?? 0), entriesAdded: f['entries-added'] === undefined ? null : Number(f['entries-added']) };
+}
+
 function parseFieldsLoose(raw: Raw): Record<string, unknown> {
   const list = asArray(raw);
   const out: Record<string, unknown> = Object.create(null);

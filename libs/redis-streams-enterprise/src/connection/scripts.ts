@@ -250,6 +250,148 @@ redis.call('RPUSH', KEYS[2], ARGV[2])
 return 'ok'
 `;
 
+
+/**
+ * publish: append one message with the options that need an atomic check: an idempotency key (a publish repeated
+ * within the window returns the first entry id and adds nothing), a global sequence number, and the partition
+ * layout epoch (a producer that routed by an outdated layout is told to reload it instead of writing).
+ * KEYS[1] stream, KEYS[2] publish record of the idempotency key, KEYS[3] sequence counter, KEYS[4] epoch of the stream
+ * ARGV[1] '1' to deduplicate, ARGV[2] window ms, ARGV[3] '1' to stamp a sequence number, ARGV[4] producer's layout
+ * epoch or '', ARGV[5] trim kind ('MAXLEN', 'MINID' or ''), ARGV[6] trim threshold, ARGV[7..] field/value pairs
+ * Returns {'ok', id}, {'duplicate', first id} or {'stale', current epoch}.
+ */
+const PUBLISH = `
+if ARGV[4] ~= '' then
+  local current = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if current ~= tonumber(ARGV[4]) then return { 'stale', tostring(current) } end
+end
+if ARGV[1] == '1' then
+  local first = redis.call('GET', KEYS[2])
+  if first then return { 'duplicate', first } end
+end
+local fields = {}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+if ARGV[3] == '1' then
+  fields[#fields + 1] = 'seq'
+  fields[#fields + 1] = tostring(redis.call('INCR', KEYS[3]))
+end
+local id
+if ARGV[5] ~= '' then
+  id = redis.call('XADD', KEYS[1], ARGV[5], '~', ARGV[6], '*', unpack(fields))
+else
+  id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+end
+if ARGV[1] == '1' then redis.call('SET', KEYS[2], id, 'PX', ARGV[2]) end
+return { 'ok', id }
+`;
+
+/**
+ * commit: settle one handled entry together with its effects, atomically: check that this consumer still owns the
+ * entry (and, for partitions, still holds the lease with the same fencing token), skip the effects when the
+ * message was processed already, apply the handler's transactional writes, record the message as processed and
+ * XACK. A consumer that lost its entry or lease while it was paused (GC, network) commits nothing.
+ * KEYS[1] stream, KEYS[2] lease key (or KEYS[1] when none), KEYS[3] processed record (or KEYS[1] when none),
+ * KEYS[4..] keys of the writes, one per write
+ * ARGV[1] group, ARGV[2] consumer, ARGV[3] entry id, ARGV[4] expected lease value or '', ARGV[5] window ms or ''
+ * (no processed record), ARGV[6] number of writes; then per write: command, argument count a, a arguments (the
+ * write's key is KEYS[3 + i], inserted as the command's first argument)
+ * Returns 'ok', 'duplicate' (acknowledged without effects), 'fenced' (lease lost; nothing done) or 'gone' (the entry
+ * is no longer pending for this consumer: reclaimed or settled elsewhere; nothing done).
+ */
+const COMMIT = `
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then return 'fenced' end
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #pending == 0 then return 'gone' end
+if ARGV[5] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+  return 'duplicate'
+end
+local i = 7
+for w = 1, tonumber(ARGV[6]) do
+  local command = ARGV[i]
+  local count = tonumber(ARGV[i + 1])
+  local args = { KEYS[3 + w] }
+  for j = 1, count do args[#args + 1] = ARGV[i + 1 + j] end
+  i = i + 2 + count
+  redis.call(command, unpack(args))
+end
+if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[5]) end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+return 'ok'
+`;
+
+/**
+ * acquireLease: take a free partition (or renew one's own) and get a fencing token that grows with every new owner.
+ * KEYS[1] lease key, KEYS[2] fencing counter
+ * ARGV[1] consumer, ARGV[2] ttl ms
+ * Returns the lease value '<consumer>|<token>', or false when another consumer holds it.
+ */
+const ACQUIRE_LEASE = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local owner = string.match(current, '^(.*)|')
+  if owner ~= ARGV[1] then return false end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return current
+end
+local value = ARGV[1] .. '|' .. tostring(redis.call('INCR', KEYS[2]))
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+return value
+`;
+
+/**
+ * renewLease: extend a lease this consumer still holds with the same token.
+ * KEYS[1] lease key; ARGV[1] lease value, ARGV[2] ttl ms
+ * Returns 1 when renewed, 0 when the lease expired or belongs to someone else.
+ */
+const RENEW_LEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
+/**
+ * releaseLease: give a partition up (rebalance, shutdown) if this consumer still holds it.
+ * KEYS[1] lease key; ARGV[1] lease value. Returns 1 when released.
+ */
+const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`;
+
+/**
+ * heartbeat: record this consumer as a live member of the group until now + ttl, drop members whose time passed,
+ * and return the live ones. Times come from the Redis server's clock.
+ * KEYS[1] members sorted set; ARGV[1] consumer, ARGV[2] ttl ms, ARGV[3] '1' to leave instead
+ * Returns the live member names.
+ */
+const HEARTBEAT = `
+${NOW_MS}
+if ARGV[3] == '1' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`;
+
+/**
+ * closeEpoch: switch one partition to a new layout epoch. Writes routed by the old layout are refused from now on
+ * (publish checks the epoch), and a control entry marks where the old epoch ends, so a consumer knows when it has
+ * processed everything written before the change. Idempotent: a partition at the epoch already is left alone.
+ * KEYS[1] stream, KEYS[2] epoch of the stream; ARGV[1] new epoch
+ * Returns the control entry id, or false when the partition was at that epoch already.
+ */
+const CLOSE_EPOCH = `
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+if current >= tonumber(ARGV[1]) then return false end
+redis.call('SET', KEYS[2], ARGV[1])
+return redis.call('XADD', KEYS[1], '*', 'rse.control', 'epoch', 'epoch', ARGV[1])
+`;
+
 const SCRIPTS = {
   rseDeadLetter: { numberOfKeys: 4, lua: DEAD_LETTER },
   rseScheduleRetry: { numberOfKeys: 3, lua: SCHEDULE_RETRY },
@@ -261,6 +403,14 @@ const SCRIPTS = {
   rseRemoveIdleConsumers: { numberOfKeys: 1, lua: REMOVE_IDLE_CONSUMERS },
   rseReplayCopy: { numberOfKeys: 2, lua: REPLAY_COPY },
   rseRegisterSchema: { numberOfKeys: 2, lua: REGISTER_SCHEMA },
+  rsePublish: { numberOfKeys: 4, lua: PUBLISH },
+  rseAcquireLease: { numberOfKeys: 2, lua: ACQUIRE_LEASE },
+  rseRenewLease: { numberOfKeys: 1, lua: RENEW_LEASE },
+  rseReleaseLease: { numberOfKeys: 1, lua: RELEASE_LEASE },
+  rseHeartbeat: { numberOfKeys: 1, lua: HEARTBEAT },
+  rseCloseEpoch: { numberOfKeys: 2, lua: CLOSE_EPOCH },
+  // Variable key count: the first argument is the number of keys.
+  rseCommit: { numberOfKeys: undefined, lua: COMMIT },
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;

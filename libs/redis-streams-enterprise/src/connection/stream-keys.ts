@@ -19,6 +19,22 @@ const READABLE_TAG = /^[A-Za-z0-9._:/@-]{1,200}$/;
  *   <prefix>:{reply:<clientId>}       reply stream of one client instance
  *   <prefix>:{schema:<type>}:versions hash: schema version -> canonical JSON Schema of an event type
  *   <prefix>:{schema:<type>}:order    list: the versions in registration order
+ *
+ * Partitioned topics (partitioning or ordering enabled): partition <n> of a pattern is its own stream with its own
+ * hash tag, so partitions spread over Cluster slots while everything one partition's scripts touch stays in one:
+ *   <prefix>:{<tag>#<n>}                       partition stream (with :dlq, :retry:<group>, :failures:<group> as above)
+ *   <prefix>:{<tag>#<n>}:lease:<group>         string '<consumer>|<token>': the one consumer that owns the partition
+ *   <prefix>:{<tag>#<n>}:fence:<group>         counter: lease tokens, increasing with every new owner (fencing)
+ *   <prefix>:{<tag>#<n>}:epoch                 layout epoch the partition accepts writes for (stale producers refused)
+ *   <prefix>:{<tag>#<n>}:drained:<group>:<e>   set once the group processed every entry written before epoch e
+ *   <prefix>:{<tag>}:layout                    JSON {epoch, counts[]}: partition count of every layout epoch
+ *   <prefix>:{<tag>}:members:<group>           sorted set: live consumers of the group -> lease expiry (ms)
+ *   <prefix>:{<tag>}:scaler                    lease of the one consumer that may change the partition count
+ * Exactly-once and ordering records, beside the stream (or partition) they belong to:
+ *   <stream>:seq                               counter: global sequence numbers stamped at publish
+ *   <stream>:pub:<key>                         entry id of a publish with idempotency key <key> (expires after the window)
+ *   <stream>:done:<group>:<key>                set when the group processed the message <key> (expires after the window)
+ *   <prefix>:{causal:<group>:<key>}            set when the group handled message <key> (causal dependencies)
  */
 export class StreamKeys {
   constructor(readonly prefix: string) {}
@@ -66,6 +82,74 @@ export class StreamKeys {
   /** Registration order of an event type's schema versions (list). */
   schemaOrder(eventType: string): string {
     return `${this.prefix}:{schema:${this.tagOf(eventType)}}:order`;
+  }
+
+  /** Partition `n` of a pattern's topic. */
+  partition(pattern: string, n: number): string {
+    return `${this.prefix}:{${this.tagOf(pattern)}#${n}}`;
+  }
+
+  /** Dead-letter stream beside any stream (a pattern's stream or one of its partitions). */
+  deadLetterOf(stream: string): string {
+    return `${stream}:dlq`;
+  }
+
+  retryScheduleOf(stream: string, group: string): string {
+    return `${stream}:retry:${group}`;
+  }
+
+  failuresOf(stream: string, group: string): string {
+    return `${stream}:failures:${group}`;
+  }
+
+  leaseOf(stream: string, group: string): string {
+    return `${stream}:lease:${group}`;
+  }
+
+  fenceOf(stream: string, group: string): string {
+    return `${stream}:fence:${group}`;
+  }
+
+  epochOf(stream: string): string {
+    return `${stream}:epoch`;
+  }
+
+  drainedOf(stream: string, group: string, epoch: number): string {
+    return `${stream}:drained:${group}:${epoch}`;
+  }
+
+  sequenceOf(stream: string): string {
+    return `${stream}:seq`;
+  }
+
+  publishedOf(stream: string, idempotencyKey: string): string {
+    return `${stream}:pub:${this.safeSuffix(idempotencyKey)}`;
+  }
+
+  processedOf(stream: string, group: string, messageKey: string): string {
+    return `${stream}:done:${group}:${this.safeSuffix(messageKey)}`;
+  }
+
+  /** Marker of a handled message for causal dependencies (its own slot: read by consumers of any partition). */
+  causalDone(group: string, messageKey: string): string {
+    return `${this.prefix}:{causal:${group}:${this.tagOf(messageKey)}}`;
+  }
+
+  layout(pattern: string): string {
+    return `${this.stream(pattern)}:layout`;
+  }
+
+  members(pattern: string, group: string): string {
+    return `${this.stream(pattern)}:members:${group}`;
+  }
+
+  scaler(pattern: string): string {
+    return `${this.stream(pattern)}:scaler`;
+  }
+
+  /** Keys end in user-given strings: printable ASCII up to 200 characters as they are, anything else hashed. */
+  private safeSuffix(text: string): string {
+    return /^[\x21-\x7e]{1,200}$/.test(text) ? text : `h.${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
   }
 
   /** Glob of every dead-letter stream under this prefix. */

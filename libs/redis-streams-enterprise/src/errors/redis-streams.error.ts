@@ -15,7 +15,12 @@ export type RedisStreamsErrorCode =
   | 'REPLICATION_TIMEOUT'
   | 'REPLAY_INVALID'
   | 'SCHEMA_INVALID'
-  | 'SCHEMA_REGISTRATION_REFUSED';
+  | 'SCHEMA_REGISTRATION_REFUSED'
+  | 'PARTITION_KEY_MISSING'
+  | 'STALE_PARTITION_LAYOUT'
+  | 'TRANSACTION_CROSS_SLOT'
+  | 'SCHEMA_REGISTRY_MISSING'
+  | 'SCHEMA_UPCAST_FAILED';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

@@ -12,6 +12,13 @@ import { MessageDecodeError } from '../errors/message-decode.error.js';
  *   replyTo  reply stream key          set by send(); absent for events
  *   enc      "gzip"                    optional: data is base64 of gzip'ed JSON (replay copies with replay.compression)
  *   schema   "<event type>@<version>"  optional: the registered schema version the payload was written with
+ *   key      partition / ordering key  optional: messages with one key are handled in order (partition ordering)
+ *   idem     idempotency key           optional: publish and processing deduplicate on it (exactly-once)
+ *   seq      sequence number           set by publish under global ordering: 1, 2, 3... per topic
+ *   epoch    partition layout epoch    set on partitioned topics whose partition count changed (0 when absent)
+ *   deps     JSON array of keys        optional: idempotency keys or message ids this message depends on (causal)
+ * Control entries (`rse.control` field) are written by the library itself (partition layout changes) and never
+ * reach handlers.
  * A producer in any language can `XADD rse:{orders.created} * data '{"orderId":1}'` and a Nest handler of
  * 'orders.created' receives `{ orderId: 1 }`.
  *
@@ -36,6 +43,10 @@ export interface DecodedMessage {
   readonly replyTo?: string;
   /** `<event type>@<version>` of the schema the producer validated against. */
   readonly schema?: string;
+  readonly key?: string;
+  readonly idempotencyKey?: string;
+  readonly sequence?: number;
+  readonly dependsOn?: readonly string[];
 }
 
 /** What a producer writes. */
@@ -47,6 +58,10 @@ export interface OutgoingMessage {
   readonly headers?: MessageHeaders;
   readonly replyTo?: string;
   readonly schema?: string;
+  readonly key?: string;
+  readonly idempotencyKey?: string;
+  readonly epoch?: number;
+  readonly dependsOn?: readonly string[];
 }
 
 /** A reply as it travels back to the requester. */
@@ -95,6 +110,10 @@ export function encodeMessage(message: OutgoingMessage): string[] {
   }
   if (message.replyTo) fields.push('replyTo', message.replyTo);
   if (message.schema) fields.push('schema', message.schema);
+  if (message.key !== undefined) fields.push('key', message.key);
+  if (message.idempotencyKey !== undefined) fields.push('idem', message.idempotencyKey);
+  if (message.epoch) fields.push('epoch', String(message.epoch));
+  if (message.dependsOn && message.dependsOn.length > 0) fields.push('deps', JSON.stringify(message.dependsOn));
   return fields;
 }
 
@@ -139,7 +158,33 @@ export function decodeMessage(
     headers,
     replyTo: fields.replyTo,
     schema: fields.schema,
+    key: fields.key,
+    idempotencyKey: fields.idem,
+    sequence: fields.seq === undefined ? undefined : Number(fields.seq),
+    dependsOn: fields.deps === undefined ? undefined : decodeDependencies(fields.deps),
   };
+}
+
+/** The `deps` field: a JSON array of non-empty strings (at most 100). */
+export function decodeDependencies(text: string): string[] {
+  let value: unknown;
+  try {
+    value = parseJsonSafely(text);
+  } catch (error) {
+    throw new MessageDecodeError(`"deps" is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  if (!Array.isArray(value) || value.length > 100 || !value.every((d) => typeof d === 'string' && d.length > 0 && d.length <= 512)) {
+    throw new MessageDecodeError('"deps" must be a JSON array of at most 100 non-empty strings');
+  }
+  return value as string[];
+}
+
+/** Checks an idempotency key, partition key or dependency given by a producer. */
+export function validateMessageKey(kind: string, key: string): string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 512) {
+    throw new TypeError(`${kind} must be a non-empty string of at most 512 characters`);
+  }
+  return key;
 }
 
 /** Compresses a JSON payload for the `data` field; the entry must also carry `enc: gzip`. */

@@ -17,7 +17,10 @@ import { RequestTimeoutError } from '../errors/request-timeout.error.js';
 import { TooManyPendingRequestsError } from '../errors/too-many-pending-requests.error.js';
 import { errorText } from '../observability/log-format.js';
 import { RedisStreamsStatus } from '../redis-streams.constants.js';
-import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, type MessageHeaders, type ReplyMessage } from './envelope.js';
+import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, validateMessageKey, type MessageHeaders, type ReplyMessage } from './envelope.js';
+import type { ScriptedRedis } from '../connection/scripts.js';
+import { defineScripts } from '../connection/scripts.js';
+import { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import { assertFeaturesAvailable } from './features.js';
 import { RedisStreamsRecord } from './redis-streams.record.js';
 import { SchemaManager } from '../schema/schema.manager.js';
@@ -55,6 +58,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   private closed = false;
   private waitingOffline = 0;
   private schemas?: SchemaManager;
+  /** undefined: not decided yet; null: topics are not partitioned. */
+  private partitioning?: PartitioningManager | null;
   /** True once the command connection was ready; from then on "not ready" means an outage. */
   private hasConnected = false;
 
@@ -62,7 +67,10 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
    * @throws InvalidOptionsError listing every invalid field.
    */
-  constructor(config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {}) {
+  constructor(
+    config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {},
+    private readonly injectedPartitioning?: PartitioningManager,
+  ) {
     super();
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
@@ -143,8 +151,43 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   protected async dispatchEvent<T = string>(packet: ReadPacket): Promise<T> {
     const pattern = this.normalizePattern(packet.pattern);
     const schema = await this.checkSchema(pattern, packet.data);
-    const fields = this.encode(packet, pattern, randomUUID(), undefined, schema);
-    return (await this.publishEntry(pattern, fields)) as T;
+    return (await this.publishMessage(packet, pattern, randomUUID(), undefined, schema)) as T;
+  }
+
+  /**
+   * Routes (partition), encodes and stores one message. Messages with an idempotency key, a global sequence number
+   * or a partition layout to respect go through one script (check and append atomically); the rest are a plain XADD.
+   * A write refused because the topic's partition count just changed is routed again under the new layout.
+   */
+  private async publishMessage(packet: ReadPacket, pattern: string, messageId: string, replyTo?: string, schema?: string): Promise<string> {
+    const record = packet.data instanceof RedisStreamsRecord ? packet.data.options : undefined;
+    const data = packet.data instanceof RedisStreamsRecord ? packet.data.data : packet.data;
+    const idempotencyKey = record?.idempotencyKey === undefined ? undefined : validateMessageKey('idempotencyKey', record.idempotencyKey);
+    const dependsOn = record?.dependsOn?.map((d) => validateMessageKey('dependsOn', d));
+    const partitioning = this.partitioningManager();
+    for (let attempt = 1; ; attempt++) {
+      const route = partitioning
+        ? await partitioning.route(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey })
+        : undefined;
+      const key = route?.key ?? (record?.partitionKey === undefined ? undefined : validateMessageKey('partitionKey', record.partitionKey));
+      const fields = this.encode(packet, pattern, messageId, replyTo, schema, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
+      const stream = route?.stream ?? this.keys.stream(pattern);
+      const outcome = await this.publishEntry(stream, fields, { idempotencyKey, epoch: route?.epoch });
+      if (outcome.status !== 'stale') return outcome.id;
+      partitioning?.invalidate(pattern);
+      if (attempt >= 50) throw new Error(`the partition layout of "${pattern}" kept changing; the message was not written`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, attempt * 5)));
+    }
+  }
+
+  /** Partition routing, when topics are partitioned (partitioning or ordering enabled). */
+  private partitioningManager(): PartitioningManager | undefined {
+    if (this.partitioning === null) return undefined;
+    if (!this.partitioning) {
+      const manager = this.injectedPartitioning ?? new PartitioningManager(this.config, () => this.readyConnection() as Promise<ScriptedRedis>);
+      this.partitioning = manager.enabled ? manager : null;
+    }
+    return this.partitioning ?? undefined;
   }
 
   /**
@@ -170,19 +213,52 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     return `${pattern}@${version}`;
   }
 
-  /** XADD (then WAIT when connection.waitReplicas is set) on a ready connection; resolves with the entry id. */
-  private async publishEntry(pattern: string, fields: string[]): Promise<string> {
-    const command = await this.readyConnection();
-    const stream = this.keys.stream(pattern);
+  /**
+   * XADD, or the publish script when the message needs an atomic check (then WAIT when connection.waitReplicas is
+   * set), on a ready connection. A duplicate (idempotency key seen within the window) resolves with the first id.
+   */
+  private async publishEntry(
+    stream: string,
+    fields: string[],
+    options: { idempotencyKey?: string; epoch?: number },
+  ): Promise<{ status: 'ok' | 'duplicate' | 'stale'; id: string }> {
+    const command = (await this.readyConnection()) as ScriptedRedis;
+    const sequence = this.config.ordering.enabled && this.config.ordering.strategy === 'global';
+    const scripted = options.idempotencyKey !== undefined || sequence || options.epoch !== undefined;
     const { waitReplicas, waitTimeoutMs } = this.config.connection;
-    if (waitReplicas === 0) return (await command.xadd(stream, ...this.trimArgs(), '*', ...fields)) as string;
-    // WAIT covers the writes of its own connection, so it must follow the XADD on the same one: a pipeline.
-    const results = await command.pipeline().xadd(stream, ...this.trimArgs(), '*', ...fields).call('WAIT', waitReplicas, waitTimeoutMs).exec();
-    const [[addError, entryId], [waitError, confirmed]] = results as [[Error | null, string], [Error | null, number]];
+    const trim = this.trimArgs();
+    const scriptArgs = (): (string | number)[] => [
+      stream,
+      options.idempotencyKey === undefined ? stream : this.keys.publishedOf(stream, options.idempotencyKey),
+      this.keys.sequenceOf(stream),
+      this.keys.epochOf(stream),
+      options.idempotencyKey === undefined ? '0' : '1',
+      this.config.exactlyOnce.windowMs,
+      sequence ? '1' : '0',
+      options.epoch === undefined ? '' : String(options.epoch),
+      trim.length > 0 ? trim[0] : '',
+      trim.length > 0 ? trim[2] : '',
+      ...fields,
+    ];
+    const parse = (reply: unknown): { status: 'ok' | 'duplicate' | 'stale'; id: string } => {
+      const [status, id] = reply as [string, string];
+      return { status: status as 'ok' | 'duplicate' | 'stale', id: String(id) };
+    };
+    if (waitReplicas === 0) {
+      if (!scripted) return { status: 'ok', id: (await command.xadd(stream, ...trim, '*', ...fields)) as string };
+      return parse(await command.rsePublish(...scriptArgs()));
+    }
+    // WAIT covers the writes of its own connection, so it must follow the write on the same one: a pipeline.
+    const pipeline = command.pipeline() as ReturnType<Redis['pipeline']> & { rsePublish(...args: (string | number)[]): unknown };
+    if (scripted) pipeline.rsePublish(...scriptArgs());
+    else pipeline.xadd(stream, ...trim, '*', ...fields);
+    const results = await pipeline.call('WAIT', waitReplicas, waitTimeoutMs).exec();
+    const [[addError, added], [waitError, confirmed]] = results as [[Error | null, unknown], [Error | null, number]];
     if (addError) throw addError;
     if (waitError) throw waitError;
-    if (confirmed < waitReplicas) throw new ReplicationTimeoutError(entryId, confirmed, waitReplicas);
-    return entryId;
+    const outcome = scripted ? parse(added) : { status: 'ok' as const, id: String(added) };
+    if (outcome.status === 'ok' && confirmed < waitReplicas) throw new ReplicationTimeoutError(outcome.id, confirmed, waitReplicas);
+    return outcome;
   }
 
   /**
@@ -237,7 +313,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     this.pending.set(requestId, { callback, timer });
     this.startReplies()
       .then(() => this.checkSchema(pattern, packet.data))
-      .then((schema) => this.publishEntry(pattern, this.encode(packet, pattern, requestId, this.keys.replyStream(this.clientId), schema)))
+      .then((schema) => this.publishMessage(packet, pattern, requestId, this.keys.replyStream(this.clientId), schema))
       .catch((error: unknown) => {
         if (!this.pending.has(requestId)) return;
         dispose();
@@ -246,7 +322,14 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     return dispose;
   }
 
-  private encode(packet: ReadPacket, pattern: string, messageId: string, replyTo?: string, schema?: string): string[] {
+  private encode(
+    packet: ReadPacket,
+    pattern: string,
+    messageId: string,
+    replyTo: string | undefined,
+    schema: string | undefined,
+    extra: { key?: string; idempotencyKey?: string; epoch?: number; dependsOn?: readonly string[] },
+  ): string[] {
     let data: unknown = packet.data;
     let headers: MessageHeaders | undefined;
     if (data instanceof RedisStreamsRecord) {
@@ -261,7 +344,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     if (exceedsBytes(json, maxPayloadBytes)) {
       throw new PayloadTooLargeError(pattern, Buffer.byteLength(json), maxPayloadBytes);
     }
-    return encodeMessage({ pattern, messageId, json, headers: headers && validateHeaders(headers), replyTo, schema });
+    return encodeMessage({ pattern, messageId, json, headers: headers && validateHeaders(headers), replyTo, schema, ...extra });
   }
 
   private trimArgs(): (string | number)[] {
@@ -273,7 +356,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
 
   private async openCommandConnection(): Promise<Redis> {
     assertFeaturesAvailable(this.config);
-    const command = createRedisConnection(this.config.connection, 'command', `client-${this.clientId.slice(0, 8)}`);
+    const command = defineScripts(createRedisConnection(this.config.connection, 'command', `client-${this.clientId.slice(0, 8)}`));
     command.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
     command.on('ready', () => {
       this.hasConnected = true;

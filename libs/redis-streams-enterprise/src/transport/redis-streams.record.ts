@@ -1,5 +1,20 @@
 import type { MessageHeaders } from './envelope.js';
 
+/** Transport options of one message. */
+export interface RedisStreamsRecordOptions {
+  readonly headers?: MessageHeaders;
+  readonly messageId?: string;
+  /** Partition / ordering key (Kafka's message key): wins over `partitionKey` and `partitionKeyExtractor`. */
+  readonly partitionKey?: string;
+  /**
+   * Idempotency key: a second publish with the same key within `exactlyOnce.windowMs` stores nothing and resolves
+   * with the first entry id; with `exactlyOnce.enabled`, consumers also skip a key they processed already.
+   */
+  readonly idempotencyKey?: string;
+  /** Idempotency keys (or message ids) of messages that must be handled before this one (`causal` ordering). */
+  readonly dependsOn?: readonly string[];
+}
+
 /**
  * A payload with transport options, for `client.emit(pattern, record)` / `client.send(pattern, record)`:
  *
@@ -10,7 +25,7 @@ import type { MessageHeaders } from './envelope.js';
 export class RedisStreamsRecord<T = unknown> {
   constructor(
     readonly data: T,
-    readonly options: { readonly headers?: MessageHeaders; readonly messageId?: string } = {},
+    readonly options: RedisStreamsRecordOptions = {},
   ) {}
 }
 
@@ -18,6 +33,9 @@ export class RedisStreamsRecord<T = unknown> {
 export class RedisStreamsRecordBuilder<T = unknown> {
   private headers?: Record<string, string>;
   private messageId?: string;
+  private partitionKey?: string;
+  private idempotencyKey?: string;
+  private dependsOn?: string[];
 
   constructor(private data?: T) {}
 
@@ -38,7 +56,31 @@ export class RedisStreamsRecordBuilder<T = unknown> {
     return this;
   }
 
+  /** Partition / ordering key: messages with one key go to one partition and are handled in order. */
+  setPartitionKey(key: string): this {
+    this.partitionKey = key;
+    return this;
+  }
+
+  /** Idempotency key: publishing it again within `exactlyOnce.windowMs` adds nothing (see RedisStreamsRecordOptions). */
+  setIdempotencyKey(key: string): this {
+    this.idempotencyKey = key;
+    return this;
+  }
+
+  /** Messages (idempotency keys or message ids) this one depends on, for `causal` ordering. */
+  setDependsOn(...keys: string[]): this {
+    this.dependsOn = [...(this.dependsOn ?? []), ...keys];
+    return this;
+  }
+
   build(): RedisStreamsRecord<T> {
-    return new RedisStreamsRecord(this.data as T, { headers: this.headers, messageId: this.messageId });
+    return new RedisStreamsRecord(this.data as T, {
+      headers: this.headers,
+      messageId: this.messageId,
+      partitionKey: this.partitionKey,
+      idempotencyKey: this.idempotencyKey,
+      dependsOn: this.dependsOn,
+    });
   }
 }

@@ -1,0 +1,266 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import { resolveConfig } from '../config/validate-options.js';
+import { LazyConnection } from '../connection/lazy-connection.js';
+import { classifyRedisError } from '../connection/redis-error-codes.js';
+import { parseGroupsInfo, parseStreamInfo } from '../connection/redis-replies.js';
+import type { ScriptedRedis } from '../connection/scripts.js';
+import { StreamKeys } from '../connection/stream-keys.js';
+import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
+import { errorText } from '../observability/log-format.js';
+import { createPartitioner, extractKey, type Partitioner } from './partitioner.js';
+import { parseLayout, partitionCountOf, readablePartitions, serializeLayout, type PartitionLayout } from './partition-layout.js';
+
+/** Where one message goes. */
+export interface PartitionRoute {
+  readonly stream: string;
+  readonly partition: number;
+  /** Partition / ordering key stamped on the entry (`key` field), if any. */
+  readonly key?: string;
+  readonly epoch: number;
+}
+
+/** One partition in `getPartitionStats()`. */
+export interface PartitionStats {
+  readonly partition: number;
+  readonly stream: string;
+  /** Entries stored (XLEN). */
+  readonly length: number;
+  /** Entries not yet delivered to the group (null when Redis cannot tell). */
+  readonly lag: number | null;
+  /** Entries delivered to the group and not yet acknowledged. */
+  readonly pending: number;
+  /** Consumer holding the partition's lease, or null when none does. */
+  readonly owner: string | null;
+  /** Entries added per second since the previous call (null on the first call). */
+  readonly ratePerSecond: number | null;
+  /** False for partitions of an earlier, larger layout that only drain. */
+  readonly writable: boolean;
+}
+
+/** How long a topic's layout is trusted before it is read again (a producer also re-reads it when Redis refuses). */
+const LAYOUT_TTL_MS = 2_000;
+const LAYOUT_CAS = `
+local current = redis.call('GET', KEYS[1])
+local epoch = -1
+if current then epoch = cjson.decode(current)['epoch'] end
+if epoch ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`;
+
+/**
+ * Partitioning (seed section 2): a topic with partitioning or ordering enabled is a set of partition streams, each
+ * with its own Redis Cluster hash tag. This provider chooses the partition of each published message (`hash`:
+ * jump consistent hash of the partition key; `roundRobin`; `keyBased`; `dynamic`: hash over a count that changes),
+ * keeps the topic's layout (partition count per epoch, stored in Redis so every process routes alike), changes the
+ * count (`scalePartitions`) without breaking per-key order, and reports per-partition statistics.
+ */
+@Injectable()
+export class PartitioningManager implements OnApplicationShutdown {
+  private readonly logger = new Logger(PartitioningManager.name);
+  readonly config: ResolvedRedisStreamsConfig;
+  private readonly keys: StreamKeys;
+  private readonly partitioner: Partitioner;
+  private readonly connection?: LazyConnection;
+  private readonly layouts = new Map<string, { layout: PartitionLayout; at: number }>();
+  private readonly rates = new Map<string, { added: number; at: number }>();
+
+  /**
+   * @param redis a connection to use (the server's or client's); without it the manager opens its own on first use.
+   */
+  constructor(
+    @Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig,
+    private readonly redis?: () => Promise<ScriptedRedis>,
+  ) {
+    this.config = resolveConfig(config);
+    this.keys = new StreamKeys(this.config.streams.keyPrefix);
+    this.partitioner = createPartitioner(this.config.partitioning);
+    if (!redis) this.connection = new LazyConnection(this.config.connection, 'partitioning', 'PartitioningManager');
+  }
+
+  /** True when topics are partitioned: partitioning enabled, or an ordering strategy other than `none`. */
+  get enabled(): boolean {
+    const { partitioning, ordering } = this.config;
+    return partitioning.enabled || (ordering.enabled && ordering.strategy !== 'none');
+  }
+
+  /** Partition count a new topic starts with. */
+  get initialCount(): number {
+    return this.config.partitioning.enabled ? this.config.partitioning.partitionCount : 1;
+  }
+
+  /** The topic's layout, created with `initialCount` partitions on first use. Cached for a short time. */
+  async layoutOf(pattern: string, fresh = false): Promise<PartitionLayout> {
+    const cached = this.layouts.get(pattern);
+    if (cached && !fresh && Date.now() - cached.at < LAYOUT_TTL_MS) return cached.layout;
+    const redis = await this.connectionFor();
+    const key = this.keys.layout(pattern);
+    let layout = parseLayout(await redis.get(key));
+    if (!layout) {
+      await redis.set(key, serializeLayout({ epoch: 0, counts: [this.initialCount] }), 'NX');
+      layout = parseLayout(await redis.get(key));
+      if (!layout) throw new Error(`partition layout of "${pattern}" could not be created`);
+    }
+    if (!cached && layout.counts[0] !== this.initialCount && this.config.partitioning.enabled) {
+      this.logger.warn(
+        `Topic "${pattern}" exists with ${partitionCountOf(layout)} partitions; partitioning.partitionCount ` +
+          `(${this.initialCount}) only applies to new topics`,
+      );
+    }
+    this.layouts.set(pattern, { layout, at: Date.now() });
+    return layout;
+  }
+
+  /** Forgets a cached layout (a write was refused because the layout changed). */
+  invalidate(pattern: string): void {
+    this.layouts.delete(pattern);
+  }
+
+  /** Stream of partition `n` of a topic. */
+  streamOf(pattern: string, partition: number): string {
+    return this.keys.partition(pattern, partition);
+  }
+
+  /**
+   * Chooses the partition of a message under the current layout.
+   * @throws PartitionKeyMissingError with the `keyBased` strategy and no key.
+   */
+  async route(pattern: string, data: unknown, options: { partitionKey?: string; idempotencyKey?: string } = {}): Promise<PartitionRoute> {
+    const layout = await this.layoutOf(pattern);
+    const { partitioning, ordering } = this.config;
+    const key =
+      options.partitionKey ??
+      extractKey(data, {
+        partitionKey: partitioning.partitionKey ?? ordering.partitionKey,
+        partitionKeyExtractor: partitioning.partitionKeyExtractor,
+      });
+    const choice = this.partitioner.choose({ pattern, data, key, idempotencyKey: options.idempotencyKey }, partitionCountOf(layout));
+    return { stream: this.keys.partition(pattern, choice.partition), partition: choice.partition, key: choice.key ?? key, epoch: layout.epoch };
+  }
+
+  /**
+   * Changes a topic's partition count. Per-key order survives: writes routed by the old layout are refused from
+   * the switch on (producers re-route), a control entry marks the end of the old epoch in every old partition, and
+   * consumers handle a partition's new-epoch entries only after the partitions its keys may have come from were
+   * processed up to that mark (the parent-first rule, see parentsOf). New partitions get `group`'s consumer group
+   * (other groups create theirs when their consumers see the new layout).
+   * @returns the new layout (unchanged when the count is the current one).
+   */
+  async scalePartitions(pattern: string, partitionCount: number, groups: readonly string[] = [this.config.consumer.group]): Promise<PartitionLayout> {
+    const { minPartitions, maxPartitions } = this.config.partitioning;
+    if (!Number.isInteger(partitionCount) || partitionCount < 1 || partitionCount > Math.max(maxPartitions, 1)) {
+      throw new RangeError(`partitionCount must be an integer between 1 and partitioning.maxPartitions (${maxPartitions})`);
+    }
+    if (this.config.partitioning.enabled && partitionCount < minPartitions) {
+      throw new RangeError(`partitionCount must not be below partitioning.minPartitions (${minPartitions})`);
+    }
+    const redis = await this.connectionFor();
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const layout = await this.layoutOf(pattern, true);
+      const current = partitionCountOf(layout);
+      if (current === partitionCount) return layout;
+      const epoch = layout.epoch + 1;
+      const next: PartitionLayout = { epoch, counts: [...layout.counts, partitionCount] };
+      const readable = readablePartitions(layout);
+      // Partitions that never existed get their group(s) at the start and accept writes of the new epoch only.
+      for (let p = readable; p < partitionCount; p++) {
+        const stream = this.keys.partition(pattern, p);
+        for (const group of groups) await this.createGroup(redis, stream, group);
+        await redis.set(this.keys.epochOf(stream), String(epoch));
+      }
+      const swapped = await redis.eval(LAYOUT_CAS, 1, this.keys.layout(pattern), String(layout.epoch), serializeLayout(next));
+      if (Number(swapped) !== 1) continue; // someone else changed the layout meanwhile: start over from theirs
+      // Close the old epoch in every partition that exists; partitions created above are at the new epoch already.
+      for (let p = 0; p < Math.max(readable, partitionCount); p++) {
+        const stream = this.keys.partition(pattern, p);
+        if (p >= readable) continue;
+        await redis.rseCloseEpoch(stream, this.keys.epochOf(stream), String(epoch));
+      }
+      this.layouts.set(pattern, { layout: next, at: Date.now() });
+      this.logger.log(`Topic "${pattern}" now has ${partitionCount} partitions (was ${current}; layout epoch ${epoch})`);
+      return next;
+    }
+    throw new Error(`the layout of "${pattern}" kept changing while it was scaled; try again`);
+  }
+
+  /** Per partition: length, lag and pending of `group`, lease owner, rate since the previous call. */
+  async getPartitionStats(pattern: string, group = this.config.consumer.group): Promise<PartitionStats[]> {
+    const redis = await this.connectionFor();
+    const layout = await this.layoutOf(pattern, true);
+    const writable = partitionCountOf(layout);
+    const now = Date.now();
+    const stats: PartitionStats[] = [];
+    for (let partition = 0; partition < readablePartitions(layout); partition++) {
+      const stream = this.keys.partition(pattern, partition);
+      let length = 0;
+      let added = 0;
+      let lag: number | null = null;
+      let pending = 0;
+      try {
+        const [info, groups] = await Promise.all([redis.xinfo('STREAM', stream), redis.xinfo('GROUPS', stream)]);
+        const parsed = parseStreamInfo(info);
+        length = parsed.length;
+        added = parsed.entriesAdded ?? length;
+        const mine = parseGroupsInfo(groups).find((g) => g.name === group);
+        lag = mine?.lag ?? null;
+        pending = mine?.pending ?? 0;
+      } catch (error) {
+        if (!/no such key/i.test(errorText(error))) throw error; // a partition nobody wrote to yet
+      }
+      const lease = await redis.get(this.keys.leaseOf(stream, group));
+      const previous = this.rates.get(stream);
+      this.rates.set(stream, { added, at: now });
+      const ratePerSecond = previous && now > previous.at ? ((added - previous.added) * 1_000) / (now - previous.at) : null;
+      stats.push({ partition, stream, length, lag, pending, owner: lease ? lease.slice(0, lease.lastIndexOf('|')) : null, ratePerSecond, writable: partition < writable });
+    }
+    return stats;
+  }
+
+  /**
+   * One auto-scaling decision (`dynamic` with `autoScaling`), made by whichever consumer holds the topic's scaler
+   * lease: grow (double, up to maxPartitions) when the average lag per partition passes rebalanceThreshold; shrink
+   * (halve, down to minPartitions) when nothing is waiting or pending. Returns the new count when it changed.
+   */
+  async autoScale(pattern: string, consumer: string, group = this.config.consumer.group): Promise<number | undefined> {
+    const { autoScaling, rebalanceThreshold, minPartitions, maxPartitions, rebalanceInterval } = this.config.partitioning;
+    if (!autoScaling) return undefined;
+    const redis = await this.connectionFor();
+    const leader = await redis.set(this.keys.scaler(pattern), consumer, 'PX', rebalanceInterval * 2, 'NX');
+    const holder = leader ? consumer : await redis.get(this.keys.scaler(pattern));
+    if (holder !== consumer) return undefined;
+    await redis.pexpire(this.keys.scaler(pattern), rebalanceInterval * 2);
+    const stats = await this.getPartitionStats(pattern, group);
+    const live = stats.filter((s) => s.writable);
+    const count = live.length;
+    const backlog = live.reduce((sum, s) => sum + (s.lag ?? 0) + s.pending, 0);
+    let target = count;
+    if (backlog / count > rebalanceThreshold) target = Math.min(maxPartitions, count * 2);
+    else if (stats.every((s) => (s.lag ?? 0) === 0 && s.pending === 0)) target = Math.max(minPartitions, Math.floor(count / 2));
+    if (target === count) return undefined;
+    await this.scalePartitions(pattern, target, [group]);
+    return target;
+  }
+
+  /** Creates a consumer group at the start of a stream (and the stream); an existing group is left as it is. */
+  async createGroup(redis: ScriptedRedis, stream: string, group: string): Promise<void> {
+    try {
+      await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+    } catch (error) {
+      if (classifyRedisError(error) !== 'busygroup') throw error;
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    await this.connection?.close();
+  }
+
+  private connectionFor(): Promise<ScriptedRedis> {
+    if (this.redis) return this.redis();
+    return (this.connection as LazyConnection).get();
+  }
+}
