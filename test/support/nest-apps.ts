@@ -1,4 +1,4 @@
-import type { INestMicroservice, Type } from '@nestjs/common';
+import type { INestMicroservice, Provider, Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
   RedisConfigFactory,
@@ -28,7 +28,7 @@ export function testConfig(prefix: string, overrides: RedisStreamsEnterpriseConf
 export async function startConsumer(
   config: RedisStreamsEnterpriseConfig,
   controllers: Type[],
-  providers: Type[] = [],
+  providers: Provider[] = [],
 ): Promise<{ app: INestMicroservice; server: RedisStreamsServer; client: RedisStreamsClient }> {
   const moduleRef = await Test.createTestingModule({
     imports: [RedisStreamsEnterpriseModule.forRoot(config)],

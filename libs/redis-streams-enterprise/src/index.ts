@@ -13,7 +13,21 @@ export { RedisStreamsClient } from './transport/redis-streams.client.js';
 export { RedisStreamsContext } from './transport/redis-streams.context.js';
 export { RedisStreamsExceptionFilter } from './transport/redis-streams-exception.filter.js';
 export { StreamEvent, StreamMessage } from './transport/redis-streams.decorators.js';
-export { RedisStreamsRecord, RedisStreamsRecordBuilder } from './transport/redis-streams.record.js';
+export { RedisStreamsRecord, RedisStreamsRecordBuilder, type RedisStreamsRecordOptions } from './transport/redis-streams.record.js';
+export { RedisStreamsTransaction } from './transport/redis-streams.transaction.js';
+export { type MessageOrderingInfo } from './transport/redis-streams.context.js';
+export { PartitioningManager, type PartitionStats, type PartitionRoute } from './partitioning/partitioning.manager.js';
+export {
+  Partitioner,
+  HashPartitioner,
+  RoundRobinPartitioner,
+  KeyBasedPartitioner,
+  createPartitioner,
+  type PartitionInput,
+  type PartitionChoice,
+} from './partitioning/partitioner.js';
+export { type PartitionLayout } from './partitioning/partition-layout.js';
+export { OrderingManager, type OrderingGuarantees } from './ordering/ordering.manager.js';
 export { type MessageHeaders, type WireError } from './transport/envelope.js';
 export { type EnabledFeatures } from './transport/features.js';
 export { type RedisStreamsMetricsSnapshot } from './observability/metrics.js';
@@ -49,6 +63,7 @@ export {
   PartitioningOptions,
   SchemaOptions,
   ReplayOptions,
+  ExactlyOnceOptions,
   type PartitionKeyExtractor,
 } from './config/features.options.js';
 export { ConfigValidator, validateOptions, type ConfigValidationResult } from './config/validate-options.js';
@@ -75,4 +90,14 @@ export {
   SchemaValidationError,
   type SchemaIssue,
   SchemaRegistrationError,
+  PartitionKeyMissingError,
+  TransactionCrossSlotError,
 } from './errors/index.js';
+
+export { SchemaRegistry, type AddVersionOutcome } from './schema/schema-registry.js';
+export { RedisSchemaRegistry } from './schema/redis.schema-registry.js';
+export { InMemorySchemaRegistry } from './schema/in-memory.schema-registry.js';
+export { type StreamHandlerSchemaOptions } from './schema/handler-schema.js';
+export { type SchemaMetricsSnapshot, type SchemaDirectionCounts } from './schema/schema-metrics.js';
+export { SchemaUpcastError } from './errors/schema-upcast.error.js';
+export { SchemaRegistryMissingError } from './errors/schema-registry-missing.error.js';

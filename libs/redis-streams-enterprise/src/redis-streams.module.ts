@@ -8,6 +8,10 @@ import { RedisStreamsServer } from './transport/redis-streams.server.js';
 import { DeadLetterManager } from './dead-letter/dead-letter.manager.js';
 import { ReplayManager } from './replay/replay.manager.js';
 import { SchemaManager } from './schema/schema.manager.js';
+import { OrderingManager } from './ordering/ordering.manager.js';
+import { PartitioningManager } from './partitioning/partitioning.manager.js';
+import { createPartitioner, Partitioner } from './partitioning/partitioner.js';
+import { SchemaRegistry } from './schema/schema-registry.js';
 
 /**
  * Registers the validated configuration, the server and the client as providers.
@@ -30,14 +34,31 @@ import { SchemaManager } from './schema/schema.manager.js';
       useFactory: (raw: RedisStreamsEnterpriseConfig) => validateOptions(raw),
     },
     {
-      provide: RedisStreamsServer,
+      // A custom Partitioner can replace the strategy's: provide the `Partitioner` token in the application.
+      provide: Partitioner,
       inject: [REDIS_STREAMS_OPTIONS],
-      useFactory: (config: ResolvedRedisStreamsConfig) => new RedisStreamsServer(config),
+      useFactory: (config: ResolvedRedisStreamsConfig) => createPartitioner(config.partitioning),
+    },
+    {
+      provide: OrderingManager,
+      inject: [REDIS_STREAMS_OPTIONS],
+      useFactory: (config: ResolvedRedisStreamsConfig) => new OrderingManager(config),
+    },
+    {
+      provide: PartitioningManager,
+      inject: [REDIS_STREAMS_OPTIONS, Partitioner],
+      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner) => new PartitioningManager(config, partitioner),
+    },
+    {
+      provide: RedisStreamsServer,
+      inject: [REDIS_STREAMS_OPTIONS, Partitioner, OrderingManager],
+      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner, ordering: OrderingManager) =>
+        new RedisStreamsServer(config, { partitioner, ordering }),
     },
     {
       provide: RedisStreamsClient,
-      inject: [REDIS_STREAMS_OPTIONS],
-      useFactory: (config: ResolvedRedisStreamsConfig) => new RedisStreamsClient(config),
+      inject: [REDIS_STREAMS_OPTIONS, Partitioner],
+      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner) => new RedisStreamsClient(config, partitioner),
     },
     {
       provide: DeadLetterManager,
@@ -51,10 +72,22 @@ import { SchemaManager } from './schema/schema.manager.js';
     },
     {
       provide: SchemaManager,
-      inject: [REDIS_STREAMS_OPTIONS],
-      useFactory: (config: ResolvedRedisStreamsConfig) => new SchemaManager(config),
+      // With schema.registry 'external', the SchemaRegistry the application provides (a global module, or
+      // forRootAsync({ imports })); missing, the application fails to start with SchemaRegistryMissingError.
+      inject: [REDIS_STREAMS_OPTIONS, { token: SchemaRegistry, optional: true }],
+      useFactory: (config: ResolvedRedisStreamsConfig, registry?: SchemaRegistry) => new SchemaManager(config, registry ?? undefined),
     },
   ],
-  exports: [REDIS_STREAMS_OPTIONS, RedisStreamsServer, RedisStreamsClient, DeadLetterManager, ReplayManager, SchemaManager],
+  exports: [
+    REDIS_STREAMS_OPTIONS,
+    RedisStreamsServer,
+    RedisStreamsClient,
+    DeadLetterManager,
+    ReplayManager,
+    SchemaManager,
+    PartitioningManager,
+    OrderingManager,
+    Partitioner,
+  ],
 })
 export class RedisStreamsEnterpriseModule extends ConfigurableModuleClass {}

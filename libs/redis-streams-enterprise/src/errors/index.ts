@@ -15,3 +15,5 @@ export { ReplicationTimeoutError } from './replication-timeout.error.js';
 export { ReplayRangeError } from './replay-range.error.js';
 export { SchemaValidationError, type SchemaIssue } from './schema-validation.error.js';
 export { SchemaRegistrationError } from './schema-registration.error.js';
+export { PartitionKeyMissingError } from './partition-key-missing.error.js';
+export { TransactionCrossSlotError } from './transaction-cross-slot.error.js';

@@ -16,6 +16,10 @@ export interface RedisStreamsMetricsSnapshot {
   readonly lostToTrimming: number;
   /** Messages that did not match their schema version (dead-lettered in strict mode, handled in warn mode). */
   readonly schemaInvalid: number;
+  /** Messages acknowledged without calling the handler: processed already (exactly-once). */
+  readonly duplicatesSkipped: number;
+  /** Commits refused because the entry or its partition had passed to another consumer (effects discarded). */
+  readonly fencedCommits: number;
   /** Entries currently in handlers. */
   readonly inFlight: number;
   /** Acknowledged entries per second over the last 10 seconds. */
@@ -39,6 +43,8 @@ export class TransportMetrics {
   reclaimed = 0;
   lostToTrimming = 0;
   schemaInvalid = 0;
+  duplicatesSkipped = 0;
+  fencedCommits = 0;
 
   private readonly latencies = new Float64Array(RESERVOIR_SIZE);
   private latencyCount = 0;
@@ -81,6 +87,8 @@ export class TransportMetrics {
       reclaimed: this.reclaimed,
       lostToTrimming: this.lostToTrimming,
       schemaInvalid: this.schemaInvalid,
+      duplicatesSkipped: this.duplicatesSkipped,
+      fencedCommits: this.fencedCommits,
       inFlight,
       throughput: recent / THROUGHPUT_WINDOW_S,
       errorRate: this.received === 0 ? 0 : this.failed / this.received,

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
 import { LazyConnection } from '../connection/lazy-connection.js';
@@ -8,7 +8,7 @@ import type { ScriptedRedis } from '../connection/scripts.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { errorText } from '../observability/log-format.js';
-import { createPartitioner, extractKey, type Partitioner } from './partitioner.js';
+import { createPartitioner, extractKey, Partitioner } from './partitioner.js';
 import { parseLayout, partitionCountOf, readablePartitions, serializeLayout, type PartitionLayout } from './partition-layout.js';
 
 /** Where one message goes. */
@@ -67,15 +67,17 @@ export class PartitioningManager implements OnApplicationShutdown {
   private readonly rates = new Map<string, { added: number; at: number }>();
 
   /**
+   * @param partitioner replaces the strategy's partitioner (a custom `Partitioner` provider).
    * @param redis a connection to use (the server's or client's); without it the manager opens its own on first use.
    */
   constructor(
     @Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig,
-    private readonly redis?: () => Promise<ScriptedRedis>,
+    @Optional() partitioner?: Partitioner,
+    @Optional() private readonly redis?: () => Promise<ScriptedRedis>,
   ) {
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
-    this.partitioner = createPartitioner(this.config.partitioning);
+    this.partitioner = partitioner ?? createPartitioner(this.config.partitioning);
     if (!redis) this.connection = new LazyConnection(this.config.connection, 'partitioning', 'PartitioningManager');
   }
 

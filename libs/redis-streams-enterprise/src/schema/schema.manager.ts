@@ -1,13 +1,18 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
-import { LazyConnection } from '../connection/lazy-connection.js';
-import { StreamKeys } from '../connection/stream-keys.js';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { SchemaRegistrationError } from '../errors/schema-registration.error.js';
-import type { SchemaIssue } from '../errors/schema-validation.error.js';
+import { SchemaRegistryMissingError } from '../errors/schema-registry-missing.error.js';
+import { SchemaValidationError, type SchemaIssue } from '../errors/schema-validation.error.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { checkCompatibility, type CompatibilityMode, type CompatibilityResult } from './compatibility.js';
+import type { HandlerSchema } from './handler-schema.js';
 import type { JsonSchema } from './json-schema.js';
+import { RedisSchemaRegistry } from './redis.schema-registry.js';
+import { SchemaMetrics, type SchemaMetricsSnapshot } from './schema-metrics.js';
+import { SchemaReader, type IncomingRead } from './schema-reader.js';
+import { SchemaRegistry } from './schema-registry.js';
 import { canonicalJson, toJsonSchema, type SchemaSource } from './schema-source.js';
 import { SchemaValidator } from './schema-validator.js';
 
@@ -22,10 +27,13 @@ export interface SchemaVersion {
 const LATEST_TTL_MS = 1_000;
 
 /**
- * A schema registry in Redis, in the manner of Confluent Schema Registry: versioned schemas per event type,
- * compatibility checked at registration, payloads validated against the version they were written with.
- * A schema may be a class-validator DTO, a Standard Schema object (zod 4, ...) or a JSON Schema; it is stored as
- * JSON Schema so that every process validates alike.
+ * A schema registry in the manner of Confluent Schema Registry: versioned schemas per event type, compatibility
+ * checked at registration, payloads validated against the version they were written with, and messages mapped to the
+ * version a handler asks for. A schema may be a class-validator DTO, a Standard Schema object (zod 4, ...) or a JSON
+ * Schema; it is stored as JSON Schema so that every process validates alike.
+ *
+ * Versions are stored by a {@link SchemaRegistry}: {@link RedisSchemaRegistry} with `schema.registry: 'redis'` (the
+ * default), or the implementation you provide with `schema.registry: 'external'`.
  *
  * Other instances see a new version without restart: versions are read through on first use (immutable, cached for
  * good), and "which version is the latest" is re-read at most every second.
@@ -34,16 +42,50 @@ const LATEST_TTL_MS = 1_000;
 export class SchemaManager implements OnApplicationShutdown {
   private readonly logger = new Logger(SchemaManager.name);
   readonly config: ResolvedRedisStreamsConfig;
-  private readonly keys: StreamKeys;
-  private readonly connection: LazyConnection;
+  /** Where the versions are stored. */
+  readonly registry: SchemaRegistry;
+  /** The Redis registry this manager created (and closes); an injected registry belongs to its provider. */
+  private readonly ownRegistry?: RedisSchemaRegistry;
   private readonly validator = new SchemaValidator();
+  private readonly metrics = new SchemaMetrics();
+  private readonly reader: SchemaReader;
   private readonly versions = new Map<string, JsonSchema>();
   private readonly latest = new Map<string, { version: string | null; at: number }>();
 
-  constructor(@Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig) {
+  /**
+   * @param registry required with `schema.registry: 'external'`; not allowed with `'redis'` (the manager then keeps
+   *   versions in Redis itself).
+   * @throws SchemaRegistryMissingError when the registry is external and none is given.
+   * @throws InvalidOptionsError for an invalid configuration, or a registry given with `schema.registry: 'redis'`.
+   */
+  constructor(
+    @Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig,
+    @Optional() registry?: SchemaRegistry,
+  ) {
     this.config = resolveConfig(config);
-    this.keys = new StreamKeys(this.config.streams.keyPrefix);
-    this.connection = new LazyConnection(this.config.connection, 'schemas', 'SchemaManager');
+    if (this.config.schema.registry === 'external') {
+      if (!registry) throw new SchemaRegistryMissingError(SchemaManager.name);
+      this.registry = registry;
+    } else {
+      if (registry && !(registry instanceof RedisSchemaRegistry)) {
+        // Silently ignoring a provided registry would store schemas where nobody looks for them.
+        throw new InvalidOptionsError([{
+          path: 'schema.registry',
+          rule: 'externalWhenProvided',
+          message: `schema.registry is 'redis' but a SchemaRegistry (${registry.constructor.name}) was provided; set schema.registry to 'external' to use it`,
+        }]);
+      }
+      this.ownRegistry = registry ? undefined : new RedisSchemaRegistry(this.config);
+      this.registry = registry ?? this.ownRegistry!;
+    }
+    this.reader = new SchemaReader(
+      { schemaOrNull: (eventType, version) => this.schemaOrNull(eventType, version), listVersions: (eventType) => this.listVersions(eventType) },
+      this.validator,
+      new SchemaValidator({ applyDefaults: true }),
+      this.metrics,
+      () => this.config.schema.validationMode,
+      this.logger,
+    );
   }
 
   /**
@@ -56,10 +98,10 @@ export class SchemaManager implements OnApplicationShutdown {
     const schema = toJsonSchema(source);
     const canonical = canonicalJson(schema);
     for (let attempt = 0; attempt < 5; attempt++) {
-      const existing = await this.listVersions(eventType);
-      const all = await Promise.all(existing.map(async (v) => ({ version: v, schema: await this.schemaOf(eventType, v) })));
+      const all = await this.history(eventType);
       const same = all.find((v) => canonicalJson(v.schema) === canonical);
       if (same) return { eventType, version: same.version, schema: same.schema };
+      const existing = all.map((v) => v.version);
       const next = version ?? this.nextVersion(eventType, existing);
       if (existing.includes(next)) {
         throw new SchemaRegistrationError(eventType, `version ${next} exists with a different schema; versions are immutable`);
@@ -74,8 +116,7 @@ export class SchemaManager implements OnApplicationShutdown {
           );
         }
       }
-      const redis = await this.connection.get();
-      const outcome = await redis.rseRegisterSchema(this.keys.schemaVersions(eventType), this.keys.schemaOrder(eventType), existing.at(-1) ?? '', next, canonical);
+      const outcome = await this.registry.addVersion(eventType, next, schema, existing.at(-1) ?? null);
       if (outcome === 'ok') {
         this.versions.set(`${eventType}@${next}`, schema);
         this.latest.set(eventType, { version: next, at: Date.now() });
@@ -91,70 +132,120 @@ export class SchemaManager implements OnApplicationShutdown {
 
   /** Checks a schema against the registered versions without registering it (dry run). */
   async checkCompatibility(eventType: string, source: SchemaSource, compatibility: CompatibilityMode = 'backward'): Promise<CompatibilityResult> {
-    const existing = await this.listVersions(eventType);
-    const all = await Promise.all(existing.map(async (v) => ({ version: v, schema: await this.schemaOf(eventType, v) })));
-    return checkCompatibility(all, toJsonSchema(source), compatibility);
+    return checkCompatibility(await this.history(eventType), toJsonSchema(source), compatibility);
   }
 
   /** A version's schema, or the latest when no version is given; null when there is none. */
   async getSchema(eventType: string, version?: string): Promise<SchemaVersion | null> {
     const v = version ?? (await this.latestVersion(eventType));
     if (!v) return null;
-    const schema = await this.schemaOf(eventType, v).catch(() => null);
+    const schema = await this.schemaOrNull(eventType, v);
     return schema ? { eventType, version: v, schema } : null;
   }
 
   /** Versions of an event type in registration order. */
   async listVersions(eventType: string): Promise<string[]> {
-    const redis = await this.connection.get();
-    return redis.lrange(this.keys.schemaOrder(eventType), 0, -1);
+    return this.registry.listVersions(eventType);
   }
 
   /** Deletes one version (messages written with it can no longer be validated: they are dead-lettered in strict mode). */
   async deleteVersion(eventType: string, version: string): Promise<boolean> {
-    const redis = await this.connection.get();
-    const [[, removed]] = (await redis.multi().hdel(this.keys.schemaVersions(eventType), version).lrem(this.keys.schemaOrder(eventType), 0, version).exec()) as [[Error | null, number]];
-    this.versions.delete(`${eventType}@${version}`);
+    const removed = await this.registry.deleteVersion(eventType, version);
+    const key = `${eventType}@${version}`;
+    this.versions.delete(key);
+    this.validator.forget(key);
+    this.reader.forget(key);
     this.latest.delete(eventType);
-    return removed === 1;
+    return removed;
   }
 
   /** The latest version (cached for a second); null when the event type has no schema. */
   async latestVersion(eventType: string): Promise<string | null> {
     const cached = this.latest.get(eventType);
     if (cached && Date.now() - cached.at < LATEST_TTL_MS) return cached.version;
-    const redis = await this.connection.get();
-    const version = await redis.lindex(this.keys.schemaOrder(eventType), -1);
+    const version = await this.registry.latestVersion(eventType);
     this.latest.set(eventType, { version, at: Date.now() });
     return version;
   }
 
-  /** Validates a payload against a version (default: the latest); returns the issues, empty when valid. */
+  /**
+   * Validates a payload against a version (default: the latest); returns the issues, empty when valid.
+   * @throws SchemaRegistrationError when the version is not registered.
+   */
   async validate(eventType: string, data: unknown, version?: string): Promise<{ version: string | null; issues: SchemaIssue[] }> {
     const v = version ?? (await this.latestVersion(eventType));
     if (!v) return { version: null, issues: [] };
-    const schema = await this.schemaOf(eventType, v);
+    const schema = await this.schemaOrNull(eventType, v);
+    if (!schema) throw new SchemaRegistrationError(eventType, `version ${v} is not registered`);
     return { version: v, issues: this.validator.validate(`${eventType}@${v}`, schema, data) };
   }
 
+  /**
+   * Emit-side policy (what `RedisStreamsClient` does for each `emit`/`send` with `schema.enabled`): validates the
+   * payload against the latest version of its event type and returns the `<type>@<version>` stamp, or undefined when
+   * the event type has no schema. `strict`: an invalid payload is refused; `warn`: logged and stamped; `ignore`:
+   * stamped without validation. Counted in {@link getMetrics}.
+   * @throws SchemaValidationError in strict mode, listing each failed rule with its path.
+   */
+  async stampOutgoing(eventType: string, payload: unknown): Promise<string | undefined> {
+    const mode = this.config.schema.validationMode;
+    if (mode === 'ignore') {
+      const version = await this.latestVersion(eventType);
+      if (!version) return undefined;
+      this.metrics.emitSkipped++;
+      return `${eventType}@${version}`;
+    }
+    const { version, issues } = await this.validate(eventType, payload);
+    if (!version) return undefined;
+    if (issues.length === 0) {
+      this.metrics.emitValid++;
+    } else {
+      this.metrics.emitInvalid++;
+      if (mode === 'strict') throw new SchemaValidationError(eventType, version, issues);
+      this.logger.warn(`Payload of "${eventType}" does not match schema ${version} (sent anyway, schema.validationMode warn): ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`);
+    }
+    return `${eventType}@${version}`;
+  }
+
+  /**
+   * Consume-side policy for one message: validates it against the version it was written with (`stamp`) and, when
+   * the handler asks for a version or DTO, maps it to that (see `SchemaReader`). `data` is completed in place.
+   * Counted in {@link getMetrics}.
+   */
+  readIncoming(pattern: string, stamp: string | undefined, data: unknown, reader?: HandlerSchema): Promise<IncomingRead> {
+    return this.reader.read(pattern, stamp, data, reader);
+  }
+
+  /** Validation counts of this manager, on emit and on consume, with the mode they were taken in. */
+  getMetrics(): SchemaMetricsSnapshot {
+    return this.metrics.snapshot(this.config.schema.validationMode);
+  }
+
+  /** Closes the Redis registry this manager created (an injected registry is closed by its own provider). Idempotent. */
   async close(): Promise<void> {
-    await this.connection.close();
+    await this.ownRegistry?.close();
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.close();
   }
 
-  private async schemaOf(eventType: string, version: string): Promise<JsonSchema> {
+  /** A version's schema (cached for good once found: versions are immutable); null when it is not registered. */
+  private async schemaOrNull(eventType: string, version: string): Promise<JsonSchema | null> {
     const key = `${eventType}@${version}`;
     const cached = this.versions.get(key);
     if (cached) return cached;
-    const redis = await this.connection.get();
-    const text = await redis.hget(this.keys.schemaVersions(eventType), version);
-    if (text === null) throw new SchemaRegistrationError(eventType, `version ${version} is not registered`);
-    const schema = JSON.parse(text) as JsonSchema;
-    this.versions.set(key, schema);
+    const schema = await this.registry.getVersion(eventType, version);
+    if (schema) this.versions.set(key, schema);
     return schema;
+  }
+
+  /** Every registered version with its schema, oldest first. */
+  private async history(eventType: string): Promise<{ version: string; schema: JsonSchema }[]> {
+    const existing = await this.listVersions(eventType);
+    const all = await Promise.all(existing.map(async (v) => ({ version: v, schema: await this.schemaOrNull(eventType, v) })));
+    // A version deleted between the two reads is no longer part of the history.
+    return all.filter((v): v is { version: string; schema: JsonSchema } => v.schema !== null);
   }
 
   /** The next version under `schema.versioningStrategy`, for registrations without one (`autoEvolution`). */

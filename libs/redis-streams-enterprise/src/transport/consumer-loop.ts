@@ -5,6 +5,7 @@ import { classifyRedisError } from '../connection/redis-error-codes.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import type { InFlight } from './in-flight.js';
 import { Sleeper } from './sleeper.js';
+import { withReadWatchdog } from './blocking-read.js';
 
 export interface ConsumerLoopSettings {
   readonly streams: readonly string[];
@@ -117,26 +118,7 @@ export class ConsumerLoop {
   }
 
   private withWatchdog<T>(read: Promise<T>): Promise<T> {
-    const limit = this.settings.blockMs + this.settings.watchdogMs;
-    let timer: NodeJS.Timeout | undefined;
-    let onClose: (() => void) | undefined;
-    const watchdog = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        // The socket is presumed half-open: drop it so ioredis reconnects and the pending read fails.
-        this.redis.disconnect(true);
-        reject(new Error(`XREADGROUP did not return within ${limit} ms; connection replaced`));
-      }, limit);
-      timer.unref();
-      // When the socket closes under a pending read (reset, Redis restart), ioredis drops the read without settling it
-      // (this connection does not re-send unfulfilled commands). Fail it at once so the loop reads again as soon as
-      // the connection is back, instead of waiting for the watchdog.
-      onClose = () => reject(new Error('connection closed during XREADGROUP'));
-      this.redis.once('close', onClose);
-    });
-    return Promise.race([read, watchdog]).finally(() => {
-      clearTimeout(timer);
-      if (onClose) this.redis.off('close', onClose);
-    });
+    return withReadWatchdog(this.redis, read, this.settings.blockMs + this.settings.watchdogMs);
   }
 
   private async onReadError(error: unknown): Promise<void> {

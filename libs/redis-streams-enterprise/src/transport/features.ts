@@ -23,14 +23,14 @@ export function enabledFeatures(config: ResolvedRedisStreamsConfig): EnabledFeat
 }
 
 /** Sections whose behaviour this version does not implement yet. */
-const NOT_YET_AVAILABLE = ['ordering', 'partitioning'] as const;
+const NOT_YET_AVAILABLE = [] as const;
 
 /**
  * A guarantee that is configured must hold: enabling a section whose behaviour is not implemented in this version
  * fails at start instead of silently running without it.
  */
 export function assertFeaturesAvailable(config: ResolvedRedisStreamsConfig): void {
-  const violations = NOT_YET_AVAILABLE.filter((name) => config[name].enabled).map((name) => ({
+  const violations = NOT_YET_AVAILABLE.filter((name: 'ordering') => config[name].enabled).map((name) => ({
     path: `${name}.enabled`,
     rule: 'notYetAvailable',
     message: `${name}.enabled is not supported by this version of nestjs-redis-streams-enterprise yet; set it to false`,

@@ -8,11 +8,41 @@ import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import { NoHandlerError } from '../errors/no-handler.error.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import { decodeMessage, encodeReply, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from './envelope.js';
+import { decodeMessage, encodeMessage, encodeReply, serializePayload, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from './envelope.js';
+import { keySlot } from './read-groups.js';
+import { randomUUID } from 'node:crypto';
+import { StreamKeys } from '../connection/stream-keys.js';
+import { isCluster } from '../connection/redis-connection.factory.js';
+import { TransactionCrossSlotError } from '../errors/transaction-cross-slot.error.js';
+import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
+import { backoffDelayMs } from './backoff.js';
+import type { RedisStreamsTransaction } from './redis-streams.transaction.js';
 import { RedisStreamsContext, type MessageControls } from './redis-streams.context.js';
-import type { Settler } from './settler.js';
+import type { CommitRequest, Settler } from './settler.js';
 import type { SchemaManager } from '../schema/schema.manager.js';
-import { SchemaValidationError, type SchemaIssue } from '../errors/schema-validation.error.js';
+import { handlerSchemaOf, toHandlerInstance } from '../schema/handler-schema.js';
+import type { IncomingRead } from '../schema/schema-reader.js';
+
+/** How an entry of a partitioned topic is processed. */
+export interface ProcessOptions {
+  /** Lease value of the entry's partition: commits are refused once it changed (fencing). */
+  readonly lease?: string;
+  /** Partition number, for the handler's context. */
+  readonly partition?: number;
+  /** Retry failures in place, up to this many attempts in all, instead of scheduling a retry (ordered topics). */
+  readonly inlineAttempts?: number;
+  /** Checked between in-place attempts: false once the partition is no longer this consumer's. */
+  readonly stillOwned?: () => boolean;
+  /** The message's dependencies were not handled within ordering.timeoutMs (causal). */
+  readonly causalTimedOut?: boolean;
+}
+
+const NO_OPTIONS: ProcessOptions = Object.freeze({});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 
 /** What the processor needs from the server: handler lookup and Nest's processing hooks. */
 export interface HandlerHost {
@@ -31,6 +61,8 @@ export interface HandlerHost {
 export class MessageProcessor implements MessageControls {
   private readonly logger = new Logger('RedisStreamsServer');
   private readonly streamPatterns = new Map<string, string>();
+  private readonly keys: StreamKeys;
+  private partitioning?: PartitioningManager;
 
   constructor(
     private readonly config: ResolvedRedisStreamsConfig,
@@ -39,7 +71,14 @@ export class MessageProcessor implements MessageControls {
     private readonly metrics: TransportMetrics,
     private readonly host: HandlerHost,
     private readonly schemas?: SchemaManager,
-  ) {}
+  ) {
+    this.keys = new StreamKeys(config.streams.keyPrefix);
+  }
+
+  /** Routes transactional emits to partitioned topics. */
+  usePartitioning(partitioning: PartitioningManager): void {
+    this.partitioning = partitioning;
+  }
 
   /** Registers the pattern a stream belongs to (default pattern of entries that carry none). */
   addStream(stream: string, pattern: string): void {
@@ -47,7 +86,7 @@ export class MessageProcessor implements MessageControls {
   }
 
   /** Processes one entry. Never rejects: every outcome is settled in Redis or left pending for the reclaimer. */
-  async process(entry: DeliveredEntry): Promise<void> {
+  async process(entry: DeliveredEntry, options: ProcessOptions = NO_OPTIONS): Promise<void> {
     this.metrics.received++;
     const streamPattern = this.streamPatterns.get(entry.stream) ?? '';
     const onlyFor = entry.fields['rse.redrive.group'];
@@ -61,32 +100,68 @@ export class MessageProcessor implements MessageControls {
     } catch (error) {
       return this.settler.deadLetter(entry, streamPattern, 'decode-failed', error);
     }
-    if (message.schema !== undefined && this.schemas) {
-      const invalid = await this.checkSchema(message.schema, message.data);
-      if (invalid) return this.settler.deadLetter(entry, streamPattern, 'schema-invalid', invalid);
-    }
     const handler = this.host.getHandlerByPattern(message.pattern);
     if (!handler) {
       return this.settler.deadLetter(entry, streamPattern, 'no-handler', new NoHandlerError(message.pattern));
     }
+    if ((message.schema !== undefined && this.schemas) || handler.extras?.schema !== undefined) {
+      const checked = await this.checkSchema(message, handler);
+      if ('deadLetter' in checked) return this.settler.deadLetter(entry, streamPattern, 'schema-invalid', checked.deadLetter);
+      if ('retry' in checked) return this.settler.fail(entry, streamPattern, checked.retry);
+      message = checked.message;
+    }
+    if (options.causalTimedOut && this.config.ordering.causalTimeoutPolicy === 'deadLetter') {
+      const error = Object.assign(
+        new Error(`dependencies ${(message.dependsOn ?? []).join(', ')} were not handled within ordering.timeoutMs (${this.config.ordering.timeoutMs} ms)`),
+        { name: 'CausalTimeoutError' },
+      );
+      return this.settler.deadLetter(entry, streamPattern, 'causal-timeout', error);
+    }
     const isEvent = handler.isEventHandler || !message.replyTo;
-    const context = new RedisStreamsContext(
+    if (isEvent && this.config.exactlyOnce.enabled && (await this.processedAlready(entry, message))) {
+      this.metrics.duplicatesSkipped++;
+      return this.settler.ack(entry, streamPattern);
+    }
+    const context = this.contextFor(entry, message, isEvent, entry.deliveryCount, options.partition);
+    if (isEvent || message.replyTo === undefined) {
+      await this.processEvent(entry, streamPattern, message, handler, context, options);
+    } else {
+      await this.processRequest(entry, message, handler, context, message.replyTo);
+    }
+  }
+
+  private contextFor(entry: DeliveredEntry, message: DecodedMessage, isEvent: boolean, deliveryCount: number, partition?: number): RedisStreamsContext {
+    const ordered =
+      partition !== undefined || message.key !== undefined || message.sequence !== undefined || message.idempotencyKey !== undefined || message.dependsOn !== undefined
+        ? { partition, key: message.key, sequence: message.sequence, idempotencyKey: message.idempotencyKey, dependsOn: message.dependsOn }
+        : undefined;
+    return new RedisStreamsContext(
       [
-      entry.stream,
-      entry.id,
-      this.config.consumer.group,
-      this.config.consumer.consumerName,
-      entry.deliveryCount,
-      message.headers,
-      message.pattern,
-      message.messageId,
+        entry.stream,
+        entry.id,
+        this.config.consumer.group,
+        this.config.consumer.consumerName,
+        deliveryCount,
+        message.headers,
+        message.pattern,
+        message.messageId,
+        ordered,
       ],
       isEvent ? this : undefined,
     );
-    if (isEvent || message.replyTo === undefined) {
-      await this.processEvent(entry, streamPattern, message, handler, context);
-    } else {
-      await this.processRequest(entry, message, handler, context, message.replyTo);
+  }
+
+  /** The key a message is deduplicated by: its idempotency key, else its message id. */
+  private dedupeKeyOf(message: DecodedMessage): string {
+    return message.idempotencyKey ?? message.messageId;
+  }
+
+  private async processedAlready(entry: DeliveredEntry, message: DecodedMessage): Promise<boolean> {
+    const key = this.keys.processedOf(entry.stream, this.config.consumer.group, this.dedupeKeyOf(message));
+    try {
+      return (await this.redis.exists(key)) === 1;
+    } catch {
+      return false; // unknown: the commit script checks again atomically
     }
   }
 
@@ -95,24 +170,111 @@ export class MessageProcessor implements MessageControls {
     streamPattern: string,
     message: DecodedMessage,
     handler: MessageHandler,
-    context: RedisStreamsContext,
+    firstContext: RedisStreamsContext,
+    options: ProcessOptions,
   ): Promise<void> {
-    const started = performance.now();
-    try {
-      await this.host.withProcessingHooks(context, () =>
-        this.withTimeout(message.pattern, async () => {
-          const result: unknown = await handler(message.data, context);
-          if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
-        }),
-      );
-    } catch (error) {
+    let context = firstContext;
+    for (let attempt = entry.deliveryCount; ; attempt++) {
+      const started = performance.now();
+      let failure: { error: unknown } | undefined;
+      try {
+        await this.host.withProcessingHooks(context, () =>
+          this.withTimeout(message.pattern, async () => {
+            const result: unknown = await handler(message.data, context);
+            if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+          }),
+        );
+      } catch (error) {
+        failure = { error };
+      }
       this.metrics.recordLatency(performance.now() - started);
       if (context.isSettled()) return this.awaitSettlement(context);
+      if (!failure) return this.complete(entry, streamPattern, message, context, options);
+      if (options.inlineAttempts === undefined) return this.settler.fail(entry, streamPattern, failure.error);
+      // Ordered topics retry in place: the message's key (or partition) waits, nothing behind it overtakes it.
+      this.metrics.failed++;
+      if (attempt >= options.inlineAttempts) return this.settler.deadLetter(entry, streamPattern, 'max-deliveries', failure.error);
+      const delay = backoffDelayMs(this.config.retry.backoff, attempt);
+      this.metrics.retried++;
+      this.logger.warn(
+        `Handler failed (attempt ${attempt} of ${options.inlineAttempts}), retrying in ${delay} ms while its key waits: ` +
+          `${errorText(failure.error)} ${logIds({ stream: entry.stream, id: entry.id })}`,
+      );
+      await sleep(delay);
+      if (options.stillOwned && !options.stillOwned()) return; // the partition moved: the new owner retries
+      context = this.contextFor(entry, message, true, attempt + 1, options.partition);
+    }
+  }
+
+  /**
+   * A handler succeeded: mark it handled for causal dependants, then acknowledge; with exactly-once or a
+   * transaction, through the commit script (writes + processed record + XACK in one step, fenced by the lease).
+   */
+  private async complete(
+    entry: DeliveredEntry,
+    streamPattern: string,
+    message: DecodedMessage,
+    context: RedisStreamsContext,
+    options: ProcessOptions,
+  ): Promise<void> {
+    if (this.config.ordering.enabled && this.config.ordering.strategy === 'causal') {
+      await this.markHandled(message);
+    }
+    const tx = context.pendingTransaction();
+    const exactlyOnce = this.config.exactlyOnce.enabled;
+    if (!exactlyOnce && (!tx || tx.isEmpty)) return this.settler.ack(entry, streamPattern);
+    let writes: CommitRequest['writes'];
+    try {
+      writes = tx ? await this.resolveWrites(entry, tx) : [];
+    } catch (error) {
       return this.settler.fail(entry, streamPattern, error);
     }
-    this.metrics.recordLatency(performance.now() - started);
-    if (context.isSettled()) return this.awaitSettlement(context);
-    await this.settler.ack(entry, streamPattern);
+    await this.settler.commit(entry, {
+      lease: options.lease,
+      processedKey: exactlyOnce ? this.keys.processedOf(entry.stream, this.config.consumer.group, this.dedupeKeyOf(message)) : undefined,
+      writes,
+    });
+  }
+
+  /** Records that this group handled a message (causal dependencies name it by idempotency key or message id). */
+  private async markHandled(message: DecodedMessage): Promise<void> {
+    const { group } = this.config.consumer;
+    const { windowMs } = this.config.exactlyOnce;
+    const names = new Set([message.messageId, ...(message.idempotencyKey === undefined ? [] : [message.idempotencyKey])]);
+    await Promise.all([...names].map((name) => this.redis.set(this.keys.causalDone(group, name), '1', 'PX', windowMs))).catch((error: unknown) => {
+      this.logger.warn(`Could not record a handled message for its dependants (they wait until ordering.timeoutMs): ${errorText(error)}`);
+    });
+  }
+
+  /**
+   * The writes of a transaction, emits encoded and routed. On Redis Cluster all of them must live in the slot of the
+   * consumed stream, or the script could not run them atomically.
+   * @throws TransactionCrossSlotError
+   */
+  private async resolveWrites(entry: DeliveredEntry, tx: RedisStreamsTransaction): Promise<CommitRequest['writes']> {
+    const writes: { command: string; key: string; args: readonly string[] }[] = [...tx.writes];
+    for (const emit of tx.emits) {
+      const route = this.partitioning?.enabled
+        ? await this.partitioning.route(emit.pattern, emit.data, { partitionKey: emit.options.partitionKey, idempotencyKey: emit.options.idempotencyKey })
+        : undefined;
+      const fields = encodeMessage({
+        pattern: emit.pattern,
+        messageId: emit.options.messageId ?? randomUUID(),
+        json: serializePayload(emit.data),
+        headers: emit.options.headers,
+        key: route?.key ?? emit.options.partitionKey,
+        idempotencyKey: emit.options.idempotencyKey,
+        epoch: route?.epoch,
+        dependsOn: emit.options.dependsOn,
+      });
+      writes.push({ command: 'XADD', key: route?.stream ?? this.keys.stream(emit.pattern), args: ['*', ...fields] });
+    }
+    if (isCluster(this.redis)) {
+      const slot = keySlot(entry.stream);
+      const foreign = writes.filter((w) => keySlot(w.key) !== slot).map((w) => w.key);
+      if (foreign.length > 0) throw new TransactionCrossSlotError(entry.stream, foreign);
+    }
+    return writes;
   }
 
   /**
@@ -128,6 +290,13 @@ export class MessageProcessor implements MessageControls {
     }
     const handler = this.host.getHandlerByPattern(message.pattern);
     if (!handler || !handler.isEventHandler) return 'skipped';
+    if ((message.schema !== undefined && this.schemas) || handler.extras?.schema !== undefined) {
+      // Replays get the same validation and mapping as live deliveries; a message that would be dead-lettered is reported.
+      const checked = await this.checkSchema(message, handler);
+      if ('deadLetter' in checked) return { invalid: errorText(checked.deadLetter) };
+      if ('retry' in checked) return { invalid: errorText(checked.retry) };
+      message = checked.message;
+    }
     const context = new RedisStreamsContext(
       [entry.stream, entry.id, this.config.consumer.group, this.config.consumer.consumerName, entry.deliveryCount, message.headers, message.pattern, message.messageId],
       undefined,
@@ -144,28 +313,26 @@ export class MessageProcessor implements MessageControls {
   }
 
   /**
-   * Validates a payload against the schema version it was written with (`<type>@<version>`). Returns the error to
-   * dead-letter it with in strict mode; in warn mode logs and counts, and the message is handled.
+   * Validates a payload against the schema version it was written with (`<type>@<version>`) and maps it to the
+   * version / DTO its handler asks for (`@StreamEvent(pattern, { schema: { version, type } })`; see SchemaReader).
+   * Returns the message to hand over, or the error to dead-letter it with (strict mode, or malformed handler options);
+   * in warn mode a failure is logged and counted and the message is handled.
    */
-  private async checkSchema(stamp: string, data: unknown): Promise<Error | undefined> {
-    const schemas = this.schemas;
-    const mode = this.config.schema.validationMode;
-    if (!schemas || mode === 'ignore') return undefined;
-    const at = stamp.lastIndexOf('@');
-    const eventType = stamp.slice(0, at);
-    const version = stamp.slice(at + 1);
-    let issues: SchemaIssue[];
+  private async checkSchema(message: DecodedMessage, handler: MessageHandler): Promise<{ message: DecodedMessage } | { deadLetter: Error } | { retry: unknown }> {
+    const reader = handlerSchemaOf(handler.extras);
+    if (reader instanceof Error) return { deadLetter: reader };
+    let read: IncomingRead;
     try {
-      issues = (await schemas.validate(eventType, data, version)).issues;
+      read = this.schemas
+        ? await this.schemas.readIncoming(message.pattern, message.schema, message.data, reader)
+        : { data: toHandlerInstance(message.data, reader), invalid: false }; // schema.enabled off: only the DTO instance
     } catch (error) {
-      // The version is unknown (deleted or pruned): in strict mode the message cannot be trusted.
-      return mode === 'strict' ? (error as Error) : undefined;
+      // The registry did not answer: a transient failure, retried like a failed handler (never dead-lettered at once).
+      return { retry: error };
     }
-    if (issues.length === 0) return undefined;
-    this.metrics.schemaInvalid++;
-    if (mode === 'strict') return new SchemaValidationError(eventType, version, issues);
-    this.logger.warn(`Message does not match schema ${stamp} (handled anyway, schema.validationMode warn): ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`);
-    return undefined;
+    if (read.invalid) this.metrics.schemaInvalid++;
+    if (read.rejection) return { deadLetter: read.rejection };
+    return { message: read.data === message.data ? message : { ...message, data: read.data } };
   }
 
   /** The handler settled its message itself; wait for that, so close() and the slot count cover it. */

@@ -21,6 +21,7 @@ import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, validat
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { defineScripts } from '../connection/scripts.js';
 import { PartitioningManager } from '../partitioning/partitioning.manager.js';
+import type { Partitioner } from '../partitioning/partitioner.js';
 import { assertFeaturesAvailable } from './features.js';
 import { RedisStreamsRecord } from './redis-streams.record.js';
 import { SchemaManager } from '../schema/schema.manager.js';
@@ -69,7 +70,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
    */
   constructor(
     config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {},
-    private readonly injectedPartitioning?: PartitioningManager,
+    private readonly partitioner?: Partitioner,
   ) {
     super();
     this.config = resolveConfig(config);
@@ -184,7 +185,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   private partitioningManager(): PartitioningManager | undefined {
     if (this.partitioning === null) return undefined;
     if (!this.partitioning) {
-      const manager = this.injectedPartitioning ?? new PartitioningManager(this.config, () => this.readyConnection() as Promise<ScriptedRedis>);
+      const manager = new PartitioningManager(this.config, this.partitioner, () => this.readyConnection() as Promise<ScriptedRedis>);
       this.partitioning = manager.enabled ? manager : null;
     }
     return this.partitioning ?? undefined;

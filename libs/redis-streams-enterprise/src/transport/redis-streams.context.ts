@@ -1,5 +1,18 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type { MessageHeaders } from './envelope.js';
+import { RedisStreamsTransaction } from './redis-streams.transaction.js';
+
+/** Ordering and exactly-once details of a message (absent for plain topics). */
+export interface MessageOrderingInfo {
+  /** Partition of the topic the message was read from. */
+  readonly partition?: number;
+  /** Partition / ordering key stamped by the producer. */
+  readonly key?: string;
+  /** Global sequence number (global ordering): 1, 2, 3, ... per topic. */
+  readonly sequence?: number;
+  readonly idempotencyKey?: string;
+  readonly dependsOn?: readonly string[];
+}
 
 type RedisStreamsContextArgs = [
   stream: string,
@@ -10,6 +23,7 @@ type RedisStreamsContextArgs = [
   headers: MessageHeaders,
   pattern: string,
   messageId: string,
+  ordering?: MessageOrderingInfo,
 ];
 
 /** How a handler settles its message itself (implemented by the transport). */
@@ -36,6 +50,7 @@ export interface MessageControls {
  */
 export class RedisStreamsContext extends BaseRpcContext<RedisStreamsContextArgs> {
   private settlement?: Promise<void>;
+  private tx?: RedisStreamsTransaction;
 
   constructor(
     args: RedisStreamsContextArgs,
@@ -91,6 +106,46 @@ export class RedisStreamsContext extends BaseRpcContext<RedisStreamsContextArgs>
   /** Producer-assigned message id (stable across retries and redrives); the entry id when the producer set none. */
   getMessageId(): string {
     return this.args[7];
+  }
+
+  /** Partition of the topic the message came from (partitioned topics), else undefined. */
+  getPartition(): number | undefined {
+    return this.args[8]?.partition;
+  }
+
+  /** Partition / ordering key the producer stamped, if any. */
+  getPartitionKey(): string | undefined {
+    return this.args[8]?.key;
+  }
+
+  /** Global sequence number (`global` ordering), else undefined. */
+  getSequence(): number | undefined {
+    return this.args[8]?.sequence;
+  }
+
+  /** Idempotency key the producer gave, if any. */
+  getIdempotencyKey(): string | undefined {
+    return this.args[8]?.idempotencyKey;
+  }
+
+  /** Messages this one depends on (`causal` ordering). */
+  getDependencies(): readonly string[] {
+    return this.args[8]?.dependsOn ?? [];
+  }
+
+  /**
+   * Writes committed atomically with this message's acknowledgement (see RedisStreamsTransaction). Returns the same
+   * transaction on every call. Not available in replays and requests.
+   */
+  transaction(): RedisStreamsTransaction {
+    if (!this.controls) throw new Error('transaction() is not available here (a replay, a request, or a context not made by the transport)');
+    this.tx ??= new RedisStreamsTransaction();
+    return this.tx;
+  }
+
+  /** The transaction opened by the handler, if any (read by the transport when it commits). */
+  pendingTransaction(): RedisStreamsTransaction | undefined {
+    return this.tx;
   }
 
   /** True once the handler settled the message itself with `ack`, `nack` or `deadLetter`. */

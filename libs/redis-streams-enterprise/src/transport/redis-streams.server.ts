@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
 import type { Redis } from 'ioredis';
@@ -20,7 +19,13 @@ import { InFlight } from './in-flight.js';
 import { MessageProcessor } from './message-processor.js';
 import { PendingReclaimer } from './pending-reclaimer.js';
 import { Settler } from './settler.js';
+import { readGroups } from './read-groups.js';
 import { SchemaManager } from '../schema/schema.manager.js';
+import { PartitioningManager } from '../partitioning/partitioning.manager.js';
+import type { Partitioner } from '../partitioning/partitioner.js';
+import { PartitionedConsumer } from '../partitioning/partitioned-consumer.js';
+import { readablePartitions } from '../partitioning/partition-layout.js';
+import { OrderingManager } from '../ordering/ordering.manager.js';
 import { idTimeMs, retentionWarnings } from './retention-check.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
 
@@ -67,23 +72,6 @@ async function withinMs<T>(work: Promise<T> | undefined, ms: number): Promise<T 
   }
 }
 
-/** Redis Cluster hash slot of a key (cluster-key-slot, the function ioredis routes with; it ships no types). */
-const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
-
-/**
- * Streams that one XREADGROUP may read together: all of them on a single server; on a Redis Cluster, those of one
- * hash slot (a multi-key command across slots fails with CROSSSLOT), ordered by slot.
- */
-function readGroups(streams: readonly string[], cluster: boolean): { name: string; streams: string[] }[] {
-  if (!cluster || streams.length === 0) return [{ name: '', streams: [...streams] }];
-  const bySlot = new Map<number, string[]>();
-  for (const stream of streams) {
-    const slot = keySlot(stream);
-    bySlot.set(slot, [...(bySlot.get(slot) ?? []), stream]);
-  }
-  return [...bySlot.entries()].sort(([a], [b]) => a - b).map(([slot, group]) => ({ name: `.slot${slot}`, streams: group }));
-}
-
 type ProcessingHooksRunner = (context: unknown, fn: (runEndHook: () => void) => Promise<void>) => Promise<void>;
 
 /**
@@ -117,6 +105,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private acks?: AckBatcher;
   private processor?: MessageProcessor;
   private schemas?: SchemaManager;
+  private readonly partitioning: PartitioningManager;
+  readonly ordering: OrderingManager;
+  /** Partitioned topics (partitioning or ordering enabled): coordinator, reader and ordered dispatcher. */
+  private partitioned?: PartitionedConsumer;
   private trimTimer?: NodeJS.Timeout;
   private streams: { pattern: string; stream: string; retrySchedule: string }[] = [];
   private state = RedisStreamsStatus.Disconnected;
@@ -129,11 +121,17 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
    * @throws InvalidOptionsError listing every invalid field.
    */
-  constructor(config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {}) {
+  constructor(
+    config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {},
+    providers: { readonly partitioner?: Partitioner; readonly ordering?: OrderingManager } = {},
+  ) {
     super();
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
-    this.inFlight = new InFlight(this.config.consumer.concurrency);
+    // The server's own manager uses the server's connection; the injected one (module) serves users.
+    this.partitioning = new PartitioningManager(this.config, providers.partitioner, () => this.commandConnection());
+    this.ordering = providers.ordering ?? new OrderingManager(this.config);
+    this.inFlight = new InFlight(this.partitioning.enabled ? this.ordering.maxConcurrency : this.config.consumer.concurrency);
     this.transportId = REDIS_STREAMS_TRANSPORT;
     this.defaultStartHook = (this as unknown as { onProcessingStartHook?: unknown }).onProcessingStartHook;
     this.initializeSerializer(undefined);
@@ -203,7 +201,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       this.state === RedisStreamsStatus.Connected &&
       this.command?.status === 'ready' &&
       this.readers.length > 0 &&
-      this.readers.every((r) => r.blocking.status === 'ready' && (r.loop?.isRunning ?? false));
+      this.readers.every((r) => r.blocking.status === 'ready' && (r.loop?.isRunning ?? this.partitioned?.isRunning ?? false));
     try {
       const streams = await Promise.all(this.streams.map((s) => this.streamStatus(s.pattern, s.stream)));
       return { ...base, healthy: live, streams, warnings: streams.flatMap((s) => s.warnings) };
@@ -224,6 +222,21 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   /** Runs one reclaim pass now instead of waiting for the timer (operators and tests). */
   async reclaimNow(): Promise<void> {
     await this.reclaimer?.runOnce();
+  }
+
+  /** Partitions of partitioned topics this consumer owns now: `{ pattern, partition, stream, lease }`. */
+  ownedPartitions(): { pattern: string; partition: number; stream: string; lease: string }[] {
+    return this.partitioned?.ownedPartitions() ?? [];
+  }
+
+  /** One partition coordination round now (join/leave/rebalance) instead of waiting for the heartbeat. */
+  async rebalanceNow(): Promise<void> {
+    await this.partitioned?.rebalanceNow();
+  }
+
+  private commandConnection(): Promise<ScriptedRedis> {
+    if (!this.command) return Promise.reject(new ConnectionClosedError('RedisStreamsServer'));
+    return Promise.resolve(this.command);
   }
 
   private async streamStatus(pattern: string, stream: string): Promise<StreamStatus> {
@@ -263,10 +276,14 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     }));
     this.setState(RedisStreamsStatus.Connecting);
     this.command = defineScripts(createRedisConnection(connection, 'command', consumer.consumerName));
-    const groups = readGroups(
-      this.streams.map((s) => s.stream),
-      isCluster(this.command),
-    );
+    const partitioned = this.partitioning.enabled;
+    // Partitioned topics: one reader whose streams change with the assignment (per-slot reads on a Cluster).
+    const groups = partitioned
+      ? [{ name: '', streams: [] as string[] }]
+      : readGroups(
+          this.streams.map((s) => s.stream),
+          isCluster(this.command),
+        );
     this.readers = groups.map((g) => ({ blocking: createRedisConnection(connection, 'blocking', `${consumer.consumerName}${g.name}`) }));
     this.blocking = this.readers[0]?.blocking;
     for (const conn of [this.command, ...this.readers.map((r) => r.blocking)]) {
@@ -280,7 +297,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       blocking.on('reconnecting', () => this.setState(RedisStreamsStatus.Reconnecting));
     }
     await Promise.all([this.command, ...this.readers.map((r) => r.blocking)].map((conn) => connectOrThrow(conn, connection.url)));
-    await this.ensureGroups();
+    if (partitioned) await this.listPartitionStreams(patterns);
+    else await this.ensureGroups();
 
     const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n));
     this.acks = acks;
@@ -298,6 +316,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       this.schemas,
     );
     for (const s of this.streams) processor.addStream(s.stream, s.pattern);
+    processor.usePartitioning(this.partitioning);
     this.processor = processor;
     const onDeleted = (stream: string, ids: string[]) => {
       this.metrics.lostToTrimming += ids.length;
@@ -306,6 +325,27 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
           `streams.maxLen/retentionMs) ${logIds({ stream, group: consumer.group })} ids=${ids.slice(0, 20).join(',')}`,
       );
     };
+    if (partitioned) {
+      this.partitioned = new PartitionedConsumer({
+        config: this.config,
+        patterns,
+        command: this.command,
+        blocking: this.readers[0].blocking,
+        keys: this.keys,
+        partitioning: this.partitioning,
+        ordering: this.ordering,
+        inFlight: this.inFlight,
+        processor,
+        onDeleted,
+      });
+      await this.partitioned.start();
+      this.startRetentionTrimming();
+      this.setState(RedisStreamsStatus.Connected);
+      this.logger.log(
+        `Listening on ${patterns.length} partitioned topics (${this.ordering.strategy} ordering) ${logIds({ group: consumer.group, consumer: consumer.consumerName })}`,
+      );
+      return;
+    }
     this.reclaimer = new PendingReclaimer(
       this.command,
       {
@@ -342,6 +382,19 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.logger.log(
       `Listening on ${this.streams.length} streams ${logIds({ group: consumer.group, consumer: consumer.consumerName })}`,
     );
+  }
+
+  /** Status and trimming cover every partition stream of the partitioned topics. */
+  private async listPartitionStreams(patterns: readonly string[]): Promise<void> {
+    const streams: { pattern: string; stream: string; retrySchedule: string }[] = [];
+    for (const pattern of patterns) {
+      const layout = await this.partitioning.layoutOf(pattern);
+      for (let p = 0; p < readablePartitions(layout); p++) {
+        const stream = this.keys.partition(pattern, p);
+        streams.push({ pattern, stream, retrySchedule: this.keys.retryScheduleOf(stream, this.config.consumer.group) });
+      }
+    }
+    this.streams = streams;
   }
 
   /** Creates the group on every stream (and the stream itself); an existing group is left as it is. */
@@ -384,6 +437,11 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const { shutdownTimeoutMs } = this.config.consumer;
     // Each step is bounded: a Redis that stopped answering must not keep close() (and the process) waiting.
     await withinMs(this.reclaimer?.stop(), shutdownTimeoutMs);
+    if (this.partitioned) {
+      const stopped = this.partitioned.stopReading();
+      for (const { blocking } of this.readers) disconnectOnce(blocking);
+      await withinMs(stopped, shutdownTimeoutMs);
+    }
     const loops = this.readers.filter((r) => r.loop);
     if (loops.length > 0) {
       const stopped = Promise.all(loops.map((r) => r.loop?.stop()));
@@ -402,6 +460,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       this.logger.warn(`Final acks failed; those entries will be redelivered: ${errorText(error)}`);
     });
     await withinMs(flushed, shutdownTimeoutMs);
+    // Only now, with every handler finished, may another consumer take this consumer's partitions.
+    await withinMs(this.partitioned?.leave(), shutdownTimeoutMs);
     await this.shutdownConnections();
     await withinMs(this.schemas?.close(), 1_000);
     this.setState(RedisStreamsStatus.Closed);

@@ -10,7 +10,19 @@ import { backoffDelayMs } from './backoff.js';
 import { toWireError } from './envelope.js';
 
 /** Why a message was dead-lettered (stored in the dead-letter entry as `rse.dlq.reason`). */
-export type DeadLetterReason = 'max-deliveries' | 'decode-failed' | 'no-handler' | 'rejected' | 'schema-invalid';
+export type DeadLetterReason = 'max-deliveries' | 'decode-failed' | 'no-handler' | 'rejected' | 'schema-invalid' | 'causal-timeout' | 'upcast-failed';
+
+/** Outcome of a commit (see the commit script in scripts.ts). */
+export type CommitOutcome = 'ok' | 'duplicate' | 'fenced' | 'gone';
+
+/** What a commit writes besides the acknowledgement. */
+export interface CommitRequest {
+  /** Lease value the partition must still have ('' for plain topics). */
+  readonly lease?: string;
+  /** Processed record of the message (exactly-once), or undefined. */
+  readonly processedKey?: string;
+  readonly writes: readonly { command: string; key: string; args: readonly string[] }[];
+}
 
 /**
  * The ways an entry leaves (or stays in) a group's pending list: acknowledged, scheduled for another attempt,
@@ -41,7 +53,7 @@ export class Settler {
     }
     if (entry.deliveryCount > 1) {
       // A retried entry succeeded: forget when it first failed. A leftover field would only be a stale timestamp.
-      this.redis.hdel(this.keys.failures(pattern, this.config.consumer.group), entry.id).catch(() => undefined);
+      this.redis.hdel(this.keys.failuresOf(entry.stream, this.config.consumer.group), entry.id).catch(() => undefined);
     }
   }
 
@@ -55,8 +67,8 @@ export class Settler {
     try {
       const scheduled = await this.redis.rseScheduleRetry(
         entry.stream,
-        this.keys.retrySchedule(pattern, group),
-        this.keys.failures(pattern, group),
+        this.keys.retryScheduleOf(entry.stream, group),
+        this.keys.failuresOf(entry.stream, group),
         group,
         consumerName,
         entry.id,
@@ -87,9 +99,9 @@ export class Settler {
     try {
       const dlqId = await this.redis.rseDeadLetter(
         entry.stream,
-        this.keys.deadLetter(pattern),
-        this.keys.retrySchedule(pattern, group),
-        this.keys.failures(pattern, group),
+        this.keys.deadLetterOf(entry.stream),
+        this.keys.retryScheduleOf(entry.stream, group),
+        this.keys.failuresOf(entry.stream, group),
         group,
         entry.id,
         this.config.deadLetter.maxLen,
@@ -110,6 +122,37 @@ export class Settler {
       this.logger.error(
         `Dead-lettering failed; the entry stays pending and is retried after consumer.claimIdleMs: ${errorText(dlqError)} ${ids}`,
       );
+    }
+  }
+
+  /**
+   * Acknowledges together with the handler's transactional writes and the processed record, atomically, if this
+   * consumer still owns the entry (and the partition lease). A commit that cannot reach Redis leaves the entry
+   * pending: it is redelivered and, with exactly-once, recognised as processed only if the commit had happened.
+   */
+  async commit(entry: DeliveredEntry, request: CommitRequest): Promise<CommitOutcome | undefined> {
+    const { group, consumerName } = this.config.consumer;
+    const keys = [entry.stream, request.lease ? this.keys.leaseOf(entry.stream, group) : entry.stream, request.processedKey ?? entry.stream];
+    const args: (string | number)[] = [group, consumerName, entry.id, request.lease ?? '', request.processedKey ? this.config.exactlyOnce.windowMs : '', request.writes.length];
+    for (const write of request.writes) {
+      keys.push(write.key);
+      args.push(write.command, write.args.length, ...write.args);
+    }
+    try {
+      const outcome = (await this.redis.rseCommit(keys.length, ...keys, ...args)) as CommitOutcome;
+      if (outcome === 'ok' || outcome === 'duplicate') this.metrics.recordAcks(1);
+      if (outcome === 'duplicate') this.metrics.duplicatesSkipped++;
+      if (outcome === 'fenced' || outcome === 'gone') {
+        this.metrics.fencedCommits++;
+        this.logger.warn(
+          `Commit refused (${outcome === 'fenced' ? 'the partition lease passed to another consumer' : 'the entry was reclaimed or settled elsewhere'}); ` +
+            `its effects were discarded and the new owner handles it ${logIds({ stream: entry.stream, group, id: entry.id })}`,
+        );
+      }
+      return outcome;
+    } catch (error) {
+      this.logger.warn(`Commit failed, entry will be redelivered: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+      return undefined;
     }
   }
 

@@ -1,0 +1,260 @@
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import { isCluster } from '../connection/redis-connection.factory.js';
+import { classifyRedisError } from '../connection/redis-error-codes.js';
+import { parseClaimReply, parseNewEntries, type DeliveredEntry } from '../connection/redis-replies.js';
+import type { ScriptedRedis } from '../connection/scripts.js';
+import type { StreamKeys } from '../connection/stream-keys.js';
+import { errorText, logIds } from '../observability/log-format.js';
+import { OrderedDispatcher, type OwnedPartition } from '../ordering/ordered-dispatcher.js';
+import type { OrderingManager } from '../ordering/ordering.manager.js';
+import { withReadWatchdog } from '../transport/blocking-read.js';
+import type { InFlight } from '../transport/in-flight.js';
+import type { MessageProcessor } from '../transport/message-processor.js';
+import { readGroups } from '../transport/read-groups.js';
+import { Sleeper } from '../transport/sleeper.js';
+import { PartitionCoordinator, type LeasedPartition } from './partition-coordinator.js';
+import { parentsOf } from './partition-layout.js';
+import type { PartitioningManager } from './partitioning.manager.js';
+
+export interface PartitionedConsumerDeps {
+  readonly config: ResolvedRedisStreamsConfig;
+  readonly patterns: readonly string[];
+  readonly command: ScriptedRedis;
+  readonly blocking: Redis;
+  readonly keys: StreamKeys;
+  readonly partitioning: PartitioningManager;
+  readonly ordering: OrderingManager;
+  readonly inFlight: InFlight;
+  readonly processor: MessageProcessor;
+  readonly onDeleted: (stream: string, ids: string[]) => void;
+}
+
+/** Longest BLOCK of a partition read: a newly assigned partition is read within this even without CLIENT UNBLOCK. */
+const MAX_PARTITION_BLOCK_MS = 1_000;
+
+/**
+ * Consumes partitioned topics: the coordinator decides which partitions this consumer owns; on assignment their
+ * pending entries (left by the previous owner) are taken over first, in id order, then new entries are read; the
+ * dispatcher runs them in the order the strategy promises. On revocation (rebalance, shutdown) reading the
+ * partition stops, queued entries stay pending for the next owner, running handlers finish, then the lease is given
+ * back. Retries happen in place (nothing overtakes a failed message of its key), so there is no reclaimer here.
+ */
+export class PartitionedConsumer {
+  private readonly logger = new Logger('RedisStreamsPartitions');
+  private readonly coordinator: PartitionCoordinator;
+  private readonly dispatcher: OrderedDispatcher;
+  /** Partitions whose pending entries are still being taken over: stream -> XPENDING cursor. */
+  private readonly takeover = new Map<string, string>();
+  private readonly sleeper = new Sleeper();
+  private running = false;
+  private loop?: Promise<void>;
+  private failing = false;
+  private blockingClientId?: number;
+
+  constructor(private readonly deps: PartitionedConsumerDeps) {
+    const { config, command, keys, partitioning, ordering, inFlight } = deps;
+    const group = config.consumer.group;
+    this.dispatcher = new OrderedDispatcher(
+      inFlight,
+      ordering,
+      {
+        process: (entry, partition, flags) => this.process(entry, partition, flags.causalTimedOut),
+        control: (entry, partition) => this.control(entry, partition),
+        parentsDrained: async (partition, epoch) => {
+          const layout = await partitioning.layoutOf(partition.pattern, true);
+          const parents = parentsOf(layout, partition.partition, epoch);
+          const marks = await Promise.all(parents.map((q) => command.exists(keys.drainedOf(keys.partition(partition.pattern, q), group, epoch))));
+          return marks.every((m) => m === 1);
+        },
+        dependenciesDone: async (dependencies) => {
+          const done = await Promise.all(dependencies.map((d) => command.exists(keys.causalDone(group, d))));
+          return done.every((d) => d === 1);
+        },
+      },
+      { queueLimit: Math.max(config.consumer.batchSize * 2, 16), causalTimeoutMs: config.ordering.timeoutMs },
+    );
+    const { partitioning: p } = config;
+    this.coordinator = new PartitionCoordinator(
+      command,
+      keys,
+      partitioning,
+      {
+        patterns: deps.patterns,
+        group,
+        consumer: config.consumer.consumerName,
+        groupStartId: config.consumer.groupStartId,
+        sessionTimeoutMs: p.sessionTimeoutMs,
+        balanced: p.loadBalancing,
+        autoScaleEveryMs: p.enabled && p.strategy === 'dynamic' && p.autoScaling ? p.rebalanceInterval : undefined,
+      },
+      {
+        assigned: async (partition) => this.assigned(partition),
+        revoked: async (partition) => {
+          this.takeover.delete(partition.stream);
+          await this.dispatcher.remove(partition.stream);
+        },
+        lost: (partition) => {
+          this.takeover.delete(partition.stream);
+          void this.dispatcher.remove(partition.stream);
+        },
+      },
+    );
+  }
+
+  async start(): Promise<void> {
+    for (const pattern of this.deps.patterns) {
+      const layout = await this.deps.partitioning.layoutOf(pattern);
+      for (let p = 0; p < Math.max(...layout.counts); p++) this.deps.processor.addStream(this.deps.keys.partition(pattern, p), pattern);
+    }
+    await this.rememberBlockingClientId();
+    this.deps.blocking.on('ready', () => void this.rememberBlockingClientId());
+    this.running = true;
+    await this.coordinator.start();
+    this.loop = this.run();
+  }
+
+  /** Stops reading (the owner disconnects the blocking connection), lets handlers finish and gives every lease back. */
+  async stopReading(): Promise<void> {
+    this.running = false;
+    this.sleeper.wake();
+    this.dispatcher.close();
+    await this.loop;
+  }
+
+  async leave(): Promise<void> {
+    await this.coordinator.stop();
+  }
+
+  /** Partitions this consumer owns now. */
+  ownedPartitions(): LeasedPartition[] {
+    return this.coordinator.ownedPartitions();
+  }
+
+  /** One coordination round now (tests, operators). */
+  rebalanceNow(): Promise<void> {
+    return this.coordinator.tick();
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  private async assigned(partition: LeasedPartition): Promise<void> {
+    this.deps.processor.addStream(partition.stream, partition.pattern);
+    this.dispatcher.add(partition);
+    this.takeover.set(partition.stream, '-');
+    this.logger.log(`Partition assigned ${logIds({ stream: partition.stream, group: this.deps.config.consumer.group })} lease=${partition.lease}`);
+    this.wakeReader();
+  }
+
+  private process(entry: DeliveredEntry, partition: OwnedPartition, causalTimedOut: boolean): Promise<void> {
+    const { stream } = partition;
+    if (!this.coordinator.holds(stream)) return Promise.resolve(); // stays pending for the partition's new owner
+    const { ordering, retry } = this.deps.config;
+    return this.deps.processor.process(entry, {
+      lease: this.coordinator.leaseOf(stream),
+      partition: partition.partition,
+      inlineAttempts: ordering.enabled ? ordering.retryAttempts : retry.attempts,
+      stillOwned: () => this.coordinator.holds(stream),
+      causalTimedOut,
+    });
+  }
+
+  /** End of a layout epoch in this partition: everything before it is settled, so record that and move on. */
+  private async control(entry: DeliveredEntry, partition: OwnedPartition): Promise<void> {
+    if (!this.coordinator.holds(partition.stream)) return;
+    const { command, keys, config } = this.deps;
+    const group = config.consumer.group;
+    const epoch = Number(entry.fields.epoch);
+    try {
+      if (entry.fields['rse.control'] === 'epoch' && Number.isInteger(epoch)) {
+        await command.set(keys.drainedOf(partition.stream, group, epoch), '1');
+      }
+      await command.xack(partition.stream, group, entry.id);
+    } catch (error) {
+      this.logger.warn(`Could not record the end of a layout epoch; retried on redelivery: ${errorText(error)} ${logIds({ stream: partition.stream })}`);
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { blocking, config, command } = this.deps;
+    const { group, consumerName, batchSize, blockMs } = config.consumer;
+    const cluster = isCluster(command);
+    while (this.running) {
+      try {
+        await this.takeOverPending();
+        const streams = this.dispatcher.readable().filter((s) => !this.takeover.has(s) && this.coordinator.holds(s));
+        if (streams.length === 0) {
+          await this.dispatcher.whenRoom(200);
+          continue;
+        }
+        const groups = readGroups(streams, cluster);
+        // One blocking read per call: with several Cluster slots, short blocks in turn keep every slot served.
+        const block = groups.length > 1 ? 50 : Math.min(blockMs, MAX_PARTITION_BLOCK_MS);
+        for (const g of groups) {
+          if (!this.running) break;
+          const count = Math.max(1, Math.min(batchSize, ...g.streams.map((s) => this.dispatcher.room(s))));
+          const reply = await withReadWatchdog(
+            blocking,
+            blocking.xreadgroup('GROUP', group, consumerName, 'COUNT', count, 'BLOCK', block, 'STREAMS', ...g.streams, ...g.streams.map(() => '>')),
+            block + config.connection.blockingWatchdogMs,
+          );
+          parseNewEntries(reply, (stream, entries, deleted) => {
+            if (deleted.length > 0) this.deps.onDeleted(stream, deleted);
+            this.dispatcher.push(stream, entries);
+          });
+        }
+        if (this.failing) {
+          this.failing = false;
+          this.logger.log(`Reading partitions resumed ${logIds({ group, consumer: consumerName })}`);
+        }
+      } catch (error) {
+        if (!this.running) break;
+        if (classifyRedisError(error) === 'nogroup') {
+          this.logger.error(`Consumer group or partition stream disappeared; recreating it. Entries written before may be lost. ${logIds({ group })}`);
+          this.coordinator.forgetGroups();
+          void this.coordinator.tick();
+        } else if (!/UNBLOCKED/.test(errorText(error)) && !this.failing) {
+          this.failing = true;
+          this.logger.warn(`Reading partitions failed, retrying: ${errorText(error)} ${logIds({ group })}`);
+        }
+        await this.sleeper.sleep(this.failing ? 500 : 0);
+      }
+    }
+  }
+
+  /** Claims the pending entries of newly assigned partitions (in id order, as far as the queue has room). */
+  private async takeOverPending(): Promise<void> {
+    const { command, keys, config } = this.deps;
+    const { group, consumerName } = config.consumer;
+    for (const [stream, cursor] of [...this.takeover]) {
+      const room = this.dispatcher.room(stream);
+      if (room === 0) continue;
+      const raw = await command.rseReclaimIdle(stream, keys.retryScheduleOf(stream, group), group, consumerName, 0, room, cursor, '');
+      const result = parseClaimReply(raw, stream);
+      if (result.deletedIds.length > 0) this.deps.onDeleted(stream, result.deletedIds);
+      if (!this.takeover.has(stream)) continue; // revoked meanwhile
+      this.dispatcher.push(stream, result.entries);
+      if (result.nextCursor === '0-0') this.takeover.delete(stream);
+      else this.takeover.set(stream, result.nextCursor);
+    }
+  }
+
+  /** Ends the pending BLOCK so a newly assigned partition is read at once (single server; Cluster waits ≤ 50 ms). */
+  private wakeReader(): void {
+    this.sleeper.wake();
+    if (this.blockingClientId === undefined || isCluster(this.deps.command)) return;
+    this.deps.command.client('UNBLOCK', this.blockingClientId).catch(() => undefined); // the read ends by BLOCK anyway
+  }
+
+  private async rememberBlockingClientId(): Promise<void> {
+    if (isCluster(this.deps.command)) return;
+    try {
+      this.blockingClientId = Number(await this.deps.blocking.client('ID'));
+    } catch {
+      this.blockingClientId = undefined; // the read ends by its BLOCK time instead
+    }
+  }
+}

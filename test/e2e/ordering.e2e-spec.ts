@@ -1,0 +1,333 @@
+import { Controller, Inject } from '@nestjs/common';
+import type { INestMicroservice } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import type { Redis } from 'ioredis';
+import { lastValueFrom } from 'rxjs';
+import {
+  OrderingManager,
+  PartitioningManager,
+  RedisStreamsClient,
+  RedisStreamsContext,
+  RedisStreamsRecordBuilder,
+  StreamEvent,
+  type RedisStreamsEnterpriseConfig,
+} from 'nestjs-redis-streams-enterprise';
+import { startConsumer, testConfig } from '../support/nest-apps.js';
+import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { waitFor } from '../support/wait-for.js';
+
+/** One record per handled message, shared by every app of a test through a DI value (no module state). */
+interface Handled {
+  readonly key: string;
+  readonly n: number;
+  readonly consumer: string;
+  readonly partition: number | undefined;
+  readonly sequence: number | undefined;
+  readonly at: number;
+}
+const LOG = Symbol('LOG');
+
+@Controller()
+class KeyedController {
+  constructor(@Inject(LOG) private readonly log: Handled[]) {}
+
+  @StreamEvent('acct.moved')
+  async onMoved(@Payload() data: { key: string; n: number }, @Ctx() ctx: RedisStreamsContext) {
+    // Random delays make a later message of a key finish first if anything let them overlap.
+    await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 3)));
+    this.log.push({ key: data.key, n: data.n, consumer: ctx.getConsumer(), partition: ctx.getPartition(), sequence: ctx.getSequence(), at: Date.now() });
+  }
+}
+
+/** Per key, the handled n's must be exactly 0..count-1, each once, in increasing order. */
+function checkPerKeyOrder(log: readonly Handled[], keys: number, perKey: number) {
+  const byKey = new Map<string, number[]>();
+  for (const h of log) byKey.set(h.key, [...(byKey.get(h.key) ?? []), h.n]);
+  const outOfOrder: string[] = [];
+  const wrongCount: string[] = [];
+  for (let k = 0; k < keys; k++) {
+    const seen = byKey.get(`k${k}`) ?? [];
+    if (seen.length !== perKey || new Set(seen).size !== perKey) wrongCount.push(`k${k}:${seen.length}`);
+    if (seen.some((n, i) => i > 0 && n <= seen[i - 1])) outOfOrder.push(`k${k}`);
+  }
+  return { outOfOrder, wrongCount, total: log.length };
+}
+
+async function emitAll(client: RedisStreamsClient, messages: { key: string; n: number }[], window = 200): Promise<void> {
+  const inFlight = new Set<Promise<unknown>>();
+  for (const m of messages) {
+    const p = lastValueFrom(client.emit('acct.moved', m)).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+    if (inFlight.size >= window) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+}
+
+/** Messages in per-key order, keys interleaved: k0#0 k1#0 ... k49#0 k0#1 ... */
+function interleaved(keys: number, perKey: number): { key: string; n: number }[] {
+  const out: { key: string; n: number }[] = [];
+  for (let n = 0; n < perKey; n++) for (let k = 0; k < keys; k++) out.push({ key: `k${k}`, n });
+  return out;
+}
+
+describe('ordering and partitioning (real Redis)', () => {
+  const apps: INestMicroservice[] = [];
+  const clients: RedisStreamsClient[] = [];
+  const prefixes: string[] = [];
+  let redis: Redis;
+
+  beforeAll(() => {
+    redis = rawRedis();
+  });
+
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+
+  afterAll(async () => {
+    for (const prefix of prefixes) await cleanupPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  function config(name: string, overrides: RedisStreamsEnterpriseConfig): RedisStreamsEnterpriseConfig {
+    const prefix = uniquePrefix(name);
+    prefixes.push(prefix);
+    return testConfig(prefix, overrides);
+  }
+
+  async function consumers(cfg: RedisStreamsEnterpriseConfig, count: number, log: Handled[]) {
+    const started = [];
+    for (let i = 0; i < count; i++) {
+      const { app, server, client } = await startConsumer(cfg, [KeyedController], [{ provide: LOG, useValue: log }]);
+      apps.push(app);
+      clients.push(client);
+      started.push(server);
+    }
+    return started;
+  }
+
+  const keyed = (name: string, extra: RedisStreamsEnterpriseConfig = {}) =>
+    config(name, {
+      partitioning: { enabled: true, strategy: 'hash', partitionCount: 4, partitionKey: 'key', sessionTimeoutMs: 1_500, ...extra.partitioning },
+      ordering: { enabled: true, strategy: 'partition', partitionKey: 'key', maxConcurrency: 16, ...extra.ordering },
+      consumer: { batchSize: 16 },
+      exactlyOnce: extra.exactlyOnce,
+    });
+
+  it('50 keys x 200 messages over 4 partitions and 3 consumers: per-key order, nothing lost or doubled', async () => {
+    const cfg = keyed('order-keys');
+    const log: Handled[] = [];
+    const servers = await consumers(cfg, 3, log);
+    const producer = new RedisStreamsClient(cfg);
+    clients.push(producer);
+    await emitAll(producer, interleaved(50, 200));
+    await waitFor(() => log.length >= 10_000, { timeoutMs: 60_000 });
+    expect(checkPerKeyOrder(log, 50, 200)).toEqual({ outOfOrder: [], wrongCount: [], total: 10_000 });
+    // Every partition was handled by the consumers; each owns at least one once the group is balanced.
+    await Promise.all(servers.map((s) => s.rebalanceNow()));
+    const owned = servers.map((s) => s.ownedPartitions().length);
+    expect(owned.reduce((a, b) => a + b, 0)).toBe(4);
+    expect(Math.max(...owned) - Math.min(...owned)).toBeLessThanOrEqual(1);
+  }, 90_000);
+
+  it('different keys of one partition run side by side, one key never overlaps itself', async () => {
+    const cfg = keyed('order-parallel', { partitioning: { partitionCount: 1 } });
+    const running = new Map<string, number>();
+    let maxParallel = 0;
+    let overlapSameKey = 0;
+    let handled = 0;
+    @Controller()
+    class SlowController {
+      @StreamEvent('acct.moved')
+      async onMoved(@Payload() data: { key: string; n: number }) {
+        const now = (running.get(data.key) ?? 0) + 1;
+        if (now > 1) overlapSameKey++;
+        running.set(data.key, now);
+        maxParallel = Math.max(maxParallel, [...running.values()].reduce((a, b) => a + b, 0));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        running.set(data.key, (running.get(data.key) ?? 1) - 1);
+        handled++;
+      }
+    }
+    const { app, client } = await startConsumer(cfg, [SlowController]);
+    apps.push(app);
+    clients.push(client);
+    await emitAll(client, interleaved(8, 20));
+    await waitFor(() => handled >= 160, { timeoutMs: 20_000 });
+    expect(overlapSameKey).toBe(0);
+    expect(maxParallel).toBeGreaterThan(1);
+  }, 30_000);
+
+  it('global ordering: one total order with contiguous sequence numbers across 3 consumers', async () => {
+    const cfg = config('order-global', { ordering: { enabled: true, strategy: 'global', maxConcurrency: 8 }, partitioning: { sessionTimeoutMs: 1_500 } });
+    const log: Handled[] = [];
+    await consumers(cfg, 3, log);
+    const producer = new RedisStreamsClient(cfg);
+    clients.push(producer);
+    await emitAll(producer, Array.from({ length: 600 }, (_, n) => ({ key: 'any', n })), 50);
+    await waitFor(() => log.length >= 600, { timeoutMs: 30_000 });
+    expect(log.map((h) => h.n)).toEqual(Array.from({ length: 600 }, (_, n) => n));
+    expect(log.map((h) => h.sequence)).toEqual(Array.from({ length: 600 }, (_, n) => n + 1));
+    expect(new Set(log.map((h) => h.partition))).toEqual(new Set([0]));
+  }, 60_000);
+
+  it('a failing message holds up only its key, is retried, then dead-lettered; the rest continues in order', async () => {
+    const cfg = keyed('order-fail', { partitioning: { partitionCount: 1 }, ordering: { retryAttempts: 3 } });
+    const attempts = new Map<string, number>();
+    const handled: string[] = [];
+    @Controller()
+    class FailingController {
+      @StreamEvent('acct.moved')
+      async onMoved(@Payload() data: { key: string; n: number }) {
+        const id = `${data.key}#${data.n}`;
+        attempts.set(id, (attempts.get(id) ?? 0) + 1);
+        if (id === 'bad#1') throw new Error('poison');
+        handled.push(id);
+      }
+    }
+    const { app, client } = await startConsumer(cfg, [FailingController]);
+    apps.push(app);
+    clients.push(client);
+    for (let n = 0; n < 4; n++) {
+      await lastValueFrom(client.emit('acct.moved', { key: 'bad', n }));
+      await lastValueFrom(client.emit('acct.moved', { key: 'good', n }));
+    }
+    await waitFor(() => handled.length >= 7, { timeoutMs: 10_000 });
+    expect(handled.filter((h) => h.startsWith('bad'))).toEqual(['bad#0', 'bad#2', 'bad#3']);
+    expect(handled.filter((h) => h.startsWith('good'))).toEqual(['good#0', 'good#1', 'good#2', 'good#3']);
+    expect(attempts.get('bad#1')).toBe(3);
+    const dlq = await redis.xrange(`${cfg.streams?.keyPrefix}:{acct.moved#0}:dlq`, '-', '+');
+    expect(dlq).toHaveLength(1);
+  }, 30_000);
+
+  it('idempotent publish: the same idempotency key published 5 times is stored and handled once', async () => {
+    const cfg = keyed('order-idem', { exactlyOnce: { enabled: true } });
+    const log: Handled[] = [];
+    await consumers(cfg, 1, log);
+    const producer = new RedisStreamsClient(cfg);
+    clients.push(producer);
+    const ids = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push(await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'k1', n: 7 }).setIdempotencyKey('pay-7').build())));
+    }
+    expect(new Set(ids).size).toBe(1);
+    await waitFor(() => log.length >= 1, { timeoutMs: 5_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300)); // a second delivery would show up within this
+    expect(log).toHaveLength(1);
+  }, 20_000);
+
+  it('exactly-once processing: a message already processed by the group is acknowledged without its handler', async () => {
+    const cfg = keyed('order-eos', { exactlyOnce: { enabled: true }, partitioning: { partitionCount: 1 } });
+    const log: Handled[] = [];
+    const [server] = await consumers(cfg, 1, log);
+    const producer = new RedisStreamsClient(cfg);
+    clients.push(producer);
+    // Two entries with one message id (what a resent XADD after a lost reply looks like) are processed once.
+    const record = () => new RedisStreamsRecordBuilder({ key: 'k', n: 1 }).setMessageId('m-1').build();
+    await lastValueFrom(producer.emit('acct.moved', record()));
+    await lastValueFrom(producer.emit('acct.moved', record()));
+    await waitFor(() => server.getMetrics().acked >= 2, { timeoutMs: 5_000 });
+    expect(log).toHaveLength(1);
+    expect(server.getMetrics().duplicatesSkipped).toBe(1);
+  }, 20_000);
+
+  it('ctx.transaction(): writes commit with the acknowledgement, and a failed attempt commits nothing', async () => {
+    const cfg = keyed('order-tx', { partitioning: { partitionCount: 1 }, exactlyOnce: { enabled: true } });
+    const prefix = cfg.streams?.keyPrefix as string;
+    let calls = 0;
+    @Controller()
+    class LedgerController {
+      @StreamEvent('acct.moved')
+      async onMoved(@Payload() data: { key: string; n: number }, @Ctx() ctx: RedisStreamsContext) {
+        calls++;
+        ctx.transaction().call('HINCRBY', `${prefix}:{acct.moved#0}:balance`, data.key, data.n).emit('acct.audit', { key: data.key, n: data.n });
+        if (calls === 1) throw new Error('fails after writing into the transaction: nothing may be committed');
+      }
+    }
+    const { app, client, server } = await startConsumer(cfg, [LedgerController]);
+    apps.push(app);
+    clients.push(client);
+    await lastValueFrom(client.emit('acct.moved', { key: 'alice', n: 5 }));
+    await waitFor(() => server.getMetrics().acked >= 1, { timeoutMs: 5_000 });
+    expect(calls).toBe(2);
+    expect(await redis.hget(`${prefix}:{acct.moved#0}:balance`, 'alice')).toBe('5');
+    // Partitioned topics: the audit topic has one partition too.
+    expect(await redis.xlen(`${prefix}:{acct.audit#0}`)).toBe(1);
+  }, 20_000);
+
+  it('causal: a message published before its cause is handled after it', async () => {
+    const cfg = config('order-causal', { ordering: { enabled: true, strategy: 'causal', timeoutMs: 5_000 }, partitioning: { sessionTimeoutMs: 1_500 } });
+    const log: Handled[] = [];
+    await consumers(cfg, 1, log);
+    const producer = new RedisStreamsClient(cfg);
+    clients.push(producer);
+    // Effects first, causes later: 'paid' depends on 'created', 'shipped' on 'paid'.
+    await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'shipped', n: 3 }).setIdempotencyKey('o1-shipped').setDependsOn('o1-paid').build()));
+    await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'paid', n: 2 }).setIdempotencyKey('o1-paid').setDependsOn('o1-created').build()));
+    await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'other', n: 9 }).build()));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(log.map((h) => h.key)).toEqual(['other']);
+    await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'created', n: 1 }).setIdempotencyKey('o1-created').build()));
+    await waitFor(() => log.length >= 4, { timeoutMs: 5_000 });
+    expect(log.map((h) => h.key)).toEqual(['other', 'created', 'paid', 'shipped']);
+  }, 20_000);
+
+  it('causal: a dependency missing beyond timeoutMs dead-letters the message (causal-timeout)', async () => {
+    const cfg = config('order-causal-timeout', { ordering: { enabled: true, strategy: 'causal', timeoutMs: 300 }, partitioning: { sessionTimeoutMs: 1_500 } });
+    const log: Handled[] = [];
+    await consumers(cfg, 1, log);
+    const producer = new RedisStreamsClient(cfg);
+    clients.push(producer);
+    await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'orphan', n: 1 }).setDependsOn('never-published').build()));
+    const dlqKey = `${cfg.streams?.keyPrefix}:{acct.moved#0}:dlq`;
+    await waitFor(async () => (await redis.xlen(dlqKey)) === 1, { timeoutMs: 5_000 });
+    const [[, fields]] = await redis.xrange(dlqKey, '-', '+');
+    expect(fields[fields.indexOf('rse.dlq.reason') + 1]).toBe('causal-timeout');
+    expect(log).toHaveLength(0);
+  }, 20_000);
+
+  it('scaling 4 -> 8 -> 4 partitions under load keeps per-key order', async () => {
+    const cfg = keyed('order-scale', { partitioning: { strategy: 'dynamic', minPartitions: 1, maxPartitions: 16 } });
+    const log: Handled[] = [];
+    await consumers(cfg, 2, log);
+    const producer = new RedisStreamsClient(cfg);
+    clients.push(producer);
+    const admin = new PartitioningManager(cfg);
+    try {
+      const all = interleaved(40, 60);
+      const third = all.length / 3;
+      await emitAll(producer, all.slice(0, third));
+      await admin.scalePartitions('acct.moved', 8);
+      await emitAll(producer, all.slice(third, 2 * third));
+      await admin.scalePartitions('acct.moved', 4);
+      await emitAll(producer, all.slice(2 * third));
+      await waitFor(() => log.length >= all.length, { timeoutMs: 60_000 });
+      expect(checkPerKeyOrder(log, 40, 60)).toEqual({ outOfOrder: [], wrongCount: [], total: all.length });
+      const layout = await admin.layoutOf('acct.moved', true);
+      expect(layout.counts).toEqual([4, 8, 4]);
+      // The keys really moved: some key was handled in more than one partition.
+      const partitionsOfKey = new Map<string, Set<number | undefined>>();
+      for (const h of log) partitionsOfKey.set(h.key, (partitionsOfKey.get(h.key) ?? new Set()).add(h.partition));
+      expect([...partitionsOfKey.values()].some((s) => s.size > 1)).toBe(true);
+      const stats = await admin.getPartitionStats('acct.moved', 'svc');
+      expect(stats).toHaveLength(8);
+      expect(stats.filter((s) => s.writable)).toHaveLength(4);
+      expect(stats.every((s) => s.lag === 0 && s.pending === 0)).toBe(true);
+    } finally {
+      await admin.close();
+    }
+  }, 90_000);
+
+  it('getOrderingGuarantees() reports the configuration in plain data', () => {
+    const manager = new OrderingManager(keyed('order-guarantees', { exactlyOnce: { enabled: true } }));
+    expect(manager.getOrderingGuarantees()).toMatchObject({
+      strategy: 'partition',
+      scope: 'key',
+      orderingKey: 'key',
+      singleOwnerPerPartition: true,
+      delivery: 'exactly-once-for-redis-effects',
+      retryAttempts: 3,
+    });
+  });
+});
