@@ -38,6 +38,7 @@ import {
 // One throw-away redis-server implementation for the demo and the benchmark.
 import { ThrowawayRedis } from '../apps/demo/src/redis-server.process.js';
 import { measureReplay, type ReplayFigures } from './replay.js';
+import { runSchemaBench } from './schema.js';
 import { WorkerProcess, killAllWorkers } from './worker-process.js';
 
 function envInt(name: string, fallback: number, min = 1): number {
@@ -556,6 +557,7 @@ async function main(): Promise<void> {
       ),
     );
   }
+  const schema = await runSchemaBench(currentRedisUrl);
 
   const report = {
     date: new Date().toISOString(),
@@ -572,6 +574,7 @@ async function main(): Promise<void> {
     },
     scenarios: figures.map(({ higherIsBetter: _h, ...f }) => f),
     replay,
+    schema,
     memory,
     integrity: Object.fromEntries(
       SETTINGS.scenarios.map((s) => [

@@ -297,10 +297,15 @@ describe('ordering and partitioning (real Redis)', () => {
     try {
       const all = interleaved(40, 60);
       const third = all.length / 3;
-      await emitAll(producer, all.slice(0, third));
+      // Each change happens while messages are being published and consumed.
+      const first = emitAll(producer, all.slice(0, third), 20);
+      await waitFor(() => log.length >= 200, { timeoutMs: 10_000 });
       await admin.scalePartitions('acct.moved', 8);
-      await emitAll(producer, all.slice(third, 2 * third));
+      await first;
+      const second = emitAll(producer, all.slice(third, 2 * third), 20);
+      await waitFor(() => log.length >= third + 200, { timeoutMs: 20_000 });
       await admin.scalePartitions('acct.moved', 4);
+      await second;
       await emitAll(producer, all.slice(2 * third));
       await waitFor(() => log.length >= all.length, { timeoutMs: 60_000 });
       expect(checkPerKeyOrder(log, 40, 60)).toEqual({ outOfOrder: [], wrongCount: [], total: all.length });

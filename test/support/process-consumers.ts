@@ -2,6 +2,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const consumerScript = fileURLToPath(new URL('./consumer-process.mjs', import.meta.url));
+/** A consumer of partitioned / ordered topics (see the comment at the top of ordered-consumer-process.mjs). */
+export const orderedConsumerScript = fileURLToPath(new URL('./ordered-consumer-process.mjs', import.meta.url));
 
 /** What test/support/consumer-process.mjs reports with STATS_MS set. */
 export interface ConsumerStats {
@@ -66,8 +68,8 @@ export class ConsumerProcess {
   }
 
   /** Forks a consumer and resolves once it is listening (it has joined the group and reads). */
-  static start(env: ConsumerEnv, timeoutMs = 20_000): Promise<ConsumerProcess> {
-    const child = fork(consumerScript, [], {
+  static start(env: ConsumerEnv | Record<string, string>, timeoutMs = 20_000, script = consumerScript): Promise<ConsumerProcess> {
+    const child = fork(script, [], {
       env: { ...process.env, REDIS_URL: process.env.REDIS_URL, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

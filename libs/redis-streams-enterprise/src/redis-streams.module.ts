@@ -51,14 +51,14 @@ import { SchemaRegistry } from './schema/schema-registry.js';
     },
     {
       provide: RedisStreamsServer,
-      inject: [REDIS_STREAMS_OPTIONS, Partitioner, OrderingManager],
-      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner, ordering: OrderingManager) =>
-        new RedisStreamsServer(config, { partitioner, ordering }),
+      inject: [REDIS_STREAMS_OPTIONS, Partitioner, OrderingManager, SchemaManager],
+      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner, ordering: OrderingManager, schemas: SchemaManager) =>
+        new RedisStreamsServer(config, { partitioner, ordering, schemas }),
     },
     {
       provide: RedisStreamsClient,
-      inject: [REDIS_STREAMS_OPTIONS, Partitioner],
-      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner) => new RedisStreamsClient(config, partitioner),
+      inject: [REDIS_STREAMS_OPTIONS, Partitioner, SchemaManager],
+      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner, schemas: SchemaManager) => new RedisStreamsClient(config, partitioner, schemas),
     },
     {
       provide: DeadLetterManager,

@@ -138,6 +138,17 @@ export function parseGroupsInfo(raw: Raw): GroupInfo[] {
   });
 }
 
+/** XPENDING summary form: how many entries each consumer holds. */
+export function parsePendingOwners(raw: Raw): Map<string, number> {
+  const owners = new Map<string, number>();
+  const [, , , consumers] = asArray(raw);
+  for (const item of asArray(consumers ?? [])) {
+    const [name, count] = asArray(item);
+    owners.set(String(name), Number(count));
+  }
+  return owners;
+}
+
 /** XINFO STREAM: length and, on Redis 7+, how many entries were ever added (null before 7.0). */
 export function parseStreamInfo(raw: Raw): { length: number; entriesAdded: number | null } {
   const f = parseFieldsLoose(raw);

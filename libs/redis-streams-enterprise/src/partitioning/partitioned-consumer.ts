@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { isCluster } from '../connection/redis-connection.factory.js';
 import { classifyRedisError } from '../connection/redis-error-codes.js';
-import { parseClaimReply, parseNewEntries, type DeliveredEntry } from '../connection/redis-replies.js';
+import { parseClaimReply, parseNewEntries, parsePendingOwners, type DeliveredEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
@@ -45,8 +45,14 @@ export class PartitionedConsumer {
   private readonly logger = new Logger('RedisStreamsPartitions');
   private readonly coordinator: PartitionCoordinator;
   private readonly dispatcher: OrderedDispatcher;
-  /** Partitions whose pending entries are still being taken over: stream -> XPENDING cursor. */
-  private readonly takeover = new Map<string, string>();
+  /**
+   * Partitions whose pending entries are being taken over: stream -> XPENDING cursor and whose entries ('' = any
+   * consumer's, on assignment; a name = that consumer's leftovers, found by the sweep).
+   */
+  private readonly takeover = new Map<string, { cursor: string; owner: string }>();
+  /** The XREADGROUP in progress, so a revocation can wait until no more entries of the partition arrive here. */
+  private readInFlight?: Promise<unknown>;
+  private lastSweep = Date.now();
   private readonly sleeper = new Sleeper();
   private running = false;
   private loop?: Promise<void>;
@@ -94,6 +100,9 @@ export class PartitionedConsumer {
         revoked: async (partition) => {
           this.takeover.delete(partition.stream);
           await this.dispatcher.remove(partition.stream);
+          // A read already sent may still deliver entries of this partition to this consumer; only once it returned
+          // may the next owner take over (it claims whatever is pending, including those).
+          await this.readBarrier();
         },
         lost: (partition) => {
           this.takeover.delete(partition.stream);
@@ -144,7 +153,7 @@ export class PartitionedConsumer {
   private async assigned(partition: LeasedPartition): Promise<void> {
     this.deps.processor.addStream(partition.stream, partition.pattern);
     this.dispatcher.add(partition);
-    this.takeover.set(partition.stream, '-');
+    this.takeover.set(partition.stream, { cursor: '-', owner: '' });
     this.logger.log(`Partition assigned ${logIds({ stream: partition.stream, group: this.deps.config.consumer.group })} lease=${partition.lease}`);
     this.wakeReader();
   }
@@ -184,6 +193,7 @@ export class PartitionedConsumer {
     const cluster = isCluster(command);
     while (this.running) {
       try {
+        await this.sweepLeftovers();
         await this.takeOverPending();
         const streams = this.dispatcher.readable().filter((s) => !this.takeover.has(s) && this.coordinator.holds(s));
         if (streams.length === 0) {
@@ -196,11 +206,13 @@ export class PartitionedConsumer {
         for (const g of groups) {
           if (!this.running) break;
           const count = Math.max(1, Math.min(batchSize, ...g.streams.map((s) => this.dispatcher.room(s))));
-          const reply = await withReadWatchdog(
+          const read = withReadWatchdog(
             blocking,
             blocking.xreadgroup('GROUP', group, consumerName, 'COUNT', count, 'BLOCK', block, 'STREAMS', ...g.streams, ...g.streams.map(() => '>')),
             block + config.connection.blockingWatchdogMs,
           );
+          this.readInFlight = read;
+          const reply = await read.finally(() => (this.readInFlight = undefined));
           parseNewEntries(reply, (stream, entries, deleted) => {
             if (deleted.length > 0) this.deps.onDeleted(stream, deleted);
             this.dispatcher.push(stream, entries);
@@ -229,17 +241,45 @@ export class PartitionedConsumer {
   private async takeOverPending(): Promise<void> {
     const { command, keys, config } = this.deps;
     const { group, consumerName } = config.consumer;
-    for (const [stream, cursor] of [...this.takeover]) {
+    for (const [stream, { cursor, owner }] of [...this.takeover]) {
       const room = this.dispatcher.room(stream);
       if (room === 0) continue;
-      const raw = await command.rseReclaimIdle(stream, keys.retryScheduleOf(stream, group), group, consumerName, 0, room, cursor, '');
+      const raw = await command.rseReclaimIdle(stream, keys.retryScheduleOf(stream, group), group, consumerName, 0, room, cursor, owner);
       const result = parseClaimReply(raw, stream);
       if (result.deletedIds.length > 0) this.deps.onDeleted(stream, result.deletedIds);
       if (!this.takeover.has(stream)) continue; // revoked meanwhile
       this.dispatcher.push(stream, result.entries);
       if (result.nextCursor === '0-0') this.takeover.delete(stream);
-      else this.takeover.set(stream, result.nextCursor);
+      else this.takeover.set(stream, { cursor: result.nextCursor, owner });
     }
+  }
+
+  /**
+   * A partition this consumer holds should have no entries pending for anyone else. Some can appear when a previous
+   * owner lost its lease while a read was on its way (a pause): they are claimed here, at most one heartbeat late.
+   */
+  private async sweepLeftovers(): Promise<void> {
+    const { config, command } = this.deps;
+    const every = Math.max(100, Math.floor(config.partitioning.sessionTimeoutMs / 3));
+    if (Date.now() - this.lastSweep < every) return;
+    this.lastSweep = Date.now();
+    for (const { stream } of this.coordinator.ownedPartitions()) {
+      if (this.takeover.has(stream) || !this.dispatcher.has(stream)) continue;
+      const owners = parsePendingOwners(await command.xpending(stream, config.consumer.group));
+      const other = [...owners].find(([name, count]) => name !== config.consumer.consumerName && count > 0);
+      if (other) {
+        this.logger.warn(`Found ${other[1]} entries of a previous owner pending in an owned partition; taking them over ${logIds({ stream })}`);
+        this.takeover.set(stream, { cursor: '-', owner: other[0] });
+      }
+    }
+  }
+
+  /** Resolves once the read in progress (if any) returned; interrupts its BLOCK. */
+  private async readBarrier(): Promise<void> {
+    const read = this.readInFlight;
+    if (!read) return;
+    this.wakeReader();
+    await read.catch(() => undefined);
   }
 
   /** Ends the pending BLOCK so a newly assigned partition is read at once (single server; Cluster waits ≤ 50 ms). */

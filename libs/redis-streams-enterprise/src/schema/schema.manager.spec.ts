@@ -50,6 +50,8 @@ describe('SchemaManager with a registry of its own (external)', () => {
     expect(() => new SchemaManager({ schema: { enabled: true, registry: 'external' } })).toThrow(SchemaRegistryMissingError);
     expect(() => new SchemaManager({ schema: { enabled: true, registry: 'external' } })).toThrow(/schema\.registry 'external' but no SchemaRegistry implementation was provided/);
     expect(() => new SchemaManager({ schema: { enabled: true } }, registry)).toThrow(InvalidOptionsError);
+    // With schema.enabled off, nothing needs the registry at start: using it fails instead.
+    await expect(new SchemaManager({ schema: { registry: 'external' } }).listVersions('x')).rejects.toThrow(SchemaRegistryMissingError);
     const redis = new SchemaManager({ schema: { enabled: true } });
     expect(redis.registry).toBeInstanceOf(RedisSchemaRegistry);
     await redis.close();

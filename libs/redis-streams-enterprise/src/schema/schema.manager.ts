@@ -23,6 +23,28 @@ export interface SchemaVersion {
   readonly schema: JsonSchema;
 }
 
+/** Stands in for the external registry nobody provided while schema.enabled is off: every use fails, clearly. */
+class MissingSchemaRegistry extends SchemaRegistry {
+  private fail(): Promise<never> {
+    return Promise.reject(new SchemaRegistryMissingError(SchemaManager.name));
+  }
+  listVersions(): Promise<string[]> {
+    return this.fail();
+  }
+  latestVersion(): Promise<string | null> {
+    return this.fail();
+  }
+  getVersion(): Promise<JsonSchema | null> {
+    return this.fail();
+  }
+  addVersion(): Promise<'ok'> {
+    return this.fail();
+  }
+  deleteVersion(): Promise<boolean> {
+    return this.fail();
+  }
+}
+
 /** How long "the latest version of an event type" is cached: another instance's registration is seen within this. */
 const LATEST_TTL_MS = 1_000;
 
@@ -55,7 +77,8 @@ export class SchemaManager implements OnApplicationShutdown {
   /**
    * @param registry required with `schema.registry: 'external'`; not allowed with `'redis'` (the manager then keeps
    *   versions in Redis itself).
-   * @throws SchemaRegistryMissingError when the registry is external and none is given.
+   * @throws SchemaRegistryMissingError when the registry is external, none is given and schema.enabled is on (with it
+   *   off, each registry operation fails with it instead).
    * @throws InvalidOptionsError for an invalid configuration, or a registry given with `schema.registry: 'redis'`.
    */
   constructor(
@@ -64,8 +87,9 @@ export class SchemaManager implements OnApplicationShutdown {
   ) {
     this.config = resolveConfig(config);
     if (this.config.schema.registry === 'external') {
-      if (!registry) throw new SchemaRegistryMissingError(SchemaManager.name);
-      this.registry = registry;
+      // With schema.enabled the transport needs the registry: fail at start. Disabled, fail only when used.
+      if (!registry && this.config.schema.enabled) throw new SchemaRegistryMissingError(SchemaManager.name);
+      this.registry = registry ?? new MissingSchemaRegistry();
     } else {
       if (registry && !(registry instanceof RedisSchemaRegistry)) {
         // Silently ignoring a provided registry would store schemas where nobody looks for them.

@@ -20,12 +20,12 @@ import { RedisStreamsStatus } from '../redis-streams.constants.js';
 import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, validateMessageKey, type MessageHeaders, type ReplyMessage } from './envelope.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { defineScripts } from '../connection/scripts.js';
-import { PartitioningManager } from '../partitioning/partitioning.manager.js';
+import { PartitioningManager, type PartitionRoute } from '../partitioning/partitioning.manager.js';
+import { LayoutGate } from '../partitioning/layout-gate.js';
 import type { Partitioner } from '../partitioning/partitioner.js';
 import { assertFeaturesAvailable } from './features.js';
 import { RedisStreamsRecord } from './redis-streams.record.js';
 import { SchemaManager } from '../schema/schema.manager.js';
-import { SchemaValidationError } from '../errors/schema-validation.error.js';
 import { ReplyListener } from './reply-listener.js';
 
 interface PendingRequest {
@@ -59,6 +59,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   private closed = false;
   private waitingOffline = 0;
   private schemas?: SchemaManager;
+  /** Per partitioned topic with messages in flight: keeps their order across partition count changes. */
+  private readonly layoutGates = new Map<string, LayoutGate>();
   /** undefined: not decided yet; null: topics are not partitioned. */
   private partitioning?: PartitioningManager | null;
   /** True once the command connection was ready; from then on "not ready" means an outage. */
@@ -71,6 +73,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   constructor(
     config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {},
     private readonly partitioner?: Partitioner,
+    /** The module's SchemaManager (its registry, its counts); closed by the module, not by the client. */
+    private readonly injectedSchemas?: SchemaManager,
   ) {
     super();
     this.config = resolveConfig(config);
@@ -97,7 +101,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       request.callback({ err: new ConnectionClosedError('RedisStreamsClient'), isDisposed: true });
     }
     await this.replies?.stop();
-    await this.schemas?.close();
+    if (this.schemas !== this.injectedSchemas) await this.schemas?.close();
     const command = this.command;
     if (command && command.status === 'ready') {
       await command.del(this.keys.replyStream(this.clientId)).catch(() => undefined);
@@ -166,18 +170,39 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const idempotencyKey = record?.idempotencyKey === undefined ? undefined : validateMessageKey('idempotencyKey', record.idempotencyKey);
     const dependsOn = record?.dependsOn?.map((d) => validateMessageKey('dependsOn', d));
     const partitioning = this.partitioningManager();
-    for (let attempt = 1; ; attempt++) {
-      const route = partitioning
-        ? await partitioning.route(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey })
-        : undefined;
+    const send = async (route: PartitionRoute | undefined) => {
       const key = route?.key ?? (record?.partitionKey === undefined ? undefined : validateMessageKey('partitionKey', record.partitionKey));
       const fields = this.encode(packet, pattern, messageId, replyTo, schema, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
-      const stream = route?.stream ?? this.keys.stream(pattern);
-      const outcome = await this.publishEntry(stream, fields, { idempotencyKey, epoch: route?.epoch });
-      if (outcome.status !== 'stale') return outcome.id;
-      partitioning?.invalidate(pattern);
-      if (attempt >= 50) throw new Error(`the partition layout of "${pattern}" kept changing; the message was not written`);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100, attempt * 5)));
+      return this.publishEntry(route?.stream ?? this.keys.stream(pattern), fields, { idempotencyKey, epoch: route?.epoch });
+    };
+    if (!partitioning) return (await send(undefined)).id;
+    const routeNow = () => partitioning.route(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey });
+    const route = await routeNow();
+    let gate = this.layoutGates.get(pattern);
+    if (!gate) {
+      gate = new LayoutGate();
+      this.layoutGates.set(pattern, gate);
+    }
+    await gate.enter(route.epoch);
+    try {
+      const first = await send(route);
+      if (first.status !== 'stale') return first.id;
+      // The topic's partition count changed: route again, in turn with the other refused messages.
+      const done = await gate.retryTurn();
+      try {
+        for (let attempt = 1; ; attempt++) {
+          partitioning.invalidate(pattern);
+          const outcome = await send(await routeNow());
+          if (outcome.status !== 'stale') return outcome.id;
+          if (attempt >= 50) throw new Error(`the partition layout of "${pattern}" kept changing; the message was not written`);
+          await new Promise((resolve) => setTimeout(resolve, Math.min(100, attempt * 5)));
+        }
+      } finally {
+        done();
+      }
+    } finally {
+      gate.leave();
+      if (gate.idle) this.layoutGates.delete(pattern);
     }
   }
 
@@ -198,20 +223,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
    */
   private async checkSchema(pattern: string, data: unknown): Promise<string | undefined> {
     if (!this.config.schema.enabled) return undefined;
-    this.schemas ??= new SchemaManager(this.config);
-    const payload = data instanceof RedisStreamsRecord ? data.data : data;
-    const mode = this.config.schema.validationMode;
-    if (mode === 'ignore') {
-      const version = await this.schemas.latestVersion(pattern);
-      return version ? `${pattern}@${version}` : undefined;
-    }
-    const { version, issues } = await this.schemas.validate(pattern, payload);
-    if (!version) return undefined;
-    if (issues.length > 0) {
-      if (mode === 'strict') throw new SchemaValidationError(pattern, version, issues);
-      this.logger.warn(`Payload of "${pattern}" does not match schema ${version} (sent anyway, schema.validationMode warn): ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`);
-    }
-    return `${pattern}@${version}`;
+    this.schemas ??= this.injectedSchemas ?? new SchemaManager(this.config);
+    return this.schemas.stampOutgoing(pattern, data instanceof RedisStreamsRecord ? data.data : data);
   }
 
   /**

@@ -105,6 +105,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private acks?: AckBatcher;
   private processor?: MessageProcessor;
   private schemas?: SchemaManager;
+  /** The module's SchemaManager (its registry, its counts); closed by the module, not by the server. */
+  private readonly injectedSchemas?: SchemaManager;
   private readonly partitioning: PartitioningManager;
   readonly ordering: OrderingManager;
   /** Partitioned topics (partitioning or ordering enabled): coordinator, reader and ordered dispatcher. */
@@ -123,7 +125,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
    */
   constructor(
     config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {},
-    providers: { readonly partitioner?: Partitioner; readonly ordering?: OrderingManager } = {},
+    providers: { readonly partitioner?: Partitioner; readonly ordering?: OrderingManager; readonly schemas?: SchemaManager } = {},
   ) {
     super();
     this.config = resolveConfig(config);
@@ -131,6 +133,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     // The server's own manager uses the server's connection; the injected one (module) serves users.
     this.partitioning = new PartitioningManager(this.config, providers.partitioner, () => this.commandConnection());
     this.ordering = providers.ordering ?? new OrderingManager(this.config);
+    this.injectedSchemas = providers.schemas;
     this.inFlight = new InFlight(this.partitioning.enabled ? this.ordering.maxConcurrency : this.config.consumer.concurrency);
     this.transportId = REDIS_STREAMS_TRANSPORT;
     this.defaultStartHook = (this as unknown as { onProcessingStartHook?: unknown }).onProcessingStartHook;
@@ -303,7 +306,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n));
     this.acks = acks;
     const settler = new Settler(this.config, this.command, this.keys, acks, this.metrics);
-    this.schemas = this.config.schema.enabled ? new SchemaManager(this.config) : undefined;
+    this.schemas = this.config.schema.enabled ? (this.injectedSchemas ?? new SchemaManager(this.config)) : undefined;
     const processor = new MessageProcessor(
       this.config,
       this.command,
@@ -463,7 +466,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     // Only now, with every handler finished, may another consumer take this consumer's partitions.
     await withinMs(this.partitioned?.leave(), shutdownTimeoutMs);
     await this.shutdownConnections();
-    await withinMs(this.schemas?.close(), 1_000);
+    if (this.schemas !== this.injectedSchemas) await withinMs(this.schemas?.close(), 1_000);
     this.setState(RedisStreamsStatus.Closed);
   }
 

@@ -1,0 +1,42 @@
+/**
+ * Keeps one producer's messages of a topic in order across a change of its partition count. Messages routed by a
+ * newer layout wait until every message routed by an older one is stored; messages refused because their layout
+ * was outdated are routed again one after the other, in the order Redis refused them (the order they were sent).
+ * Without this, a message sent with the new layout could be stored before an earlier message of the same key that
+ * is being re-routed.
+ */
+export class LayoutGate {
+  private epoch = -1;
+  private inFlight = 0;
+  private waiters: (() => void)[] = [];
+  private retryTail: Promise<void> = Promise.resolve();
+
+  /** Admits a message routed by layout `epoch`; resolve `leave()` when it is stored (or failed). */
+  async enter(epoch: number): Promise<void> {
+    while (this.inFlight > 0 && epoch > this.epoch) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    if (epoch > this.epoch) this.epoch = epoch;
+    this.inFlight++;
+  }
+
+  leave(): void {
+    this.inFlight--;
+    if (this.inFlight > 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Takes the next turn to re-route a refused message; call the returned function when done. */
+  async retryTurn(): Promise<() => void> {
+    const previous = this.retryTail;
+    let done!: () => void;
+    this.retryTail = new Promise<void>((resolve) => (done = resolve));
+    await previous;
+    return done;
+  }
+
+  /** True when nothing waits or runs (the gate may be dropped). */
+  get idle(): boolean {
+    return this.inFlight === 0 && this.waiters.length === 0;
+  }
+}
