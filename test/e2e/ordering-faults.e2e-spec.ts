@@ -205,4 +205,29 @@ describe('ordering under process faults (real Redis, real processes)', () => {
     const direct = await run(false);
     expect({ ...direct, total: direct.total > 200 }).toEqual({ died: 1, total: true, distinct: 200, fifty: 2 });
   }, 120_000);
+
+  it('a paused consumer (SIGSTOP) loses its partition and, resumed, commits nothing (fencing alone, no exactly-once records): every effect once', async () => {
+    const prefix = newPrefix('ofault-zombie');
+    const env = { PREFIX: prefix, SESSION_MS: '900', HANDLER_MS: '40', ATOMIC: '1', EXACTLY_ONCE: '0' };
+    const a = await spawn(env);
+    const producer = new RedisStreamsClient(producerConfig(prefix, 'partition', 1));
+    clients.push(producer);
+    const total = 120;
+    await emitAll(producer, Array.from({ length: total }, (_, n) => ({ key: `k${n % 4}`, n })));
+    const effectsKey = `${prefix}:{${PATTERN}#0}:effects`;
+    await waitFor(async () => (await redis.llen(effectsKey)) >= 10, { timeoutMs: 10_000 });
+    const b = await spawn(env);
+    a.signal('SIGSTOP'); // paused in the middle of handlers: a zombie holding entries
+    await waitFor(async () => ((await redis.get(`${prefix}:{${PATTERN}#0}:lease:svc`)) ?? '').startsWith(`${b.name}|`), { timeoutMs: 10_000 });
+    await waitFor(async () => (await redis.llen(effectsKey)) >= total, { timeoutMs: 30_000 });
+    a.signal('SIGCONT'); // it finishes its handlers and tries to commit them
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const list = await redis.lrange(effectsKey, 0, -1);
+    expect({ total: list.length, distinct: new Set(list).size }).toEqual({ total, distinct: total });
+    // Per key in order.
+    for (let k = 0; k < 4; k++) {
+      const ns = list.filter((l) => l.startsWith(`k${k}:`)).map((l) => Number(l.split(':')[1]));
+      expect(ns).toEqual([...ns].sort((x, y) => x - y));
+    }
+  }, 90_000);
 });

@@ -4,6 +4,8 @@ import { Ctx, Payload } from '@nestjs/microservices';
 import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import {
+  DeadLetterManager,
+  ReplayManager,
   OrderingManager,
   PartitioningManager,
   RedisStreamsClient,
@@ -176,13 +178,14 @@ describe('ordering and partitioning (real Redis)', () => {
     const cfg = keyed('order-fail', { partitioning: { partitionCount: 1 }, ordering: { retryAttempts: 3 } });
     const attempts = new Map<string, number>();
     const handled: string[] = [];
+    let healed = false;
     @Controller()
     class FailingController {
       @StreamEvent('acct.moved')
       async onMoved(@Payload() data: { key: string; n: number }) {
         const id = `${data.key}#${data.n}`;
         attempts.set(id, (attempts.get(id) ?? 0) + 1);
-        if (id === 'bad#1') throw new Error('poison');
+        if (id === 'bad#1' && !healed) throw new Error('poison');
         handled.push(id);
       }
     }
@@ -199,6 +202,27 @@ describe('ordering and partitioning (real Redis)', () => {
     expect(attempts.get('bad#1')).toBe(3);
     const dlq = await redis.xrange(`${cfg.streams?.keyPrefix}:{acct.moved#0}:dlq`, '-', '+');
     expect(dlq).toHaveLength(1);
+    // The operators' tools see the partition's dead letters, and a redrive goes back to the partition.
+    const deadLetters = new DeadLetterManager(cfg);
+    try {
+      expect(await deadLetters.count('acct.moved')).toBe(1);
+      const [letter] = await deadLetters.list('acct.moved');
+      expect(letter).toMatchObject({ reason: 'max-deliveries', errorMessage: 'poison', stream: `${cfg.streams?.keyPrefix}:{acct.moved#0}` });
+      healed = true;
+      expect((await deadLetters.redrive('acct.moved')).redriven).toHaveLength(1);
+      await waitFor(() => handled.includes('bad#1'), { timeoutMs: 5_000 });
+      expect(await deadLetters.count('acct.moved')).toBe(0);
+    } finally {
+      await deadLetters.close();
+    }
+    // Replay reads every partition of the topic (merged by time); the layout marks are not messages.
+    const replays = new ReplayManager({ ...cfg, replay: { enabled: true } });
+    try {
+      const result = await replays.replayMessages({ streamName: 'acct.moved', dryRun: true });
+      expect(result.messagesReplayed).toBe(9);
+    } finally {
+      await replays.close();
+    }
   }, 30_000);
 
   it('idempotent publish: the same idempotency key published 5 times is stored and handled once', async () => {

@@ -94,6 +94,11 @@ export class StreamKeys {
     return `${stream}:dlq`;
   }
 
+  /** The stream a dead-letter stream belongs to (inverse of deadLetterOf). */
+  streamOfDeadLetter(deadLetterStream: string): string {
+    return deadLetterStream.endsWith(':dlq') ? deadLetterStream.slice(0, -':dlq'.length) : deadLetterStream;
+  }
+
   retryScheduleOf(stream: string, group: string): string {
     return `${stream}:retry:${group}`;
   }

@@ -3,7 +3,8 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
 import { parseEntry } from '../connection/redis-replies.js';
-import { pageThrough } from '../replay/replay-cursor.js';
+import { mergeById, pageThrough } from '../replay/replay-cursor.js';
+import { streamsOfTopic } from '../partitioning/topic-streams.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { LazyConnection } from '../connection/lazy-connection.js';
 import { isCluster } from '../connection/redis-connection.factory.js';
@@ -69,9 +70,11 @@ export class DeadLetterManager implements OnApplicationShutdown {
     return [...found].sort();
   }
 
-  /** Number of dead letters of a pattern (all of them; filters need `list`). */
+  /** Number of dead letters of a pattern (all of them, every partition; filters need `list`). */
   async count(pattern: string): Promise<number> {
-    return (await this.redis()).xlen(this.keys.deadLetter(pattern));
+    const redis = await this.redis();
+    const lengths = await Promise.all((await this.deadLetterStreams(pattern)).map((key) => redis.xlen(key)));
+    return lengths.reduce((a, b) => a + b, 0);
   }
 
   /** Dead letters of a pattern, oldest first, matching the filter; at most `limit` (default 100). */
@@ -87,30 +90,34 @@ export class DeadLetterManager implements OnApplicationShutdown {
 
   /** One dead letter by its id, or null. */
   async get(pattern: string, dlqId: string): Promise<DeadLetter | null> {
-    const key = this.keys.deadLetter(pattern);
-    const [raw] = await (await this.redis()).xrange(key, dlqId, dlqId);
-    const entry = raw ? parseEntry(raw) : null;
-    return entry ? toDeadLetter(entry, key) : null;
+    const redis = await this.redis();
+    for (const key of await this.deadLetterStreams(pattern)) {
+      const [raw] = await redis.xrange(key, dlqId, dlqId);
+      const entry = raw ? parseEntry(raw) : null;
+      if (entry) return toDeadLetter(entry, key);
+    }
+    return null;
   }
 
-  /** Deletes dead letters by id; returns how many existed. */
+  /**
+   * Deletes dead letters by id; returns how many existed. On a partitioned topic the id is looked for in every
+   * partition's dead-letter stream (ids are unique per stream; two partitions sharing one is very unlikely but
+   * possible: use `purge` with a filter to be exact).
+   */
   async delete(pattern: string, dlqIds: readonly string[]): Promise<number> {
     if (dlqIds.length === 0) return 0;
-    return (await this.redis()).xdel(this.keys.deadLetter(pattern), ...dlqIds);
+    const redis = await this.redis();
+    let deleted = 0;
+    for (const key of await this.deadLetterStreams(pattern)) deleted += await redis.xdel(key, ...dlqIds);
+    return deleted;
   }
 
   /** Deletes every dead letter of a pattern that matches the filter; returns how many. */
   async purge(pattern: string, filter: DeadLetterFilter = {}): Promise<number> {
+    const redis = await this.redis();
     let deleted = 0;
-    let batch: string[] = [];
-    for await (const letter of this.scan(pattern, filter)) {
-      batch.push(letter.dlqId);
-      if (batch.length >= PAGE) {
-        deleted += await this.delete(pattern, batch);
-        batch = [];
-      }
-    }
-    return deleted + (await this.delete(pattern, batch));
+    for await (const letter of this.scan(pattern, filter)) deleted += await redis.xdel(letter.dlqStream, letter.dlqId);
+    return deleted;
   }
 
   /**
@@ -119,19 +126,18 @@ export class DeadLetterManager implements OnApplicationShutdown {
    */
   async redrive(pattern: string, filter: DeadLetterFilter & { limit?: number } = {}): Promise<RedriveResult> {
     const redis = await this.redis();
-    const dlqKey = this.keys.deadLetter(pattern);
-    const stream = this.keys.stream(pattern);
     const redriven: { dlqId: string; newId: string }[] = [];
     const skipped: string[] = [];
     const limit = filter.limit ?? Number.POSITIVE_INFINITY;
     for await (const letter of this.scan(pattern, filter)) {
       if (redriven.length >= limit) break;
-      const result = await redis.rseRedrive(dlqKey, stream, letter.dlqId, letter.group);
+      // Back to the stream (or partition) it was dead-lettered from: the two share a hash slot.
+      const result = await redis.rseRedrive(letter.dlqStream, this.keys.streamOfDeadLetter(letter.dlqStream), letter.dlqId, letter.group);
       if (result === 'missing') skipped.push(letter.dlqId);
       else if (typeof result === 'string') redriven.push({ dlqId: letter.dlqId, newId: result });
       // null: someone else redrove or deleted it meanwhile
     }
-    if (redriven.length > 0) this.logger.log(`Redrove ${redriven.length} dead letters ${logIds({ stream })}`);
+    if (redriven.length > 0) this.logger.log(`Redrove ${redriven.length} dead letters ${logIds({ stream: this.keys.stream(pattern) })}`);
     return { redriven, skipped };
   }
 
@@ -144,15 +150,22 @@ export class DeadLetterManager implements OnApplicationShutdown {
     await this.close();
   }
 
-  /** Pages through a dead-letter stream (the same paging as replay), yielding matching letters. */
+  /**
+   * Pages through the dead-letter streams of a pattern (the same paging as replay; a partitioned topic's partitions
+   * merged by time), yielding matching letters.
+   */
   private async *scan(pattern: string, filter: DeadLetterFilter): AsyncGenerator<DeadLetter> {
     const redis = await this.redis();
-    const key = this.keys.deadLetter(pattern);
     const { start, end } = rangeOf(filter);
-    for await (const entry of pageThrough(redis, key, start, end, PAGE)) {
-      const letter = toDeadLetter(entry, key);
+    const sources = (await this.deadLetterStreams(pattern)).map((key) => pageThrough(redis, key, start, end, PAGE));
+    for await (const entry of mergeById(sources)) {
+      const letter = toDeadLetter(entry, entry.stream);
       if (matches(letter, filter)) yield letter;
     }
+  }
+
+  private async deadLetterStreams(pattern: string): Promise<string[]> {
+    return (await streamsOfTopic(await this.redis(), this.keys, pattern)).map((stream) => this.keys.deadLetterOf(stream));
   }
 
   private redis(): Promise<ScriptedRedis> {

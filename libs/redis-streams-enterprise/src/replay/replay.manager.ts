@@ -11,6 +11,7 @@ import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { compressPayload, decodeMessage } from '../transport/envelope.js';
 import { RedisStreamsServer } from '../transport/redis-streams.server.js';
 import { concatenate, mergeById, pageThrough, type SourcedEntry } from './replay-cursor.js';
+import { streamsOfTopic } from '../partitioning/topic-streams.js';
 import { compareIds, replayRange } from './replay-range.js';
 import type { ReplayedMessage, ReplayRequest, ReplayResult, ReplayStop, ReplayTarget } from './replay-request.js';
 
@@ -90,9 +91,11 @@ export class ReplayManager implements OnApplicationShutdown {
     }
 
     const matchPattern = request.filterPattern ? picomatch(request.filterPattern) : undefined;
-    const sources = patterns.map((p) => pageThrough(redis, this.keys.stream(p), start, end, replay.batchSize));
-    const entries = patterns.length > 1 && (request.preserveOrdering ?? replay.preserveOrdering) ? mergeById(sources) : concatenate(sources);
-    const patternOf = new Map(patterns.map((p) => [this.keys.stream(p), p]));
+    // A partitioned topic is read from all its partitions, merged by entry id (time order).
+    const patternOf = new Map<string, string>();
+    for (const p of patterns) for (const stream of await streamsOfTopic(redis, this.keys, p)) patternOf.set(stream, p);
+    const sources = [...patternOf.keys()].map((stream) => pageThrough(redis, stream, start, end, replay.batchSize));
+    const entries = sources.length > 1 && (request.preserveOrdering ?? replay.preserveOrdering) ? mergeById(sources) : concatenate(sources);
     const copyBatch: { source: SourcedEntry }[] = [];
     let stoppedBy: ReplayStop = 'end';
 
@@ -109,6 +112,7 @@ export class ReplayManager implements OnApplicationShutdown {
         stoppedBy = 'maxMessages';
         break;
       }
+      if (entry.fields['rse.control'] !== undefined) continue; // partition layout marks, not messages
       tally.scanned++;
       const streamPattern = patternOf.get(entry.stream) ?? '';
       const selected = this.select(entry, streamPattern, matchPattern, request.filter, tally);
@@ -218,8 +222,8 @@ export class ReplayManager implements OnApplicationShutdown {
     started: number,
   ): Promise<ReplayResult> {
     const tally: Tally = { selected: 0, scanned: 0, replayed: 0, skipped: 0, failed: 0, invalid: [] };
-    for (const pattern of patterns) {
-      const stream = this.keys.stream(pattern);
+    const streams = (await Promise.all(patterns.map((p) => streamsOfTopic(redis, this.keys, p)))).flat();
+    for (const stream of streams) {
       const [before] = start === '-' ? [] : await redis.xrevrange(stream, `(${start.includes('-') ? start : `${start}-0`}`, '-', 'COUNT', 1);
       const position = before ? String((before as unknown[])[0]) : '0';
       for await (const entry of pageThrough(redis, stream, start, end, this.config.replay.batchSize)) {
