@@ -348,6 +348,29 @@ describe('ordering and partitioning (real Redis)', () => {
     }
   }, 90_000);
 
+  it('dynamic with autoScaling: grows the partition count under lag, shrinks it when idle, per-key order kept', async () => {
+    const cfg = keyed('order-autoscale', {
+      partitioning: { strategy: 'dynamic', autoScaling: true, partitionCount: 2, minPartitions: 2, maxPartitions: 8, rebalanceThreshold: 20, rebalanceInterval: 1_000 },
+    });
+    const log: Handled[] = [];
+    await consumers(cfg, 1, log);
+    const producer = new RedisStreamsClient(cfg);
+    clients.push(producer);
+    const admin = new PartitioningManager(cfg);
+    try {
+      await emitAll(producer, interleaved(30, 40));
+      await waitFor(async () => (await admin.layoutOf('acct.moved', true)).counts.length > 1, { timeoutMs: 15_000 });
+      expect((await admin.layoutOf('acct.moved', true)).counts[1]).toBe(4);
+      await emitAll(producer, interleaved(30, 40).map((m) => ({ ...m, n: m.n + 40 })));
+      await waitFor(() => log.length >= 2_400, { timeoutMs: 30_000 });
+      expect(checkPerKeyOrder(log, 30, 80)).toEqual({ outOfOrder: [], wrongCount: [], total: 2_400 });
+      // Idle now: the scaler shrinks the topic back to minPartitions.
+      await waitFor(async () => (await admin.layoutOf('acct.moved', true)).counts.at(-1) === 2, { timeoutMs: 15_000 });
+    } finally {
+      await admin.close();
+    }
+  }, 60_000);
+
   it('getOrderingGuarantees() reports the configuration in plain data', () => {
     const manager = new OrderingManager(keyed('order-guarantees', { exactlyOnce: { enabled: true } }));
     expect(manager.getOrderingGuarantees()).toMatchObject({

@@ -205,10 +205,14 @@ export class PartitionedConsumer {
         const block = groups.length > 1 ? 50 : Math.min(blockMs, MAX_PARTITION_BLOCK_MS);
         for (const g of groups) {
           if (!this.running) break;
-          const count = Math.max(1, Math.min(batchSize, ...g.streams.map((s) => this.dispatcher.room(s))));
+          // Checked again right before each read: a partition revoked meanwhile must not be read any more (its next
+          // owner may have taken over its pending entries already).
+          const current = g.streams.filter((s) => this.dispatcher.has(s) && !this.takeover.has(s) && this.coordinator.holds(s));
+          if (current.length === 0) continue;
+          const count = Math.max(1, Math.min(batchSize, ...current.map((s) => this.dispatcher.room(s))));
           const read = withReadWatchdog(
             blocking,
-            blocking.xreadgroup('GROUP', group, consumerName, 'COUNT', count, 'BLOCK', block, 'STREAMS', ...g.streams, ...g.streams.map(() => '>')),
+            blocking.xreadgroup('GROUP', group, consumerName, 'COUNT', count, 'BLOCK', block, 'STREAMS', ...current, ...current.map(() => '>')),
             block + config.connection.blockingWatchdogMs,
           );
           this.readInFlight = read;

@@ -189,7 +189,12 @@ export class MessageProcessor implements MessageControls {
       }
       this.metrics.recordLatency(performance.now() - started);
       if (context.isSettled()) return this.awaitSettlement(context);
-      if (!failure) return this.complete(entry, streamPattern, message, context, options);
+      if (!failure) {
+        // A transaction that cannot be committed (cross-slot keys, an emit that cannot be routed) fails the attempt.
+        const prepared = await this.prepareWrites(entry, context);
+        if (!('error' in prepared)) return this.complete(entry, streamPattern, message, context, options, prepared.writes);
+        failure = { error: prepared.error };
+      }
       if (options.inlineAttempts === undefined) return this.settler.fail(entry, streamPattern, failure.error);
       // Ordered topics retry in place: the message's key (or partition) waits, nothing behind it overtakes it.
       this.metrics.failed++;
@@ -210,25 +215,29 @@ export class MessageProcessor implements MessageControls {
    * A handler succeeded: mark it handled for causal dependants, then acknowledge; with exactly-once or a
    * transaction, through the commit script (writes + processed record + XACK in one step, fenced by the lease).
    */
+  private async prepareWrites(entry: DeliveredEntry, context: RedisStreamsContext): Promise<{ writes: CommitRequest['writes'] } | { error: unknown }> {
+    const tx = context.pendingTransaction();
+    if (!tx || tx.isEmpty) return { writes: [] };
+    try {
+      return { writes: await this.resolveWrites(entry, tx) };
+    } catch (error) {
+      return { error };
+    }
+  }
+
   private async complete(
     entry: DeliveredEntry,
     streamPattern: string,
     message: DecodedMessage,
     context: RedisStreamsContext,
     options: ProcessOptions,
+    writes: CommitRequest['writes'],
   ): Promise<void> {
     if (this.config.ordering.enabled && this.config.ordering.strategy === 'causal') {
       await this.markHandled(message);
     }
-    const tx = context.pendingTransaction();
     const exactlyOnce = this.config.exactlyOnce.enabled;
-    if (!exactlyOnce && (!tx || tx.isEmpty)) return this.settler.ack(entry, streamPattern);
-    let writes: CommitRequest['writes'];
-    try {
-      writes = tx ? await this.resolveWrites(entry, tx) : [];
-    } catch (error) {
-      return this.settler.fail(entry, streamPattern, error);
-    }
+    if (!exactlyOnce && writes.length === 0) return this.settler.ack(entry, streamPattern);
     await this.settler.commit(entry, {
       lease: options.lease,
       processedKey: exactlyOnce ? this.keys.processedOf(entry.stream, this.config.consumer.group, this.dedupeKeyOf(message)) : undefined,
