@@ -33,6 +33,8 @@ interface PartitionState extends OwnedPartition {
   active: boolean;
   /** Highest layout epoch whose parents are known to be drained. */
   readyEpoch: number;
+  /** A control entry is running: nothing else of the partition may start until it finished. */
+  controlRunning: boolean;
   epochCheck?: Promise<void>;
   idle?: { promise: Promise<void>; resolve: () => void };
 }
@@ -75,7 +77,7 @@ export class OrderedDispatcher {
   /** Starts dispatching a partition this consumer now owns. */
   add(partition: OwnedPartition): void {
     if (this.partitions.has(partition.stream)) return;
-    this.partitions.set(partition.stream, { ...partition, queue: [], running: 0, active: true, readyEpoch: 0 });
+    this.partitions.set(partition.stream, { ...partition, queue: [], running: 0, active: true, readyEpoch: 0, controlRunning: false });
   }
 
   /**
@@ -148,7 +150,7 @@ export class OrderedDispatcher {
   }
 
   private pump(state: PartitionState): void {
-    if (!state.active || this.closed) return;
+    if (!state.active || this.closed || state.controlRunning) return;
     const now = (this.settings.now ?? Date.now)();
     let blockedLanes: Set<string> | undefined;
     let needsRecheck = false;
@@ -162,7 +164,14 @@ export class OrderedDispatcher {
         // A barrier: only when it is first and nothing of this partition runs.
         if (i === 0 && state.running === 0) {
           state.queue.shift();
-          this.run(state, entry, null, () => this.hooks.control(entry, state));
+          state.controlRunning = true;
+          this.run(state, entry, null, async () => {
+            try {
+              await this.hooks.control(entry, state);
+            } finally {
+              state.controlRunning = false;
+            }
+          });
         }
         break;
       }
@@ -207,6 +216,9 @@ export class OrderedDispatcher {
         state.running--;
         if (!state.active && state.running === 0) state.idle?.resolve();
         this.markDirty(state);
+        // The partition may have been removed and added again meanwhile: its new state waits for this lane too.
+        const current = this.partitions.get(state.stream);
+        if (current && current !== state) this.markDirty(current);
       }
     });
   }

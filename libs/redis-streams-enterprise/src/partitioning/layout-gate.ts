@@ -9,11 +9,17 @@ export class LayoutGate {
   private epoch = -1;
   private inFlight = 0;
   private waiters: (() => void)[] = [];
+  /** Waiters woken but not yet admitted (the gate is not idle while they are on their way in). */
+  private waking = 0;
   private retryTail: Promise<void> = Promise.resolve();
 
   /** Admits a message routed by layout `epoch`; resolve `leave()` when it is stored (or failed). */
   async enter(epoch: number): Promise<void> {
-    while (this.inFlight > 0 && epoch > this.epoch) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    // Once someone waits for a newer layout, later messages queue behind it too, so it cannot be starved.
+    while (this.inFlight > 0 && (epoch > this.epoch || this.waiters.length > 0)) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      this.waking--;
+    }
     if (epoch > this.epoch) this.epoch = epoch;
     this.inFlight++;
   }
@@ -23,6 +29,7 @@ export class LayoutGate {
     if (this.inFlight > 0) return;
     const waiters = this.waiters;
     this.waiters = [];
+    this.waking += waiters.length;
     for (const wake of waiters) wake();
   }
 
@@ -37,6 +44,6 @@ export class LayoutGate {
 
   /** True when nothing waits or runs (the gate may be dropped). */
   get idle(): boolean {
-    return this.inFlight === 0 && this.waiters.length === 0;
+    return this.inFlight === 0 && this.waiters.length === 0 && this.waking === 0;
   }
 }

@@ -91,7 +91,8 @@ export class ConsumerLoop {
       let reply: unknown;
       try {
         reply = await this.withWatchdog(
-          this.redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...streams, ...ids),
+          // Arrays, not spread arguments: tens of thousands of streams overflow the call stack when spread.
+          this.redis.call('XREADGROUP', ['GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...[streams, ids].flat()]),
         );
       } catch (error) {
         if (!this.running) break;
