@@ -92,7 +92,8 @@ export class ConsumerLoop {
       try {
         reply = await this.withWatchdog(
           // Arrays, not spread arguments: tens of thousands of streams overflow the call stack when spread.
-          this.redis.call('XREADGROUP', ['GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...[streams, ids].flat()]),
+          // ioredis flattens array arguments; `call` would skip the reply transformation (RESP3 map to pairs).
+          (this.redis.xreadgroup as (...args: unknown[]) => Promise<unknown>)('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', streams, ids),
         );
       } catch (error) {
         if (!this.running) break;
