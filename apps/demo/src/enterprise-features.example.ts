@@ -21,6 +21,7 @@ import { ConsumerProcess } from './consumer.process.js';
 import { deleteKeys, inspectionConnection, unfinishedEntries } from './demo-keys.js';
 import { pingRedis, redisServerVersion, ThrowawayRedis } from './redis-server.process.js';
 import { fmt, percentile, renderTable, type Row } from './summary.js';
+import { runTour } from './tour/tour.js';
 
 export interface EnterpriseFeaturesExampleOptions {
   /** Redis to use. Unset: a throw-away redis-server on a free loopback port. @default process.env.REDIS_URL */
@@ -35,10 +36,15 @@ export interface EnterpriseFeaturesExampleOptions {
   verbose?: boolean;
   /** How long to wait for the consumer to handle every event. @default 30000 */
   deliveryTimeoutMs?: number;
+  /** After the delivery phase, the tour of ordering, exactly-once, schemas, replay and dead letters. @default true */
+  tour?: boolean;
 }
 
 export interface EnterpriseFeaturesExampleResult {
-  /** True when every event was delivered, every request answered correctly and the consumer stopped cleanly. */
+  /**
+   * True when every event was delivered, every request answered correctly, the consumer stopped cleanly and (with
+   * `tour`) every check of the tour held.
+   */
   readonly ok: boolean;
   /** One line per failed check. */
   readonly failures: readonly string[];
@@ -81,10 +87,11 @@ function makeQuoteRequest(i: number): QuoteRequest {
  *    `{ cmd: 'orders.sum' }` request, each with at most `concurrency` in flight, checking every reply.
  * 4. Waits until the consumer reports every order handled, compares amounts (checksum) and counts duplicates.
  * 5. Stops the consumer with SIGTERM and checks it exits with code 0 and left nothing pending in Redis.
- * 6. Deletes its keys (SCAN + UNLINK of `demo:run-<hex>:*`) on a user-provided Redis, or stops the throw-away one.
- *
- * Later work grows this into the tour of the seed document's enterprise features (ordering, partitioning, schemas,
- * replay); each gets its own step and its own rows in the summary.
+ * 6. The tour (`tour/`, keys under `demo:run-<hex>:tour`): two in-process consumers and a producer, configured by
+ *    `RedisStreamsEnterpriseModule.forRoot`, go through 1. a partitioned topic with per-key ordering, 2. exactly-once
+ *    (idempotent publish, `ctx.transaction()`), 3. the schema registry (zod, strict), 4. replay, 5. dead letters and
+ *    redrive; each step prints what it shows and adds checked rows to the summary.
+ * 7. Deletes its keys (SCAN + UNLINK of `demo:run-<hex>:*`) on a user-provided Redis, or stops the throw-away one.
  *
  * @throws RedisServerMissingError when REDIS_URL is unset and redis-server is not installed.
  */
@@ -94,6 +101,7 @@ export async function enterpriseFeaturesExample(options: EnterpriseFeaturesExamp
   const concurrency = options.concurrency ?? 50;
   const verbose = options.verbose ?? false;
   const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 30_000;
+  const withTour = options.tour ?? true;
   const userUrl = options.redisUrl ?? process.env.REDIS_URL;
 
   const started = performance.now();
@@ -106,7 +114,7 @@ export async function enterpriseFeaturesExample(options: EnterpriseFeaturesExamp
 
   console.log(
     `\nnestjs-redis-streams-enterprise demo: ${fmt.int(events)} events and ${fmt.int(requests)} requests ` +
-      'between two processes over Redis Streams\n',
+      `between two processes over Redis Streams${withTour ? ', then a tour of ordering, exactly-once, schemas, replay and dead letters' : ''}\n`,
   );
 
   // 1. Redis
@@ -310,7 +318,11 @@ export async function enterpriseFeaturesExample(options: EnterpriseFeaturesExamp
       redis.disconnect();
     }
 
-    // 6. Summary
+    // 6. The tour of the enterprise features
+    const tour = withTour ? await runTour({ redisUrl: url, keyPrefix: `${prefix}:tour`, runId, verbose, log: step }) : undefined;
+    failures.push(...(tour?.failures ?? []));
+
+    // 7. Summary
     const totalMs = performance.now() - started;
     const deliveryMs = deliveredAt === undefined ? undefined : deliveredAt - emitStart;
     const checksumOk = CURRENCIES.every((c) => (final.revenueCents[c] ?? 0) === (expectedCents[c] ?? 0));
@@ -353,6 +365,7 @@ export async function enterpriseFeaturesExample(options: EnterpriseFeaturesExamp
         'end-to-end delivery',
         deliveryMs === undefined ? 'incomplete' : `${fmt.ms(deliveryMs)} from first emit to last handled (${fmt.rate(final.uniqueOrders, deliveryMs)} events/s)`,
       ],
+      ...(tour?.rows ?? []),
       ['total run time', fmt.ms(totalMs)],
     ];
     check(outcome === 'done', 'not every event was handled before the timeout');
