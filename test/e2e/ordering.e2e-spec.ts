@@ -207,7 +207,7 @@ describe('ordering and partitioning (real Redis)', () => {
     try {
       expect(await deadLetters.count('acct.moved')).toBe(1);
       const [letter] = await deadLetters.list('acct.moved');
-      expect(letter).toMatchObject({ reason: 'max-deliveries', errorMessage: 'poison', stream: `${cfg.streams?.keyPrefix}:{acct.moved#0}` });
+      expect(letter).toMatchObject({ reason: 'max-deliveries', errorMessage: 'poison', deliveries: 3, stream: `${cfg.streams?.keyPrefix}:{acct.moved#0}` });
       healed = true;
       expect((await deadLetters.redrive('acct.moved')).redriven).toHaveLength(1);
       await waitFor(() => handled.includes('bad#1'), { timeoutMs: 5_000 });

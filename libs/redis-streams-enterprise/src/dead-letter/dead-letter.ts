@@ -56,7 +56,8 @@ export function toDeadLetter(entry: StreamEntry, dlqStream: string): DeadLetter 
     errorName: f['rse.dlq.errorName'] ?? '',
     errorMessage: f['rse.dlq.errorMessage'] ?? '',
     errorCode: f['rse.dlq.errorCode'] ?? '',
-    deliveries: Number(f['rse.dlq.deliveries'] ?? 0),
+    // Ordered topics retry in place: their attempts are recorded apart from Redis's delivery counter.
+    deliveries: Number(f['rse.dlq.attempts'] ?? f['rse.dlq.deliveries'] ?? 0),
     firstFailedAt: parseTime(f['rse.dlq.firstFailedAt']),
     lastFailedAt: parseTime(f['rse.dlq.lastFailedAt']),
     messageId: f.id ?? null,

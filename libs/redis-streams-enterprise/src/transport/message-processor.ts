@@ -16,6 +16,7 @@ import { isCluster } from '../connection/redis-connection.factory.js';
 import { TransactionCrossSlotError } from '../errors/transaction-cross-slot.error.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import { backoffDelayMs } from './backoff.js';
+import { fetchClaimChecked } from './claim-check.js';
 import type { RedisStreamsTransaction } from './redis-streams.transaction.js';
 import { RedisStreamsContext, type MessageControls } from './redis-streams.context.js';
 import type { CommitRequest, Settler } from './settler.js';
@@ -94,9 +95,17 @@ export class MessageProcessor implements MessageControls {
       // A dead letter redriven for another group: this group processed the message already.
       return this.settler.ack(entry, streamPattern);
     }
+    let fields = entry.fields;
+    if (fields.blob !== undefined && fields.data === undefined) {
+      // A claim-checked payload (large message) is fetched first; a blob that is gone can never be decoded.
+      const claimed = await fetchClaimChecked(this.redis, this.keys, entry, this.config.streams.maxPayloadBytes);
+      if ('invalid' in claimed) return this.settler.deadLetter(entry, streamPattern, 'decode-failed', claimed.invalid);
+      if ('unavailable' in claimed) return this.settler.fail(entry, streamPattern, claimed.unavailable);
+      fields = claimed.fields;
+    }
     let message: DecodedMessage;
     try {
-      message = decodeMessage(entry.id, entry.fields, streamPattern, this.config.streams.maxPayloadBytes);
+      message = decodeMessage(entry.id, fields, streamPattern, this.config.streams.maxPayloadBytes);
     } catch (error) {
       return this.settler.deadLetter(entry, streamPattern, 'decode-failed', error);
     }
@@ -198,7 +207,7 @@ export class MessageProcessor implements MessageControls {
       if (options.inlineAttempts === undefined) return this.settler.fail(entry, streamPattern, failure.error);
       // Ordered topics retry in place: the message's key (or partition) waits, nothing behind it overtakes it.
       this.metrics.failed++;
-      if (attempt >= options.inlineAttempts) return this.settler.deadLetter(entry, streamPattern, 'max-deliveries', failure.error);
+      if (attempt >= options.inlineAttempts) return this.settler.deadLetter(entry, streamPattern, 'max-deliveries', failure.error, attempt);
       const delay = backoffDelayMs(this.config.retry.backoff, attempt);
       this.metrics.retried++;
       this.logger.warn(
@@ -291,9 +300,12 @@ export class MessageProcessor implements MessageControls {
    * Requests are not replayed (nobody waits for their answers).
    */
   async replay(entry: DeliveredEntry, streamPattern: string): Promise<'handled' | 'failed' | 'skipped' | { invalid: string }> {
+    const claimed = await fetchClaimChecked(this.redis, this.keys, entry, this.config.streams.maxPayloadBytes);
+    if ('invalid' in claimed) return { invalid: errorText(claimed.invalid) };
+    if ('unavailable' in claimed) return { invalid: errorText(claimed.unavailable) };
     let message: DecodedMessage;
     try {
-      message = decodeMessage(entry.id, entry.fields, streamPattern, this.config.streams.maxPayloadBytes);
+      message = decodeMessage(entry.id, claimed.fields, streamPattern, this.config.streams.maxPayloadBytes);
     } catch (error) {
       return { invalid: errorText(error) };
     }
