@@ -39,6 +39,7 @@ import {
 import { ThrowawayRedis } from '../apps/demo/src/redis-server.process.js';
 import { measureReplay, type ReplayFigures } from './replay.js';
 import { runSchemaBench } from './schema.js';
+import { runOrderingBench } from './ordering.js';
 import { WorkerProcess, killAllWorkers } from './worker-process.js';
 
 function envInt(name: string, fallback: number, min = 1): number {
@@ -84,7 +85,7 @@ const SETTINGS = {
   /** A consumer that makes no progress for this long after the producer finished is given up on (lost messages). */
   stallMs: envInt('BENCH_STALL_MS', 5_000),
   /** The whole run is aborted after this. */
-  maxSeconds: envInt('BENCH_MAX_SECONDS', 300),
+  maxSeconds: envInt('BENCH_MAX_SECONDS', 420),
   scenarios: envList<ScenarioKind>('BENCH_SCENARIOS', ['live', 'drain', 'latency']),
   /** Messages for the replay measurement (0 skips it). */
   replayMessages: envInt('BENCH_REPLAY_MESSAGES', 100_000, 0),
@@ -558,6 +559,7 @@ async function main(): Promise<void> {
     );
   }
   const schema = await runSchemaBench(currentRedisUrl);
+  const ordering = await runOrderingBench(currentRedisUrl, SETTINGS);
 
   const report = {
     date: new Date().toISOString(),
@@ -575,6 +577,7 @@ async function main(): Promise<void> {
     scenarios: figures.map(({ higherIsBetter: _h, ...f }) => f),
     replay,
     schema,
+    ordering,
     memory,
     integrity: Object.fromEntries(
       SETTINGS.scenarios.map((s) => [

@@ -31,12 +31,25 @@ export class StreamsOptions {
   retentionMs?: number;
 
   /**
-   * Largest encoded payload accepted by `emit`/`send` (refused with `PayloadTooLargeError`) and by consumers
-   * (larger entries are dead-lettered unparsed).
+   * Largest encoded payload (bytes of its JSON) accepted by `emit`/`send` (refused with `PayloadTooLargeError`) and
+   * by consumers (larger entries are dead-lettered unparsed). The ceiling, 512 MiB, is Redis' default
+   * `proto-max-bulk-len` (the largest single argument Redis accepts) and about V8's longest string.
    * @default 1048576 (1 MiB)
    */
   @IsInt()
   @Min(1)
   @Max(512 * 1024 * 1024)
   maxPayloadBytes = 1_048_576;
+
+  /**
+   * Claim-check: a payload whose JSON is larger than this many bytes is stored once in its own key beside the
+   * stream (`<stream>:blob:<id>`) and the entry carries only a reference (`blob`, `size`); consumers fetch it with
+   * one GET. It only applies to payloads up to `maxPayloadBytes`, so raise that to send large messages. `0` keeps
+   * every payload inline in its entry.
+   * @default 1048576 (1 MiB)
+   */
+  @IsInt()
+  @Min(0)
+  @Max(512 * 1024 * 1024)
+  claimCheckThresholdBytes = 1_048_576;
 }

@@ -25,6 +25,13 @@ describe('validateOptions', () => {
     expect(config.consumer.blockMs).toBe(2_000);
   });
 
+  it('defaults the claim-check threshold to 1 MiB, accepts 0 (off) and refuses negative or oversized values', () => {
+    expect(validateOptions(undefined).streams.claimCheckThresholdBytes).toBe(1_048_576);
+    expect(validateOptions({ streams: { claimCheckThresholdBytes: 0 } }).streams.claimCheckThresholdBytes).toBe(0);
+    const result = ConfigValidator.validateConfig({ streams: { claimCheckThresholdBytes: -1, maxPayloadBytes: 1024 ** 3 } });
+    expect(result.errors.map((e) => `${e.path}:${e.rule}`).sort()).toEqual(['streams.claimCheckThresholdBytes:min', 'streams.maxPayloadBytes:max']);
+  });
+
   it('gives each resolved config its own unique consumer name', () => {
     expect(validateOptions({}).consumer.consumerName).not.toBe(validateOptions({}).consumer.consumerName);
   });

@@ -1,4 +1,4 @@
-import { parseClaimReply, parseFields, parseGroupsInfo, parseNewEntries } from './redis-replies.js';
+import { firstEntryId, parseClaimReply, parseDropBlobsReply, parseFields, parseGroupsInfo, parseNewEntries } from './redis-replies.js';
 
 describe('redis-replies', () => {
   it('parses field lists, skipping names that could reach a prototype', () => {
@@ -11,6 +11,12 @@ describe('redis-replies', () => {
     const seen: unknown[] = [];
     parseNewEntries([['s', [['1-0', ['data', '1']], ['2-0', null]]]], (stream, entries, deleted) => seen.push({ stream, entries, deleted }));
     expect(seen).toEqual([{ stream: 's', entries: [{ stream: 's', id: '1-0', fields: { data: '1' }, deliveryCount: 1 }], deleted: ['2-0'] }]);
+  });
+
+  it('parses the head of a stream and the blob sweep reply', () => {
+    expect(firstEntryId([['7-1', ['data', '{}']]])).toBe('7-1');
+    expect(firstEntryId([])).toBeUndefined();
+    expect(parseDropBlobsReply([3, 2])).toEqual({ unindexed: 3, deleted: 2 });
   });
 
   it('parses claim script replies and XINFO GROUPS', () => {

@@ -162,6 +162,20 @@ function parseFieldsLoose(raw: Raw): Record<string, unknown> {
   return out;
 }
 
+/** `XRANGE <stream> - + COUNT 1` reply: the id of the stream's first entry, or undefined when it has none. */
+export function firstEntryId(raw: Raw): string | undefined {
+  const [first] = asArray(raw);
+  if (first === undefined) return undefined;
+  const [id] = asArray(first);
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** Reply of the dropBlobs script: `[members removed from the index, blobs deleted]`. */
+export function parseDropBlobsReply(raw: Raw): { unindexed: number; deleted: number } {
+  const [unindexed, deleted] = asArray(raw);
+  return { unindexed: Number(unindexed ?? 0), deleted: Number(deleted ?? 0) };
+}
+
 /** XREAD reply of a single stream (reply listener). */
 export function parseReadReply(raw: Raw): StreamEntry[] {
   return parseReadGroupReply(raw).flatMap((s) => s.entries.filter((e): e is StreamEntry => !('deleted' in e)));

@@ -9,9 +9,15 @@ import type { Redis } from 'ioredis';
 /** Common helper: the server's time in milliseconds. */
 const NOW_MS = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
+/** Common helper: the milliseconds part of a stream entry id (the score of claim-check blob indexes). */
+const ID_MS = `local function idMs(id) return tonumber(string.match(id, '^(%d+)')) end`;
+
 /**
- * deadLetter: move one pending entry to the dead-letter stream and acknowledge it, atomically.
- * KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] retry schedule of the group, KEYS[4] first-failure times
+ * deadLetter: move one pending entry to the dead-letter stream and acknowledge it, atomically. A claim-checked entry
+ * (field `blob`) keeps its reference; its blob is indexed beside the dead-letter stream too, so it lives as long as
+ * either the entry or the dead letter does (see dropBlobs).
+ * KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] retry schedule of the group, KEYS[4] first-failure times,
+ * KEYS[5] blob index of the dead-letter stream
  * ARGV[1] group, ARGV[2] entry id, ARGV[3] dead-letter MAXLEN (~), ARGV[4..] metadata field/value pairs
  * Returns the dead-letter entry id, or false when the entry was no longer pending (someone else settled it),
  * so a crash or a race can never produce two dead letters or lose one.
@@ -20,10 +26,15 @@ const DEAD_LETTER = `
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #pending == 0 then return false end
 ${NOW_MS}
+${ID_MS}
 local fields = {}
+local blobId
 local original = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
 if #original > 0 then
-  for _, v in ipairs(original[1][2]) do fields[#fields + 1] = v end
+  for i, v in ipairs(original[1][2]) do
+    fields[#fields + 1] = v
+    if i % 2 == 0 and original[1][2][i - 1] == 'blob' then blobId = v end
+  end
 else
   fields[#fields + 1] = 'rse.dlq.missing'
   fields[#fields + 1] = '1'
@@ -37,6 +48,7 @@ fields[#fields + 1] = first or tostring(now)
 fields[#fields + 1] = 'rse.dlq.lastFailedAt'
 fields[#fields + 1] = tostring(now)
 local dlqId = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
+if blobId then redis.call('ZADD', KEYS[5], idMs(dlqId), blobId) end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
@@ -180,20 +192,24 @@ return id
 /**
  * redrive: move one dead letter back to its stream, atomically, so a repeated or concurrent redrive cannot
  * duplicate it. The original fields are restored; `rse.redrive.group` (when given) limits the redelivery to the
- * group that gave up, since the other groups already processed the message.
- * KEYS[1] dead-letter stream, KEYS[2] stream
+ * group that gave up, since the other groups already processed the message. A claim-check reference is indexed
+ * again under the new entry's time, so its blob outlives the new entry's trimming horizon.
+ * KEYS[1] dead-letter stream, KEYS[2] stream, KEYS[3] blob index of the stream
  * ARGV[1] dead-letter id, ARGV[2] target group or ''
  * Returns the new entry id, false when the dead letter is gone (already redriven or deleted), or 'missing' when it
  * holds no original payload (that entry had been trimmed before it was dead-lettered).
  */
 const REDRIVE = `
+${ID_MS}
 local letter = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #letter == 0 then return false end
 local source = letter[1][2]
 local fields = {}
+local blobId
 for i = 1, #source, 2 do
   local name = source[i]
   if name == 'rse.dlq.missing' then return 'missing' end
+  if name == 'blob' then blobId = source[i + 1] end
   if string.sub(name, 1, 8) ~= 'rse.dlq.' and string.sub(name, 1, 12) ~= 'rse.redrive.' then
     fields[#fields + 1] = name
     fields[#fields + 1] = source[i + 1]
@@ -206,6 +222,7 @@ end
 fields[#fields + 1] = 'rse.redrive.from'
 fields[#fields + 1] = ARGV[1]
 local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+if blobId then redis.call('ZADD', KEYS[3], idMs(id), blobId) end
 redis.call('XDEL', KEYS[1], ARGV[1])
 return id
 `;
@@ -253,24 +270,43 @@ return 'ok'
 
 /**
  * publish: append one message with the options that need an atomic check: an idempotency key (a publish repeated
- * within the window returns the first entry id and adds nothing), a global sequence number, and the partition
- * layout epoch (a producer that routed by an outdated layout is told to reload it instead of writing).
- * KEYS[1] stream, KEYS[2] publish record of the idempotency key, KEYS[3] sequence counter, KEYS[4] epoch of the stream
+ * within the window returns the first entry id and adds nothing), a global sequence number, the partition layout
+ * epoch (a producer that routed by an outdated layout is told to reload it instead of writing), and a claim-checked
+ * payload. The payload itself is not an argument here (a Lua argument costs Redis two more copies of it, one kept in
+ * the Lua heap until its GC runs): the producer SETs it with an expiry just before, in the same pipeline, and this
+ * script commits it (PERSIST) together with the entry and its index record, or drops it when nothing is written. An
+ * upload whose commit never comes (the producer died) expires by itself.
+ * KEYS[1] stream, KEYS[2] publish record of the idempotency key, KEYS[3] sequence counter, KEYS[4] epoch of the stream,
+ * KEYS[5] uploaded blob (KEYS[1] when none), KEYS[6] blob index of the stream (KEYS[1] when none)
  * ARGV[1] '1' to deduplicate, ARGV[2] window ms, ARGV[3] '1' to stamp a sequence number, ARGV[4] producer's layout
- * epoch or '', ARGV[5] trim kind ('MAXLEN', 'MINID' or ''), ARGV[6] trim threshold, ARGV[7..] field/value pairs
- * Returns {'ok', id}, {'duplicate', first id} or {'stale', current epoch}.
+ * epoch or '', ARGV[5] trim kind ('MAXLEN', 'MINID' or ''), ARGV[6] trim threshold, ARGV[7] blob id or '',
+ * ARGV[8..] field/value pairs
+ * Returns {'ok', id}, {'duplicate', first id}, {'stale', current epoch} or {'blob-missing', ''} (the upload expired
+ * before this commit; nothing was written).
  */
 const PUBLISH = `
+${ID_MS}
+local blob = ARGV[7] ~= ''
 if ARGV[4] ~= '' then
   local current = tonumber(redis.call('GET', KEYS[4]) or '0')
-  if current ~= tonumber(ARGV[4]) then return { 'stale', tostring(current) } end
+  if current ~= tonumber(ARGV[4]) then
+    if blob then redis.call('UNLINK', KEYS[5]) end
+    return { 'stale', tostring(current) }
+  end
 end
 if ARGV[1] == '1' then
   local first = redis.call('GET', KEYS[2])
-  if first then return { 'duplicate', first } end
+  if first then
+    if blob then redis.call('UNLINK', KEYS[5]) end
+    return { 'duplicate', first }
+  end
+end
+if blob then
+  if redis.call('EXISTS', KEYS[5]) == 0 then return { 'blob-missing', '' } end
+  redis.call('PERSIST', KEYS[5])
 end
 local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 if ARGV[3] == '1' then
   fields[#fields + 1] = 'seq'
   fields[#fields + 1] = tostring(redis.call('INCR', KEYS[3]))
@@ -282,7 +318,36 @@ else
   id = redis.call('XADD', KEYS[1], '*', unpack(fields))
 end
 if ARGV[1] == '1' then redis.call('SET', KEYS[2], id, 'PX', ARGV[2]) end
+if blob then redis.call('ZADD', KEYS[6], idMs(id), ARGV[7]) end
 return { 'ok', id }
+`;
+
+/**
+ * dropBlobs: remove claim-checked blobs whose entries are gone. A blob is indexed (blob id -> ms time of the newest
+ * entry referring to it) beside each stream holding such an entry: its stream, and its dead-letter stream once it
+ * was dead-lettered. Trimming removes entries from the head of a stream, so a member older than the stream's first
+ * entry refers to nothing there any more: it leaves the index, and the blob is deleted unless the other index still
+ * holds it. The head is read inside this script, so an entry written meanwhile can never lose its blob.
+ * KEYS[1] stream or dead-letter stream, KEYS[2] its blob index, KEYS[3] the other blob index (dead-letter stream's
+ * for a stream, the stream's for a dead-letter stream), KEYS[4..] blob keys
+ * ARGV[1..] blob ids, ARGV[i] stored in KEYS[3 + i]
+ * Returns {members removed from the index, blobs deleted}.
+ */
+const DROP_BLOBS = `
+${ID_MS}
+local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local firstMs = math.huge
+if #head > 0 then firstMs = idMs(head[1][1]) end
+local removed, deleted = 0, 0
+for i = 1, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[i])
+  if score and tonumber(score) < firstMs then
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    removed = removed + 1
+    if not redis.call('ZSCORE', KEYS[3], ARGV[i]) then deleted = deleted + redis.call('UNLINK', KEYS[3 + i]) end
+  end
+end
+return { removed, deleted }
 `;
 
 /**
@@ -393,9 +458,9 @@ return redis.call('XADD', KEYS[1], '*', 'rse.control', 'epoch', 'epoch', ARGV[1]
 `;
 
 const SCRIPTS = {
-  rseDeadLetter: { numberOfKeys: 4, lua: DEAD_LETTER },
+  rseDeadLetter: { numberOfKeys: 5, lua: DEAD_LETTER },
   rseScheduleRetry: { numberOfKeys: 3, lua: SCHEDULE_RETRY },
-  rseRedrive: { numberOfKeys: 2, lua: REDRIVE },
+  rseRedrive: { numberOfKeys: 3, lua: REDRIVE },
   rseClaimDue: { numberOfKeys: 2, lua: CLAIM_DUE },
   rseReclaimIdle: { numberOfKeys: 2, lua: RECLAIM_IDLE },
   rseExtendClaims: { numberOfKeys: 1, lua: EXTEND_CLAIMS },
@@ -403,7 +468,7 @@ const SCRIPTS = {
   rseRemoveIdleConsumers: { numberOfKeys: 1, lua: REMOVE_IDLE_CONSUMERS },
   rseReplayCopy: { numberOfKeys: 2, lua: REPLAY_COPY },
   rseRegisterSchema: { numberOfKeys: 2, lua: REGISTER_SCHEMA },
-  rsePublish: { numberOfKeys: 4, lua: PUBLISH },
+  rsePublish: { numberOfKeys: 6, lua: PUBLISH },
   rseAcquireLease: { numberOfKeys: 2, lua: ACQUIRE_LEASE },
   rseRenewLease: { numberOfKeys: 1, lua: RENEW_LEASE },
   rseReleaseLease: { numberOfKeys: 1, lua: RELEASE_LEASE },
@@ -411,6 +476,7 @@ const SCRIPTS = {
   rseCloseEpoch: { numberOfKeys: 2, lua: CLOSE_EPOCH },
   // Variable key count: the first argument is the number of keys.
   rseCommit: { numberOfKeys: undefined, lua: COMMIT },
+  rseDropBlobs: { numberOfKeys: undefined, lua: DROP_BLOBS },
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;

@@ -25,6 +25,15 @@ describe('StreamKeys', () => {
     expect(() => keys.stream('x'.repeat(2_000))).toThrow(InvalidPatternError);
   });
 
+  it('keeps claim-checked blobs and their indexes in the slot of the stream that refers to them', () => {
+    const stream = keys.partition('orders.created', 3);
+    expect(keys.blobOf(stream, 'b1')).toBe('app:{orders.created#3}:blob:b1');
+    expect(keys.blobIndexOf(stream)).toBe('app:{orders.created#3}:blobs');
+    expect(keys.blobIndexOf(keys.deadLetterOf(stream))).toBe('app:{orders.created#3}:dlq:blobs');
+    // A blob id from the wire cannot break out of the slot tag or the prefix.
+    expect(keys.blobOf(stream, '} x')).toMatch(/^app:\{orders\.created#3\}:blob:h\.[0-9a-f]{32}$/);
+  });
+
   it('names reply streams per client', () => {
     expect(keys.replyStream('c1')).toBe('app:{reply:c1}');
   });

@@ -35,6 +35,10 @@ const READABLE_TAG = /^[A-Za-z0-9._:/@-]{1,200}$/;
  *   <stream>:pub:<key>                         entry id of a publish with idempotency key <key> (expires after the window)
  *   <stream>:done:<group>:<key>                set when the group processed the message <key> (expires after the window)
  *   <prefix>:{causal:<group>:<key>}            set when the group handled message <key> (causal dependencies)
+ * Claim-check (large payloads), beside the stream (or partition) whose entry refers to them:
+ *   <stream>:blob:<blob id>                    string: the payload's JSON, referenced by an entry's `blob` field
+ *   <stream>:blobs                             sorted set: blob id -> ms time of the newest entry of <stream> using it
+ *   <stream>:dlq:blobs                         the same for dead letters of <stream> (keeps their blobs alive)
  */
 export class StreamKeys {
   constructor(readonly prefix: string) {}
@@ -150,6 +154,19 @@ export class StreamKeys {
 
   scaler(pattern: string): string {
     return `${this.stream(pattern)}:scaler`;
+  }
+
+  /** Claim-checked payload of an entry of `stream` (its `blob` field holds `blobId`); same slot as the stream. */
+  blobOf(stream: string, blobId: string): string {
+    return `${stream}:blob:${this.safeSuffix(blobId)}`;
+  }
+
+  /**
+   * Index of the blobs referenced from `stream` (a stream or a dead-letter stream): blob id -> ms time of the entry,
+   * so blobs whose entries were trimmed can be found and removed.
+   */
+  blobIndexOf(stream: string): string {
+    return `${stream}:blobs`;
   }
 
   /** Keys end in user-given strings: printable ASCII up to 200 characters as they are, anything else hashed. */

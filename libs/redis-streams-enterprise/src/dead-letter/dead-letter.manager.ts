@@ -132,7 +132,8 @@ export class DeadLetterManager implements OnApplicationShutdown {
     for await (const letter of this.scan(pattern, filter)) {
       if (redriven.length >= limit) break;
       // Back to the stream (or partition) it was dead-lettered from: the two share a hash slot.
-      const result = await redis.rseRedrive(letter.dlqStream, this.keys.streamOfDeadLetter(letter.dlqStream), letter.dlqId, letter.group);
+      const stream = this.keys.streamOfDeadLetter(letter.dlqStream);
+      const result = await redis.rseRedrive(letter.dlqStream, stream, this.keys.blobIndexOf(stream), letter.dlqId, letter.group);
       if (result === 'missing') skipped.push(letter.dlqId);
       else if (typeof result === 'string') redriven.push({ dlqId: letter.dlqId, newId: result });
       // null: someone else redrove or deleted it meanwhile

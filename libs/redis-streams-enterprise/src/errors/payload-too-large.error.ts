@@ -9,7 +9,9 @@ export class PayloadTooLargeError extends RedisStreamsError {
   ) {
     super(
       'PAYLOAD_TOO_LARGE',
-      `Payload for "${pattern}" is ${sizeBytes} bytes, above the limit of ${maxBytes} bytes (streams.maxPayloadBytes); nothing was written`,
+      `Payload for "${pattern}" is ${sizeBytes} bytes, above the limit of ${maxBytes} bytes (streams.maxPayloadBytes); ` +
+        'nothing was written. Raise streams.maxPayloadBytes (at most 536870912, Redis proto-max-bulk-len; payloads above ' +
+        'streams.claimCheckThresholdBytes are stored beside the stream), or send a reference to object storage instead',
     );
   }
 }

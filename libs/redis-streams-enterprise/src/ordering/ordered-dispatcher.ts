@@ -60,7 +60,6 @@ export class OrderedDispatcher {
   private readonly partitions = new Map<string, PartitionState>();
   private readonly busyLanes = new Set<string>();
   private readonly causal = new Map<string, CausalWait>();
-  private readonly dirty = new Set<PartitionState>();
   private flushScheduled = false;
   private waitingForSlot = false;
   private recheckTimer?: NodeJS.Timeout;
@@ -208,34 +207,41 @@ export class OrderedDispatcher {
   private run(state: PartitionState, entry: DeliveredEntry, lane: string | null, work: () => Promise<void>): void {
     if (lane !== null) this.busyLanes.add(lane);
     state.running++;
-    this.inFlight.run(state.stream, entry.id, async () => {
-      try {
-        await work();
-      } finally {
-        if (lane !== null) this.busyLanes.delete(lane);
-        state.running--;
-        if (!state.active && state.running === 0) state.idle?.resolve();
-        this.markDirty(state);
+    void this.inFlight
+      .run(state.stream, entry.id, async () => {
+        try {
+          await work();
+        } finally {
+          if (lane !== null) this.busyLanes.delete(lane);
+          state.running--;
+          if (!state.active && state.running === 0) state.idle?.resolve();
+        }
+      })
+      .then(() => {
+        // The slot is free now: the partition's next entry starts at once (a lane that waits for each message must
+        // not also wait for a turn of the event loop).
+        this.pump(state);
         // The partition may have been removed and added again meanwhile: its new state waits for this lane too.
         const current = this.partitions.get(state.stream);
-        if (current && current !== state) this.markDirty(current);
-      }
-    });
+        if (current && current !== state) this.pump(current);
+        // A handler that finished may have satisfied causal dependencies anywhere.
+        if (this.causal.size > 0) this.markAllDirty();
+      });
   }
 
-  /** Re-pumps changed partitions once per turn of the event loop, after in-flight slots were released. */
-  private markDirty(state: PartitionState): void {
-    this.dirty.add(state);
+  /** Re-pumps every partition once per turn of the event loop (causal waits may be satisfied by any handler). */
+  private markAllDirty(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      const states = [...this.dirty];
-      this.dirty.clear();
-      for (const s of states) this.pump(s);
-      // A handler that finished may have satisfied causal dependencies anywhere.
-      if (this.causal.size > 0) for (const s of this.partitions.values()) if (!states.includes(s)) this.pump(s);
+      for (const s of this.partitions.values()) this.pump(s);
     });
+  }
+
+  /** Re-pumps one partition soon (a dependency check came back). */
+  private markDirty(state: PartitionState): void {
+    setImmediate(() => this.pump(state));
   }
 
   private waitForSlot(): void {

@@ -64,6 +64,7 @@ export class PartitioningManager implements OnApplicationShutdown {
   private readonly partitioner: Partitioner;
   private readonly connection?: LazyConnection;
   private readonly layouts = new Map<string, { layout: PartitionLayout; at: number }>();
+  private readonly loading = new Map<string, Promise<PartitionLayout>>();
   private readonly rates = new Map<string, { added: number; at: number }>();
 
   /**
@@ -92,26 +93,45 @@ export class PartitioningManager implements OnApplicationShutdown {
     return this.config.partitioning.enabled ? this.config.partitioning.partitionCount : 1;
   }
 
-  /** The topic's layout, created with `initialCount` partitions on first use. Cached for a short time. */
+  /**
+   * The topic's layout, created with `initialCount` partitions on first use. Cached; after LAYOUT_TTL_MS the cached
+   * layout is still returned while one shared request refreshes it (`fresh` waits for Redis). Serving it stale is safe:
+   * the publish script refuses a write routed by an outdated layout and the producer routes it again, in order.
+   * Never making some callers wait for a round trip while others use the cache keeps concurrent publishes in order.
+   */
   async layoutOf(pattern: string, fresh = false): Promise<PartitionLayout> {
     const cached = this.layouts.get(pattern);
-    if (cached && !fresh && Date.now() - cached.at < LAYOUT_TTL_MS) return cached.layout;
-    const redis = await this.connectionFor();
-    const key = this.keys.layout(pattern);
-    let layout = parseLayout(await redis.get(key));
-    if (!layout) {
-      await redis.set(key, serializeLayout({ epoch: 0, counts: [this.initialCount] }), 'NX');
-      layout = parseLayout(await redis.get(key));
-      if (!layout) throw new Error(`partition layout of "${pattern}" could not be created`);
+    if (cached && !fresh) {
+      if (Date.now() - cached.at >= LAYOUT_TTL_MS) void this.loadLayout(pattern).catch(() => undefined); // keeps the cached one
+      return cached.layout;
     }
-    if (!cached && layout.counts[0] !== this.initialCount && this.config.partitioning.enabled) {
-      this.logger.warn(
-        `Topic "${pattern}" exists with ${partitionCountOf(layout)} partitions; partitioning.partitionCount ` +
-          `(${this.initialCount}) only applies to new topics`,
-      );
-    }
-    this.layouts.set(pattern, { layout, at: Date.now() });
-    return layout;
+    return this.loadLayout(pattern);
+  }
+
+  /** Reads (or creates) the layout from Redis; concurrent calls share one request. */
+  private loadLayout(pattern: string): Promise<PartitionLayout> {
+    const running = this.loading.get(pattern);
+    if (running) return running;
+    const load = (async () => {
+      const redis = await this.connectionFor();
+      const key = this.keys.layout(pattern);
+      let layout = parseLayout(await redis.get(key));
+      if (!layout) {
+        await redis.set(key, serializeLayout({ epoch: 0, counts: [this.initialCount] }), 'NX');
+        layout = parseLayout(await redis.get(key));
+        if (!layout) throw new Error(`partition layout of "${pattern}" could not be created`);
+      }
+      if (!this.layouts.has(pattern) && layout.counts[0] !== this.initialCount && this.config.partitioning.enabled) {
+        this.logger.warn(
+          `Topic "${pattern}" exists with ${partitionCountOf(layout)} partitions; partitioning.partitionCount ` +
+            `(${this.initialCount}) only applies to new topics`,
+        );
+      }
+      this.layouts.set(pattern, { layout, at: Date.now() });
+      return layout;
+    })().finally(() => this.loading.delete(pattern));
+    this.loading.set(pattern, load);
+    return load;
   }
 
   /** Forgets a cached layout (a write was refused because the layout changed). */

@@ -10,6 +10,15 @@ describe('envelope', () => {
     expect(decodeMessage('1-0', fields, 'p', 1_000)).toEqual({ pattern: 'p', messageId: 'm1', data: { a: 1 }, headers: { tenant: 'x' }, replyTo: 'r' });
   });
 
+  it('writes a claim-check reference instead of data, and refuses to decode it unfetched', () => {
+    const list = encodeMessage({ pattern: 'p', messageId: 'm1', json: '{"big":1}', blob: { id: 'b1', bytes: 9 } });
+    const fields = fieldsOf(list);
+    expect(fields).toMatchObject({ blob: 'b1', size: '9', pattern: 'p', id: 'm1' });
+    expect(fields.data).toBeUndefined();
+    expect(() => decodeMessage('1-0', fields, 'p', 1_000)).toThrow(/claim-checked payload \(blob "b1"\) was not fetched/);
+    expect(decodeMessage('1-0', { ...fields, data: '{"big":1}' }, 'p', 1_000).data).toEqual({ big: 1 });
+  });
+
   it('accepts a minimal hand-written entry (data only)', () => {
     expect(decodeMessage('5-1', { data: '[1,2]' }, 'orders', 1_000)).toMatchObject({ pattern: 'orders', messageId: '5-1', data: [1, 2] });
   });

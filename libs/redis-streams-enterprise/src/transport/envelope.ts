@@ -7,7 +7,9 @@ import { MessageDecodeError } from '../errors/message-decode.error.js';
  *   v        "1"                      optional; any other value is refused (dead-lettered)
  *   pattern  the Nest pattern          optional; defaults to the pattern of the stream it was read from
  *   id       message id                optional; defaults to the entry id
- *   data     JSON of the payload       required
+ *   data     JSON of the payload       required, unless `blob` is set
+ *   blob     claim-check blob id       instead of `data`: the payload's JSON is the string key <stream>:blob:<id>
+ *   size     payload bytes             with `blob`: the byte length of the stored JSON
  *   headers  JSON object of strings    optional
  *   replyTo  reply stream key          set by send(); absent for events
  *   enc      "gzip"                    optional: data is base64 of gzip'ed JSON (replay copies with replay.compression)
@@ -49,12 +51,22 @@ export interface DecodedMessage {
   readonly dependsOn?: readonly string[];
 }
 
+/** A payload stored beside the stream (claim-check), referenced from the entry. */
+export interface BlobReference {
+  /** Blob id (the key is `StreamKeys.blobOf(stream, id)`). */
+  readonly id: string;
+  /** Byte length of the stored JSON. */
+  readonly bytes: number;
+}
+
 /** What a producer writes. */
 export interface OutgoingMessage {
   readonly pattern: string;
   readonly messageId: string;
-  /** Payload already serialized to JSON (size checks happen on this string). */
+  /** Payload already serialized to JSON (size checks happen on this string); ignored when `blob` is set. */
   readonly json: string;
+  /** Claim-check: the payload was stored apart; the entry carries this reference instead of `data`. */
+  readonly blob?: BlobReference;
   readonly headers?: MessageHeaders;
   readonly replyTo?: string;
   readonly schema?: string;
@@ -104,7 +116,9 @@ export function serializePayload(data: unknown): string {
 
 /** Field/value list for XADD. */
 export function encodeMessage(message: OutgoingMessage): string[] {
-  const fields = ['v', WIRE_VERSION, 'pattern', message.pattern, 'id', message.messageId, 'data', message.json];
+  const fields = message.blob
+    ? ['v', WIRE_VERSION, 'pattern', message.pattern, 'id', message.messageId, 'blob', message.blob.id, 'size', String(message.blob.bytes)]
+    : ['v', WIRE_VERSION, 'pattern', message.pattern, 'id', message.messageId, 'data', message.json];
   if (message.headers && Object.keys(message.headers).length > 0) {
     fields.push('headers', JSON.stringify(validateHeaders(message.headers)));
   }
@@ -118,7 +132,8 @@ export function encodeMessage(message: OutgoingMessage): string[] {
 }
 
 /**
- * Decodes an entry read from a stream.
+ * Decodes an entry read from a stream. A claim-checked entry (`blob`) must have its payload fetched first and put in
+ * `data` (see claim-check.ts).
  * @throws MessageDecodeError with the reason, for the dead-letter record.
  */
 export function decodeMessage(
@@ -132,7 +147,11 @@ export function decodeMessage(
     throw new MessageDecodeError(`unknown wire version "${version.slice(0, 20)}" (this consumer reads ${WIRE_VERSION})`);
   }
   let raw = fields.data;
-  if (raw === undefined) throw new MessageDecodeError('the entry has no "data" field');
+  if (raw === undefined) {
+    throw new MessageDecodeError(
+      fields.blob === undefined ? 'the entry has no "data" field' : `the claim-checked payload (blob "${fields.blob.slice(0, 64)}") was not fetched`,
+    );
+  }
   if (fields.enc !== undefined) raw = decompress(raw, fields.enc, maxPayloadBytes);
   if (exceedsBytes(raw, maxPayloadBytes)) {
     throw new MessageDecodeError(`payload is larger than streams.maxPayloadBytes (${maxPayloadBytes})`);

@@ -43,8 +43,8 @@ export class InFlight {
     streamMap(this.held, stream).set(id, this.now());
   }
 
-  /** Runs `work` for an entry, holding a slot until it settles. Never rejects. */
-  run(stream: string, id: string, work: () => Promise<void>): void {
+  /** Runs `work` for an entry, holding a slot until it settles. Resolves once the slot is free again; never rejects. */
+  run(stream: string, id: string, work: () => Promise<void>): Promise<void> {
     const held = this.held.get(stream);
     const heldSince = held?.get(id);
     if (heldSince !== undefined) held?.delete(id);
@@ -59,6 +59,7 @@ export class InFlight {
     };
     const done: Promise<void> = work().then(settle, settle);
     this.settled.add(done);
+    return done;
   }
 
   /** Entries that have been in handlers for at least `ms`, grouped by stream. */

@@ -1,11 +1,11 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { from, type Observable } from 'rxjs';
 import { randomUUID } from 'node:crypto';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
-import { connectOrThrow, createRedisConnection, disconnectOnce, waitUntilReady } from '../connection/redis-connection.factory.js';
+import { connectOrThrow, createRedisConnection, disconnectOnce, isCluster, waitUntilReady } from '../connection/redis-connection.factory.js';
 import { redact } from '../connection/redis-error-codes.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
@@ -17,7 +17,8 @@ import { RequestTimeoutError } from '../errors/request-timeout.error.js';
 import { TooManyPendingRequestsError } from '../errors/too-many-pending-requests.error.js';
 import { errorText } from '../observability/log-format.js';
 import { RedisStreamsStatus } from '../redis-streams.constants.js';
-import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, validateMessageKey, type MessageHeaders, type ReplyMessage } from './envelope.js';
+import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, validateMessageKey, type BlobReference, type MessageHeaders, type ReplyMessage } from './envelope.js';
+import { BLOB_UPLOAD_TTL_MS, claimCheckOf } from './claim-check.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { defineScripts } from '../connection/scripts.js';
 import { PartitioningManager, type PartitionRoute } from '../partitioning/partitioning.manager.js';
@@ -172,8 +173,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const partitioning = this.partitioningManager();
     const send = async (route: PartitionRoute | undefined) => {
       const key = route?.key ?? (record?.partitionKey === undefined ? undefined : validateMessageKey('partitionKey', record.partitionKey));
-      const fields = this.encode(packet, pattern, messageId, replyTo, schema, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
-      return this.publishEntry(route?.stream ?? this.keys.stream(pattern), fields, { idempotencyKey, epoch: route?.epoch });
+      const { fields, blob } = this.encode(packet, pattern, messageId, replyTo, schema, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
+      return this.publishEntry(route?.stream ?? this.keys.stream(pattern), fields, { idempotencyKey, epoch: route?.epoch, blob });
     };
     if (!partitioning) return (await send(undefined)).id;
     const routeNow = () => partitioning.route(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey });
@@ -230,15 +231,18 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   /**
    * XADD, or the publish script when the message needs an atomic check (then WAIT when connection.waitReplicas is
    * set), on a ready connection. A duplicate (idempotency key seen within the window) resolves with the first id.
+   * A claim-checked payload is uploaded in the same pipeline, right before the script that commits it with the entry.
    */
   private async publishEntry(
     stream: string,
     fields: string[],
-    options: { idempotencyKey?: string; epoch?: number },
+    options: { idempotencyKey?: string; epoch?: number; blob?: { readonly ref: BlobReference; readonly json: string } },
   ): Promise<{ status: 'ok' | 'duplicate' | 'stale'; id: string }> {
     const command = (await this.readyConnection()) as ScriptedRedis;
     const sequence = this.config.ordering.enabled && this.config.ordering.strategy === 'global';
-    const scripted = options.idempotencyKey !== undefined || sequence || options.epoch !== undefined;
+    const blob = options.blob;
+    const blobKey = blob ? this.keys.blobOf(stream, blob.ref.id) : undefined;
+    const scripted = options.idempotencyKey !== undefined || sequence || options.epoch !== undefined || blob !== undefined;
     const { waitReplicas, waitTimeoutMs } = this.config.connection;
     const trim = this.trimArgs();
     const scriptArgs = (): (string | number)[] => [
@@ -246,32 +250,47 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       options.idempotencyKey === undefined ? stream : this.keys.publishedOf(stream, options.idempotencyKey),
       this.keys.sequenceOf(stream),
       this.keys.epochOf(stream),
+      blobKey ?? stream,
+      blob ? this.keys.blobIndexOf(stream) : stream,
       options.idempotencyKey === undefined ? '0' : '1',
       this.config.exactlyOnce.windowMs,
       sequence ? '1' : '0',
       options.epoch === undefined ? '' : String(options.epoch),
       trim.length > 0 ? trim[0] : '',
       trim.length > 0 ? trim[2] : '',
+      blob ? blob.ref.id : '',
       ...fields,
     ];
     const parse = (reply: unknown): { status: 'ok' | 'duplicate' | 'stale'; id: string } => {
       const [status, id] = reply as [string, string];
+      if (status === 'blob-missing') {
+        throw new Error(`the claim-checked payload of "${stream}" was gone before its entry was written (evicted?); nothing was written`);
+      }
       return { status: status as 'ok' | 'duplicate' | 'stale', id: String(id) };
     };
-    if (waitReplicas === 0) {
+    if (waitReplicas === 0 && !blob) {
       if (!scripted) return { status: 'ok', id: (await command.xadd(stream, ...trim, '*', ...fields)) as string };
       return parse(await command.rsePublish(...scriptArgs()));
     }
-    // WAIT covers the writes of its own connection, so it must follow the write on the same one: a pipeline.
+    // WAIT covers the writes of its own connection, so it must follow the write on the same one: a pipeline. The
+    // upload expires unless the script commits it, so a producer dying in between leaves nothing behind for long.
     const pipeline = command.pipeline() as ReturnType<Redis['pipeline']> & { rsePublish(...args: (string | number)[]): unknown };
+    if (blob && blobKey) pipeline.set(blobKey, blob.json, 'PX', BLOB_UPLOAD_TTL_MS);
     if (scripted) pipeline.rsePublish(...scriptArgs());
     else pipeline.xadd(stream, ...trim, '*', ...fields);
-    const results = await pipeline.call('WAIT', waitReplicas, waitTimeoutMs).exec();
-    const [[addError, added], [waitError, confirmed]] = results as [[Error | null, unknown], [Error | null, number]];
+    if (waitReplicas > 0) pipeline.call('WAIT', waitReplicas, waitTimeoutMs);
+    const results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+    const at = blob ? 1 : 0;
+    const uploadError = blob ? results[0]?.[0] : null;
+    if (uploadError) throw uploadError;
+    const [addError, added] = results[at] ?? [new Error('the pipeline returned no reply for the write'), undefined];
     if (addError) throw addError;
-    if (waitError) throw waitError;
     const outcome = scripted ? parse(added) : { status: 'ok' as const, id: String(added) };
-    if (outcome.status === 'ok' && confirmed < waitReplicas) throw new ReplicationTimeoutError(outcome.id, confirmed, waitReplicas);
+    if (waitReplicas > 0) {
+      const [waitError, confirmed] = (results[at + 1] ?? [new Error('the pipeline returned no reply for WAIT'), 0]) as [Error | null, number];
+      if (waitError) throw waitError;
+      if (outcome.status === 'ok' && confirmed < waitReplicas) throw new ReplicationTimeoutError(outcome.id, confirmed, waitReplicas);
+    }
     return outcome;
   }
 
@@ -343,7 +362,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     replyTo: string | undefined,
     schema: string | undefined,
     extra: { key?: string; idempotencyKey?: string; epoch?: number; dependsOn?: readonly string[] },
-  ): string[] {
+  ): { fields: string[]; blob?: { ref: BlobReference; json: string } } {
     let data: unknown = packet.data;
     let headers: MessageHeaders | undefined;
     if (data instanceof RedisStreamsRecord) {
@@ -354,11 +373,14 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const metadata = (packet as ReadPacket & { metadata?: Record<string, string> }).metadata;
     if (metadata) headers = { ...metadata, ...headers };
     const json = serializePayload(data);
-    const { maxPayloadBytes } = this.config.streams;
+    const { maxPayloadBytes, claimCheckThresholdBytes } = this.config.streams;
     if (exceedsBytes(json, maxPayloadBytes)) {
       throw new PayloadTooLargeError(pattern, Buffer.byteLength(json), maxPayloadBytes);
     }
-    return encodeMessage({ pattern, messageId, json, headers: headers && validateHeaders(headers), replyTo, schema, ...extra });
+    // Above the threshold the JSON goes to its own key as it is (a string: ioredis copies a Buffer once more).
+    const ref = claimCheckOf(json, claimCheckThresholdBytes);
+    const fields = encodeMessage({ pattern, messageId, json, blob: ref, headers: headers && validateHeaders(headers), replyTo, schema, ...extra });
+    return { fields, blob: ref && { ref, json } };
   }
 
   private trimArgs(): (string | number)[] {
@@ -379,7 +401,15 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     command.on('reconnecting', () => this._status$.next(RedisStreamsStatus.Reconnecting));
     for (const [event, listener] of this.listeners) command.on(event, listener);
     this.command = command;
-    return connectOrThrow(command, this.config.connection.url);
+    const ready = await connectOrThrow(command, this.config.connection.url);
+    const connection = ready as Redis | Cluster;
+    if (isCluster(connection)) {
+      // ioredis connects to each Cluster node on first use; scripted publishes queued while a node connection is
+      // being opened were seen stored out of order (ioredis 6). Opening every master's connection first keeps a
+      // producer's messages of one key in the order they were sent.
+      await Promise.all(connection.nodes('master').map((node) => node.ping().catch(() => undefined))); // a node that is down fails the publish itself
+    }
+    return ready;
   }
 
   /** The reply reader starts with the first request, on its own blocking connection. */

@@ -13,6 +13,7 @@ import { errorText, logIds } from '../observability/log-format.js';
 import { TransportMetrics, type RedisStreamsMetricsSnapshot } from '../observability/metrics.js';
 import { REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from '../redis-streams.constants.js';
 import { AckBatcher } from './ack-batcher.js';
+import { BLOB_SWEEP_INTERVAL_MS, BlobSweeper, claimCheckApplies } from './claim-check.js';
 import { ConsumerLoop } from './consumer-loop.js';
 import { assertFeaturesAvailable, enabledFeatures, type EnabledFeatures } from './features.js';
 import { InFlight } from './in-flight.js';
@@ -112,6 +113,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   /** Partitioned topics (partitioning or ordering enabled): coordinator, reader and ordered dispatcher. */
   private partitioned?: PartitionedConsumer;
   private trimTimer?: NodeJS.Timeout;
+  private blobSweeper?: BlobSweeper;
   private streams: { pattern: string; stream: string; retrySchedule: string }[] = [];
   private state = RedisStreamsStatus.Disconnected;
   private readonly handlerCache = new Map<string, MessageHandler>();
@@ -225,6 +227,21 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   /** Runs one reclaim pass now instead of waiting for the timer (operators and tests). */
   async reclaimNow(): Promise<void> {
     await this.reclaimer?.runOnce();
+  }
+
+  /**
+   * Removes now, instead of at the next timer pass, the claim-checked payloads (large messages) whose entries were
+   * trimmed from the consumed streams and whose dead letters are gone too. Failures are logged and retried by the
+   * next pass, never thrown.
+   * @returns how many blobs were deleted.
+   */
+  async sweepBlobsNow(): Promise<number> {
+    const command = this.command;
+    if (!command) return 0;
+    this.blobSweeper ??= new BlobSweeper(command, this.keys);
+    let deleted = 0;
+    for (const { stream } of this.streams) deleted += await this.blobSweeper.sweep(stream);
+    return deleted;
   }
 
   /** Partitions of partitioned topics this consumer owns now: `{ pattern, partition, stream, lease }`. */
@@ -415,18 +432,26 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     }
   }
 
-  /** With both maxLen and retentionMs set, XADD trims by length and this timer applies the time limit. */
+  /**
+   * With both maxLen and retentionMs set, XADD trims by length and this timer applies the time limit. When
+   * claim-checked payloads can arrive (claimCheckApplies), the same timer removes the blobs of trimmed entries.
+   */
   private startRetentionTrimming(): void {
     const { retentionMs, maxLen } = this.config.streams;
-    if (retentionMs === undefined || maxLen === undefined) return;
-    const everyMs = Math.max(1_000, Math.min(60_000, Math.floor(retentionMs / 10)));
+    const trimsByTime = retentionMs !== undefined && maxLen !== undefined;
+    const sweeps = claimCheckApplies(this.config.streams);
+    if (!trimsByTime && !sweeps) return;
+    const everyMs = retentionMs === undefined ? BLOB_SWEEP_INTERVAL_MS : Math.max(1_000, Math.min(60_000, Math.floor(retentionMs / 10)));
     const trim = async () => {
-      const minId = `${Date.now() - retentionMs}-0`;
-      for (const { stream } of this.streams) {
-        await this.command?.xtrim(stream, 'MINID', '~', minId).catch((error: unknown) => {
-          this.logger.debug?.(`Retention trim failed, next pass retries: ${errorText(error)} ${logIds({ stream })}`);
-        });
+      if (trimsByTime) {
+        const minId = `${Date.now() - retentionMs}-0`;
+        for (const { stream } of this.streams) {
+          await this.command?.xtrim(stream, 'MINID', '~', minId).catch((error: unknown) => {
+            this.logger.debug?.(`Retention trim failed, next pass retries: ${errorText(error)} ${logIds({ stream })}`);
+          });
+        }
       }
+      if (sweeps) await this.sweepBlobsNow();
     };
     const tick = () => {
       this.trimTimer = setTimeout(() => void trim().finally(() => this.closing || tick()), everyMs);

@@ -87,7 +87,11 @@ export class Settler {
     }
   }
 
-  async deadLetter(entry: DeliveredEntry, pattern: string, reason: DeadLetterReason, error: unknown): Promise<void> {
+  /**
+   * @param attempts handler attempts made in place (ordered topics retry without redelivery, so Redis's delivery
+   * counter does not count them); recorded as `rse.dlq.attempts`.
+   */
+  async deadLetter(entry: DeliveredEntry, pattern: string, reason: DeadLetterReason, error: unknown, attempts?: number): Promise<void> {
     const { group, consumerName } = this.config.consumer;
     const ids = logIds({ stream: entry.stream, group, id: entry.id });
     if (!this.config.deadLetter.enabled) {
@@ -102,6 +106,7 @@ export class Settler {
         this.keys.deadLetterOf(entry.stream),
         this.keys.retryScheduleOf(entry.stream, group),
         this.keys.failuresOf(entry.stream, group),
+        this.keys.blobIndexOf(this.keys.deadLetterOf(entry.stream)),
         group,
         entry.id,
         this.config.deadLetter.maxLen,
@@ -113,6 +118,7 @@ export class Settler {
         'rse.dlq.errorName', err.name,
         'rse.dlq.errorMessage', err.message.slice(0, 2_000),
         'rse.dlq.errorCode', code === undefined || code === null ? '' : String(code),
+        ...(attempts === undefined ? [] : ['rse.dlq.attempts', String(attempts)]),
       );
       if (dlqId) {
         this.metrics.deadLettered++;
