@@ -180,6 +180,8 @@ export class OrderedDispatcher {
         break; // nothing of this partition written after the change may pass
       }
       const lane = this.lanes.laneOf(state.stream, entry);
+      // The whole partition is one lane (partition or global order): nothing behind a waiting entry may pass.
+      if (lane === state.stream && this.busyLanes.has(lane)) break;
       if (lane !== null && (this.busyLanes.has(lane) || blockedLanes?.has(lane))) {
         (blockedLanes ??= new Set()).add(lane);
         i++;

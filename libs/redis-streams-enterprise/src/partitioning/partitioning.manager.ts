@@ -149,7 +149,18 @@ export class PartitioningManager implements OnApplicationShutdown {
    * @throws PartitionKeyMissingError with the `keyBased` strategy and no key.
    */
   async route(pattern: string, data: unknown, options: { partitionKey?: string; idempotencyKey?: string } = {}): Promise<PartitionRoute> {
-    const layout = await this.layoutOf(pattern);
+    return this.routeBy(await this.layoutOf(pattern), pattern, data, options);
+  }
+
+  /** `route` without waiting, when the topic's layout is cached (possibly stale, see layoutOf); else undefined. */
+  routeCached(pattern: string, data: unknown, options: { partitionKey?: string; idempotencyKey?: string } = {}): PartitionRoute | undefined {
+    const cached = this.layouts.get(pattern);
+    if (!cached) return undefined;
+    if (Date.now() - cached.at >= LAYOUT_TTL_MS) void this.loadLayout(pattern).catch(() => undefined);
+    return this.routeBy(cached.layout, pattern, data, options);
+  }
+
+  private routeBy(layout: PartitionLayout, pattern: string, data: unknown, options: { partitionKey?: string; idempotencyKey?: string }): PartitionRoute {
     const { partitioning, ordering } = this.config;
     const key =
       options.partitionKey ??
@@ -162,7 +173,8 @@ export class PartitioningManager implements OnApplicationShutdown {
   }
 
   /**
-   * Changes a topic's partition count. Per-key order survives: writes routed by the old layout are refused from
+   * Changes a topic's partition count (`strategy: 'dynamic'` only; every producer and consumer of the topic must use
+   * it). Per-key order survives: writes routed by the old layout are refused from
    * the switch on (producers re-route), a control entry marks the end of the old epoch in every old partition, and
    * consumers handle a partition's new-epoch entries only after the partitions its keys may have come from were
    * processed up to that mark (the parent-first rule, see parentsOf). New partitions get `group`'s consumer group
@@ -170,7 +182,11 @@ export class PartitioningManager implements OnApplicationShutdown {
    * @returns the new layout (unchanged when the count is the current one).
    */
   async scalePartitions(pattern: string, partitionCount: number, groups: readonly string[] = [this.config.consumer.group]): Promise<PartitionLayout> {
-    const { minPartitions, maxPartitions } = this.config.partitioning;
+    const { minPartitions, maxPartitions, strategy } = this.config.partitioning;
+    if (strategy !== 'dynamic') {
+      // Producers of a fixed layout publish without the epoch check, so only `dynamic` topics may change their count.
+      throw new RangeError(`the partition count can only change with partitioning.strategy 'dynamic' (it is '${strategy}')`);
+    }
     if (!Number.isInteger(partitionCount) || partitionCount < 1 || partitionCount > Math.max(maxPartitions, 1)) {
       throw new RangeError(`partitionCount must be an integer between 1 and partitioning.maxPartitions (${maxPartitions})`);
     }

@@ -246,12 +246,14 @@ export class MessageProcessor implements MessageControls {
       await this.markHandled(message);
     }
     const exactlyOnce = this.config.exactlyOnce.enabled;
-    if (!exactlyOnce && writes.length === 0) return this.settler.ack(entry, streamPattern);
-    await this.settler.commit(entry, {
+    if (!exactlyOnce && writes.length === 0) return this.settler.ack(entry, streamPattern, options.stillOwned);
+    const request = {
       lease: options.lease,
       processedKey: exactlyOnce ? this.keys.processedOf(entry.stream, this.config.consumer.group, this.dedupeKeyOf(message)) : undefined,
       writes,
-    });
+    };
+    if (options.stillOwned) await this.settler.commitUntilDone(entry, request, options.stillOwned);
+    else await this.settler.commit(entry, request);
   }
 
   /** Records that this group handled a message (causal dependencies name it by idempotency key or message id). */

@@ -174,19 +174,31 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const send = async (route: PartitionRoute | undefined) => {
       const key = route?.key ?? (record?.partitionKey === undefined ? undefined : validateMessageKey('partitionKey', record.partitionKey));
       const { fields, blob } = this.encode(packet, pattern, messageId, replyTo, schema, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
-      return this.publishEntry(route?.stream ?? this.keys.stream(pattern), fields, { idempotencyKey, epoch: route?.epoch, blob });
+      // The layout epoch is checked by the publish script only where the partition count can change (`dynamic`, or a
+      // topic whose count was changed already); a fixed layout publishes with a plain XADD.
+      const checkEpoch = route !== undefined && (route.epoch > 0 || this.config.partitioning.strategy === 'dynamic');
+      return this.publishEntry(route?.stream ?? this.keys.stream(pattern), fields, { idempotencyKey, epoch: checkEpoch ? route.epoch : undefined, blob });
     };
     if (!partitioning) return (await send(undefined)).id;
-    const routeNow = () => partitioning.route(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey });
-    const route = await routeNow();
     let gate = this.layoutGates.get(pattern);
     if (!gate) {
       gate = new LayoutGate();
       this.layoutGates.set(pattern, gate);
     }
-    await gate.enter(route.epoch);
+    // The ticket is taken now, in emit order; the message reaches the connection only after every earlier one.
+    const ticket = gate.ticket();
+    let entered = false;
     try {
-      const first = await send(route);
+      const routeNow = () => partitioning.route(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey });
+      const route = partitioning.routeCached(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey }) ?? (await routeNow());
+      // Turn first, then the layout gate: waiting in the gate only ever depends on messages sent already.
+      const turn = gate.sendTurn(ticket);
+      if (turn) await turn;
+      if (!gate.tryEnter(route.epoch)) await gate.enter(route.epoch);
+      entered = true;
+      const sending = send(route);
+      gate.sent(ticket);
+      const first = await sending;
       if (first.status !== 'stale') return first.id;
       // The topic's partition count changed: route again, in turn with the other refused messages.
       const done = await gate.retryTurn();
@@ -202,7 +214,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
         done();
       }
     } finally {
-      gate.leave();
+      gate.sent(ticket); // also when routing failed: later messages must not wait for this one
+      if (entered) gate.leave();
       if (gate.idle) this.layoutGates.delete(pattern);
     }
   }

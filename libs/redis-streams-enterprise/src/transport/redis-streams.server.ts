@@ -320,7 +320,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     if (partitioned) await this.listPartitionStreams(patterns);
     else await this.ensureGroups();
 
-    const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n));
+    const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n), partitioned ? 'microtask' : 'immediate');
     this.acks = acks;
     const settler = new Settler(this.config, this.command, this.keys, acks, this.metrics);
     this.schemas = this.config.schema.enabled ? (this.injectedSchemas ?? new SchemaManager(this.config)) : undefined;

@@ -43,10 +43,16 @@ export class Settler {
     private readonly metrics: TransportMetrics,
   ) {}
 
-  async ack(entry: DeliveredEntry, pattern: string): Promise<void> {
+  /**
+   * @param holdUntil ordered topics: keep retrying a failed XACK while this says the partition is still ours, so the
+   * next message of the key never starts while an earlier one could still be redelivered after it. Without it a
+   * failed ack leaves the entry pending for the reclaimer (at-least-once).
+   */
+  async ack(entry: DeliveredEntry, pattern: string, holdUntil?: () => boolean): Promise<void> {
     try {
       await this.acks.ack(entry.stream, entry.id);
     } catch (error) {
+      if (holdUntil) return this.retryUntilDone(entry, holdUntil, () => this.acks.ack(entry.stream, entry.id).then(() => true), error);
       // The entry stays pending and is reclaimed later: it will be processed again (at-least-once).
       this.logger.warn(`Ack failed, entry will be redelivered: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
       return;
@@ -136,6 +142,28 @@ export class Settler {
    * consumer still owns the entry (and the partition lease). A commit that cannot reach Redis leaves the entry
    * pending: it is redelivered and, with exactly-once, recognised as processed only if the commit had happened.
    */
+  /** Retries a settlement every 250 ms while `holdUntil()` is true (ordered topics: Redis unreachable for a while). */
+  private async retryUntilDone(entry: DeliveredEntry, holdUntil: () => boolean, attempt: () => Promise<boolean>, first: unknown): Promise<void> {
+    this.logger.warn(`Settling failed; retrying while the partition is ours, its key waits: ${errorText(first)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+    while (holdUntil()) {
+      await new Promise((resolve) => setTimeout(resolve, 250).unref());
+      try {
+        if (await attempt()) return;
+      } catch {
+        // still unreachable: try again while the partition is ours
+      }
+    }
+  }
+
+  /**
+   * @param holdUntil as for ack(): keep retrying a commit that could not reach Redis while the partition is ours
+   * (a commit is safe to repeat: it re-checks ownership and the processed record).
+   */
+  async commitUntilDone(entry: DeliveredEntry, request: CommitRequest, holdUntil: () => boolean): Promise<void> {
+    if ((await this.commit(entry, request)) !== undefined) return;
+    await this.retryUntilDone(entry, holdUntil, async () => (await this.commit(entry, request)) !== undefined, 'commit failed');
+  }
+
   async commit(entry: DeliveredEntry, request: CommitRequest): Promise<CommitOutcome | undefined> {
     const { group, consumerName } = this.config.consumer;
     const keys = [entry.stream, request.lease ? this.keys.leaseOf(entry.stream, group) : entry.stream, request.processedKey ?? entry.stream];
