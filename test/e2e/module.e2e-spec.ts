@@ -133,11 +133,13 @@ describe('RedisStreamsEnterpriseModule (real Redis)', () => {
     expect(() => new RedisStreamsClient({ client: { requestTimeoutMs: 0 } })).toThrow(/client\.requestTimeoutMs/);
   });
 
-  it('refuses to start with a feature section enabled that this version does not implement', async () => {
-    const server = new RedisStreamsServer(testConfig(prefix, { ordering: { enabled: true, strategy: 'global' } }));
-    const app = await NestFactory.createMicroservice(class EmptyModule {}, { strategy: server, logger: false });
-    await expect(app.listen()).rejects.toThrow(/ordering\.enabled is not supported by this version/);
-    await app.close();
+  it('refuses a contradictory ordering configuration at start, naming the field and the way out', () => {
+    expect(
+      () => new RedisStreamsServer(testConfig(prefix, { ordering: { enabled: true, strategy: 'global' }, partitioning: { enabled: true, partitionCount: 4 } })),
+    ).toThrow(/ordering\.strategy 'global' keeps one total order per topic, which needs a single partition/);
+    expect(() => new RedisStreamsClient(testConfig(prefix, { partitioning: { enabled: true, strategy: 'hash', autoScaling: true } }))).toThrow(
+      /partitioning\.autoScaling needs partitioning\.strategy 'dynamic'/,
+    );
   });
 
   it('fails listen() with a clear error when Redis is unreachable, and leaves nothing running', async () => {

@@ -12,6 +12,15 @@ export function classifyRedisError(error: unknown): RedisErrorKind {
   return 'other';
 }
 
+/**
+ * Redis Cluster replies that mean the command was NOT executed and may be sent again once the slot map is current:
+ * MOVED / ASK (slot elsewhere), TRYAGAIN (slot migrating), CLUSTERDOWN (failover in progress).
+ */
+export function isClusterRetryable(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.test(message);
+}
+
 /** True for errors of the connection itself (socket closed, reset, timed out), as opposed to Redis error replies. */
 export function isConnectionError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
 import { connectOrThrow, createRedisConnection, disconnectOnce, isCluster, waitUntilReady } from '../connection/redis-connection.factory.js';
-import { redact } from '../connection/redis-error-codes.js';
+import { isClusterRetryable, redact } from '../connection/redis-error-codes.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { PayloadTooLargeError } from '../errors/payload-too-large.error.js';
@@ -24,7 +24,6 @@ import { defineScripts } from '../connection/scripts.js';
 import { PartitioningManager, type PartitionRoute } from '../partitioning/partitioning.manager.js';
 import { LayoutGate } from '../partitioning/layout-gate.js';
 import type { Partitioner } from '../partitioning/partitioner.js';
-import { assertFeaturesAvailable } from './features.js';
 import { RedisStreamsRecord } from './redis-streams.record.js';
 import { SchemaManager } from '../schema/schema.manager.js';
 import { ReplyListener } from './reply-listener.js';
@@ -287,12 +286,29 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     }
     // WAIT covers the writes of its own connection, so it must follow the write on the same one: a pipeline. The
     // upload expires unless the script commits it, so a producer dying in between leaves nothing behind for long.
-    const pipeline = command.pipeline() as ReturnType<Redis['pipeline']> & { rsePublish(...args: (string | number)[]): unknown };
-    if (blob && blobKey) pipeline.set(blobKey, blob.json, 'PX', BLOB_UPLOAD_TTL_MS);
-    if (scripted) pipeline.rsePublish(...scriptArgs());
-    else pipeline.xadd(stream, ...trim, '*', ...fields);
-    if (waitReplicas > 0) pipeline.call('WAIT', waitReplicas, waitTimeoutMs);
-    const results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+    const runPipeline = async () => {
+      const pipeline = command.pipeline() as ReturnType<Redis['pipeline']> & { rsePublish(...args: (string | number)[]): unknown };
+      if (blob && blobKey) pipeline.set(blobKey, blob.json, 'PX', BLOB_UPLOAD_TTL_MS);
+      if (scripted) pipeline.rsePublish(...scriptArgs());
+      else pipeline.xadd(stream, ...trim, '*', ...fields);
+      if (waitReplicas > 0) pipeline.call('WAIT', waitReplicas, waitTimeoutMs);
+      return ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+    };
+    let results = await runPipeline();
+    // On a Cluster, ioredis retries a pipeline only when all its commands failed alike, and WAIT succeeds wherever it
+    // lands: a write refused with MOVED/ASK/TRYAGAIN/CLUSTERDOWN (not executed, so safe to resend) is sent again here
+    // once the slot map is refreshed, a few times with a growing pause (a failover takes seconds).
+    const connection = command as unknown as Redis | Cluster;
+    const writeAt = blob ? 1 : 0;
+    const writeNotExecuted = () => {
+      const error = results[writeAt]?.[0];
+      return error !== null && error !== undefined && isClusterRetryable(error);
+    };
+    for (let attempt = 1; attempt <= 8 && isCluster(connection) && writeNotExecuted(); attempt++) {
+      await new Promise<void>((resolve) => connection.refreshSlotsCache(() => resolve()));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * attempt)));
+      results = await runPipeline();
+    }
     const at = blob ? 1 : 0;
     const uploadError = blob ? results[0]?.[0] : null;
     if (uploadError) throw uploadError;
@@ -404,7 +420,6 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   }
 
   private async openCommandConnection(): Promise<Redis> {
-    assertFeaturesAvailable(this.config);
     const command = defineScripts(createRedisConnection(this.config.connection, 'command', `client-${this.clientId.slice(0, 8)}`));
     command.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
     command.on('ready', () => {

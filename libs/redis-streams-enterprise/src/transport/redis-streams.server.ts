@@ -15,7 +15,7 @@ import { REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from '../redis-streams.co
 import { AckBatcher } from './ack-batcher.js';
 import { BLOB_SWEEP_INTERVAL_MS, BlobSweeper, claimCheckApplies } from './claim-check.js';
 import { ConsumerLoop } from './consumer-loop.js';
-import { assertFeaturesAvailable, enabledFeatures, type EnabledFeatures } from './features.js';
+import { enabledFeatures, type EnabledFeatures } from './features.js';
 import { InFlight } from './in-flight.js';
 import { MessageProcessor } from './message-processor.js';
 import { PendingReclaimer } from './pending-reclaimer.js';
@@ -286,7 +286,6 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
 
   private async start(): Promise<void> {
     if (this.closing) throw new ConnectionClosedError('RedisStreamsServer');
-    assertFeaturesAvailable(this.config);
     const { consumer, connection } = this.config;
     const patterns = consumer.patterns ?? [...this.getHandlers().keys()];
     this.streams = patterns.map((pattern) => ({
