@@ -20,6 +20,8 @@ export interface ClaimResult {
   readonly entries: DeliveredEntry[];
   readonly deletedIds: string[];
   readonly nextCursor: string;
+  /** claimDue only: when the stream's next scheduled retry is due (ms, Redis clock), or null when none is left. */
+  readonly nextDueMs?: number | null;
 }
 
 /** One consumer group as reported by XINFO GROUPS. */
@@ -115,13 +117,14 @@ export function parseReadGroupReply(raw: Raw): { stream: string; entries: (Strea
 
 /** Reply of the claim scripts: `[nextCursor, [[id, fields, deliveryCount], ...], [deletedId, ...]]`. */
 export function parseClaimReply(raw: Raw, stream: string): ClaimResult {
-  const [cursor, rawEntries, rawDeleted] = asArray(raw);
+  const [cursor, rawEntries, rawDeleted, nextDue] = asArray(raw);
   const entries: DeliveredEntry[] = [];
   for (const item of asArray(rawEntries)) {
     const [id, fields, count] = asArray(item);
     entries.push({ stream, id: String(id), fields: parseFields(fields), deliveryCount: Number(count) || 1 });
   }
-  return { entries, deletedIds: asArray(rawDeleted).map(String), nextCursor: String(cursor ?? '0-0') };
+  const nextDueMs = nextDue === undefined ? undefined : nextDue === null || nextDue === false ? null : Number(nextDue);
+  return { entries, deletedIds: asArray(rawDeleted).map(String), nextCursor: String(cursor ?? '0-0'), nextDueMs };
 }
 
 /** XINFO GROUPS reply. */

@@ -77,7 +77,7 @@ return 1
  * attempts across consumers and restarts.
  * KEYS[1] stream, KEYS[2] retry schedule of the group
  * ARGV[1] group, ARGV[2] consumer, ARGV[3] max entries
- * Returns ['0-0', [[id, fields, deliveryCount], ...], [deletedId, ...]].
+ * Returns ['0-0', [[id, fields, deliveryCount], ...], [deletedId, ...], time the next retry is due (ms) or false].
  */
 const CLAIM_DUE = `
 ${NOW_MS}
@@ -95,7 +95,8 @@ for _, id in ipairs(ids) do
     end
   end
 end
-return { '0-0', entries, deleted }
+local following = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return { '0-0', entries, deleted, following[2] or false }
 `;
 
 /**

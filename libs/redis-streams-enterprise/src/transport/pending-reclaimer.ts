@@ -36,6 +36,9 @@ export class PendingReclaimer {
   private readonly cursors = new Map<string, string>();
   private failing = false;
   private lastConsumerSweep = Date.now();
+  /** Streams with a scheduled retry and when the next is due (from this process's retries and claimDue replies). */
+  private readonly nextDue = new Map<string, number>();
+  private lastFullSweep = 0;
 
   constructor(
     private readonly redis: ScriptedRedis,
@@ -73,13 +76,29 @@ export class PendingReclaimer {
     this.timer.unref();
   }
 
+  /** A retry was scheduled on a stream: look at it again once it is due (instead of waiting for the full sweep). */
+  noteRetry(stream: string, dueAtMs: number): void {
+    const known = this.nextDue.get(stream);
+    if (known === undefined || dueAtMs < known) this.nextDue.set(stream, dueAtMs);
+  }
+
+  /**
+   * Every pass takes the retries that are due on streams known to have some; every claimIdleMs/4 (at most 30 s) a full
+   * sweep looks at every stream for retries scheduled by other consumers (those that died included) and for entries
+   * idle longer than claimIdleMs. So an idle consumer of many streams costs a few commands per second, not two
+   * scripts per stream per pass.
+   */
   private async doPass(): Promise<void> {
     try {
       await this.extendLiveClaims();
+      const now = Date.now();
+      const full = now - this.lastFullSweep >= Math.max(this.settings.intervalMs, Math.min(this.settings.claimIdleMs / 4, 30_000));
+      if (full) this.lastFullSweep = now;
       for (const target of this.settings.streams) {
         if (!this.running) return;
-        await this.claim(target, 'due');
-        await this.claim(target, 'idle');
+        const due = this.nextDue.get(target.stream);
+        if (full || (due !== undefined && due <= now)) await this.claim(target, 'due');
+        if (full) await this.claim(target, 'idle');
       }
       await this.removeDeadConsumers();
       if (this.failing) {
@@ -150,6 +169,10 @@ export class PendingReclaimer {
       raw = await this.redis.rseReclaimIdle(target.stream, target.retrySchedule, group, consumer, claimIdleMs, free, cursor, '');
     }
     const result = parseClaimReply(raw, target.stream);
+    if (kind === 'due' && result.nextDueMs !== undefined) {
+      if (result.nextDueMs === null) this.nextDue.delete(target.stream);
+      else this.nextDue.set(target.stream, result.nextDueMs);
+    }
     if (kind === 'idle') this.cursors.set(target.stream, result.nextCursor === '0-0' ? '-' : result.nextCursor);
     if (kind === 'idle' && result.entries.length > 0) {
       this.hooks.onReclaimed(result.entries.length);

@@ -321,7 +321,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
 
     const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n), partitioned ? 'microtask' : 'immediate');
     this.acks = acks;
-    const settler = new Settler(this.config, this.command, this.keys, acks, this.metrics);
+    const settler = new Settler(this.config, this.command, this.keys, acks, this.metrics, (stream, dueAtMs) => this.reclaimer?.noteRetry(stream, dueAtMs));
     this.schemas = this.config.schema.enabled ? (this.injectedSchemas ?? new SchemaManager(this.config)) : undefined;
     const processor = new MessageProcessor(
       this.config,

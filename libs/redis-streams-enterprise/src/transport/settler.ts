@@ -41,6 +41,8 @@ export class Settler {
     private readonly keys: StreamKeys,
     private readonly acks: AckBatcher,
     private readonly metrics: TransportMetrics,
+    /** Told when a retry was scheduled, so the reclaimer looks at that stream when it falls due. */
+    private readonly onRetryScheduled: (stream: string, dueAtMs: number) => void = () => undefined,
   ) {}
 
   /**
@@ -80,7 +82,10 @@ export class Settler {
         entry.id,
         delay,
       );
-      if (scheduled) this.metrics.retried++;
+      if (scheduled) {
+        this.metrics.retried++;
+        this.onRetryScheduled(entry.stream, Date.now() + delay);
+      }
       this.logger.warn(
         `Handler failed (attempt ${entry.deliveryCount} of ${attempts}), retry in ${delay} ms: ${errorText(error)} ` +
           logIds({ stream: entry.stream, group, id: entry.id }),
