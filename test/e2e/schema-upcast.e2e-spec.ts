@@ -94,7 +94,9 @@ describe('handlers that ask for a schema version: upcasting (real Redis)', () =>
     const { users } = app.get(UsersV2Controller);
     await waitFor(() => users.length === 2, { message: 'both users' });
     expect(users.every((u) => u instanceof UserCreatedV2)).toBe(true);
-    expect(users.map((u) => ({ ...(u as object) }))).toEqual([
+    // Handled concurrently: compare in a fixed order.
+    const byId = [...users].sort((a, b) => String((a as { userId: string }).userId).localeCompare(String((b as { userId: string }).userId)));
+    expect(byId.map((u) => ({ ...(u as object) }))).toEqual([
       { userId: 'u1', email: 'ada@example.com', plan: 'free', marketingOptIn: false },
       { userId: 'u2', email: 'bo@example.com', plan: 'pro', marketingOptIn: false },
     ]);

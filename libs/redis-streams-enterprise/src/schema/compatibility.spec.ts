@@ -1,6 +1,10 @@
+import 'reflect-metadata';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Min, ValidateNested } from 'class-validator';
 import { canRead, checkCompatibility, COMPATIBILITY_RULES } from './compatibility.js';
 import type { BreakingChange, CompatibilityMode, CompatibilityOptions } from './compatibility.js';
 import type { JsonSchema } from './json-schema.js';
+import { toJsonSchema } from './schema-source.js';
 
 const object = (properties: Record<string, JsonSchema | boolean>, required: string[] = [], extra: Partial<JsonSchema> = {}): JsonSchema =>
   ({ type: 'object', properties, required, ...extra });
@@ -284,6 +288,97 @@ describe('DTO-style open schemas (class-validator-jsonschema, hand-written)', ()
     expect(unresolved.message).toContain('validationMetadatasToSchemas()');
     const embedded = (extra: Record<string, JsonSchema>): JsonSchema => ({ ...withAddress(extra), definitions: { Address: object({ zip: { type: 'string' } }) } });
     expect(canRead(embedded({ note: { type: 'string' } }), embedded({}))).toEqual([]);
+  });
+});
+
+describe('nested DTOs (class-validator with @ValidateNested and @Type)', () => {
+  /** A decorator that does nothing: a property without any decorator is not part of the schema. */
+  const absent: PropertyDecorator = () => undefined;
+
+  /** One version of an order DTO: the nested address and the array item vary per version. */
+  function orderVersion(options: { zipRequired?: boolean; country?: 'required' | 'optional'; qty?: 'integer' | 'string' } = {}): JsonSchema {
+    const { zipRequired = true, country, qty = 'integer' } = options;
+    class AddressDto {
+      @IsString() street!: string;
+      @IsString() @(zipRequired ? absent : IsOptional()) zip?: string;
+      @(country ? IsString() : absent) @(country === 'optional' ? IsOptional() : absent) country?: string;
+    }
+    class ItemDto {
+      @IsString() sku!: string;
+      @(qty === 'integer' ? IsInt() : IsString()) @(qty === 'integer' ? Min(1) : absent) qty!: unknown;
+    }
+    class OrderDto {
+      @IsString() orderId!: string;
+      @ValidateNested() @Type(() => AddressDto) address!: AddressDto;
+      @ValidateNested({ each: true }) @Type(() => ItemDto) items!: ItemDto[];
+    }
+    return toJsonSchema(OrderDto);
+  }
+
+  it('sees a removed required nested field: breaks forward only, at its full path', () => {
+    expect(bothWays(orderVersion(), orderVersion({ zipRequired: false }))).toEqual({ backward: [], forward: ['field-removed-still-required'] });
+    const [change] = checkCompatibility([{ version: '1', schema: orderVersion() }], orderVersion({ zipRequired: false }), 'forward').breakingChanges;
+    expect(change).toMatchObject({ path: '$.address.zip', rule: 'field-removed-still-required' });
+  });
+
+  it('sees a required nested field added without default: breaks backward only; an optional one is compatible both ways', () => {
+    const [change] = checkCompatibility([{ version: '1', schema: orderVersion() }], orderVersion({ country: 'required' }), 'full').breakingChanges;
+    expect(change).toMatchObject({ path: '$.address.country', rule: 'field-added-required-without-default' });
+    expect(bothWays(orderVersion(), orderVersion({ country: 'required' }))).toEqual({ backward: ['field-added-required-without-default'], forward: [] });
+    expect(bothWays(orderVersion(), orderVersion({ country: 'optional' }))).toEqual({ backward: [], forward: [] });
+  });
+
+  it('sees a type change in an array item, both ways', () => {
+    const result = checkCompatibility([{ version: '1', schema: orderVersion() }], orderVersion({ qty: 'string' }), 'full');
+    expect(result.breakingChanges.map((c) => `${c.rule} ${c.path}`)).toEqual(['type-changed $.items[].qty', 'type-changed $.items[].qty']);
+    expect(bothWays(orderVersion({ qty: 'string' }), orderVersion())).toEqual({ backward: ['type-changed'], forward: ['type-changed'] });
+  });
+
+  it('compares recursive DTOs through their $defs: unchanged is compatible in every mode, a change inside is found', () => {
+    const category = (name: 'string' | 'integer', withNote = false): JsonSchema => {
+      class CategoryDto {
+        @(name === 'string' ? IsString() : IsInt()) name!: unknown;
+        @IsOptional() @ValidateNested({ each: true }) @Type(() => CategoryDto) children?: CategoryDto[];
+        @(withNote ? IsOptional() : absent) @(withNote ? IsString() : absent) note?: string;
+      }
+      class ProductDto {
+        @IsString() sku!: string;
+        @ValidateNested() @Type(() => CategoryDto) category!: CategoryDto;
+      }
+      return toJsonSchema(ProductDto);
+    };
+    for (const mode of ALL_MODES) {
+      expect(checkCompatibility([{ version: '1', schema: category('string') }], category('string'), mode).compatible).toBe(true);
+    }
+    expect(bothWays(category('string'), category('string', true))).toEqual({ backward: [], forward: [] });
+    expect(canRead(category('integer'), category('string')).map((c) => `${c.rule} ${c.path}`)).toEqual(['type-changed $.category.name']);
+    // The recursion is followed once per pair of definitions: the change inside is reported where it is first met.
+    expect(canRead(category('string'), category('integer')).map((c) => c.rule)).toEqual(['type-changed']);
+  });
+
+  it('compares a $ref with sibling keywords as the referenced schema plus the siblings, unless they constrain the same thing', () => {
+    const defs = { Node: object({ id: { type: 'string' } }, ['id']) };
+    const withRef = (sibling: Partial<JsonSchema>): JsonSchema => ({ ...object({ node: { $ref: '#/$defs/Node', ...sibling }, other: { type: 'string' } }), $defs: defs });
+    const changed = (sibling: Partial<JsonSchema>): JsonSchema => ({ ...withRef(sibling), properties: { ...withRef(sibling).properties, other: { type: 'string', minLength: 1 } } });
+    expect(canRead(withRef({ minProperties: 1, description: 'x' }), changed({ minProperties: 1 })).map((c) => c.path)).toEqual([]);
+    expect(canRead(changed({ minProperties: 1 }), withRef({ minProperties: 1 })).map((c) => `${c.rule} ${c.path}`)).toEqual(['constraint-tightened $.other']);
+    expect(canRead(withRef({ minProperties: 2 }), withRef({ minProperties: 1 })).map((c) => `${c.rule} ${c.path}`)).toEqual(['constraint-tightened $.node']);
+    // A sibling that repeats the referenced schema adds nothing.
+    expect(canRead(changed({ type: 'object' }), withRef({ type: 'object' })).map((c) => `${c.rule} ${c.path}`)).toEqual(['constraint-tightened $.other']);
+    // additionalProperties next to a $ref whose target declares properties means something else merged: not compared.
+    const [interacting] = canRead(changed({ additionalProperties: false }), withRef({ additionalProperties: false }));
+    expect(interacting).toMatchObject({ path: '$.node', rule: 'unsupported-change' });
+    expect(interacting.message).toContain('has sibling keywords that constrain what the referenced schema constrains');
+  });
+
+  it('finds a DTO and a hand-written schema of the same shape compatible', () => {
+    const handWritten = object({
+      orderId: { type: 'string' },
+      address: object({ street: { type: 'string' }, zip: { type: 'string' } }, ['street', 'zip']),
+      items: { type: 'array', items: object({ sku: { type: 'string' }, qty: { type: 'integer', minimum: 1 } }, ['sku', 'qty']) },
+    }, ['orderId', 'address', 'items']);
+    expect(bothWays(handWritten, orderVersion())).toEqual({ backward: [], forward: [] });
+    expect(bothWays(orderVersion(), handWritten)).toEqual({ backward: [], forward: [] });
   });
 });
 

@@ -176,16 +176,21 @@ function compareRefs(reader: JsonSchema, writer: JsonSchema, path: string, conte
   for (const { schema, resolve, name } of sides) {
     const ref = schema.$ref;
     if (typeof ref !== 'string') { resolved.push(schema); continue; }
-    const siblings = Object.keys(schema).filter((k) => k !== '$ref' && !ANNOTATION_KEYWORDS.has(k));
     const target = resolve(ref);
-    if (target === undefined || siblings.length > 0) {
-      return [change(path, 'unsupported-change', `${path}: the ${name}'s $ref "${ref}" ${target === undefined ? 'does not resolve to the root\'s $defs or definitions' : 'has sibling keywords'} and could not be compared; embed the referenced schemas under the root's $defs (class-validator-jsonschema: the definitions from validationMetadatasToSchemas()) or inline them`)];
+    const merged = target === undefined ? undefined : withRefSiblings(target, schema);
+    if (merged === undefined) {
+      return [change(path, 'unsupported-change', target === undefined
+        ? `${path}: the ${name}'s $ref "${ref}" does not resolve to the root's $defs or definitions and could not be compared; embed the referenced schemas under the root's $defs or inline them (a DTO class registered as such gets its nested DTOs embedded; hand-made class-validator-jsonschema output needs the definitions from validationMetadatasToSchemas())`
+        : `${path}: the ${name}'s $ref "${ref}" has sibling keywords that constrain what the referenced schema constrains, and could not be compared; move them into the referenced schema or inline it`)];
     }
-    resolved.push(target);
+    resolved.push(merged);
   }
   if (typeof reader.$ref === 'string' && typeof writer.$ref === 'string') {
     // Coinductive: a pair already under comparison is assumed compatible; any break shows up on the first pass.
-    const key = `${reader.$ref}\u0000${writer.$ref}`;
+    // Siblings are part of the key: the same $ref constrained differently is another pair.
+    const siblingsOf = (schema: JsonSchema): string =>
+      JSON.stringify(Object.entries(schema).filter(([k]) => k !== '$ref' && !ANNOTATION_KEYWORDS.has(k)));
+    const key = `${reader.$ref}\u0000${writer.$ref}\u0000${siblingsOf(reader)}\u0000${siblingsOf(writer)}`;
     if (context.refPairsInProgress.has(key)) return [];
     context.refPairsInProgress.add(key);
     try {
@@ -195,6 +200,37 @@ function compareRefs(reader: JsonSchema, writer: JsonSchema, path: string, conte
     }
   }
   return compare(resolved[0], resolved[1], path, context, depth + 1);
+}
+
+/**
+ * Keywords that constrain each other within one schema object: `{ $ref: A, additionalProperties: false }` is not
+ * A with `additionalProperties: false` added when A declares `properties` (the sibling would then allow them).
+ */
+const INTERACTING_KEYWORDS: readonly (readonly string[])[] = [
+  ['properties', 'patternProperties', 'additionalProperties', 'unevaluatedProperties'],
+  ['items', 'prefixItems', 'additionalItems', 'unevaluatedItems', 'contains', 'minContains', 'maxContains'],
+  ['if', 'then', 'else'],
+  ['type', 'nullable'],
+  ['$ref', '$dynamicRef'],
+];
+
+/**
+ * A `$ref` with sibling keywords (2019-09+, and what Ajv applies in every draft) means "the referenced schema AND the
+ * siblings". That is the referenced schema with the siblings added when no keyword is on both sides, also not through
+ * keywords that constrain each other; otherwise undefined (not comparable). Annotations never matter.
+ */
+function withRefSiblings(target: JsonSchema | boolean, schema: JsonSchema): JsonSchema | boolean | undefined {
+  const { $ref: _ref, ...rest } = schema;
+  // A sibling that repeats the target (`type: 'object'` next to a reference to an object schema) adds nothing.
+  const siblings = Object.fromEntries(Object.entries(rest).filter(([k, v]) =>
+    !ANNOTATION_KEYWORDS.has(k) && !(isJsonSchemaObject(target) && Object.prototype.hasOwnProperty.call(target, k) && jsonEqual(target[k], v))));
+  const keys = Object.keys(siblings);
+  if (keys.length === 0 || target === false) return target;
+  if (target === true) return siblings;
+  const targetKeys = Object.keys(target).filter((k) => !ANNOTATION_KEYWORDS.has(k));
+  const clash = keys.some((k) => targetKeys.includes(k))
+    || INTERACTING_KEYWORDS.some((group) => keys.some((k) => group.includes(k)) && targetKeys.some((k) => group.includes(k)));
+  return clash ? undefined : { ...target, ...siblings };
 }
 
 function compareNonNull(reader: JsonSchema | boolean, writer: JsonSchema | boolean, path: string, context: Context, depth: number): BreakingChange[] {

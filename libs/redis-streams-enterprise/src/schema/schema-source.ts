@@ -1,8 +1,7 @@
-import 'reflect-metadata';
-import { targetConstructorToSchema } from 'class-validator-jsonschema';
+import { dtoToJsonSchema } from './dto-schema.js';
 import type { JsonSchema } from './json-schema.js';
 
-/** A class decorated with class-validator (a DTO). */
+/** A class decorated with class-validator (a DTO); nested DTOs need `@ValidateNested()` and `@Type(() => X)`. */
 export type DtoClass = new (...args: never[]) => object;
 
 /** A Standard Schema object (zod 4, valibot, arktype, ...) that can also describe itself as JSON Schema. */
@@ -22,13 +21,13 @@ const isStandardSchema = (value: unknown): value is StandardSchemaLike =>
 
 /**
  * Turns any accepted schema into a JSON Schema, the form that is stored, compared and used to validate messages in
- * every process (also those that never saw the DTO class or the zod object).
+ * every process (also those that never saw the DTO class or the zod object). A DTO's nested DTOs are part of its
+ * schema (see {@link dtoToJsonSchema} for the canonical form).
  * @throws Error when a Standard Schema object cannot describe itself as JSON Schema.
+ * @throws TypeError when a nested DTO's class cannot be told (no `@Type(() => X)` on an array or interface property).
  */
 export function toJsonSchema(source: SchemaSource): JsonSchema {
-  if (typeof source === 'function') {
-    return targetConstructorToSchema(source as DtoClass) as JsonSchema;
-  }
+  if (typeof source === 'function') return dtoToJsonSchema(source);
   if (isStandardSchema(source)) {
     const standard = source['~standard'];
     const fromStandard = standard.jsonSchema?.input?.({ target: 'draft-2020-12' });

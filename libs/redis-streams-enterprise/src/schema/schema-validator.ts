@@ -27,7 +27,7 @@ export class SchemaValidator {
     }
     if (validate(data)) return [];
     return (validate.errors ?? []).map((e) => ({
-      path: `$${e.instancePath.replace(/\//g, '.')}${e.keyword === 'required' ? `.${String((e.params as { missingProperty?: string }).missingProperty)}` : ''}`,
+      path: issuePath(data, e.instancePath, e.keyword === 'required' ? String((e.params as { missingProperty?: string }).missingProperty) : undefined),
       message: e.keyword === 'required' ? 'is required' : (e.message ?? e.keyword),
     }));
   }
@@ -39,4 +39,22 @@ export class SchemaValidator {
     this.compiled.delete(key);
     this.ajv.removeSchema(validate.schema as object);
   }
+}
+
+/**
+ * An Ajv instance path (JSON Pointer) as the JSON path users read: `/items/1/qty` is `$.items[1].qty`,
+ * `/address/zip` is `$.address.zip`, an awkward key is quoted (`$["unit-price"]`). Walks the data, so a numeric key
+ * of an object stays a key (`$.byId["7"]`) and only array positions become `[n]`.
+ */
+export function issuePath(data: unknown, instancePath: string, missingProperty?: string): string {
+  const segments = instancePath === '' ? [] : instancePath.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (missingProperty !== undefined) segments.push(missingProperty);
+  let path = '$';
+  let node: unknown = data;
+  for (const segment of segments) {
+    if (Array.isArray(node) && /^(0|[1-9][0-9]*)$/.test(segment)) path += `[${segment}]`;
+    else path += /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(segment) ? `.${segment}` : `[${JSON.stringify(segment)}]`;
+    node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[segment] : undefined;
+  }
+  return path;
 }

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { IsEmail, IsIn, IsInt, IsOptional, IsString, Min } from 'class-validator';
+import { Type } from 'class-transformer';
+import { IsEmail, IsIn, IsInt, IsOptional, IsString, Min, ValidateNested } from 'class-validator';
+import { JSONSchema } from 'class-validator-jsonschema';
 import { SchemaRegistryMissingError } from '../errors/schema-registry-missing.error.js';
 import { SchemaUpcastError } from '../errors/schema-upcast.error.js';
 import { SchemaValidationError } from '../errors/schema-validation.error.js';
@@ -21,6 +23,42 @@ class UserV2 {
   @IsEmail() email!: string;
   @IsOptional() @IsIn(['free', 'pro']) plan: string = 'free';
   @IsOptional() @IsInt() @Min(0) logins = 0;
+}
+
+class AddressV1 {
+  @IsString() street!: string;
+  @IsString() zip!: string;
+}
+
+class ItemV1 {
+  @IsString() sku!: string;
+  @IsInt() @Min(1) qty!: number;
+}
+
+class OrderV1 {
+  @IsString() orderId!: string;
+  @ValidateNested() @Type(() => AddressV1) address!: AddressV1;
+  @ValidateNested({ each: true }) @Type(() => ItemV1) items!: ItemV1[];
+}
+
+/** v2 adds optional fields inside the nested DTOs: a class default (country) and a JSON Schema default too (currency). */
+class AddressV2 {
+  @IsString() street!: string;
+  @IsString() zip!: string;
+  @IsOptional() @IsString() country = 'NL';
+}
+
+class ItemV2 {
+  @IsString() sku!: string;
+  @IsInt() @Min(1) qty!: number;
+  @IsOptional() @IsString() @JSONSchema({ default: 'EUR' }) currency = 'EUR';
+}
+
+class OrderV2 {
+  @IsString() orderId!: string;
+  @ValidateNested() @Type(() => AddressV2) address!: AddressV2;
+  @ValidateNested({ each: true }) @Type(() => ItemV2) items!: ItemV2[];
+  @IsOptional() @ValidateNested() @Type(() => AddressV2) billing?: AddressV2;
 }
 
 const v1Json = { type: 'object', properties: { sku: { type: 'string' } }, required: ['sku'] };
@@ -136,6 +174,41 @@ describe('SchemaManager with a registry of its own (external)', () => {
     const ignore = manager({ validationMode: 'ignore' }, registry);
     await expect(ignore.stampOutgoing('item.added', { sku: 1 })).resolves.toBe('item.added@1.0.0');
     expect(ignore.getMetrics().emit).toEqual({ valid: 0, invalid: 0, skipped: 1 });
+  });
+
+  it('upcasts nested DTOs: nested instances, nested class and JSON Schema defaults, nested breaking changes named by path', async () => {
+    const schemas = manager();
+    await schemas.registerSchema('order.placed', OrderV1, '1.0.0');
+    await schemas.registerSchema('order.placed', OrderV2, '2.0.0', 'full');
+    const written = () => ({ orderId: 'o1', address: { street: 'Main St', zip: '1234' }, items: [{ sku: 'a', qty: 1 }, { sku: 'b', qty: 2, currency: 'USD' }] });
+    const read = await schemas.readIncoming('order.placed', 'order.placed@1.0.0', written(), reader({ version: '2.0.0', type: OrderV2 }));
+    expect(read.invalid).toBe(false);
+    const order = read.data as OrderV2;
+    expect(order).toBeInstanceOf(OrderV2);
+    expect(order.address).toBeInstanceOf(AddressV2);
+    expect(order.items.every((item) => item instanceof ItemV2)).toBe(true);
+    expect(order).toEqual(Object.assign(new OrderV2(), {
+      orderId: 'o1',
+      address: Object.assign(new AddressV2(), { street: 'Main St', zip: '1234', country: 'NL' }),
+      items: [Object.assign(new ItemV2(), { sku: 'a', qty: 1, currency: 'EUR' }), Object.assign(new ItemV2(), { sku: 'b', qty: 2, currency: 'USD' })],
+    }));
+    expect(order.billing).toBeUndefined();
+    // Without a DTO, only the registered version's JSON Schema defaults apply, inside array items too.
+    const plain = await schemas.readIncoming('order.placed', 'order.placed@1.0.0', written(), reader({ version: '2.0.0' }));
+    expect(plain.data).toEqual({ orderId: 'o1', address: { street: 'Main St', zip: '1234' }, items: [{ sku: 'a', qty: 1, currency: 'EUR' }, { sku: 'b', qty: 2, currency: 'USD' }] });
+    // A message invalid as written is refused with the nested path.
+    const invalid = await schemas.readIncoming('order.placed', 'order.placed@1.0.0', { ...written(), items: [{ sku: 'a', qty: 0 }] }, reader({ version: '2.0.0', type: OrderV2 }));
+    expect((invalid.rejection as SchemaValidationError).issues).toEqual([{ path: '$.items[0].qty', message: 'must be >= 1' }]);
+    // A version whose array item changed type cannot be read as 2.0.0: the reason names the nested path.
+    const itemQtyString = { ...(await schemas.getSchema('order.placed', '2.0.0'))!.schema };
+    const items = itemQtyString.properties!.items as { items: { properties: Record<string, unknown> } };
+    await schemas.registerSchema('order.placed', {
+      ...itemQtyString,
+      properties: { ...itemQtyString.properties, items: { ...items, items: { ...items.items, properties: { ...items.items.properties, qty: { type: 'string' } } } } },
+    }, '3.0.0', 'none');
+    const unmappable = await schemas.readIncoming('order.placed', 'order.placed@3.0.0', { ...written(), items: [{ sku: 'a', qty: 'one' }] }, reader({ version: '2.0.0', type: OrderV2 }));
+    expect(unmappable.rejection).toBeInstanceOf(SchemaUpcastError);
+    expect((unmappable.rejection as SchemaUpcastError).reasons).toEqual([expect.objectContaining({ path: '$.items[].qty', message: expect.stringMatching(/^type-changed: /) })]);
   });
 
   it('checks the shape of handler schema options', () => {

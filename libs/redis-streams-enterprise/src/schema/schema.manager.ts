@@ -116,10 +116,10 @@ export class SchemaManager implements OnApplicationShutdown {
    * Registers a schema version for an event type (the seed's `registerSchema('user.created', schema, '1.0.0',
    * 'backward')`). An identical schema already registered returns its version (no-op). With
    * `schema.compatibilityCheck`, an incompatible schema is refused with every breaking change listed.
-   * @throws SchemaRegistrationError
+   * @throws SchemaRegistrationError also when the schema cannot be converted (a nested DTO without `@Type(() => X)`).
    */
   async registerSchema(eventType: string, source: SchemaSource, version?: string, compatibility: CompatibilityMode = 'backward'): Promise<SchemaVersion> {
-    const schema = toJsonSchema(source);
+    const schema = this.toSchema(eventType, source);
     const canonical = canonicalJson(schema);
     for (let attempt = 0; attempt < 5; attempt++) {
       const all = await this.history(eventType);
@@ -156,7 +156,7 @@ export class SchemaManager implements OnApplicationShutdown {
 
   /** Checks a schema against the registered versions without registering it (dry run). */
   async checkCompatibility(eventType: string, source: SchemaSource, compatibility: CompatibilityMode = 'backward'): Promise<CompatibilityResult> {
-    return checkCompatibility(await this.history(eventType), toJsonSchema(source), compatibility);
+    return checkCompatibility(await this.history(eventType), this.toSchema(eventType, source), compatibility);
   }
 
   /** A version's schema, or the latest when no version is given; null when there is none. */
@@ -270,6 +270,16 @@ export class SchemaManager implements OnApplicationShutdown {
     const all = await Promise.all(existing.map(async (v) => ({ version: v, schema: await this.schemaOrNull(eventType, v) })));
     // A version deleted between the two reads is no longer part of the history.
     return all.filter((v): v is { version: string; schema: JsonSchema } => v.schema !== null);
+  }
+
+  /** The JSON Schema of what is registered; a source that cannot be converted is refused like any bad registration. */
+  private toSchema(eventType: string, source: SchemaSource): JsonSchema {
+    try {
+      return toJsonSchema(source);
+    } catch (error) {
+      // The source's own declaration is at fault (a nested DTO without @Type, a zod schema without JSON Schema).
+      throw new SchemaRegistrationError(eventType, error instanceof Error ? error.message : String(error));
+    }
   }
 
   /** The next version under `schema.versioningStrategy`, for registrations without one (`autoEvolution`). */
