@@ -5,13 +5,12 @@
  *   groups   many consumer groups on one stream (fan-out)                     SCALE_GROUPS (default 1000)
  *   large    large payloads emit -> handler                                    SCALE_PAYLOAD_MB (default 1,8,64)
  *   cluster  many topics on a local 3-master Redis Cluster                      SCALE_CLUSTER_TOPICS (default 100,1000)
+ *   partitions  one topic of P partitions, 3 consumer processes (assignment, idle, latency, rebalancing)
+ *                                                                             SCALE_PARTITIONS (default 1000; 10000 too)
  *
  * Scale up with the variables above (for example SCALE_TOPICS=100000), pick scenarios with SCALE_SCENARIOS
  * (comma-separated), measure another Redis with SCALE_REDIS_URL (keys under scale:<run>:* only, deleted after).
  * The whole run is aborted after SCALE_MAX_SECONDS (default 600).
- *
- * TODO(issue 7): partitions (10,000 partitions read by a few consumers, batched across streams) once
- * partitioning lands; it is being built separately.
  */
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
@@ -23,9 +22,10 @@ import { BenchRedis, QuietLogger, envInt, envIntList, type ScenarioReport } from
 import { measureClusterTopics } from './cluster-topics.js';
 import { measureFanout } from './groups.js';
 import { measureLargeMessages } from './large-messages.js';
+import { measurePartitions } from './partitions.js';
 import { measureTopics } from './topics.js';
 
-const SCENARIOS = ['topics', 'groups', 'large', 'cluster'] as const;
+const SCENARIOS = ['topics', 'groups', 'large', 'cluster', 'partitions'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function scenarios(): Scenario[] {
@@ -44,6 +44,7 @@ const SETTINGS = {
   groups: envIntList('SCALE_GROUPS', [1_000]),
   payloadMb: envIntList('SCALE_PAYLOAD_MB', [1, 8, 64]),
   clusterTopics: envIntList('SCALE_CLUSTER_TOPICS', [100, 1_000]),
+  partitions: envIntList('SCALE_PARTITIONS', [1_000]),
   maxSeconds: envInt('SCALE_MAX_SECONDS', 600, 10),
   resultsFile:
     process.env.SCALE_RESULTS_FILE || resolve(dirname(fileURLToPath(import.meta.url)), '../../../bench/results/scale-latest.json'),
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
       if (scenario === 'groups') reports.push(await measureFanout(redis, SETTINGS.groups));
       if (scenario === 'large') reports.push(await measureLargeMessages(redis, SETTINGS.payloadMb));
       if (scenario === 'cluster') reports.push(await measureClusterTopics(SETTINGS.clusterTopics));
+      if (scenario === 'partitions') reports.push(await measurePartitions(redis, SETTINGS.partitions));
     }
   } finally {
     await redis.stop();
@@ -88,7 +90,6 @@ async function main(): Promise<void> {
     console.log(report.table);
     for (const note of report.notes) console.log(`  - ${note}`);
   }
-  console.log('\npartitions (10,000 partitions read by a few consumers): not measured yet, TODO(issue 7) once partitioning lands.');
   console.log(`\ntotal ${((Date.now() - started) / 1_000).toFixed(0)} s`);
   mkdirSync(dirname(SETTINGS.resultsFile), { recursive: true });
   writeFileSync(SETTINGS.resultsFile, JSON.stringify({ at: new Date().toISOString(), header, reports }, null, 2));

@@ -237,7 +237,7 @@ export class OrderedDispatcher {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      for (const s of this.partitions.values()) this.pump(s);
+      for (const s of this.partitions.values()) if (s.queue.length > 0) this.pump(s);
     });
   }
 
@@ -251,7 +251,8 @@ export class OrderedDispatcher {
     this.waitingForSlot = true;
     void this.inFlight.whenAvailable().then(() => {
       this.waitingForSlot = false;
-      for (const s of this.partitions.values()) this.pump(s);
+      // Only partitions with something queued (a consumer may own thousands of idle ones).
+      for (const s of this.partitions.values()) if (s.queue.length > 0) this.pump(s);
     });
   }
 

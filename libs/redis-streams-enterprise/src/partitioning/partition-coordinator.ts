@@ -2,7 +2,10 @@ import { Logger } from '@nestjs/common';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import { planAssignment } from './partition-assignment.js';
+import { planAssignment, quotaOf } from './partition-assignment.js';
+
+/** Partitions whose leases are requested at once. */
+const ACQUIRE_BATCH = 200;
 import { readablePartitions, type PartitionLayout } from './partition-layout.js';
 import type { PartitioningManager } from './partitioning.manager.js';
 
@@ -164,6 +167,10 @@ export class PartitionCoordinator {
     await this.ensureGroups(pattern, layout);
     const members = (await this.redis.rseHeartbeat(this.keys.members(pattern, group), consumer, sessionTimeoutMs, '0')) as string[];
     const count = readablePartitions(layout);
+    const owned = [...this.owned.values()].filter((p) => p.pattern === pattern && !this.releasing.has(p.stream)).length;
+    // Holding exactly its share already, a consumer's plan changes nothing: skip reading every partition's lease (at
+    // 10,000 partitions that read was most of the idle load).
+    if (owned === (balanced ? quotaOf(consumer, members, count) : count)) return;
     const partitions = Array.from({ length: count }, (_, i) => i);
     const leases = await Promise.all(partitions.map((p) => this.redis.get(this.keys.leaseOf(this.keys.partition(pattern, p), group))));
     const owners = new Map<number, string>();
@@ -175,21 +182,26 @@ export class PartitionCoordinator {
       const owned = this.owned.get(this.keys.partition(pattern, p));
       if (owned) void this.release(owned);
     }
-    for (const p of plan.acquire) {
-      if (!this.running) return;
-      const stream = this.keys.partition(pattern, p);
-      if (this.owned.has(stream)) continue;
-      const sentAt = this.now();
-      const lease = (await this.redis.rseAcquireLease(this.keys.leaseOf(stream, group), this.keys.fenceOf(stream, group), consumer, sessionTimeoutMs)) as string | null;
-      if (!lease) continue; // someone was faster; the next heartbeat plans again
-      const partition = { pattern, partition: p, stream, lease, validUntil: sentAt + sessionTimeoutMs - Math.max(50, Math.floor(sessionTimeoutMs / 10)) };
-      this.owned.set(stream, partition);
-      try {
-        await this.hooks.assigned(partition);
-      } catch (error) {
-        this.logger.warn(`Could not start handling an assigned partition; giving it back: ${errorText(error)} ${logIds({ stream, group })}`);
-        await this.release(partition);
-      }
+    // Taken in concurrent batches (one round trip per batch, not per partition).
+    for (let i = 0; i < plan.acquire.length && this.running; i += ACQUIRE_BATCH) {
+      await Promise.all(plan.acquire.slice(i, i + ACQUIRE_BATCH).map((p) => this.acquire(pattern, p)));
+    }
+  }
+
+  private async acquire(pattern: string, p: number): Promise<void> {
+    const { group, consumer, sessionTimeoutMs } = this.settings;
+    const stream = this.keys.partition(pattern, p);
+    if (this.owned.has(stream) || !this.running) return;
+    const sentAt = this.now();
+    const lease = (await this.redis.rseAcquireLease(this.keys.leaseOf(stream, group), this.keys.fenceOf(stream, group), consumer, sessionTimeoutMs)) as string | null;
+    if (!lease) return; // someone was faster; the next heartbeat plans again
+    const partition = { pattern, partition: p, stream, lease, validUntil: sentAt + sessionTimeoutMs - Math.max(50, Math.floor(sessionTimeoutMs / 10)) };
+    this.owned.set(stream, partition);
+    try {
+      await this.hooks.assigned(partition);
+    } catch (error) {
+      this.logger.warn(`Could not start handling an assigned partition; giving it back: ${errorText(error)} ${logIds({ stream, group })}`);
+      await this.release(partition);
     }
   }
 

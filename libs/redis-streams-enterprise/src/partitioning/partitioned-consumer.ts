@@ -53,6 +53,7 @@ export class PartitionedConsumer {
   /** The XREADGROUP in progress, so a revocation can wait until no more entries of the partition arrive here. */
   private readInFlight?: Promise<unknown>;
   private lastSweep = Date.now();
+  private wakeScheduled = false;
   private readonly sleeper = new Sleeper();
   private running = false;
   private loop?: Promise<void>;
@@ -267,27 +268,38 @@ export class PartitionedConsumer {
     const every = Math.max(100, Math.floor(config.partitioning.sessionTimeoutMs / 3));
     if (Date.now() - this.lastSweep < every) return;
     this.lastSweep = Date.now();
-    for (const { stream } of this.coordinator.ownedPartitions()) {
-      if (this.takeover.has(stream) || !this.dispatcher.has(stream)) continue;
-      const owners = parsePendingOwners(await command.xpending(stream, config.consumer.group));
-      const other = [...owners].find(([name, count]) => name !== config.consumer.consumerName && count > 0);
-      if (other) {
+    const streams = this.coordinator.ownedPartitions().map((p) => p.stream).filter((s) => !this.takeover.has(s) && this.dispatcher.has(s));
+    // Concurrent (ioredis pipelines them): one round trip for all, not one per partition.
+    const summaries = await Promise.all(streams.map((stream) => command.xpending(stream, config.consumer.group)));
+    streams.forEach((stream, i) => {
+      const other = [...parsePendingOwners(summaries[i])].find(([name, count]) => name !== config.consumer.consumerName && count > 0);
+      if (other && this.dispatcher.has(stream) && !this.takeover.has(stream)) {
         this.logger.warn(`Found ${other[1]} entries of a previous owner pending in an owned partition; taking them over ${logIds({ stream })}`);
         this.takeover.set(stream, { cursor: '-', owner: other[0] });
       }
-    }
+    });
   }
 
   /** Resolves once the read in progress (if any) returned; interrupts its BLOCK. */
   private async readBarrier(): Promise<void> {
     const read = this.readInFlight;
     if (!read) return;
-    this.wakeReader();
+    this.wakeReaderNow();
     await read.catch(() => undefined);
   }
 
   /** Ends the pending BLOCK so a newly assigned partition is read at once (single server; Cluster waits ≤ 50 ms). */
   private wakeReader(): void {
+    // Partitions are assigned in batches: one wake for the batch.
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      this.wakeReaderNow();
+    });
+  }
+
+  private wakeReaderNow(): void {
     this.sleeper.wake();
     if (this.blockingClientId === undefined || isCluster(this.deps.command)) return;
     this.deps.command.client('UNBLOCK', this.blockingClientId).catch(() => undefined); // the read ends by BLOCK anyway
