@@ -5,7 +5,7 @@ import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '.
 import { resolveConfig } from '../config/validate-options.js';
 import { connectOrThrow, createRedisConnection, disconnectOnce, isCluster } from '../connection/redis-connection.factory.js';
 import { classifyRedisError, redact } from '../connection/redis-error-codes.js';
-import { parseGroupsInfo, type StreamEntry } from '../connection/redis-replies.js';
+import type { StreamEntry } from '../connection/redis-replies.js';
 import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
@@ -15,7 +15,7 @@ import { REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from '../redis-streams.co
 import { AckBatcher } from './ack-batcher.js';
 import { BLOB_SWEEP_INTERVAL_MS, BlobSweeper, claimCheckApplies } from './claim-check.js';
 import { ConsumerLoop } from './consumer-loop.js';
-import { enabledFeatures, type EnabledFeatures } from './features.js';
+import { enabledFeatures } from './features.js';
 import { InFlight } from './in-flight.js';
 import { MessageProcessor } from './message-processor.js';
 import { PendingReclaimer } from './pending-reclaimer.js';
@@ -27,51 +27,11 @@ import type { Partitioner } from '../partitioning/partitioner.js';
 import { PartitionedConsumer } from '../partitioning/partitioned-consumer.js';
 import { readablePartitions } from '../partitioning/partition-layout.js';
 import { OrderingManager } from '../ordering/ordering.manager.js';
-import { idTimeMs, retentionWarnings } from './retention-check.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
+import { streamStatus, type RedisStreamsServerStatus } from './server-status.js';
+import { withinMs } from './within-ms.js';
 
-/** One consumed stream in `getStatus()`. */
-export interface StreamStatus {
-  readonly pattern: string;
-  readonly stream: string;
-  /** Entries delivered to this group and not yet acknowledged (all consumers). */
-  readonly pending: number | null;
-  /** Entries not yet delivered to this group; null when Redis cannot compute it. */
-  readonly lag: number | null;
-  readonly consumers: number | null;
-  /** Retention warnings for this stream (see `warnings` of the server status). */
-  readonly warnings: readonly string[];
-}
-
-/** Result of `RedisStreamsServer.getStatus()`. */
-export interface RedisStreamsServerStatus {
-  readonly healthy: boolean;
-  readonly status: RedisStreamsStatus;
-  readonly redis: { readonly command: string; readonly blocking: string };
-  readonly group: string;
-  readonly consumer: string;
-  readonly streams: readonly StreamStatus[];
-  readonly inFlight: number;
-  readonly features: EnabledFeatures;
-  /** Plain-sentence warnings, e.g. a group close to losing entries to trimming. Empty when all is well. */
-  readonly warnings: readonly string[];
-  readonly error?: string;
-}
-
-/** Waits for `work` at most `ms`; resolves with its result, or undefined when it took longer (or was undefined). */
-async function withinMs<T>(work: Promise<T> | undefined, ms: number): Promise<T | undefined> {
-  if (!work) return undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export type { RedisStreamsServerStatus, StreamStatus } from './server-status.js';
 
 type ProcessingHooksRunner = (context: unknown, fn: (runEndHook: () => void) => Promise<void>) => Promise<void>;
 
@@ -208,7 +168,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       this.readers.length > 0 &&
       this.readers.every((r) => r.blocking.status === 'ready' && (r.loop?.isRunning ?? this.partitioned?.isRunning ?? false));
     try {
-      const streams = await Promise.all(this.streams.map((s) => this.streamStatus(s.pattern, s.stream)));
+      const streams = await Promise.all(this.streams.map((s) => streamStatus(this.commandConnectionSync(), this.config, s.pattern, s.stream)));
       return { ...base, healthy: live, streams, warnings: streams.flatMap((s) => s.warnings) };
     } catch (error) {
       return { ...base, healthy: false, streams: [], warnings: [], error: redact(errorText(error)) };
@@ -254,34 +214,14 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     await this.partitioned?.rebalanceNow();
   }
 
+  private commandConnectionSync(): ScriptedRedis {
+    if (!this.command) throw new ConnectionClosedError('RedisStreamsServer');
+    return this.command;
+  }
+
   private commandConnection(): Promise<ScriptedRedis> {
     if (!this.command) return Promise.reject(new ConnectionClosedError('RedisStreamsServer'));
     return Promise.resolve(this.command);
-  }
-
-  private async streamStatus(pattern: string, stream: string): Promise<StreamStatus> {
-    const command = this.command;
-    if (!command) throw new ConnectionClosedError('RedisStreamsServer');
-    const { group } = this.config.consumer;
-    const { maxLen, retentionMs } = this.config.streams;
-    try {
-      const info = parseGroupsInfo(await command.xinfo('GROUPS', stream)).find((g) => g.name === group);
-      let oldestUnfinishedMs: number | null = null;
-      if (info && retentionMs !== undefined) {
-        // Oldest pending entry, and the first entry not yet delivered: whichever is older.
-        const summary = (await command.xpending(stream, group)) as unknown[];
-        const firstUndelivered = await command.xrange(stream, `(${info.lastDeliveredId}`, '+', 'COUNT', 1);
-        const candidates = [summary[1], firstUndelivered[0]?.[0]].filter((id): id is string => typeof id === 'string');
-        oldestUnfinishedMs = candidates.length ? Math.min(...candidates.map(idTimeMs)) : null;
-      }
-      const warnings = info
-        ? retentionWarnings({ stream, group, lag: info.lag, oldestUnfinishedMs, nowMs: Date.now(), maxLen, retentionMs })
-        : [];
-      return { pattern, stream, pending: info?.pending ?? null, lag: info?.lag ?? null, consumers: info?.consumers ?? null, warnings };
-    } catch (error) {
-      if (/no such key/i.test(errorText(error))) return { pattern, stream, pending: null, lag: null, consumers: null, warnings: [] };
-      throw error;
-    }
   }
 
   private async start(): Promise<void> {
