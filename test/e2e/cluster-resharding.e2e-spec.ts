@@ -1,0 +1,246 @@
+import { Controller, Inject, Injectable, type INestMicroservice } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import { Cluster, Redis } from 'ioredis';
+import { lastValueFrom } from 'rxjs';
+import { RedisStreamsClient, StreamEvent, type RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
+import { startConsumer, testConfig } from '../support/nest-apps.js';
+import { RedisCluster, keySlot, type ClusterNodeInfo } from '../support/redis-cluster.mjs';
+import { uniquePrefix } from '../support/redis.js';
+import { waitFor } from '../support/wait-for.js';
+
+/*
+ * Online resharding of a real local Redis Cluster (3 masters, no replicas): in the middle of a numbered run, the hash
+ * slot of the pattern's keys (`<prefix>:{<pattern>}` and its siblings share the tag) is moved from its master to
+ * another one with the standard manual procedure (SETSLOT IMPORTING / MIGRATING, GETKEYSINSLOT + MIGRATE until empty,
+ * SETSLOT NODE on every master). Clients follow the ASK / MOVED redirections; no acknowledged emit may be lost.
+ * Emits that fail meanwhile (e.g. TRYAGAIN) are reported and retried with a new attempt number.
+ */
+
+const PATTERN = 'rs.orders';
+const MESSAGES = 3_000;
+const RATE = 400;
+const WINDOW = 16;
+/** The migration starts when this message is due (about 1.5 s into the run). */
+const MIGRATE_AT = 600;
+const CONCURRENCY = 32;
+/** Consumer-side duplicates allowed (an XACK or delivery racing the key's move: the consumer's window, twice). */
+const MAX_CONSUMER_DUPLICATES = 2 * CONCURRENCY;
+
+const hold = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const key = (n: number, attempt: number) => `${n}/${attempt}`;
+
+@Injectable()
+class Ledger {
+  readonly handled = new Map<string, number>();
+  readonly attemptsOf = new Map<number, Set<number>>();
+
+  record(n: number, attempt: number): void {
+    const k = key(n, attempt);
+    this.handled.set(k, (this.handled.get(k) ?? 0) + 1);
+    const attempts = this.attemptsOf.get(n) ?? new Set<number>();
+    attempts.add(attempt);
+    this.attemptsOf.set(n, attempts);
+  }
+}
+
+@Controller()
+class OrdersController {
+  constructor(@Inject(Ledger) private readonly ledger: Ledger) {}
+
+  @StreamEvent(PATTERN)
+  async handle(@Payload() data: { n: number; attempt: number }) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.ledger.record(data.n, data.attempt);
+  }
+}
+
+class Producer {
+  readonly acked = new Map<string, { entryId: string; at: number }>();
+  readonly ackedAttempt = new Map<number, number>();
+  readonly failures: { n: number; attempt: number; error: string }[] = [];
+
+  constructor(private readonly client: RedisStreamsClient) {}
+
+  async emit(n: number, attempt: number): Promise<boolean> {
+    try {
+      const entryId = await lastValueFrom(this.client.emit<string>(PATTERN, { n, attempt }));
+      this.acked.set(key(n, attempt), { entryId, at: Date.now() });
+      this.ackedAttempt.set(n, attempt);
+      return true;
+    } catch (error) {
+      const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      this.failures.push({ n, attempt, error: text.replace(/[0-9]+-[0-9]+/g, '<id>').slice(0, 100) });
+      return false;
+    }
+  }
+}
+
+/** Moves one slot from `source` to `target` the way `redis-cli --cluster reshard` does, one key batch at a time. */
+async function migrateSlot(
+  slot: number,
+  source: ClusterNodeInfo,
+  target: ClusterNodeInfo,
+  masters: ClusterNodeInfo[],
+): Promise<{ keysMoved: number; batches: number }> {
+  const connect = (n: { host: string; port: number }) => new Redis({ host: n.host, port: n.port, lazyConnect: false, maxRetriesPerRequest: 1 });
+  const src = connect(source);
+  const dst = connect(target);
+  let keysMoved = 0;
+  let batches = 0;
+  try {
+    await dst.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id);
+    await src.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', target.id);
+    for (;;) {
+      const keys = (await src.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '10')) as string[];
+      if (keys.length === 0) break;
+      await src.call('MIGRATE', target.host, String(target.port), '', '0', '10000', 'KEYS', ...keys);
+      keysMoved += keys.length;
+      batches++;
+    }
+    // The target first (so it owns the slot before the source starts redirecting with MOVED), then every master.
+    await dst.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id);
+    await src.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id);
+    for (const m of masters) {
+      if (m.id === source.id || m.id === target.id) continue;
+      const other = connect(m);
+      try {
+        await other.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id);
+      } finally {
+        other.disconnect();
+      }
+    }
+  } finally {
+    src.disconnect();
+    dst.disconnect();
+  }
+  return { keysMoved, batches };
+}
+
+describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated mid-run', () => {
+  const prefix = uniquePrefix('cluster-resharding');
+  const stream = `${prefix}:{${PATTERN}}`;
+  let cluster: RedisCluster;
+  let raw: Cluster;
+  let app: INestMicroservice;
+  let server: RedisStreamsServer;
+  let ledger: Ledger;
+  let client: RedisStreamsClient;
+
+  beforeAll(async () => {
+    cluster = await RedisCluster.start({ masters: 3, replicasPerMaster: 0 });
+    raw = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+    raw.on('error', () => undefined);
+    const connection = { cluster: { nodes: cluster.nodes } };
+    const started = await startConsumer(
+      testConfig(prefix, { connection, consumer: { consumerName: 'c0', concurrency: CONCURRENCY, batchSize: 16 } }),
+      [OrdersController],
+      [Ledger],
+    );
+    app = started.app;
+    server = started.server;
+    ledger = app.get(Ledger);
+    client = new RedisStreamsClient(testConfig(prefix, { connection }));
+  }, 60_000);
+
+  afterAll(async () => {
+    await client?.close();
+    await app?.close();
+    raw?.disconnect();
+    await cluster?.stop();
+  }, 30_000);
+
+  it('every acknowledged emit is delivered, duplicates stay bounded, and the stream ends up on the new master', async () => {
+    expect(await new Producer(client).emit(-1, 0)).toBe(true);
+    await waitFor(() => ledger.handled.has(key(-1, 0)), { message: 'the warm-up message' });
+
+    const slot = keySlot(stream);
+    const source = await cluster.masterOf(stream);
+    const masters = (await cluster.topology()).filter((n) => n.role === 'master');
+    expect(masters).toHaveLength(3);
+    const target = masters.find((m) => m.id !== source.id)!;
+
+    const producer = new Producer(client);
+    const timeline: Record<string, number> = {};
+    let migrating: Promise<{ keysMoved: number; batches: number }> | undefined;
+
+    const started = Date.now();
+    const inFlight = new Set<Promise<unknown>>();
+    for (let n = 0; n < MESSAGES; n++) {
+      const due = started + (n * 1000) / RATE;
+      if (due > Date.now()) await hold(due - Date.now());
+      while (inFlight.size >= WINDOW) await Promise.race(inFlight);
+      if (n === MIGRATE_AT) {
+        timeline.migrationStart = Date.now();
+        migrating = migrateSlot(slot, source, target, masters).finally(() => (timeline.migrationEnd = Date.now()));
+        migrating.catch(() => undefined);
+      }
+      const p: Promise<unknown> = producer.emit(n, 0).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await Promise.all(inFlight);
+    timeline.runEnd = Date.now();
+    const moved = await migrating!;
+
+    const failedFirst = producer.failures.length;
+    for (let n = 0; n < MESSAGES; n++) {
+      for (let attempt = 1; !producer.ackedAttempt.has(n); attempt++) {
+        if (attempt > 20) throw new Error(`message ${n} could not be published after the resharding`);
+        if (!(await producer.emit(n, attempt))) await hold(100);
+      }
+    }
+
+    const undelivered = () => [...producer.acked.keys()].filter((k) => !ledger.handled.has(k));
+    await waitFor(() => undelivered().length === 0, { timeoutMs: 30_000, message: 'every acknowledged message to be handled' }).catch(() => undefined);
+    await waitFor(
+      async () => {
+        const status = (await server.getStatus()).streams.find((s) => s.pattern === PATTERN);
+        return status?.pending === 0 && status.lag === 0;
+      },
+      { timeoutMs: 30_000, message: 'the group to have nothing pending or unread' },
+    ).catch(() => undefined);
+
+    const ownerAfter = await cluster.masterOf(stream);
+    const stored = new Set((await raw.xrange(stream, '-', '+')).map(([id]) => id));
+    const missingFromStream = [...producer.acked.values()].filter(({ entryId }) => !stored.has(entryId)).length;
+    // The stream is on the target node itself (not just routed there).
+    const direct = new Redis({ host: target.host, port: target.port, maxRetriesPerRequest: 1 });
+    const onTarget = await direct.call('EXISTS', stream).finally(() => direct.disconnect());
+    const ackedBefore = [...producer.acked.values()].filter(({ at }) => at < timeline.migrationStart).length;
+    const ackedAfter = [...producer.acked.values()].filter(({ at }) => at > timeline.migrationEnd).length;
+    const consumerDuplicates = [...ledger.handled.values()].reduce((sum, times) => sum + times - 1, 0);
+    const errors = new Map<string, number>();
+    for (const f of producer.failures) errors.set(f.error, (errors.get(f.error) ?? 0) + 1);
+    const summary = {
+      messages: MESSAGES,
+      slot,
+      from: source.port,
+      to: target.port,
+      ownerAfter: ownerAfter.port,
+      ...moved,
+      migrationMs: timeline.migrationEnd - timeline.migrationStart,
+      ackedBefore,
+      ackedAfter,
+      failedEmits: failedFirst,
+      failedIncludingRetries: producer.failures.length,
+      lost: undelivered().length,
+      missingFromStream,
+      consumerDuplicates,
+      runMs: timeline.runEnd - started,
+      serverMetrics: (({ received, acked, reclaimed, retried, failed }) => ({ received, acked, reclaimed, retried, failed }))(server.getMetrics()),
+    };
+    process.stdout.write(`[cluster-resharding] ${JSON.stringify(summary)} errors=${JSON.stringify([...errors])}\n`);
+
+    expect(moved.keysMoved).toBeGreaterThan(0);
+    expect(ackedBefore).toBeGreaterThan(0);
+    expect(ackedAfter).toBeGreaterThan(0);
+    expect(ownerAfter.id).toBe(target.id);
+    expect(onTarget).toBe(1);
+    expect({ lost: undelivered(), missingFromStream }).toEqual({ lost: [], missingFromStream: 0 });
+    const unhandled = Array.from({ length: MESSAGES }, (_, n) => n).filter((n) => !ledger.attemptsOf.has(n));
+    expect(unhandled).toEqual([]);
+    expect(consumerDuplicates).toBeLessThanOrEqual(MAX_CONSUMER_DUPLICATES);
+    const status = await server.getStatus();
+    expect(status).toMatchObject({ healthy: true });
+    expect(status.streams.find((s) => s.pattern === PATTERN)).toMatchObject({ pending: 0, lag: 0 });
+  }, 120_000);
+});
