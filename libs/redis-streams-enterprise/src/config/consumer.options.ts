@@ -58,6 +58,17 @@ export class ConsumerOptions {
   blockMs = 2_000;
 
   /**
+   * Redis Cluster only: every stream this server reads is read at least this often even when no producer rang the
+   * doorbell for it (see the README's Cluster section). Bounds the delay of entries written by other producers
+   * (a raw XADD) and costs one read per hash slot per interval while idle.
+   * @default 1000
+   */
+  @IsInt()
+  @Min(50)
+  @Max(60_000)
+  clusterSweepMs = 1_000;
+
+  /**
    * Entries handled at once per server; reading pauses at this bound, so a slow handler cannot grow the heap.
    * @default 64
    */

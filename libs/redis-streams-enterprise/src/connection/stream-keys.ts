@@ -17,6 +17,8 @@ const READABLE_TAG = /^[A-Za-z0-9._:/@-]{1,200}$/;
  *   <prefix>:{<tag>}:failures:<group> hash: entry id -> time of its first failure (while it is being retried)
  *   <prefix>:{<tag>}:replayed         set: '<source stream>/<entry id>' copied into this stream by replay
  *   <prefix>:{reply:<clientId>}       reply stream of one client instance
+ *   <prefix>:{#doorbell}              Redis Cluster only: stream where producers name the streams they wrote to
+ *                                     (no pattern's tag can be `#doorbell`: patterns with `#` are hashed)
  *   <prefix>:{schema:<type>}:versions hash: schema version -> canonical JSON Schema of an event type
  *   <prefix>:{schema:<type>}:order    list: the versions in registration order
  *
@@ -177,6 +179,11 @@ export class StreamKeys {
   /** Glob of every dead-letter stream under this prefix. */
   deadLetterGlob(): string {
     return `${this.prefix}:{*}:dlq`;
+  }
+
+  /** The doorbell of this prefix (cluster/doorbell.ts). */
+  doorbell(): string {
+    return `${this.prefix}:{#doorbell}`;
   }
 
   replyStream(clientId: string): string {

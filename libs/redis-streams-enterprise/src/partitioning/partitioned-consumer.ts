@@ -12,7 +12,7 @@ import type { OrderingManager } from '../ordering/ordering.manager.js';
 import { withReadWatchdog } from '../transport/blocking-read.js';
 import type { InFlight } from '../transport/in-flight.js';
 import type { MessageProcessor } from '../transport/message-processor.js';
-import { readGroups } from '../transport/read-groups.js';
+import type { MultiSlotReader } from '../cluster/multi-slot-reader.js';
 import { Sleeper } from '../transport/sleeper.js';
 import { PartitionCoordinator, type LeasedPartition } from './partition-coordinator.js';
 import { parentsOf } from './partition-layout.js';
@@ -23,6 +23,8 @@ export interface PartitionedConsumerDeps {
   readonly patterns: readonly string[];
   readonly command: ScriptedRedis;
   readonly blocking: Redis;
+  /** Redis Cluster: reads the owned partitions slot by slot, with the doorbell (absent on a single server). */
+  readonly slotReader?: MultiSlotReader;
   readonly keys: StreamKeys;
   readonly partitioning: PartitioningManager;
   readonly ordering: OrderingManager;
@@ -129,6 +131,7 @@ export class PartitionedConsumer {
   async stopReading(): Promise<void> {
     this.running = false;
     this.sleeper.wake();
+    this.deps.slotReader?.wake();
     this.dispatcher.close();
     await this.loop;
   }
@@ -189,40 +192,13 @@ export class PartitionedConsumer {
   }
 
   private async run(): Promise<void> {
-    const { blocking, config, command } = this.deps;
-    const { group, consumerName, batchSize, blockMs } = config.consumer;
-    const cluster = isCluster(command);
+    const { group, consumerName } = this.deps.config.consumer;
     while (this.running) {
       try {
         await this.sweepLeftovers();
         await this.takeOverPending();
-        const streams = this.dispatcher.readable().filter((s) => !this.takeover.has(s) && this.coordinator.holds(s));
-        if (streams.length === 0) {
-          await this.dispatcher.whenRoom(200);
-          continue;
-        }
-        const groups = readGroups(streams, cluster);
-        // One blocking read per call: with several Cluster slots, short blocks in turn keep every slot served.
-        const block = groups.length > 1 ? 50 : Math.min(blockMs, MAX_PARTITION_BLOCK_MS);
-        for (const g of groups) {
-          if (!this.running) break;
-          // Checked again right before each read: a partition revoked meanwhile must not be read any more (its next
-          // owner may have taken over its pending entries already).
-          const current = g.streams.filter((s) => this.dispatcher.has(s) && !this.takeover.has(s) && this.coordinator.holds(s));
-          if (current.length === 0) continue;
-          const count = Math.max(1, Math.min(batchSize, ...current.map((s) => this.dispatcher.room(s))));
-          const read = withReadWatchdog(
-            blocking,
-            blocking.xreadgroup('GROUP', group, consumerName, 'COUNT', count, 'BLOCK', block, 'STREAMS', ...current, ...current.map(() => '>')),
-            block + config.connection.blockingWatchdogMs,
-          );
-          this.readInFlight = read;
-          const reply = await read.finally(() => (this.readInFlight = undefined));
-          parseNewEntries(reply, (stream, entries, deleted) => {
-            if (deleted.length > 0) this.deps.onDeleted(stream, deleted);
-            this.dispatcher.push(stream, entries);
-          });
-        }
+        if (this.deps.slotReader) await this.readSlots(this.deps.slotReader);
+        else await this.readBlocking();
         if (this.failing) {
           this.failing = false;
           this.logger.log(`Reading partitions resumed ${logIds({ group, consumer: consumerName })}`);
@@ -240,6 +216,60 @@ export class PartitionedConsumer {
         await this.sleeper.sleep(this.failing ? 500 : 0);
       }
     }
+  }
+
+  /** A partition may be read when it is ours, dispatched here and not being taken over. */
+  private readable(stream: string): boolean {
+    return this.dispatcher.has(stream) && !this.takeover.has(stream) && this.coordinator.holds(stream);
+  }
+
+  /** Single server: one blocking read over every readable partition (CLIENT UNBLOCK ends it for a new one). */
+  private async readBlocking(): Promise<void> {
+    const { blocking, config } = this.deps;
+    const { group, consumerName, batchSize, blockMs } = config.consumer;
+    const streams = this.dispatcher.readable().filter((s) => this.readable(s));
+    if (streams.length === 0) {
+      await this.dispatcher.whenRoom(200);
+      return;
+    }
+    const count = Math.max(1, Math.min(batchSize, ...streams.map((s) => this.dispatcher.room(s))));
+    const block = Math.min(blockMs, MAX_PARTITION_BLOCK_MS);
+    const read = withReadWatchdog(
+      blocking,
+      // Arrays, not spread arguments: thousands of partitions overflow the call stack when spread.
+      (blocking.xreadgroup as (...args: unknown[]) => Promise<unknown>)('GROUP', group, consumerName, 'COUNT', count, 'BLOCK', block, 'STREAMS', streams, streams.map(() => '>')),
+      block + config.connection.blockingWatchdogMs,
+    );
+    this.readInFlight = read;
+    this.deliver(await read.finally(() => (this.readInFlight = undefined)));
+  }
+
+  /**
+   * Redis Cluster: a round of slot reads over the owned partitions (cluster/multi-slot-reader.ts); when it found
+   * nothing, waits for a doorbell ring, for room in a full partition queue, or for a newly assigned partition.
+   */
+  private async readSlots(reader: MultiSlotReader): Promise<void> {
+    const { config } = this.deps;
+    const { batchSize, blockMs } = config.consumer;
+    const streams = this.coordinator.ownedPartitions().map((p) => p.stream).filter((s) => this.dispatcher.has(s));
+    // Checked again for each stream as the round is sent: a partition revoked meanwhile must not be read any more.
+    const countOf = (stream: string) => (this.readable(stream) ? Math.min(batchSize, this.dispatcher.room(stream)) : 0);
+    const read = reader.read(streams, countOf);
+    this.readInFlight = read;
+    const { replies, entries, error } = await read.finally(() => (this.readInFlight = undefined));
+    for (const reply of replies) this.deliver(reply);
+    if (error !== undefined) throw error;
+    if (entries > 0 || !this.running) return;
+    const block = Math.min(blockMs, MAX_PARTITION_BLOCK_MS);
+    await Promise.race([reader.wait(block), this.dispatcher.whenRoom(block)]);
+    reader.wake(); // ends whichever wait is left
+  }
+
+  private deliver(reply: unknown): void {
+    parseNewEntries(reply, (stream, entries, deleted) => {
+      if (deleted.length > 0) this.deps.onDeleted(stream, deleted);
+      this.dispatcher.push(stream, entries);
+    });
   }
 
   /** Claims the pending entries of newly assigned partitions (in id order, as far as the queue has room). */
@@ -288,7 +318,7 @@ export class PartitionedConsumer {
     await read.catch(() => undefined);
   }
 
-  /** Ends the pending BLOCK so a newly assigned partition is read at once (single server; Cluster waits ≤ 50 ms). */
+  /** Ends the pending BLOCK (single server) or doorbell wait (Cluster) so a newly assigned partition is read at once. */
   private wakeReader(): void {
     // Partitions are assigned in batches: one wake for the batch.
     if (this.wakeScheduled) return;
@@ -301,6 +331,7 @@ export class PartitionedConsumer {
 
   private wakeReaderNow(): void {
     this.sleeper.wake();
+    this.deps.slotReader?.wake();
     if (this.blockingClientId === undefined || isCluster(this.deps.command)) return;
     this.deps.command.client('UNBLOCK', this.blockingClientId).catch(() => undefined); // the read ends by BLOCK anyway
   }

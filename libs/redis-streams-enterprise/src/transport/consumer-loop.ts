@@ -8,13 +8,43 @@ import { Sleeper } from './sleeper.js';
 import { withReadWatchdog } from './blocking-read.js';
 
 export interface ConsumerLoopSettings {
-  readonly streams: readonly string[];
   readonly group: string;
   readonly consumer: string;
   readonly batchSize: number;
-  readonly blockMs: number;
-  /** Extra time a read may take beyond BLOCK before the socket is presumed dead and replaced. */
-  readonly watchdogMs: number;
+}
+
+/** Where a loop gets new entries from: a blocking read on one server, or rounds of slot reads on a Cluster. */
+export interface EntryReader {
+  /**
+   * New entries as XREADGROUP replies, at most `count` per stream, waiting a bounded time when there are none.
+   * `error`: a failure after some entries were read already (they are pending on this consumer: handle them first).
+   */
+  read(count: number): Promise<{ replies: unknown[]; error?: unknown }>;
+}
+
+/**
+ * One `XREADGROUP ... COUNT n BLOCK ms STREAMS s1 s2 ... > >` over all streams on a dedicated connection (a single
+ * server, or streams of one Cluster slot), with a watchdog: a read that outlives BLOCK by the margin drops the socket
+ * (a half-open TCP connection otherwise leaves the read pending forever).
+ */
+export class BlockingEntryReader implements EntryReader {
+  private readonly ids: string[];
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly settings: { readonly streams: readonly string[]; readonly group: string; readonly consumer: string; readonly blockMs: number; readonly watchdogMs: number },
+  ) {
+    this.ids = settings.streams.map(() => '>');
+  }
+
+  async read(count: number): Promise<{ replies: unknown[] }> {
+    const { streams, group, consumer, blockMs, watchdogMs } = this.settings;
+    // Arrays, not spread arguments: tens of thousands of streams overflow the call stack when spread.
+    // ioredis flattens array arguments; `call` would skip the reply transformation (RESP3 map to pairs).
+    const read = (this.redis.xreadgroup as (...args: unknown[]) => Promise<unknown>)('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', streams, this.ids);
+    const reply = await withReadWatchdog(this.redis, read, blockMs + watchdogMs);
+    return { replies: reply === null || reply === undefined ? [] : [reply] };
+  }
 }
 
 export interface ConsumerLoopHooks {
@@ -27,13 +57,12 @@ export interface ConsumerLoopHooks {
 }
 
 /**
- * The reading loop: `XREADGROUP ... COUNT n BLOCK ms STREAMS s1 s2 ... > >` on a dedicated connection, handing
- * each entry to `dispatch` while holding an in-flight slot. It reads only as many entries as there are free
- * slots and waits when none are free, so a slow handler slows reading instead of growing memory.
+ * The reading loop: reads new entries (EntryReader) and hands each to `dispatch` while holding an in-flight slot.
+ * It reads only as many entries as there are free slots and waits when none are free, so a slow handler slows
+ * reading instead of growing memory.
  *
  * It never dies on an error: connection errors back off and retry (ioredis reconnects), NOGROUP recreates the
- * groups, and a read that outlives BLOCK by the watchdog margin drops the socket (a half-open TCP connection
- * otherwise leaves the read pending forever).
+ * groups.
  */
 export class ConsumerLoop {
   private readonly logger = new Logger('RedisStreamsConsumerLoop');
@@ -43,7 +72,7 @@ export class ConsumerLoop {
   private failing = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly reader: EntryReader,
     private readonly settings: ConsumerLoopSettings,
     private readonly inFlight: InFlight,
     private readonly hooks: ConsumerLoopHooks,
@@ -54,7 +83,7 @@ export class ConsumerLoop {
   }
 
   start(): void {
-    if (this.running || this.settings.streams.length === 0) return;
+    if (this.running) return;
     this.running = true;
     this.loop = this.run();
   }
@@ -68,8 +97,7 @@ export class ConsumerLoop {
   }
 
   private async run(): Promise<void> {
-    const { streams, group, consumer, batchSize, blockMs } = this.settings;
-    const ids = streams.map(() => '>');
+    const { group, consumer, batchSize } = this.settings;
     // COUNT applies to each stream of a multi-stream read, so one read can return more entries than there are
     // free slots. The surplus waits here (at most streams x batchSize entries) and nothing new is read until it
     // has been handed out, so the number of running handlers never exceeds consumer.concurrency.
@@ -88,13 +116,9 @@ export class ConsumerLoop {
       if (!this.running) break;
       // Never 0: XREADGROUP COUNT 0 means "no limit" (the reclaimer may have taken the free slots meanwhile).
       const count = Math.max(1, Math.min(batchSize, this.inFlight.available));
-      let reply: unknown;
+      let read: { replies: unknown[]; error?: unknown };
       try {
-        reply = await this.withWatchdog(
-          // Arrays, not spread arguments: tens of thousands of streams overflow the call stack when spread.
-          // ioredis flattens array arguments; `call` would skip the reply transformation (RESP3 map to pairs).
-          (this.redis.xreadgroup as (...args: unknown[]) => Promise<unknown>)('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', streams, ids),
-        );
+        read = await this.reader.read(count);
       } catch (error) {
         if (!this.running) break;
         await this.onReadError(error);
@@ -104,23 +128,22 @@ export class ConsumerLoop {
         this.failing = false;
         this.logger.log(`Reading resumed ${logIds({ group, consumer })}`);
       }
-      parseNewEntries(reply, (stream, entries, deleted) => {
-        for (const entry of entries) {
-          this.inFlight.hold(stream, entry.id);
-          backlog.push(entry);
-        }
-        if (deleted.length > 0) this.hooks.onDeleted(stream, deleted);
-      });
+      for (const reply of read.replies) {
+        parseNewEntries(reply, (stream, entries, deleted) => {
+          for (const entry of entries) {
+            this.inFlight.hold(stream, entry.id);
+            backlog.push(entry);
+          }
+          if (deleted.length > 0) this.hooks.onDeleted(stream, deleted);
+        });
+      }
+      if (read.error !== undefined && this.running) await this.onReadError(read.error);
     }
     if (backlog.length > 0) {
       // Read but never started: they stay pending in Redis and another consumer claims them.
       this.inFlight.releaseHeld();
       backlog = [];
     }
-  }
-
-  private withWatchdog<T>(read: Promise<T>): Promise<T> {
-    return withReadWatchdog(this.redis, read, this.settings.blockMs + this.settings.watchdogMs);
   }
 
   private async onReadError(error: unknown): Promise<void> {

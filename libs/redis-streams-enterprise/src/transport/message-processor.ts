@@ -1,6 +1,12 @@
+/**
+ * The orchestrator of one delivered entry: decode, route to its handler, check its schema, run it, and pick the
+ * outcome (ack, retry, dead letter). The two paths with their own rules live beside it: RequestResponder
+ * (request-responder.ts) answers `@MessagePattern` requests, EventCommitter (event-committer.ts) makes a handled
+ * event durable (ack or commit script). Settler carries out every outcome in Redis.
+ */
 import { Logger } from '@nestjs/common';
-import { RpcException, type MessageHandler } from '@nestjs/microservices';
-import { isObservable, lastValueFrom, of, type Observable } from 'rxjs';
+import type { MessageHandler } from '@nestjs/microservices';
+import { isObservable, lastValueFrom } from 'rxjs';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { DeliveredEntry } from '../connection/redis-replies.js';
@@ -8,18 +14,15 @@ import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import { NoHandlerError } from '../errors/no-handler.error.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import { decodeMessage, encodeMessage, encodeReply, serializePayload, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from './envelope.js';
-import { keySlot } from './read-groups.js';
-import { randomUUID } from 'node:crypto';
+import { decodeMessage, type DecodedMessage } from './envelope.js';
 import { StreamKeys } from '../connection/stream-keys.js';
-import { isCluster } from '../connection/redis-connection.factory.js';
-import { TransactionCrossSlotError } from '../errors/transaction-cross-slot.error.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import { backoffDelayMs } from './backoff.js';
 import { fetchClaimChecked } from './claim-check.js';
-import type { RedisStreamsTransaction } from './redis-streams.transaction.js';
+import { EventCommitter } from './event-committer.js';
 import { RedisStreamsContext, type MessageControls } from './redis-streams.context.js';
-import type { CommitRequest, Settler } from './settler.js';
+import { RequestResponder } from './request-responder.js';
+import type { Settler } from './settler.js';
 import type { SchemaManager } from '../schema/schema.manager.js';
 import { handlerSchemaOf, toHandlerInstance } from '../schema/handler-schema.js';
 import type { IncomingRead } from '../schema/schema-reader.js';
@@ -63,7 +66,8 @@ export class MessageProcessor implements MessageControls {
   private readonly logger = new Logger('RedisStreamsServer');
   private readonly streamPatterns = new Map<string, string>();
   private readonly keys: StreamKeys;
-  private partitioning?: PartitioningManager;
+  private readonly committer: EventCommitter;
+  private readonly requests: RequestResponder;
 
   constructor(
     private readonly config: ResolvedRedisStreamsConfig,
@@ -74,11 +78,13 @@ export class MessageProcessor implements MessageControls {
     private readonly schemas?: SchemaManager,
   ) {
     this.keys = new StreamKeys(config.streams.keyPrefix);
+    this.committer = new EventCommitter(config, redis, this.keys, settler);
+    this.requests = new RequestResponder(config, redis, metrics, (context, pattern, work) => this.guarded(context, pattern, work));
   }
 
   /** Routes transactional emits to partitioned topics. */
   usePartitioning(partitioning: PartitioningManager): void {
-    this.partitioning = partitioning;
+    this.committer.usePartitioning(partitioning);
   }
 
   /** Registers the pattern a stream belongs to (default pattern of entries that carry none). */
@@ -127,15 +133,16 @@ export class MessageProcessor implements MessageControls {
       return this.settler.deadLetter(entry, streamPattern, 'causal-timeout', error);
     }
     const isEvent = handler.isEventHandler || !message.replyTo;
-    if (isEvent && this.config.exactlyOnce.enabled && (await this.processedAlready(entry, message))) {
+    if (isEvent && this.config.exactlyOnce.enabled && (await this.committer.processedAlready(entry, message))) {
       this.metrics.duplicatesSkipped++;
       return this.settler.ack(entry, streamPattern);
     }
     const context = this.contextFor(entry, message, isEvent, entry.deliveryCount, options.partition);
     if (isEvent || message.replyTo === undefined) {
       await this.processEvent(entry, streamPattern, message, handler, context, options);
-    } else {
-      await this.processRequest(entry, message, handler, context, message.replyTo);
+    } else if (await this.requests.answer(entry, message, handler, context, message.replyTo)) {
+      // Acknowledged only once the final reply is in the reply stream; otherwise it stays pending for a retry.
+      await this.settler.ack(entry, this.patternOf(context));
     }
   }
 
@@ -160,20 +167,6 @@ export class MessageProcessor implements MessageControls {
     );
   }
 
-  /** The key a message is deduplicated by: its idempotency key, else its message id. */
-  private dedupeKeyOf(message: DecodedMessage): string {
-    return message.idempotencyKey ?? message.messageId;
-  }
-
-  private async processedAlready(entry: DeliveredEntry, message: DecodedMessage): Promise<boolean> {
-    const key = this.keys.processedOf(entry.stream, this.config.consumer.group, this.dedupeKeyOf(message));
-    try {
-      return (await this.redis.exists(key)) === 1;
-    } catch {
-      return false; // unknown: the commit script checks again atomically
-    }
-  }
-
   private async processEvent(
     entry: DeliveredEntry,
     streamPattern: string,
@@ -187,12 +180,10 @@ export class MessageProcessor implements MessageControls {
       const started = performance.now();
       let failure: { error: unknown } | undefined;
       try {
-        await this.host.withProcessingHooks(context, () =>
-          this.withTimeout(message.pattern, async () => {
-            const result: unknown = await handler(message.data, context);
-            if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
-          }),
-        );
+        await this.guarded(context, message.pattern, async () => {
+          const result: unknown = await handler(message.data, context);
+          if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+        });
       } catch (error) {
         failure = { error };
       }
@@ -200,8 +191,8 @@ export class MessageProcessor implements MessageControls {
       if (context.isSettled()) return this.awaitSettlement(context);
       if (!failure) {
         // A transaction that cannot be committed (cross-slot keys, an emit that cannot be routed) fails the attempt.
-        const prepared = await this.prepareWrites(entry, context);
-        if (!('error' in prepared)) return this.complete(entry, streamPattern, message, context, options, prepared.writes);
+        const prepared = await this.committer.prepareWrites(entry, context);
+        if (!('error' in prepared)) return this.committer.complete(entry, streamPattern, message, options, prepared.writes);
         failure = { error: prepared.error };
       }
       if (options.inlineAttempts === undefined) return this.settler.fail(entry, streamPattern, failure.error);
@@ -218,83 +209,6 @@ export class MessageProcessor implements MessageControls {
       if (options.stillOwned && !options.stillOwned()) return; // the partition moved: the new owner retries
       context = this.contextFor(entry, message, true, attempt + 1, options.partition);
     }
-  }
-
-  /**
-   * A handler succeeded: mark it handled for causal dependants, then acknowledge; with exactly-once or a
-   * transaction, through the commit script (writes + processed record + XACK in one step, fenced by the lease).
-   */
-  private async prepareWrites(entry: DeliveredEntry, context: RedisStreamsContext): Promise<{ writes: CommitRequest['writes'] } | { error: unknown }> {
-    const tx = context.pendingTransaction();
-    if (!tx || tx.isEmpty) return { writes: [] };
-    try {
-      return { writes: await this.resolveWrites(entry, tx) };
-    } catch (error) {
-      return { error };
-    }
-  }
-
-  private async complete(
-    entry: DeliveredEntry,
-    streamPattern: string,
-    message: DecodedMessage,
-    context: RedisStreamsContext,
-    options: ProcessOptions,
-    writes: CommitRequest['writes'],
-  ): Promise<void> {
-    if (this.config.ordering.enabled && this.config.ordering.strategy === 'causal') {
-      await this.markHandled(message);
-    }
-    const exactlyOnce = this.config.exactlyOnce.enabled;
-    if (!exactlyOnce && writes.length === 0) return this.settler.ack(entry, streamPattern, options.stillOwned);
-    const request = {
-      lease: options.lease,
-      processedKey: exactlyOnce ? this.keys.processedOf(entry.stream, this.config.consumer.group, this.dedupeKeyOf(message)) : undefined,
-      writes,
-    };
-    if (options.stillOwned) await this.settler.commitUntilDone(entry, request, options.stillOwned);
-    else await this.settler.commit(entry, request);
-  }
-
-  /** Records that this group handled a message (causal dependencies name it by idempotency key or message id). */
-  private async markHandled(message: DecodedMessage): Promise<void> {
-    const { group } = this.config.consumer;
-    const { windowMs } = this.config.exactlyOnce;
-    const names = new Set([message.messageId, ...(message.idempotencyKey === undefined ? [] : [message.idempotencyKey])]);
-    await Promise.all([...names].map((name) => this.redis.set(this.keys.causalDone(group, name), '1', 'PX', windowMs))).catch((error: unknown) => {
-      this.logger.warn(`Could not record a handled message for its dependants (they wait until ordering.timeoutMs): ${errorText(error)}`);
-    });
-  }
-
-  /**
-   * The writes of a transaction, emits encoded and routed. On Redis Cluster all of them must live in the slot of the
-   * consumed stream, or the script could not run them atomically.
-   * @throws TransactionCrossSlotError
-   */
-  private async resolveWrites(entry: DeliveredEntry, tx: RedisStreamsTransaction): Promise<CommitRequest['writes']> {
-    const writes: { command: string; key: string; args: readonly string[] }[] = [...tx.writes];
-    for (const emit of tx.emits) {
-      const route = this.partitioning?.enabled
-        ? await this.partitioning.route(emit.pattern, emit.data, { partitionKey: emit.options.partitionKey, idempotencyKey: emit.options.idempotencyKey })
-        : undefined;
-      const fields = encodeMessage({
-        pattern: emit.pattern,
-        messageId: emit.options.messageId ?? randomUUID(),
-        json: serializePayload(emit.data),
-        headers: emit.options.headers,
-        key: route?.key ?? emit.options.partitionKey,
-        idempotencyKey: emit.options.idempotencyKey,
-        epoch: route?.epoch,
-        dependsOn: emit.options.dependsOn,
-      });
-      writes.push({ command: 'XADD', key: route?.stream ?? this.keys.stream(emit.pattern), args: ['*', ...fields] });
-    }
-    if (isCluster(this.redis)) {
-      const slot = keySlot(entry.stream);
-      const foreign = writes.filter((w) => keySlot(w.key) !== slot).map((w) => w.key);
-      if (foreign.length > 0) throw new TransactionCrossSlotError(entry.stream, foreign);
-    }
-    return writes;
   }
 
   /**
@@ -390,83 +304,9 @@ export class MessageProcessor implements MessageControls {
     return this.streamPatterns.get(context.getStream()) ?? '';
   }
 
-  private async processRequest(
-    entry: DeliveredEntry,
-    message: DecodedMessage,
-    handler: MessageHandler,
-    context: RedisStreamsContext,
-    replyTo: string,
-  ): Promise<void> {
-    const started = performance.now();
-    const send = (reply: ReplyMessage) =>
-      this.redis.rseSendReply(
-        replyTo,
-        this.config.client.replyStreamMaxLen,
-        this.config.client.replyStreamTtlMs,
-        ...encodeReply(reply),
-      );
-    try {
-      await this.host.withProcessingHooks(context, () =>
-        this.withTimeout(message.pattern, async () => {
-          let failure: unknown;
-          let sent = Promise.resolve<unknown>(undefined);
-          let previous: { value: unknown } | undefined;
-          try {
-            const result = await handler(message.data, context);
-            const stream$: Observable<unknown> = isObservable(result) ? result : of(result);
-            await new Promise<void>((resolve) => {
-              stream$.subscribe({
-                next: (value) => {
-                  if (previous) {
-                    const value0 = previous.value;
-                    sent = sent.then(() => send({ requestId: message.messageId, response: value0, done: false }));
-                  }
-                  previous = { value };
-                },
-                error: (error: unknown) => {
-                  failure = error;
-                  resolve();
-                },
-                complete: () => resolve(),
-              });
-            });
-          } catch (error) {
-            failure = error;
-          }
-          if (failure !== undefined) {
-            this.metrics.failed++;
-            if (previous) {
-              const last = previous.value;
-              sent = sent.then(() => send({ requestId: message.messageId, response: last, done: false }));
-            }
-            const wireError = this.replyError(failure, entry);
-            sent = sent.then(() => send({ requestId: message.messageId, err: wireError, done: true }));
-          } else {
-            sent = sent.then(() => send({ requestId: message.messageId, response: previous?.value, done: true }));
-          }
-          await sent;
-        }),
-      );
-    } catch (error) {
-      // Replying failed (Redis unreachable) or the handler timed out: leave the entry pending for a retry.
-      this.metrics.recordLatency(performance.now() - started);
-      this.metrics.failed++;
-      this.logger.warn(`Request not answered, left pending: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
-      return;
-    }
-    this.metrics.recordLatency(performance.now() - started);
-    await this.settler.ack(entry, this.patternOf(context));
-  }
-
-  /**
-   * What a caller learns of a failed request: an RpcException's payload, or Nest's own sanitized error object;
-   * any other error (seen unchanged through RedisStreamsExceptionFilter) is logged here and replied as
-   * "Internal server error", so internals never leak to callers.
-   */
-  private replyError(failure: unknown, entry: DeliveredEntry): WireError {
-    if (failure instanceof RpcException || !(failure instanceof Error)) return toWireError(failure);
-    this.logger.error(`Request handler failed: ${errorText(failure)} ${logIds({ stream: entry.stream, id: entry.id })}`, failure.stack);
-    return { name: 'Error', message: 'Internal server error', status: 'error' };
+  /** Runs a handler's work inside Nest's processing hooks (tracing) and bounded by consumer.handlerTimeoutMs. */
+  private guarded(context: RedisStreamsContext, pattern: string, work: () => Promise<void>): Promise<void> {
+    return this.host.withProcessingHooks(context, () => this.withTimeout(pattern, work));
   }
 
   private withTimeout(pattern: string, work: () => Promise<void>): Promise<void> {

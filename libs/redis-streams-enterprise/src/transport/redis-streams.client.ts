@@ -27,6 +27,8 @@ import type { Partitioner } from '../partitioning/partitioner.js';
 import { RedisStreamsRecord } from './redis-streams.record.js';
 import { SchemaManager } from '../schema/schema.manager.js';
 import { ReplyListener } from './reply-listener.js';
+import { withinMs } from './within-ms.js';
+import { DoorbellRinger } from '../cluster/doorbell.js';
 
 interface PendingRequest {
   readonly callback: (packet: WritePacket) => void;
@@ -65,6 +67,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   private partitioning?: PartitioningManager | null;
   /** True once the command connection was ready; from then on "not ready" means an outage. */
   private hasConnected = false;
+  /** Redis Cluster only: tells consumers which streams got entries (cluster/doorbell.ts). */
+  private doorbell?: DoorbellRinger;
 
   /**
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
@@ -101,6 +105,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       request.callback({ err: new ConnectionClosedError('RedisStreamsClient'), isDisposed: true });
     }
     await this.replies?.stop();
+    await withinMs(this.doorbell?.drain(), 1_000);
     if (this.schemas !== this.injectedSchemas) await this.schemas?.close();
     const command = this.command;
     if (command && command.status === 'ready') {
@@ -176,7 +181,10 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       // The layout epoch is checked by the publish script only where the partition count can change (`dynamic`, or a
       // topic whose count was changed already); a fixed layout publishes with a plain XADD.
       const checkEpoch = route !== undefined && (route.epoch > 0 || this.config.partitioning.strategy === 'dynamic');
-      return this.publishEntry(route?.stream ?? this.keys.stream(pattern), fields, { idempotencyKey, epoch: checkEpoch ? route.epoch : undefined, blob });
+      const stream = route?.stream ?? this.keys.stream(pattern);
+      const outcome = await this.publishEntry(stream, fields, { idempotencyKey, epoch: checkEpoch ? route.epoch : undefined, blob });
+      if (outcome.status === 'ok') this.ringFor(stream);
+      return outcome;
     };
     if (!partitioning) return (await send(undefined)).id;
     let gate = this.layoutGates.get(pattern);
@@ -217,6 +225,14 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       if (entered) gate.leave();
       if (gate.idle) this.layoutGates.delete(pattern);
     }
+  }
+
+  /** On a Redis Cluster, names the stream on the doorbell so that consumers read it now rather than at their sweep. */
+  private ringFor(stream: string): void {
+    const command = this.command;
+    if (!command || !isCluster(command)) return;
+    this.doorbell ??= new DoorbellRinger(command, this.keys.doorbell());
+    this.doorbell.ring(stream);
   }
 
   /** Partition routing, when topics are partitioned (partitioning or ordering enabled). */

@@ -14,13 +14,14 @@ import { TransportMetrics, type RedisStreamsMetricsSnapshot } from '../observabi
 import { REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from '../redis-streams.constants.js';
 import { AckBatcher } from './ack-batcher.js';
 import { BLOB_SWEEP_INTERVAL_MS, BlobSweeper, claimCheckApplies } from './claim-check.js';
-import { ConsumerLoop } from './consumer-loop.js';
+import { BlockingEntryReader, ConsumerLoop } from './consumer-loop.js';
+import { DoorbellListener } from '../cluster/doorbell.js';
+import { ClusterEntryReader, MultiSlotReader } from '../cluster/multi-slot-reader.js';
 import { enabledFeatures } from './features.js';
 import { InFlight } from './in-flight.js';
 import { MessageProcessor } from './message-processor.js';
 import { PendingReclaimer } from './pending-reclaimer.js';
 import { Settler } from './settler.js';
-import { readGroups } from './read-groups.js';
 import { SchemaManager } from '../schema/schema.manager.js';
 import { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import type { Partitioner } from '../partitioning/partitioner.js';
@@ -58,10 +59,11 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private readonly inFlight: InFlight;
   private readonly listeners: [string, (...args: unknown[]) => void][] = [];
   private command?: ScriptedRedis;
-  /** The first reader's blocking connection (`unwrap()`); a single server has exactly one reader. */
+  /** The reading connection (blocking reads on a single server; slot reads on a Cluster). */
   private blocking?: Redis;
-  /** One reading loop with its own blocking connection per group of streams one XREADGROUP can read (readGroups). */
-  private readers: { blocking: Redis; loop?: ConsumerLoop }[] = [];
+  private loop?: ConsumerLoop;
+  /** Redis Cluster only: the doorbell listener and its own connection (cluster/doorbell.ts). */
+  private doorbell?: { connection: Redis; listener: DoorbellListener };
   private reclaimer?: PendingReclaimer;
   private acks?: AckBatcher;
   private processor?: MessageProcessor;
@@ -129,12 +131,15 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const listener = callback as unknown as (...args: unknown[]) => void;
     this.listeners.push([event, listener]);
     this.command?.on(event, listener);
-    for (const { blocking } of this.readers) blocking.on(event, listener);
+    for (const conn of this.readingConnections()) conn.on(event, listener);
+  }
+
+  private readingConnections(): Redis[] {
+    return [this.blocking, this.doorbell?.connection].filter((c): c is Redis => c !== undefined);
   }
 
   /**
-   * The ioredis connections: `[command, blocking]` (on a Redis Cluster, both are ioredis `Cluster` instances and
-   * `blocking` is the first of the per-slot reading connections).
+   * The ioredis connections: `[command, blocking]` (on a Redis Cluster, both are ioredis `Cluster` instances).
    */
   unwrap<T>(): T {
     if (!this.command || !this.blocking) {
@@ -155,7 +160,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       status: this.state,
       redis: {
         command: this.command?.status ?? 'none',
-        blocking: this.readers.find((r) => r.blocking.status !== 'ready')?.blocking.status ?? this.blocking?.status ?? 'none',
+        blocking: this.readingConnections().find((c) => c.status !== 'ready')?.status ?? this.blocking?.status ?? 'none',
       },
       group,
       consumer: consumerName,
@@ -165,8 +170,9 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const live =
       this.state === RedisStreamsStatus.Connected &&
       this.command?.status === 'ready' &&
-      this.readers.length > 0 &&
-      this.readers.every((r) => r.blocking.status === 'ready' && (r.loop?.isRunning ?? this.partitioned?.isRunning ?? false));
+      this.blocking !== undefined &&
+      this.readingConnections().every((c) => c.status === 'ready') &&
+      (this.loop?.isRunning ?? this.partitioned?.isRunning ?? false);
     try {
       const streams = await Promise.all(this.streams.map((s) => streamStatus(this.commandConnectionSync(), this.config, s.pattern, s.stream)));
       return { ...base, healthy: live, streams, warnings: streams.flatMap((s) => s.warnings) };
@@ -236,26 +242,32 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.setState(RedisStreamsStatus.Connecting);
     this.command = defineScripts(createRedisConnection(connection, 'command', consumer.consumerName));
     const partitioned = this.partitioning.enabled;
-    // Partitioned topics: one reader whose streams change with the assignment (per-slot reads on a Cluster).
-    const groups = partitioned
-      ? [{ name: '', streams: [] as string[] }]
-      : readGroups(
-          this.streams.map((s) => s.stream),
-          isCluster(this.command),
-        );
-    this.readers = groups.map((g) => ({ blocking: createRedisConnection(connection, 'blocking', `${consumer.consumerName}${g.name}`) }));
-    this.blocking = this.readers[0]?.blocking;
-    for (const conn of [this.command, ...this.readers.map((r) => r.blocking)]) {
+    this.blocking = createRedisConnection(connection, 'blocking', consumer.consumerName);
+    if (isCluster(this.command)) {
+      const bell = createRedisConnection(connection, 'blocking', `${consumer.consumerName}.doorbell`);
+      const listener = new DoorbellListener(bell, this.keys.doorbell(), { blockMs: consumer.blockMs, watchdogMs: connection.blockingWatchdogMs });
+      this.doorbell = { connection: bell, listener };
+    }
+    for (const conn of [this.command, ...this.readingConnections()]) {
       conn.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
       for (const [event, callback] of this.listeners) conn.on(event, callback);
     }
-    for (const { blocking } of this.readers) {
-      blocking.on('ready', () => {
-        if (this.readers.every((r) => r.blocking.status === 'ready')) this.setState(RedisStreamsStatus.Connected);
+    for (const conn of this.readingConnections()) {
+      conn.on('ready', () => {
+        if (this.readingConnections().every((c) => c.status === 'ready')) this.setState(RedisStreamsStatus.Connected);
       });
-      blocking.on('reconnecting', () => this.setState(RedisStreamsStatus.Reconnecting));
+      conn.on('reconnecting', () => this.setState(RedisStreamsStatus.Reconnecting));
     }
-    await Promise.all([this.command, ...this.readers.map((r) => r.blocking)].map((conn) => connectOrThrow(conn, connection.url)));
+    await Promise.all([this.command, ...this.readingConnections()].map((conn) => connectOrThrow(conn, connection.url)));
+    await this.doorbell?.listener.start();
+    const slotReader = this.doorbell
+      ? new MultiSlotReader(this.blocking, this.doorbell.listener, {
+          group: consumer.group,
+          consumer: consumer.consumerName,
+          sweepMs: consumer.clusterSweepMs,
+          watchdogMs: connection.blockingWatchdogMs,
+        })
+      : undefined;
     if (partitioned) await this.listPartitionStreams(patterns);
     else await this.ensureGroups();
 
@@ -289,7 +301,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
         config: this.config,
         patterns,
         command: this.command,
-        blocking: this.readers[0].blocking,
+        blocking: this.blocking,
+        slotReader,
         keys: this.keys,
         partitioning: this.partitioning,
         ordering: this.ordering,
@@ -318,24 +331,24 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       this.inFlight,
       { dispatch: (entry) => processor.process(entry), onReclaimed: (n) => (this.metrics.reclaimed += n), onDeleted },
     );
-    // All loops share the one InFlight bound, so handlers never exceed consumer.concurrency however many loops read.
-    groups.forEach((g, i) => {
-      this.readers[i].loop = new ConsumerLoop(
-        this.readers[i].blocking,
-        {
-          streams: g.streams,
+    const streams = this.streams.map((s) => s.stream);
+    const reader = slotReader
+      ? new ClusterEntryReader(slotReader, streams, consumer.blockMs)
+      : new BlockingEntryReader(this.blocking, {
+          streams,
           group: consumer.group,
           consumer: consumer.consumerName,
-          batchSize: consumer.batchSize,
           blockMs: consumer.blockMs,
           watchdogMs: connection.blockingWatchdogMs,
-        },
-        this.inFlight,
-        { dispatch: (entry) => processor.process(entry), recreateGroups: () => this.ensureGroups(), onDeleted },
-      );
-    });
+        });
+    this.loop = new ConsumerLoop(
+      reader,
+      { group: consumer.group, consumer: consumer.consumerName, batchSize: consumer.batchSize },
+      this.inFlight,
+      { dispatch: (entry) => processor.process(entry), recreateGroups: () => this.ensureGroups(), onDeleted },
+    );
     await this.reclaimer.start();
-    for (const { loop } of this.readers) loop?.start();
+    if (streams.length > 0) this.loop.start();
     this.startRetentionTrimming();
     this.setState(RedisStreamsStatus.Connected);
     this.logger.log(
@@ -404,18 +417,11 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const { shutdownTimeoutMs } = this.config.consumer;
     // Each step is bounded: a Redis that stopped answering must not keep close() (and the process) waiting.
     await withinMs(this.reclaimer?.stop(), shutdownTimeoutMs);
-    if (this.partitioned) {
-      const stopped = this.partitioned.stopReading();
-      for (const { blocking } of this.readers) disconnectOnce(blocking);
-      await withinMs(stopped, shutdownTimeoutMs);
-    }
-    const loops = this.readers.filter((r) => r.loop);
-    if (loops.length > 0) {
-      const stopped = Promise.all(loops.map((r) => r.loop?.stop()));
-      // Interrupts a pending BLOCK at once (quit would wait for it to expire).
-      for (const { blocking } of loops) disconnectOnce(blocking);
-      await withinMs(stopped, shutdownTimeoutMs);
-    }
+    const doorbellStopped = this.doorbell?.listener.stop();
+    const readingStopped = this.partitioned ? this.partitioned.stopReading() : this.loop?.stop();
+    // Interrupts a pending BLOCK at once (quit would wait for it to expire).
+    for (const conn of this.readingConnections()) disconnectOnce(conn);
+    await withinMs(Promise.all([doorbellStopped, readingStopped]), shutdownTimeoutMs);
     const unfinished = await this.inFlight.drain(shutdownTimeoutMs);
     if (unfinished > 0) {
       this.logger.warn(
@@ -435,7 +441,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   }
 
   private async shutdownConnections(): Promise<void> {
-    for (const { blocking } of this.readers) disconnectOnce(blocking);
+    for (const conn of this.readingConnections()) disconnectOnce(conn);
     const command = this.command;
     if (command && command.status !== 'end') {
       const quit = command.quit().then(

@@ -1,0 +1,160 @@
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { errorText, logIds } from '../observability/log-format.js';
+import { withReadWatchdog } from '../transport/blocking-read.js';
+import { Sleeper } from '../transport/sleeper.js';
+
+/**
+ * The doorbell (Redis Cluster only): one small stream per key prefix (`StreamKeys.doorbell()`) on which producers
+ * name the streams they just wrote to.
+ *
+ * Why: a blocking XREADGROUP may only name keys of one hash slot, and the streams of many topics or partitions are
+ * spread over many slots. Blocking on each slot in turn makes an idle consumer of N slots take N block times to
+ * notice an entry; polling all of them costs N commands per poll. Instead a consumer reads with non-blocking reads
+ * the streams that may have entries (those the doorbell named, those that had entries on the last read) and, when
+ * idle, waits on the doorbell — one blocking read of one key. A full sweep of every stream every
+ * `consumer.clusterSweepMs` catches entries nobody rang for (other producers, a ring lost with its connection).
+ */
+
+/** Most stream names per ring entry (a burst over thousands of partitions becomes several entries). */
+const NAMES_PER_RING = 256;
+/** Approximate length the doorbell stream is trimmed to; a listener more than this behind does a full sweep. */
+const DOORBELL_MAX_LEN = 4_096;
+const READ_COUNT = 512;
+
+/**
+ * Producer side. Rings after the write it announces was acknowledged (the doorbell is usually on another node, so
+ * a ring sent alongside could arrive first and the consumer would find nothing). Rings are coalesced: one XADD in
+ * flight at a time, naming every stream written since the previous one, so a busy producer adds at most one
+ * command per round trip, not one per message. A failed ring is only logged: the sweep still finds the entry.
+ */
+export class DoorbellRinger {
+  private readonly logger = new Logger('RedisStreamsDoorbell');
+  private readonly pending = new Set<string>();
+  private flushing?: Promise<void>;
+  private failing = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+  ) {}
+
+  ring(stream: string): void {
+    this.pending.add(stream);
+    this.flushing ??= this.flush();
+  }
+
+  /** Resolves once every ring asked for so far was sent (or failed). */
+  async drain(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.pending.size > 0) {
+        const names = [...this.pending].slice(0, NAMES_PER_RING);
+        for (const name of names) this.pending.delete(name);
+        try {
+          await this.redis.xadd(this.key, 'MAXLEN', '~', DOORBELL_MAX_LEN, '*', 's', names.join('\n'));
+          this.failing = false;
+        } catch (error) {
+          if (!this.failing) this.logger.warn(`Could not ring the doorbell (consumers find the entries by their sweep): ${errorText(error)}`);
+          this.failing = true;
+        }
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+}
+
+/**
+ * Consumer side: a blocking XREAD on the doorbell, on its own connection, collecting the names rung since the
+ * last `take()`. `wait()` ends at a ring, at `wake()` or after its time, without disturbing the pending read.
+ */
+export class DoorbellListener {
+  private readonly logger = new Logger('RedisStreamsDoorbell');
+  private rung = new Set<string>();
+  /** Set when rings may have been missed (start, connection lost, fell behind the trimming): sweep everything. */
+  private missed = true;
+  private lastId = '0-0';
+  private running = false;
+  private loop?: Promise<void>;
+  private readonly sleeper = new Sleeper();
+  private readonly waiter = new Sleeper();
+  private failing = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    private readonly settings: { readonly blockMs: number; readonly watchdogMs: number },
+  ) {}
+
+  /** Starts listening from the doorbell's newest entry; a full sweep must follow (take() says so). */
+  async start(): Promise<void> {
+    if (this.running) return;
+    const newest = (await this.redis.xrevrange(this.key, '+', '-', 'COUNT', 1)) as [string, string[]][];
+    this.lastId = newest[0]?.[0] ?? '0-0';
+    this.missed = true;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops listening; the owner disconnects the connection to end the pending BLOCK. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.sleeper.wake();
+    this.waiter.wake();
+    await this.loop;
+  }
+
+  /** The streams rung since the previous call, and whether rings may have been missed (then sweep everything). */
+  take(): { streams: ReadonlySet<string>; missed: boolean } {
+    const taken = { streams: this.rung, missed: this.missed };
+    this.rung = new Set();
+    this.missed = false;
+    return taken;
+  }
+
+  /** Waits for a ring (returns at once when one arrived since the last take), for wake(), or for `ms`. */
+  async wait(ms: number): Promise<void> {
+    if (this.rung.size > 0 || this.missed || !this.running || ms <= 0) return;
+    await this.waiter.sleep(ms);
+  }
+
+  wake(): void {
+    this.waiter.wake();
+  }
+
+  private async run(): Promise<void> {
+    const { blockMs, watchdogMs } = this.settings;
+    while (this.running) {
+      try {
+        const reply = (await withReadWatchdog(
+          this.redis,
+          this.redis.xread('COUNT', READ_COUNT, 'BLOCK', blockMs, 'STREAMS', this.key, this.lastId),
+          blockMs + watchdogMs,
+        )) as [string, [string, string[]][]][] | null;
+        if (this.failing) {
+          this.failing = false;
+          this.missed = true; // rings sent while the connection was down may have been trimmed away
+          this.logger.log(`Doorbell reading resumed ${logIds({ stream: this.key })}`);
+        }
+        const entries = reply?.[0]?.[1] ?? [];
+        for (const [id, fields] of entries) {
+          this.lastId = id;
+          const names = fields[fields.indexOf('s') + 1];
+          if (names) for (const name of names.split('\n')) this.rung.add(name);
+        }
+        if (entries.length > 0) this.waiter.wake();
+      } catch (error) {
+        if (!this.running) break;
+        if (!this.failing) this.logger.warn(`Reading the doorbell failed, retrying (streams are swept meanwhile): ${errorText(error)}`);
+        this.failing = true;
+        this.missed = true;
+        this.waiter.wake();
+        await this.sleeper.sleep(500);
+      }
+    }
+  }
+}

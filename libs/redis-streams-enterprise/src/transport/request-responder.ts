@@ -1,0 +1,113 @@
+/**
+ * The request/reply side of a delivery (`@MessagePattern`): runs the handler, streams its values to the requester's
+ * reply stream and turns a failure into a wire error. It lives apart from MessageProcessor because a request is
+ * settled differently from an event: its failures are replied, not retried (the caller is waiting and has its own
+ * timeout), and only a reply that could not be sent leaves the entry pending. The processor still decides the ack.
+ */
+import { Logger } from '@nestjs/common';
+import { RpcException, type MessageHandler } from '@nestjs/microservices';
+import { isObservable, of, type Observable } from 'rxjs';
+import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import type { DeliveredEntry } from '../connection/redis-replies.js';
+import type { ScriptedRedis } from '../connection/scripts.js';
+import { errorText, logIds } from '../observability/log-format.js';
+import type { TransportMetrics } from '../observability/metrics.js';
+import { encodeReply, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from './envelope.js';
+import type { RedisStreamsContext } from './redis-streams.context.js';
+
+/** Runs a handler's work inside Nest's processing hooks and the handler timeout (MessageProcessor's guard). */
+export type GuardedRun = (context: RedisStreamsContext, pattern: string, work: () => Promise<void>) => Promise<void>;
+
+export class RequestResponder {
+  // Same context as the rest of the processing path, so users filter one logger for every delivery outcome.
+  private readonly logger = new Logger('RedisStreamsServer');
+
+  constructor(
+    private readonly config: ResolvedRedisStreamsConfig,
+    private readonly redis: ScriptedRedis,
+    private readonly metrics: TransportMetrics,
+    private readonly guarded: GuardedRun,
+  ) {}
+
+  /**
+   * Answers one request. Resolves true when the final reply (value or error) reached the reply stream, so the entry
+   * may be acknowledged; false when it could not be sent or the handler timed out, so the entry stays pending for a
+   * retry. Never rejects.
+   */
+  async answer(
+    entry: DeliveredEntry,
+    message: DecodedMessage,
+    handler: MessageHandler,
+    context: RedisStreamsContext,
+    replyTo: string,
+  ): Promise<boolean> {
+    const started = performance.now();
+    const send = (reply: ReplyMessage) =>
+      this.redis.rseSendReply(
+        replyTo,
+        this.config.client.replyStreamMaxLen,
+        this.config.client.replyStreamTtlMs,
+        ...encodeReply(reply),
+      );
+    try {
+      await this.guarded(context, message.pattern, async () => {
+        let failure: unknown;
+        let sent = Promise.resolve<unknown>(undefined);
+        let previous: { value: unknown } | undefined;
+        try {
+          const result = await handler(message.data, context);
+          const stream$: Observable<unknown> = isObservable(result) ? result : of(result);
+          await new Promise<void>((resolve) => {
+            stream$.subscribe({
+              next: (value) => {
+                if (previous) {
+                  const value0 = previous.value;
+                  sent = sent.then(() => send({ requestId: message.messageId, response: value0, done: false }));
+                }
+                previous = { value };
+              },
+              error: (error: unknown) => {
+                failure = error;
+                resolve();
+              },
+              complete: () => resolve(),
+            });
+          });
+        } catch (error) {
+          failure = error;
+        }
+        if (failure !== undefined) {
+          this.metrics.failed++;
+          if (previous) {
+            const last = previous.value;
+            sent = sent.then(() => send({ requestId: message.messageId, response: last, done: false }));
+          }
+          const wireError = this.replyError(failure, entry);
+          sent = sent.then(() => send({ requestId: message.messageId, err: wireError, done: true }));
+        } else {
+          sent = sent.then(() => send({ requestId: message.messageId, response: previous?.value, done: true }));
+        }
+        await sent;
+      });
+    } catch (error) {
+      // Replying failed (Redis unreachable) or the handler timed out: leave the entry pending for a retry.
+      this.metrics.recordLatency(performance.now() - started);
+      this.metrics.failed++;
+      this.logger.warn(`Request not answered, left pending: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+      return false;
+    }
+    this.metrics.recordLatency(performance.now() - started);
+    return true;
+  }
+
+  /**
+   * What a caller learns of a failed request: an RpcException's payload, or Nest's own sanitized error object;
+   * any other error (seen unchanged through RedisStreamsExceptionFilter) is logged here and replied as
+   * "Internal server error", so internals never leak to callers.
+   */
+  private replyError(failure: unknown, entry: DeliveredEntry): WireError {
+    if (failure instanceof RpcException || !(failure instanceof Error)) return toWireError(failure);
+    this.logger.error(`Request handler failed: ${errorText(failure)} ${logIds({ stream: entry.stream, id: entry.id })}`, failure.stack);
+    return { name: 'Error', message: 'Internal server error', status: 'error' };
+  }
+}

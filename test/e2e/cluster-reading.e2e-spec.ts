@@ -1,0 +1,161 @@
+import { Controller, Inject, type INestMicroservice } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { Cluster, Redis } from 'ioredis';
+import { lastValueFrom } from 'rxjs';
+import {
+  RedisStreamsClient,
+  RedisStreamsContext,
+  RedisStreamsRecordBuilder,
+  RedisStreamsServer,
+  StreamEvent,
+  type RedisStreamsEnterpriseConfig,
+} from 'nestjs-redis-streams-enterprise';
+import { startConsumer, testConfig } from '../support/nest-apps.js';
+import { keySlot, RedisCluster } from '../support/redis-cluster.mjs';
+import { uniquePrefix } from '../support/redis.js';
+import { waitFor } from '../support/wait-for.js';
+
+/**
+ * Reading streams spread over many Cluster hash slots (cluster/multi-slot-reader.ts, cluster/doorbell.ts). With
+ * `consumer.clusterSweepMs` at its maximum (60 s), the periodic sweep cannot be what delivers an entry within these
+ * tests' waits: only the doorbell rung by the producer can. Without it, these tests time out.
+ */
+const TOPICS = 300;
+const NO_SWEEP = { clusterSweepMs: 60_000 };
+const LOG = Symbol('LOG');
+
+interface Handled {
+  readonly key: string;
+  readonly n: number;
+  readonly partition: number | undefined;
+  readonly consumer: string;
+}
+
+@Controller()
+class PartitionedController {
+  constructor(@Inject(LOG) private readonly log: Handled[]) {}
+
+  @StreamEvent('cr.partitioned')
+  async handle(@Payload() data: { key: string; n: number }, @Ctx() ctx: RedisStreamsContext) {
+    await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 2)));
+    this.log.push({ key: data.key, n: data.n, partition: ctx.getPartition(), consumer: ctx.getConsumer() });
+  }
+}
+
+/** XREADGROUP calls processed by all masters so far (INFO commandstats). */
+async function xreadgroupCalls(nodes: Redis[]): Promise<number> {
+  let total = 0;
+  for (const node of nodes) {
+    const text = await node.info('commandstats');
+    total += Number(/cmdstat_xreadgroup:calls=(\d+)/.exec(text)?.[1] ?? 0);
+  }
+  return total;
+}
+
+describe('Redis Cluster: reading streams spread over many hash slots', () => {
+  const prefix = uniquePrefix('cluster-reading');
+  let cluster: RedisCluster;
+  let raw: Cluster;
+  let masters: Redis[] = [];
+  const closers: (() => Promise<unknown>)[] = [];
+
+  const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
+    testConfig(prefix, { connection: { cluster: { nodes: cluster.nodes } }, ...overrides, consumer: { ...NO_SWEEP, ...overrides.consumer } });
+
+  beforeAll(async () => {
+    cluster = await RedisCluster.start();
+    raw = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+    masters = cluster.nodes.map((n) => new Redis(n.port, n.host, { maxRetriesPerRequest: 1 }));
+  }, 30_000);
+
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+
+  afterAll(async () => {
+    raw?.disconnect();
+    for (const m of masters) m.disconnect();
+    await cluster?.stop();
+  }, 30_000);
+
+  it(`one server reads ${TOPICS} topics on different slots: every emit is delivered through the doorbell, idle costs no polling`, async () => {
+    const patterns = Array.from({ length: TOPICS }, (_, i) => `cr.topic.${i}`);
+    expect(new Set(patterns.map((p) => keySlot(`${prefix}:{${p}}`))).size).toBeGreaterThan(TOPICS * 0.9);
+    const seen = new Map<string, number>();
+    const server = new RedisStreamsServer(config({ consumer: { group: 'topics', clusterSweepMs: 60_000 } }));
+    for (const p of patterns) server.addHandler(p, async (data: { n: number }) => void seen.set(`${p}/${data.n}`, (seen.get(`${p}/${data.n}`) ?? 0) + 1), true);
+    await new Promise<void>((resolve, reject) => server.listen((error?: unknown) => (error ? reject(error) : resolve())));
+    closers.push(() => server.close());
+    const client = new RedisStreamsClient(config());
+    closers.push(() => client.close());
+
+    // Idle: a blocking read on the doorbell, no per-slot polling (one full sweep per clusterSweepMs, here 60 s).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const before = await xreadgroupCalls(masters);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect((await xreadgroupCalls(masters)) - before).toBeLessThan(20);
+
+    // Three waves, each to every topic, with idle gaps between them: each wave must be found through its rings.
+    for (let wave = 0; wave < 3; wave++) {
+      await Promise.all(patterns.map((p) => lastValueFrom(client.emit(p, { n: wave }))));
+      await waitFor(() => seen.size === TOPICS * (wave + 1), { timeoutMs: 15_000, message: `every entry of wave ${wave}` });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect([...seen.values()].every((count) => count === 1)).toBe(true);
+  });
+
+  it('entries written without a ring (a raw XADD) are found by the periodic sweep', async () => {
+    const seen: number[] = [];
+    const server = new RedisStreamsServer(config({ consumer: { group: 'sweep', clusterSweepMs: 300 } }));
+    server.addHandler('cr.raw', async (data: { n: number }) => void seen.push(data.n), true);
+    await new Promise<void>((resolve, reject) => server.listen((error?: unknown) => (error ? reject(error) : resolve())));
+    closers.push(() => server.close());
+    const client = new RedisStreamsClient(config());
+    closers.push(() => client.close());
+    await lastValueFrom(client.emit('cr.raw', { n: 1 }));
+    await waitFor(() => seen.length === 1, { message: 'the emitted entry' });
+    // Same wire format as the client's entry, written by "another producer" that does not ring.
+    const [[, fields]] = (await raw.xrange(`${prefix}:{cr.raw}`, '-', '+', 'COUNT', 1)) as [string, string[]][];
+    const data = fields.indexOf('data');
+    const copy = [...fields];
+    copy[data + 1] = JSON.stringify({ n: 2 });
+    const id = fields.indexOf('id');
+    if (id >= 0) copy[id + 1] = `${fields[id + 1]}-raw`;
+    await raw.xadd(`${prefix}:{cr.raw}`, '*', ...copy);
+    await waitFor(() => seen.includes(2), { timeoutMs: 10_000, message: 'the raw entry, by the sweep' });
+  });
+
+  it('256 partitions over the slots, 2 consumers: every message once, per-key order kept, through the doorbell', async () => {
+    const log: Handled[] = [];
+    const partitioned = config({
+      partitioning: { enabled: true, strategy: 'hash', partitionCount: 256, maxPartitions: 256, partitionKey: 'key', sessionTimeoutMs: 3_000 },
+      ordering: { enabled: true, strategy: 'partition', partitionKey: 'key', maxConcurrency: 32 },
+      consumer: { group: 'parts', batchSize: 16, clusterSweepMs: 60_000 },
+    });
+    const apps: INestMicroservice[] = [];
+    for (let i = 0; i < 2; i++) {
+      const started = await startConsumer({ ...partitioned, consumer: { ...partitioned.consumer, consumerName: `p${i}` } }, [PartitionedController], [
+        { provide: LOG, useValue: log },
+      ]);
+      apps.push(started.app);
+      closers.push(() => started.app.close());
+    }
+    const client = new RedisStreamsClient(partitioned);
+    closers.push(() => client.close());
+    // Both consumers hold partitions before the run (the assignment settles within a few heartbeats).
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    const perKey = 20;
+    for (let n = 0; n < perKey; n++) {
+      await Promise.all(keys.map((key) => lastValueFrom(client.emit('cr.partitioned', new RedisStreamsRecordBuilder({ key, n }).setPartitionKey(key).build()))));
+      if (n % 5 === 4) await new Promise((resolve) => setTimeout(resolve, 100)); // idle gaps: reads must be woken
+    }
+    await waitFor(() => log.length >= keys.length * perKey, { timeoutMs: 20_000, message: 'every message handled' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(log).toHaveLength(keys.length * perKey);
+    for (const key of keys) expect(log.filter((h) => h.key === key).map((h) => h.n)).toEqual(Array.from({ length: perKey }, (_, n) => n));
+    expect(new Set(log.map((h) => h.partition)).size).toBeGreaterThan(50);
+    expect(new Set(log.map((h) => h.consumer)).size).toBe(2);
+  });
+});
