@@ -3,6 +3,8 @@ import { Ctx, Payload } from '@nestjs/microservices';
 import { Cluster, Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import {
+  DeadLetterManager,
+  ReplayManager,
   RedisStreamsClient,
   RedisStreamsContext,
   RedisStreamsRecordBuilder,
@@ -157,5 +159,54 @@ describe('Redis Cluster: reading streams spread over many hash slots', () => {
     for (const key of keys) expect(log.filter((h) => h.key === key).map((h) => h.n)).toEqual(Array.from({ length: perKey }, (_, n) => n));
     expect(new Set(log.map((h) => h.partition)).size).toBeGreaterThan(50);
     expect(new Set(log.map((h) => h.consumer)).size).toBe(2);
+  });
+
+  it('redrive, replay and transaction emits ring too: their entries are read at once, not at the next sweep', async () => {
+    // A target pattern in the source's hash slot, so a transaction may emit to it on a Cluster.
+    const first = 'cr.chain.first';
+    const slot = keySlot(`${prefix}:{${first}}`);
+    let i = 0;
+    while (keySlot(`${prefix}:{cr.chain.second.${i}}`) !== slot) i++;
+    const second = `cr.chain.second.${i}`;
+    const handled: string[] = [];
+    let poisonFixed = false;
+    const settings = config({ consumer: { group: 'chain', clusterSweepMs: 60_000 }, retry: { attempts: 2 }, replay: { enabled: true } });
+    const server = new RedisStreamsServer(settings);
+    server.addHandler(
+      first,
+      async (data: { n: number }, ctx: RedisStreamsContext) => {
+        if (data.n === 13 && !poisonFixed) throw new Error('not yet');
+        handled.push(`first/${data.n}`);
+        ctx.transaction().emit(second, { n: data.n });
+      },
+      true,
+    );
+    server.addHandler(second, async (data: { n: number }) => void handled.push(`second/${data.n}`), true);
+    // Replayed copies keep their pattern field, so the handler of `second` runs for them on the replay stream too.
+    server.addHandler('cr.chain.replayed', async () => undefined, true);
+    await new Promise<void>((resolve, reject) => server.listen((error?: unknown) => (error ? reject(error) : resolve())));
+    closers.push(() => server.close());
+    const client = new RedisStreamsClient(settings);
+    closers.push(() => client.close());
+
+    await lastValueFrom(client.emit(first, { n: 1 }));
+    await waitFor(() => handled.includes('second/1'), { message: 'the transaction emit' });
+
+    await lastValueFrom(client.emit(first, { n: 13 }));
+    const dlq = new DeadLetterManager(settings);
+    closers.push(() => dlq.close());
+    await waitFor(async () => (await dlq.list(first)).length === 1, { message: 'the dead letter' });
+    poisonFixed = true;
+    await new Promise((resolve) => setTimeout(resolve, 300)); // idle again: only a ring can wake the reader now
+    await dlq.redrive(first);
+    await waitFor(() => handled.includes('second/13'), { message: 'the redriven message and its emit' });
+
+    const replay = new ReplayManager(settings);
+    closers.push(() => replay.close());
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { messagesReplayed } = await replay.replayMessages({ streamName: second, target: { stream: 'cr.chain.replayed' } });
+    expect(messagesReplayed).toBe(2);
+    await waitFor(() => handled.filter((h) => h.startsWith('second/')).length === 4, { message: 'the replayed copies' });
+    expect(handled.filter((h) => h.startsWith('first/')).sort()).toEqual(['first/1', 'first/13']);
   });
 });

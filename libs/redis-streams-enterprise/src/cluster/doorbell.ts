@@ -1,5 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { isCluster } from '../connection/redis-connection.factory.js';
+import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { withReadWatchdog } from '../transport/blocking-read.js';
 import { Sleeper } from '../transport/sleeper.js';
@@ -44,6 +46,12 @@ export class DoorbellRinger {
     this.flushing ??= this.flush();
   }
 
+  /** Rings for the streams and resolves once sent (or failed): for writers that are not on a hot path. */
+  async ringAndDrain(...streams: string[]): Promise<void> {
+    for (const stream of streams) this.ring(stream);
+    await this.drain();
+  }
+
   /** Resolves once every ring asked for so far was sent (or failed). */
   async drain(): Promise<void> {
     while (this.flushing) await this.flushing;
@@ -66,6 +74,11 @@ export class DoorbellRinger {
       this.flushing = undefined;
     }
   }
+}
+
+/** A ringer for the streams `redis` writes to, on a Cluster; undefined on a single server (a blocking read suffices). */
+export function doorbellFor(redis: Redis, keys: StreamKeys): DoorbellRinger | undefined {
+  return isCluster(redis) ? new DoorbellRinger(redis, keys.doorbell()) : undefined;
 }
 
 /**

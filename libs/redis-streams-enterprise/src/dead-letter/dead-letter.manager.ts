@@ -9,6 +9,7 @@ import type { ScriptedRedis } from '../connection/scripts.js';
 import { LazyConnection } from '../connection/lazy-connection.js';
 import { isCluster } from '../connection/redis-connection.factory.js';
 import { StreamKeys } from '../connection/stream-keys.js';
+import { doorbellFor } from '../cluster/doorbell.js';
 import { logIds } from '../observability/log-format.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { matches, rangeOf, toDeadLetter, type DeadLetter, type DeadLetterFilter } from './dead-letter.js';
@@ -126,7 +127,7 @@ export class DeadLetterManager implements OnApplicationShutdown {
    */
   async redrive(pattern: string, filter: DeadLetterFilter & { limit?: number } = {}): Promise<RedriveResult> {
     const redis = await this.redis();
-    const redriven: { dlqId: string; newId: string }[] = [];
+    const redriven: { dlqId: string; newId: string; stream: string }[] = [];
     const skipped: string[] = [];
     const limit = filter.limit ?? Number.POSITIVE_INFINITY;
     for await (const letter of this.scan(pattern, filter)) {
@@ -135,11 +136,12 @@ export class DeadLetterManager implements OnApplicationShutdown {
       const stream = this.keys.streamOfDeadLetter(letter.dlqStream);
       const result = await redis.rseRedrive(letter.dlqStream, stream, this.keys.blobIndexOf(stream), letter.dlqId, letter.group);
       if (result === 'missing') skipped.push(letter.dlqId);
-      else if (typeof result === 'string') redriven.push({ dlqId: letter.dlqId, newId: result });
+      else if (typeof result === 'string') redriven.push({ dlqId: letter.dlqId, newId: result, stream });
       // null: someone else redrove or deleted it meanwhile
     }
+    if (redriven.length > 0) await doorbellFor(redis, this.keys)?.ringAndDrain(...new Set(redriven.map((r) => r.stream)));
     if (redriven.length > 0) this.logger.log(`Redrove ${redriven.length} dead letters ${logIds({ stream: this.keys.stream(pattern) })}`);
-    return { redriven, skipped };
+    return { redriven: redriven.map(({ dlqId, newId }) => ({ dlqId, newId })), skipped };
   }
 
   /** Closes the connection (called by Nest on shutdown). Idempotent. */

@@ -6,6 +6,7 @@ import { classifyRedisError } from '../connection/redis-error-codes.js';
 import { parseGroupsInfo, parseStreamInfo } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { StreamKeys } from '../connection/stream-keys.js';
+import { doorbellFor } from '../cluster/doorbell.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { errorText } from '../observability/log-format.js';
 import { createPartitioner, extractKey, Partitioner } from './partitioner.js';
@@ -215,6 +216,8 @@ export class PartitioningManager implements OnApplicationShutdown {
         if (p >= readable) continue;
         await redis.rseCloseEpoch(stream, this.keys.epochOf(stream), String(epoch));
       }
+      // The end-of-epoch entries are read at once, not at the next sweep: new-epoch entries wait for them.
+      await doorbellFor(redis, this.keys)?.ringAndDrain(...Array.from({ length: readable }, (_, p) => this.keys.partition(pattern, p)));
       this.layouts.set(pattern, { layout: next, at: Date.now() });
       this.logger.log(`Topic "${pattern}" now has ${partitionCount} partitions (was ${current}; layout epoch ${epoch})`);
       return next;

@@ -5,6 +5,7 @@ import { resolveConfig } from '../config/validate-options.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { LazyConnection } from '../connection/lazy-connection.js';
 import { StreamKeys } from '../connection/stream-keys.js';
+import { doorbellFor } from '../cluster/doorbell.js';
 import { ReplayRangeError } from '../errors/replay-range.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
@@ -203,6 +204,7 @@ export class ReplayManager implements OnApplicationShutdown {
     }
     const added = Number(await redis.rseReplayCopy(this.keys.stream(targetPattern), this.keys.replayDedupe(targetPattern), ...args));
     tally.replayed += added;
+    if (added > 0) await doorbellFor(redis, this.keys)?.ringAndDrain(this.keys.stream(targetPattern));
     tally.skipped += batch.length - added;
   }
 

@@ -8,6 +8,7 @@ import type { TransportMetrics } from '../observability/metrics.js';
 import type { AckBatcher } from './ack-batcher.js';
 import { backoffDelayMs } from './backoff.js';
 import { toWireError } from './envelope.js';
+import { doorbellFor, type DoorbellRinger } from '../cluster/doorbell.js';
 
 /** Why a message was dead-lettered (stored in the dead-letter entry as `rse.dlq.reason`). */
 export type DeadLetterReason = 'max-deliveries' | 'decode-failed' | 'no-handler' | 'rejected' | 'schema-invalid' | 'causal-timeout' | 'upcast-failed';
@@ -43,7 +44,12 @@ export class Settler {
     private readonly metrics: TransportMetrics,
     /** Told when a retry was scheduled, so the reclaimer looks at that stream when it falls due. */
     private readonly onRetryScheduled: (stream: string, dueAtMs: number) => void = () => undefined,
-  ) {}
+  ) {
+    this.doorbell = doorbellFor(redis, keys);
+  }
+
+  /** Redis Cluster: names the streams a committed transaction emitted to (cluster/doorbell.ts). */
+  private readonly doorbell?: DoorbellRinger;
 
   /**
    * @param holdUntil ordered topics: keep retrying a failed XACK while this says the partition is still ours, so the
@@ -180,6 +186,7 @@ export class Settler {
     try {
       const outcome = (await this.redis.rseCommit(keys.length, ...keys, ...args)) as CommitOutcome;
       if (outcome === 'ok' || outcome === 'duplicate') this.metrics.recordAcks(1);
+      if (outcome === 'ok' && this.doorbell) for (const write of request.writes) if (write.command === 'XADD') this.doorbell.ring(write.key);
       if (outcome === 'duplicate') this.metrics.duplicatesSkipped++;
       if (outcome === 'fenced' || outcome === 'gone') {
         this.metrics.fencedCommits++;
