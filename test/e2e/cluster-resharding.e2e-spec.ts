@@ -14,6 +14,9 @@ import { waitFor } from '../support/wait-for.js';
  * another one with the standard manual procedure (SETSLOT IMPORTING / MIGRATING, GETKEYSINSLOT + MIGRATE until empty,
  * SETSLOT NODE on every master). Clients follow the ASK / MOVED redirections; no acknowledged emit may be lost.
  * Emits that fail meanwhile (e.g. TRYAGAIN) are reported and retried with a new attempt number.
+ * The second run moves the slot again slowly, one key at a time with pauses, beside filler keys of the same tag: for
+ * seconds the slot's keys are split between two masters (multi-key scripts get TRYAGAIN, single keys ASK) while some
+ * handlers fail once, so retries (schedule, failure record) are written and settled during the split.
  */
 
 const PATTERN = 'rs.orders';
@@ -47,9 +50,15 @@ class Ledger {
 class OrdersController {
   constructor(@Inject(Ledger) private readonly ledger: Ledger) {}
 
+  readonly failedOnce = new Set<string>();
+
   @StreamEvent(PATTERN)
-  async handle(@Payload() data: { n: number; attempt: number }) {
+  async handle(@Payload() data: { n: number; attempt: number; failOnce?: boolean }) {
     await new Promise<void>((resolve) => setImmediate(resolve));
+    if (data.failOnce && !this.failedOnce.has(key(data.n, data.attempt))) {
+      this.failedOnce.add(key(data.n, data.attempt));
+      throw new Error('fails once: retried during the migration');
+    }
     this.ledger.record(data.n, data.attempt);
   }
 }
@@ -59,11 +68,15 @@ class Producer {
   readonly ackedAttempt = new Map<number, number>();
   readonly failures: { n: number; attempt: number; error: string }[] = [];
 
-  constructor(private readonly client: RedisStreamsClient) {}
+  constructor(
+    private readonly client: RedisStreamsClient,
+    private readonly failEvery = 0,
+  ) {}
 
   async emit(n: number, attempt: number): Promise<boolean> {
     try {
-      const entryId = await lastValueFrom(this.client.emit<string>(PATTERN, { n, attempt }));
+      const failOnce = this.failEvery > 0 && n % this.failEvery === 7;
+      const entryId = await lastValueFrom(this.client.emit<string>(PATTERN, { n, attempt, ...(failOnce ? { failOnce } : {}) }));
       this.acked.set(key(n, attempt), { entryId, at: Date.now() });
       this.ackedAttempt.set(n, attempt);
       return true;
@@ -81,6 +94,7 @@ async function migrateSlot(
   source: ClusterNodeInfo,
   target: ClusterNodeInfo,
   masters: ClusterNodeInfo[],
+  { keysPerBatch = 10, pauseMs = 0 }: { keysPerBatch?: number; pauseMs?: number } = {},
 ): Promise<{ keysMoved: number; batches: number }> {
   const connect = (n: { host: string; port: number }) => new Redis({ host: n.host, port: n.port, lazyConnect: false, maxRetriesPerRequest: 1 });
   const src = connect(source);
@@ -91,11 +105,12 @@ async function migrateSlot(
     await dst.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id);
     await src.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', target.id);
     for (;;) {
-      const keys = (await src.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '10')) as string[];
+      const keys = (await src.call('CLUSTER', 'GETKEYSINSLOT', String(slot), String(keysPerBatch))) as string[];
       if (keys.length === 0) break;
       await src.call('MIGRATE', target.host, String(target.port), '', '0', '10000', 'KEYS', ...keys);
       keysMoved += keys.length;
       batches++;
+      if (pauseMs > 0) await hold(pauseMs);
     }
     // The target first (so it owns the slot before the source starts redirecting with MOVED), then every master.
     await dst.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id);
@@ -149,29 +164,32 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
     await cluster?.stop();
   }, 30_000);
 
-  it('every acknowledged emit is delivered, duplicates stay bounded, and the stream ends up on the new master', async () => {
-    expect(await new Producer(client).emit(-1, 0)).toBe(true);
-    await waitFor(() => ledger.handled.has(key(-1, 0)), { message: 'the warm-up message' });
-
+  /** One numbered run of MESSAGES emits at RATE/s; the stream's slot is migrated to another master during it. */
+  async function reshardDuringRun(
+    label: string,
+    base: number,
+    { migration = {}, failEvery = 0, fillers = 0 }: { migration?: { keysPerBatch?: number; pauseMs?: number }; failEvery?: number; fillers?: number } = {},
+  ): Promise<void> {
     const slot = keySlot(stream);
     const source = await cluster.masterOf(stream);
     const masters = (await cluster.topology()).filter((n) => n.role === 'master');
     expect(masters).toHaveLength(3);
     const target = masters.find((m) => m.id !== source.id)!;
+    for (let i = 0; i < fillers; i++) await raw.set(`${stream}:filler:${i}`, 'x');
 
-    const producer = new Producer(client);
+    const producer = new Producer(client, failEvery);
     const timeline: Record<string, number> = {};
     let migrating: Promise<{ keysMoved: number; batches: number }> | undefined;
 
     const started = Date.now();
     const inFlight = new Set<Promise<unknown>>();
-    for (let n = 0; n < MESSAGES; n++) {
-      const due = started + (n * 1000) / RATE;
+    for (let n = base; n < base + MESSAGES; n++) {
+      const due = started + ((n - base) * 1000) / RATE;
       if (due > Date.now()) await hold(due - Date.now());
       while (inFlight.size >= WINDOW) await Promise.race(inFlight);
-      if (n === MIGRATE_AT) {
+      if (n === base + MIGRATE_AT) {
         timeline.migrationStart = Date.now();
-        migrating = migrateSlot(slot, source, target, masters).finally(() => (timeline.migrationEnd = Date.now()));
+        migrating = migrateSlot(slot, source, target, masters, migration).finally(() => (timeline.migrationEnd = Date.now()));
         migrating.catch(() => undefined);
       }
       const p: Promise<unknown> = producer.emit(n, 0).finally(() => inFlight.delete(p));
@@ -182,7 +200,7 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
     const moved = await migrating!;
 
     const failedFirst = producer.failures.length;
-    for (let n = 0; n < MESSAGES; n++) {
+    for (let n = base; n < base + MESSAGES; n++) {
       for (let attempt = 1; !producer.ackedAttempt.has(n); attempt++) {
         if (attempt > 20) throw new Error(`message ${n} could not be published after the resharding`);
         if (!(await producer.emit(n, attempt))) await hold(100);
@@ -211,6 +229,7 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
     const errors = new Map<string, number>();
     for (const f of producer.failures) errors.set(f.error, (errors.get(f.error) ?? 0) + 1);
     const summary = {
+      run: label,
       messages: MESSAGES,
       slot,
       from: source.port,
@@ -226,6 +245,7 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
       missingFromStream,
       consumerDuplicates,
       runMs: timeline.runEnd - started,
+      failedOnce: failEvery > 0 ? [...app.get(OrdersController).failedOnce].length : 0,
       serverMetrics: (({ received, acked, reclaimed, retried, failed }) => ({ received, acked, reclaimed, retried, failed }))(server.getMetrics()),
     };
     process.stdout.write(`[cluster-resharding] ${JSON.stringify(summary)} errors=${JSON.stringify([...errors])}\n`);
@@ -236,11 +256,22 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
     expect(ownerAfter.id).toBe(target.id);
     expect(onTarget).toBe(1);
     expect({ lost: undelivered(), missingFromStream }).toEqual({ lost: [], missingFromStream: 0 });
-    const unhandled = Array.from({ length: MESSAGES }, (_, n) => n).filter((n) => !ledger.attemptsOf.has(n));
+    const unhandled = Array.from({ length: MESSAGES }, (_, i) => base + i).filter((n) => !ledger.attemptsOf.has(n));
     expect(unhandled).toEqual([]);
     expect(consumerDuplicates).toBeLessThanOrEqual(MAX_CONSUMER_DUPLICATES);
     const status = await server.getStatus();
     expect(status).toMatchObject({ healthy: true });
     expect(status.streams.find((s) => s.pattern === PATTERN)).toMatchObject({ pending: 0, lag: 0 });
+  }
+
+  it('every acknowledged emit is delivered, duplicates stay bounded, and the stream ends up on the new master', async () => {
+    expect(await new Producer(client).emit(-1, 0)).toBe(true);
+    await waitFor(() => ledger.handled.has(key(-1, 0)), { message: 'the warm-up message' });
+    await reshardDuringRun('quick', 0);
+  }, 120_000);
+
+  it('a slow migration (keys split between two masters for seconds) while handlers fail and retry: the same holds', async () => {
+    await reshardDuringRun('slow', 100_000, { migration: { keysPerBatch: 1, pauseMs: 150 }, failEvery: 40, fillers: 30 });
+    expect(app.get(OrdersController).failedOnce.size).toBeGreaterThan(0);
   }, 120_000);
 });
