@@ -35,8 +35,25 @@ export function runPrefix(scenario: string): string {
   return `scale:${randomBytes(3).toString('hex')}:${scenario}`;
 }
 
+/** The library's `connection` options for a measured Redis: one server by URL, or a Cluster by its seed nodes. */
+export type LibraryConnection = { url: string } | { cluster: { nodes: { host: string; port: number }[] } };
+
+/**
+ * What a scenario that runs on one server or on a Cluster samples (BenchRedis here, BenchCluster in cluster.ts).
+ * On a Cluster every figure is the sum over the masters.
+ */
+export interface MeasuredRedis {
+  readonly connection: LibraryConnection;
+  counters(): Promise<RedisCounters>;
+  commandCalls(): Promise<Map<string, number>>;
+  usedMemory(): Promise<number>;
+  /** GET of each key (any slots); null for a missing key. */
+  getMany(keys: string[]): Promise<(string | null)[]>;
+  deletePrefix(prefix: string): Promise<number>;
+}
+
 /** The Redis a scale script measures: SCALE_REDIS_URL, or a throw-away redis-server of its own (no persistence). */
-export class BenchRedis {
+export class BenchRedis implements MeasuredRedis {
   private constructor(
     readonly url: string,
     readonly admin: Redis,
@@ -54,6 +71,14 @@ export class BenchRedis {
 
   get isOwn(): boolean {
     return this.own !== undefined;
+  }
+
+  get connection(): LibraryConnection {
+    return { url: this.url };
+  }
+
+  getMany(keys: string[]): Promise<(string | null)[]> {
+    return keys.length === 0 ? Promise.resolve([]) : this.admin.mget(keys);
   }
 
   async info(section: string): Promise<Record<string, string>> {
@@ -177,6 +202,11 @@ export class RssPeak {
 export function fmt(value: number | undefined | null, digits = 0): string {
   if (value === undefined || value === null || !Number.isFinite(value)) return '-';
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** The q-quantile (0..1) of values sorted ascending (nearest rank); NaN when empty. */
+export function percentile(sorted: number[], q: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] : NaN;
 }
 
 export function median(values: number[]): number {

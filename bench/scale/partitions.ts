@@ -1,8 +1,10 @@
 /**
  * Many partitions: one partitioned topic of P partitions (hash by `key`, per-key ordering) consumed by C consumer
- * processes of one group (default 3). The consumers are forked child processes (this same file, started with
- * SCALE_PARTITIONS_ROLE=consumer), because one of them is SIGKILLed and each one's CPU is measured on its own; the
- * producer is a RedisStreamsClient in this process.
+ * processes of one group (default 3), on one Redis server (scenario `partitions`, SCALE_PARTITIONS) or on a fresh
+ * local Redis Cluster of SCALE_CLUSTER_MASTERS masters (default 3) per P (scenario `cluster-partitions`,
+ * SCALE_CLUSTER_PARTITIONS), where every Redis figure is the sum over the masters. The consumers are forked child
+ * processes (this same file, started with SCALE_PARTITIONS_ROLE=consumer), because one of them is SIGKILLed and each
+ * one's CPU is measured on its own; the producer is a RedisStreamsClient in this process.
  *
  * For each P (SCALE_PARTITIONS, default 1000):
  *   assign     the C consumers start at once; time until every partition has exactly one owner (the consumers'
@@ -11,9 +13,12 @@
  *   memory     Redis used_memory per partition once assigned (stream + group + lease + fencing counter; no entries).
  *   idle       nothing published for max(SCALE_IDLE_MS, sessionTimeoutMs) (so 3 heartbeats per consumer): Redis
  *              commands/s, Redis CPU, the consumers' CPU (sum of the processes, % of one core).
+ *   one by one SCALE_PARTITIONS_SINGLE_SAMPLES messages (default 200), one at a time while otherwise idle, each awaited
+ *              by its handler before the next (random pause of up to 20 ms between them): emit -> handler p50/p99.
  *   latency    SCALE_PARTITIONS_LATENCY_RATE msg/s (default 1000) for 5 s: emit -> handler p50/p99.
  *   throughput SCALE_PARTITIONS_MESSAGES (default 50000) over SCALE_PARTITIONS_KEYS keys (default 10000), 256 emits in
- *              flight: msg/s from the first emit to the last handling, emit -> handler p50/p99 under that load.
+ *              flight: msg/s from the first emit to the last handling, emit -> handler p50/p99 under that load,
+ *              commands per message (and, on a Cluster, doorbell rings per message).
  *   close      one consumer close()s: time until the others own every partition, balanced, disjoint.
  *   join       a new consumer starts: time until the C consumers are balanced again.
  *   kill       one consumer is SIGKILLed: time until the others own every partition (needs sessionTimeoutMs).
@@ -35,7 +40,22 @@ import {
   type RedisStreamsContext,
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
-import { BenchRedis, envInt, fmt, rates, runPrefix, sleep, table, topCommands, type RedisCounters, type ScenarioReport } from './common.js';
+import { BenchCluster } from './cluster.js';
+import {
+  BenchRedis,
+  envInt,
+  fmt,
+  percentile,
+  rates,
+  runPrefix,
+  sleep,
+  table,
+  topCommands,
+  type LibraryConnection,
+  type MeasuredRedis,
+  type RedisCounters,
+  type ScenarioReport,
+} from './common.js';
 
 const SETTINGS = {
   consumers: envInt('SCALE_PARTITIONS_CONSUMERS', 3, 2),
@@ -46,6 +66,10 @@ const SETTINGS = {
   maxConcurrency: envInt('SCALE_PARTITIONS_MAX_CONCURRENCY', 64, 1),
   latencyRate: envInt('SCALE_PARTITIONS_LATENCY_RATE', 1_000, 1),
   latencySeconds: envInt('SCALE_PARTITIONS_LATENCY_SECONDS', 5, 1),
+  singleSamples: envInt('SCALE_PARTITIONS_SINGLE_SAMPLES', 200, 0),
+  singleGapMs: 20,
+  /** cluster-partitions: masters of the local cluster. */
+  clusterMasters: envInt('SCALE_CLUSTER_MASTERS', 3, 1),
   rebalanceRate: envInt('SCALE_PARTITIONS_REBALANCE_RATE', 200, 0),
   emitWindow: envInt('SCALE_PARTITIONS_EMIT_WINDOW', 256, 1),
   idleMs: envInt('SCALE_IDLE_MS', 5_000, 500),
@@ -67,9 +91,9 @@ const STABLE_MS = 500;
 /** Wall-clock ms with sub-ms resolution, comparable across the processes of this machine. */
 const wallNow = () => performance.timeOrigin + performance.now();
 
-function partitionedConfig(url: string, prefix: string, partitions: number, consumerName?: string): RedisStreamsEnterpriseConfig {
+function partitionedConfig(connection: LibraryConnection, prefix: string, partitions: number, consumerName?: string): RedisStreamsEnterpriseConfig {
   return {
-    connection: { url },
+    connection,
     streams: { keyPrefix: prefix },
     consumer: { group: GROUP, ...(consumerName ? { consumerName } : {}) },
     partitioning: {
@@ -92,7 +116,7 @@ interface Payload {
 }
 
 interface ChildParams {
-  readonly redisUrl: string;
+  readonly connection: LibraryConnection;
   readonly prefix: string;
   readonly name: string;
   readonly partitions: number;
@@ -170,7 +194,7 @@ async function consumerProcess(): Promise<void> {
     return flushing;
   };
 
-  const server = new RedisStreamsServer(partitionedConfig(params.redisUrl, params.prefix, params.partitions, params.name));
+  const server = new RedisStreamsServer(partitionedConfig(params.connection, params.prefix, params.partitions, params.name));
   let handled = 0;
   server.addHandler(
     PATTERN,
@@ -399,6 +423,12 @@ class Producer {
     if (this.inFlight.size >= SETTINGS.emitWindow) await Promise.race(this.inFlight);
   }
 
+  /** One message, once its emit completed; the caller waits for its handling. */
+  async one(): Promise<void> {
+    await this.emitOne();
+    await Promise.all(this.inFlight);
+  }
+
   /** `count` messages as fast as the window allows. */
   async burst(count: number): Promise<void> {
     for (let i = 0; i < count; i++) await this.emitOne();
@@ -479,13 +509,13 @@ async function waitBalanced(children: ConsumerChild[], partitions: number, since
 }
 
 /** Compares the consumers' views with the lease keys in Redis; returns the number of partitions where they differ. */
-async function leaseMismatches(redis: BenchRedis, prefix: string, partitions: number, views: ChildStatus[], names: string[]): Promise<number> {
+async function leaseMismatches(redis: MeasuredRedis, prefix: string, partitions: number, views: ChildStatus[], names: string[]): Promise<number> {
   const viewOwner = new Map<number, string>();
   views.forEach((v, i) => v.owned.forEach((p) => viewOwner.set(p, names[i])));
   let mismatches = 0;
   for (let from = 0; from < partitions; from += 1_000) {
     const ps = Array.from({ length: Math.min(1_000, partitions - from) }, (_, i) => from + i);
-    const leases = await redis.admin.mget(ps.map((p) => `${prefix}:{${PATTERN}#${p}}:lease:${GROUP}`));
+    const leases = await redis.getMany(ps.map((p) => `${prefix}:{${PATTERN}#${p}}:lease:${GROUP}`));
     leases.forEach((lease, i) => {
       const owner = lease ? lease.slice(0, lease.lastIndexOf('|')) : undefined;
       if (owner !== viewOwner.get(ps[i])) mismatches++;
@@ -494,15 +524,13 @@ async function leaseMismatches(redis: BenchRedis, prefix: string, partitions: nu
   return mismatches;
 }
 
-const percentile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] : NaN);
-
 interface Window {
   readonly from: RedisCounters;
   readonly calls: Map<string, number>;
   readonly cpuMicros: Map<string, number>;
 }
 
-async function openWindow(redis: BenchRedis, children: ConsumerChild[]): Promise<Window> {
+async function openWindow(redis: MeasuredRedis, children: ConsumerChild[]): Promise<Window> {
   const views = await Promise.all(children.map((c) => c.status()));
   return {
     from: await redis.counters(),
@@ -511,7 +539,7 @@ async function openWindow(redis: BenchRedis, children: ConsumerChild[]): Promise
   };
 }
 
-async function closeWindow(redis: BenchRedis, children: ConsumerChild[], window: Window) {
+async function closeWindow(redis: MeasuredRedis, children: ConsumerChild[], window: Window) {
   const views = await Promise.all(children.map((c) => c.status()));
   const to = await redis.counters();
   const seconds = (to.at - window.from.at) / 1_000;
@@ -541,6 +569,9 @@ interface PartitionsFigures {
   idleConsumersCpuPercent?: number;
   idleTopCommands?: string;
   consumerRssMb?: number[];
+  singleP50Ms?: number;
+  singleP99Ms?: number;
+  singleMaxMs?: number;
   latencyRate: number;
   latencyP50Ms?: number;
   latencyP99Ms?: number;
@@ -552,6 +583,9 @@ interface PartitionsFigures {
   loadRedisCpuPercent?: number;
   loadConsumersCpuPercent?: number;
   loadTopCommands?: string;
+  loadCommandsPerMessage?: number;
+  /** Redis Cluster: XADDs to the doorbell stream per message (rings are coalesced). */
+  loadRingsPerMessage?: number;
   closeMs?: number;
   closeRebalanceMs?: number;
   joinRebalanceMs?: number;
@@ -566,7 +600,7 @@ interface PartitionsFigures {
   failure?: string;
 }
 
-async function measureSize(redis: BenchRedis, partitions: number): Promise<PartitionsFigures> {
+async function measureSize(redis: MeasuredRedis, partitions: number): Promise<PartitionsFigures> {
   const prefix = runPrefix(`partitions${partitions}`);
   const f: PartitionsFigures = {
     partitions,
@@ -581,12 +615,12 @@ async function measureSize(redis: BenchRedis, partitions: number): Promise<Parti
   let named = 0;
   const spawn = async () => {
     const name = `c${++named}`;
-    const child = new ConsumerChild(name, { redisUrl: redis.url, prefix, name, partitions }, onRecords);
+    const child = new ConsumerChild(name, { connection: redis.connection, prefix, name, partitions }, onRecords);
     await child.waitFor('ready', 30_000);
     return child;
   };
   const all: ConsumerChild[] = [];
-  const client = new RedisStreamsClient(partitionedConfig(redis.url, prefix, partitions));
+  const client = new RedisStreamsClient(partitionedConfig(redis.connection, prefix, partitions));
   const producer = new Producer(client, handlings);
   const step = (name: string) => process.stdout.write(` ${name}`);
   let phase = 'start';
@@ -626,10 +660,25 @@ async function measureSize(redis: BenchRedis, partitions: number): Promise<Parti
     f.idleTopCommands = idle.top;
     f.consumerRssMb = idle.rssMb;
 
+    await client.connect();
+
+    // Latency of messages one at a time, otherwise idle (what a quiet topic's message waits).
+    phase = 'one by one';
+    step('one-by-one');
+    const singleFrom = producer.emitted;
+    for (let i = 0; i < SETTINGS.singleSamples; i++) {
+      await producer.one();
+      await waitHandled(handlings, producer.emitted, SETTINGS.stepTimeoutMs, true);
+      await sleep(Math.random() * SETTINGS.singleGapMs);
+    }
+    const single = handlings.latencies(singleFrom, producer.emitted);
+    f.singleP50Ms = percentile(single, 0.5);
+    f.singleP99Ms = percentile(single, 0.99);
+    f.singleMaxMs = single[single.length - 1];
+
     // Latency at a moderate rate.
     phase = 'latency';
     step('latency');
-    await client.connect();
     const latencyFrom = producer.emitted;
     await producer.paced(SETTINGS.latencyRate, () => false, SETTINGS.latencyRate * SETTINGS.latencySeconds);
     await waitHandled(handlings, producer.emitted, SETTINGS.stepTimeoutMs);
@@ -640,6 +689,9 @@ async function measureSize(redis: BenchRedis, partitions: number): Promise<Parti
     // Throughput: a burst of messages over many keys.
     phase = 'throughput';
     step('throughput');
+    // StreamKeys.doorbell() of this prefix (Cluster only): read to count the producer's rings.
+    const doorbell = `${prefix}:{#doorbell}`;
+    const ringsFrom = redis instanceof BenchCluster ? await redis.entriesAdded(doorbell) : undefined;
     const loadWindow = await openWindow(redis, live);
     const burstFrom = producer.emitted;
     const firstSend = wallNow();
@@ -650,6 +702,8 @@ async function measureSize(redis: BenchRedis, partitions: number): Promise<Parti
     f.loadRedisCpuPercent = load.redisCpuPercent;
     f.loadConsumersCpuPercent = load.consumersCpuPercent;
     f.loadTopCommands = load.top;
+    f.loadCommandsPerMessage = (load.commandsPerSecond * load.seconds) / SETTINGS.messages;
+    if (redis instanceof BenchCluster && ringsFrom !== undefined) f.loadRingsPerMessage = ((await redis.entriesAdded(doorbell)) - ringsFrom) / SETTINGS.messages;
     const underLoad = handlings.latencies(burstFrom, producer.emitted);
     f.loadP50Ms = percentile(underLoad, 0.5);
     f.loadP99Ms = percentile(underLoad, 0.99);
@@ -720,25 +774,65 @@ async function waitHandled(handlings: Handlings, emitted: number, timeoutMs: num
   }
 }
 
-export async function measurePartitions(redis: BenchRedis, sizes: number[]): Promise<ScenarioReport> {
+/** Where the partitions are measured: the run's Redis server, or a fresh local Cluster per size. */
+interface PartitionsTarget {
+  /** Progress line label. */
+  readonly label: string;
+  /** Start of the table title. */
+  readonly title: string;
+  /** Suffix of the Redis columns' headers (on a Cluster they are sums over the masters). */
+  readonly redisColumns: string;
+  open(): Promise<{ redis: MeasuredRedis; release(): Promise<void> }>;
+}
+
+/** `partitions`: on the run's Redis server (SCALE_REDIS_URL or a throw-away one). */
+export function measurePartitions(redis: BenchRedis, sizes: number[]): Promise<ScenarioReport> {
+  return measure(sizes, {
+    label: 'partitions',
+    title: 'many partitions',
+    redisColumns: '',
+    open: async () => ({ redis, release: async () => undefined }),
+  });
+}
+
+/** `cluster-partitions`: on a fresh local Redis Cluster of SCALE_CLUSTER_MASTERS masters (default 3) per size. */
+export function measureClusterPartitions(sizes: number[]): Promise<ScenarioReport> {
+  return measure(sizes, {
+    label: 'cluster partitions',
+    title: `many partitions on a local ${SETTINGS.clusterMasters}-master Redis Cluster`,
+    redisColumns: ' (all masters)',
+    open: async () => {
+      const cluster = await BenchCluster.start(SETTINGS.clusterMasters);
+      return { redis: cluster, release: () => cluster.stop() };
+    },
+  });
+}
+
+async function measure(sizes: number[], target: PartitionsTarget): Promise<ScenarioReport> {
   const figures: PartitionsFigures[] = [];
   for (const partitions of sizes) {
-    process.stdout.write(`  partitions: ${partitions.toLocaleString('en-US')} ...`);
+    process.stdout.write(`  ${target.label}: ${partitions.toLocaleString('en-US')} ...`);
     const started = Date.now();
-    figures.push(await measureSize(redis, partitions));
+    const { redis, release } = await target.open();
+    try {
+      figures.push(await measureSize(redis, partitions));
+    } finally {
+      await release();
+    }
     process.stdout.write(` ${((Date.now() - started) / 1_000).toFixed(1)} s\n`);
   }
   const s = (ms: number | undefined) => (ms === undefined ? '-' : fmt(ms / 1_000, 1));
   return {
-    name: `many partitions (one topic, ${SETTINGS.consumers} consumer processes, hash by key, per-key order, sessionTimeoutMs ${fmt(SETTINGS.sessionTimeoutMs)})`,
+    name: `${target.title} (one topic, ${SETTINGS.consumers} consumer processes, hash by key, per-key order, sessionTimeoutMs ${fmt(SETTINGS.sessionTimeoutMs)})`,
     table: table(
       [
         'partitions',
         'assign s',
-        'Redis B/partition',
-        'idle cmd/s',
-        'idle Redis CPU %',
+        `Redis B/partition${target.redisColumns}`,
+        `idle cmd/s${target.redisColumns}`,
+        `idle Redis CPU %${target.redisColumns}`,
         'idle consumers CPU %',
+        'p50/p99 ms one by one',
         `p50/p99 ms at ${fmt(SETTINGS.latencyRate)}/s`,
         'msg/s',
         'p50/p99 ms loaded',
@@ -752,6 +846,7 @@ export async function measurePartitions(redis: BenchRedis, sizes: number[]): Pro
         fmt(f.idleCommandsPerSecond),
         fmt(f.idleRedisCpuPercent),
         fmt(f.idleConsumersCpuPercent),
+        `${fmt(f.singleP50Ms, 1)}/${fmt(f.singleP99Ms, 1)}`,
         `${fmt(f.latencyP50Ms, 1)}/${fmt(f.latencyP99Ms, 1)}`,
         fmt(f.throughputPerSecond),
         `${fmt(f.loadP50Ms)}/${fmt(f.loadP99Ms)}`,
@@ -763,11 +858,14 @@ export async function measurePartitions(redis: BenchRedis, sizes: number[]): Pro
       ...figures.flatMap((f) => [
         `${fmt(f.partitions)} partitions: listen ${s(f.listenMs)} s; assignment took ${fmt(f.assignCommands)} commands (${f.assignTopCommands}); ` +
           `leases differing from the consumers' views: ${fmt(f.leaseMismatches)}; consumer RSS ${f.consumerRssMb?.map((m) => fmt(m)).join('/') ?? '-'} MB`,
-        `${fmt(f.partitions)} partitions: idle ${f.idleTopCommands ?? '-'}; loaded: Redis CPU ${fmt(f.loadRedisCpuPercent)} %, consumers ${fmt(f.loadConsumersCpuPercent)} %, ${f.loadTopCommands ?? '-'}`,
+        `${fmt(f.partitions)} partitions: idle ${f.idleTopCommands ?? '-'}; one by one: max ${fmt(f.singleMaxMs, 1)} ms`,
+        `${fmt(f.partitions)} partitions loaded: Redis CPU ${fmt(f.loadRedisCpuPercent)} %, consumers ${fmt(f.loadConsumersCpuPercent)} %, ` +
+          `${fmt(f.loadCommandsPerMessage, 1)} commands/message${f.loadRingsPerMessage === undefined ? '' : `, ${fmt(f.loadRingsPerMessage, 3)} doorbell rings/message`} (${f.loadTopCommands ?? '-'})`,
         `${fmt(f.partitions)} partitions: close() took ${s(f.closeMs)} s; ${fmt(f.emitted)} messages emitted (${fmt(f.failedSends)} emits failed), ` +
           `${fmt(f.lost)} lost, ${fmt(f.duplicates)} handled twice, ${fmt(f.outOfOrder)} out of key order${f.orderExamples?.length ? ` (${f.orderExamples.join('; ')})` : ''}`,
         ...(f.failure ? [`${fmt(f.partitions)} partitions: FAILED in ${f.failure}`] : []),
       ]),
+      `one by one: ${fmt(SETTINGS.singleSamples)} messages, each awaited by its handler before the next, random pause of up to ${SETTINGS.singleGapMs} ms between them.`,
       'assign: from start() of all consumers at once until their owned partitions are disjoint, cover all, are balanced within 1 and stay so 0.5 s.',
       `idle window: max(SCALE_IDLE_MS, sessionTimeoutMs), i.e. 3 heartbeats per consumer; consumers CPU = sum of the ${SETTINGS.consumers} processes, % of one core.`,
       'cmd/s and the command names count what Redis ran, including the commands run inside scripts (a lease renewal is evalsha + get + pexpire).',
