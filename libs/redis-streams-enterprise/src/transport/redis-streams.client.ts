@@ -6,29 +6,28 @@ import { randomUUID } from 'node:crypto';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
 import { connectOrThrow, createRedisConnection, disconnectOnce, isCluster, waitUntilReady } from '../connection/redis-connection.factory.js';
-import { isClusterRetryable, redact } from '../connection/redis-error-codes.js';
+import { redact } from '../connection/redis-error-codes.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { PayloadTooLargeError } from '../errors/payload-too-large.error.js';
 import { RemoteHandlerError } from '../errors/remote-handler.error.js';
 import { RedisUnavailableError } from '../errors/redis-unavailable.error.js';
-import { ReplicationTimeoutError } from '../errors/replication-timeout.error.js';
 import { RequestTimeoutError } from '../errors/request-timeout.error.js';
 import { TooManyPendingRequestsError } from '../errors/too-many-pending-requests.error.js';
 import { errorText } from '../observability/log-format.js';
 import { RedisStreamsStatus } from '../redis-streams.constants.js';
-import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, validateMessageKey, type BlobReference, type MessageHeaders, type ReplyMessage } from './envelope.js';
-import { BLOB_UPLOAD_TTL_MS, claimCheckOf } from './claim-check.js';
+import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, validateMessageKey, type MessageHeaders, type ReplyMessage } from './envelope.js';
+import { claimCheckOf } from './claim-check.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { defineScripts } from '../connection/scripts.js';
 import { PartitioningManager, type PartitionRoute } from '../partitioning/partitioning.manager.js';
-import { LayoutGate } from '../partitioning/layout-gate.js';
 import type { Partitioner } from '../partitioning/partitioner.js';
 import { RedisStreamsRecord } from './redis-streams.record.js';
 import { SchemaManager } from '../schema/schema.manager.js';
 import { ReplyListener } from './reply-listener.js';
 import { withinMs } from './within-ms.js';
-import { DoorbellRinger } from '../cluster/doorbell.js';
+import { EntryPublisher, type ClaimCheckedPayload } from './entry-publisher.js';
+import { PartitionedPublisher } from './partitioned-publisher.js';
 
 interface PendingRequest {
   readonly callback: (packet: WritePacket) => void;
@@ -61,14 +60,12 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   private closed = false;
   private waitingOffline = 0;
   private schemas?: SchemaManager;
-  /** Per partitioned topic with messages in flight: keeps their order across partition count changes. */
-  private readonly layoutGates = new Map<string, LayoutGate>();
-  /** undefined: not decided yet; null: topics are not partitioned. */
-  private partitioning?: PartitioningManager | null;
+  /** Partition routing in emit order; undefined: not decided yet; null: topics are not partitioned. */
+  private partitioned?: PartitionedPublisher | null;
   /** True once the command connection was ready; from then on "not ready" means an outage. */
   private hasConnected = false;
-  /** Redis Cluster only: tells consumers which streams got entries (cluster/doorbell.ts). */
-  private doorbell?: DoorbellRinger;
+  /** Writes each encoded entry (and rings the Cluster doorbell). */
+  private readonly entries: EntryPublisher;
 
   /**
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
@@ -83,6 +80,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     super();
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
+    this.entries = new EntryPublisher(this.config, this.keys, () => this.readyConnection());
   }
 
   /** Connects the command connection (called by emit/send; may be called early to fail fast at start-up). */
@@ -105,7 +103,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       request.callback({ err: new ConnectionClosedError('RedisStreamsClient'), isDisposed: true });
     }
     await this.replies?.stop();
-    await withinMs(this.doorbell?.drain(), 1_000);
+    await withinMs(this.entries.drainRings(), 1_000);
     if (this.schemas !== this.injectedSchemas) await this.schemas?.close();
     const command = this.command;
     if (command && command.status === 'ready') {
@@ -174,7 +172,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const data = packet.data instanceof RedisStreamsRecord ? packet.data.data : packet.data;
     const idempotencyKey = record?.idempotencyKey === undefined ? undefined : validateMessageKey('idempotencyKey', record.idempotencyKey);
     const dependsOn = record?.dependsOn?.map((d) => validateMessageKey('dependsOn', d));
-    const partitioning = this.partitioningManager();
+    const partitioned = this.partitionedPublisher();
     const send = async (route: PartitionRoute | undefined) => {
       const key = route?.key ?? (record?.partitionKey === undefined ? undefined : validateMessageKey('partitionKey', record.partitionKey));
       const { fields, blob } = this.encode(packet, pattern, messageId, replyTo, schema, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
@@ -182,67 +180,20 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       // topic whose count was changed already); a fixed layout publishes with a plain XADD.
       const checkEpoch = route !== undefined && (route.epoch > 0 || this.config.partitioning.strategy === 'dynamic');
       const stream = route?.stream ?? this.keys.stream(pattern);
-      const outcome = await this.publishEntry(stream, fields, { idempotencyKey, epoch: checkEpoch ? route.epoch : undefined, blob });
-      if (outcome.status === 'ok') this.ringFor(stream);
-      return outcome;
+      return this.entries.publish(stream, fields, { idempotencyKey, epoch: checkEpoch ? route.epoch : undefined, blob });
     };
-    if (!partitioning) return (await send(undefined)).id;
-    let gate = this.layoutGates.get(pattern);
-    if (!gate) {
-      gate = new LayoutGate();
-      this.layoutGates.set(pattern, gate);
-    }
-    // The ticket is taken now, in emit order; the message reaches the connection only after every earlier one.
-    const ticket = gate.ticket();
-    let entered = false;
-    try {
-      const routeNow = () => partitioning.route(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey });
-      const route = partitioning.routeCached(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey }) ?? (await routeNow());
-      // Turn first, then the layout gate: waiting in the gate only ever depends on messages sent already.
-      const turn = gate.sendTurn(ticket);
-      if (turn) await turn;
-      if (!gate.tryEnter(route.epoch)) await gate.enter(route.epoch);
-      entered = true;
-      const sending = send(route);
-      gate.sent(ticket);
-      const first = await sending;
-      if (first.status !== 'stale') return first.id;
-      // The topic's partition count changed: route again, in turn with the other refused messages.
-      const done = await gate.retryTurn();
-      try {
-        for (let attempt = 1; ; attempt++) {
-          partitioning.invalidate(pattern);
-          const outcome = await send(await routeNow());
-          if (outcome.status !== 'stale') return outcome.id;
-          if (attempt >= 50) throw new Error(`the partition layout of "${pattern}" kept changing; the message was not written`);
-          await new Promise((resolve) => setTimeout(resolve, Math.min(100, attempt * 5)));
-        }
-      } finally {
-        done();
-      }
-    } finally {
-      gate.sent(ticket); // also when routing failed: later messages must not wait for this one
-      if (entered) gate.leave();
-      if (gate.idle) this.layoutGates.delete(pattern);
-    }
-  }
-
-  /** On a Redis Cluster, names the stream on the doorbell so that consumers read it now rather than at their sweep. */
-  private ringFor(stream: string): void {
-    const command = this.command;
-    if (!command || !isCluster(command)) return;
-    this.doorbell ??= new DoorbellRinger(command, this.keys.doorbell());
-    this.doorbell.ring(stream);
+    if (!partitioned) return (await send(undefined)).id;
+    return partitioned.publish(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey }, send);
   }
 
   /** Partition routing, when topics are partitioned (partitioning or ordering enabled). */
-  private partitioningManager(): PartitioningManager | undefined {
-    if (this.partitioning === null) return undefined;
-    if (!this.partitioning) {
+  private partitionedPublisher(): PartitionedPublisher | undefined {
+    if (this.partitioned === null) return undefined;
+    if (!this.partitioned) {
       const manager = new PartitioningManager(this.config, this.partitioner, () => this.readyConnection() as Promise<ScriptedRedis>);
-      this.partitioning = manager.enabled ? manager : null;
+      this.partitioned = manager.enabled ? new PartitionedPublisher(manager) : null;
     }
-    return this.partitioning ?? undefined;
+    return this.partitioned ?? undefined;
   }
 
   /**
@@ -254,89 +205,6 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     if (!this.config.schema.enabled) return undefined;
     this.schemas ??= this.injectedSchemas ?? new SchemaManager(this.config);
     return this.schemas.stampOutgoing(pattern, data instanceof RedisStreamsRecord ? data.data : data);
-  }
-
-  /**
-   * XADD, or the publish script when the message needs an atomic check (then WAIT when connection.waitReplicas is
-   * set), on a ready connection. A duplicate (idempotency key seen within the window) resolves with the first id.
-   * A claim-checked payload is uploaded in the same pipeline, right before the script that commits it with the entry.
-   */
-  private async publishEntry(
-    stream: string,
-    fields: string[],
-    options: { idempotencyKey?: string; epoch?: number; blob?: { readonly ref: BlobReference; readonly json: string } },
-  ): Promise<{ status: 'ok' | 'duplicate' | 'stale'; id: string }> {
-    const command = (await this.readyConnection()) as ScriptedRedis;
-    const sequence = this.config.ordering.enabled && this.config.ordering.strategy === 'global';
-    const blob = options.blob;
-    const blobKey = blob ? this.keys.blobOf(stream, blob.ref.id) : undefined;
-    const scripted = options.idempotencyKey !== undefined || sequence || options.epoch !== undefined || blob !== undefined;
-    const { waitReplicas, waitTimeoutMs } = this.config.connection;
-    const trim = this.trimArgs();
-    const scriptArgs = (): (string | number)[] => [
-      stream,
-      options.idempotencyKey === undefined ? stream : this.keys.publishedOf(stream, options.idempotencyKey),
-      this.keys.sequenceOf(stream),
-      this.keys.epochOf(stream),
-      blobKey ?? stream,
-      blob ? this.keys.blobIndexOf(stream) : stream,
-      options.idempotencyKey === undefined ? '0' : '1',
-      this.config.exactlyOnce.windowMs,
-      sequence ? '1' : '0',
-      options.epoch === undefined ? '' : String(options.epoch),
-      trim.length > 0 ? trim[0] : '',
-      trim.length > 0 ? trim[2] : '',
-      blob ? blob.ref.id : '',
-      ...fields,
-    ];
-    const parse = (reply: unknown): { status: 'ok' | 'duplicate' | 'stale'; id: string } => {
-      const [status, id] = reply as [string, string];
-      if (status === 'blob-missing') {
-        throw new Error(`the claim-checked payload of "${stream}" was gone before its entry was written (evicted?); nothing was written`);
-      }
-      return { status: status as 'ok' | 'duplicate' | 'stale', id: String(id) };
-    };
-    if (waitReplicas === 0 && !blob) {
-      if (!scripted) return { status: 'ok', id: (await command.xadd(stream, ...trim, '*', ...fields)) as string };
-      return parse(await command.rsePublish(...scriptArgs()));
-    }
-    // WAIT covers the writes of its own connection, so it must follow the write on the same one: a pipeline. The
-    // upload expires unless the script commits it, so a producer dying in between leaves nothing behind for long.
-    const runPipeline = async () => {
-      const pipeline = command.pipeline() as ReturnType<Redis['pipeline']> & { rsePublish(...args: (string | number)[]): unknown };
-      if (blob && blobKey) pipeline.set(blobKey, blob.json, 'PX', BLOB_UPLOAD_TTL_MS);
-      if (scripted) pipeline.rsePublish(...scriptArgs());
-      else pipeline.xadd(stream, ...trim, '*', ...fields);
-      if (waitReplicas > 0) pipeline.call('WAIT', waitReplicas, waitTimeoutMs);
-      return ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
-    };
-    let results = await runPipeline();
-    // On a Cluster, ioredis retries a pipeline only when all its commands failed alike, and WAIT succeeds wherever it
-    // lands: a write refused with MOVED/ASK/TRYAGAIN/CLUSTERDOWN (not executed, so safe to resend) is sent again here
-    // once the slot map is refreshed, a few times with a growing pause (a failover takes seconds).
-    const connection = command as unknown as Redis | Cluster;
-    const writeAt = blob ? 1 : 0;
-    const writeNotExecuted = () => {
-      const error = results[writeAt]?.[0];
-      return error !== null && error !== undefined && isClusterRetryable(error);
-    };
-    for (let attempt = 1; attempt <= 8 && isCluster(connection) && writeNotExecuted(); attempt++) {
-      await new Promise<void>((resolve) => connection.refreshSlotsCache(() => resolve()));
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * attempt)));
-      results = await runPipeline();
-    }
-    const at = blob ? 1 : 0;
-    const uploadError = blob ? results[0]?.[0] : null;
-    if (uploadError) throw uploadError;
-    const [addError, added] = results[at] ?? [new Error('the pipeline returned no reply for the write'), undefined];
-    if (addError) throw addError;
-    const outcome = scripted ? parse(added) : { status: 'ok' as const, id: String(added) };
-    if (waitReplicas > 0) {
-      const [waitError, confirmed] = (results[at + 1] ?? [new Error('the pipeline returned no reply for WAIT'), 0]) as [Error | null, number];
-      if (waitError) throw waitError;
-      if (outcome.status === 'ok' && confirmed < waitReplicas) throw new ReplicationTimeoutError(outcome.id, confirmed, waitReplicas);
-    }
-    return outcome;
   }
 
   /**
@@ -407,7 +275,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     replyTo: string | undefined,
     schema: string | undefined,
     extra: { key?: string; idempotencyKey?: string; epoch?: number; dependsOn?: readonly string[] },
-  ): { fields: string[]; blob?: { ref: BlobReference; json: string } } {
+  ): { fields: string[]; blob?: ClaimCheckedPayload } {
     let data: unknown = packet.data;
     let headers: MessageHeaders | undefined;
     if (data instanceof RedisStreamsRecord) {
@@ -426,13 +294,6 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const ref = claimCheckOf(json, claimCheckThresholdBytes);
     const fields = encodeMessage({ pattern, messageId, json, blob: ref, headers: headers && validateHeaders(headers), replyTo, schema, ...extra });
     return { fields, blob: ref && { ref, json } };
-  }
-
-  private trimArgs(): (string | number)[] {
-    const { maxLen, retentionMs } = this.config.streams;
-    if (maxLen !== undefined) return ['MAXLEN', '~', maxLen];
-    if (retentionMs !== undefined) return ['MINID', '~', `${Date.now() - retentionMs}-0`];
-    return [];
   }
 
   private async openCommandConnection(): Promise<Redis> {

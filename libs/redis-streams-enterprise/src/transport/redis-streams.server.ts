@@ -1,38 +1,38 @@
 import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
-import type { Redis } from 'ioredis';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
-import { connectOrThrow, createRedisConnection, disconnectOnce, isCluster } from '../connection/redis-connection.factory.js';
-import { classifyRedisError, redact } from '../connection/redis-error-codes.js';
+import { redact } from '../connection/redis-error-codes.js';
 import type { StreamEntry } from '../connection/redis-replies.js';
-import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
+import type { ScriptedRedis } from '../connection/scripts.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { TransportMetrics, type RedisStreamsMetricsSnapshot } from '../observability/metrics.js';
 import { REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from '../redis-streams.constants.js';
 import { AckBatcher } from './ack-batcher.js';
-import { BLOB_SWEEP_INTERVAL_MS, BlobSweeper, claimCheckApplies } from './claim-check.js';
-import { BlockingEntryReader, ConsumerLoop } from './consumer-loop.js';
-import { DoorbellListener } from '../cluster/doorbell.js';
-import { ClusterEntryReader, MultiSlotReader } from '../cluster/multi-slot-reader.js';
 import { enabledFeatures } from './features.js';
 import { InFlight } from './in-flight.js';
 import { MessageProcessor } from './message-processor.js';
-import { PendingReclaimer } from './pending-reclaimer.js';
 import { Settler } from './settler.js';
 import { SchemaManager } from '../schema/schema.manager.js';
 import { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import type { Partitioner } from '../partitioning/partitioner.js';
 import { PartitionedConsumer } from '../partitioning/partitioned-consumer.js';
-import { readablePartitions } from '../partitioning/partition-layout.js';
 import { OrderingManager } from '../ordering/ordering.manager.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
 import { streamStatus, type RedisStreamsServerStatus } from './server-status.js';
 import { withinMs } from './within-ms.js';
+import { ConsumedStreams } from './consumed-streams.js';
+import { ServerConnections, type ReadingConnections } from './server-connections.js';
+import { GroupConsumer } from './group-consumer.js';
 
 export type { RedisStreamsServerStatus, StreamStatus } from './server-status.js';
+
+/** What reading needs: the connections and the processor that dispatches each entry. */
+interface Reading extends ReadingConnections {
+  readonly processor: MessageProcessor;
+}
 
 type ProcessingHooksRunner = (context: unknown, fn: (runEndHook: () => void) => Promise<void>) => Promise<void>;
 
@@ -57,14 +57,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private readonly keys: StreamKeys;
   private readonly metrics = new TransportMetrics();
   private readonly inFlight: InFlight;
-  private readonly listeners: [string, (...args: unknown[]) => void][] = [];
-  private command?: ScriptedRedis;
-  /** The reading connection (blocking reads on a single server; slot reads on a Cluster). */
-  private blocking?: Redis;
-  private loop?: ConsumerLoop;
-  /** Redis Cluster only: the doorbell listener and its own connection (cluster/doorbell.ts). */
-  private doorbell?: { connection: Redis; listener: DoorbellListener };
-  private reclaimer?: PendingReclaimer;
+  /** Command, reading and (Cluster) doorbell connections. */
+  private readonly connections: ServerConnections;
+  /** Topics that are not partitioned: reading loop and reclaimer. */
+  private groupConsumer?: GroupConsumer;
   private acks?: AckBatcher;
   private processor?: MessageProcessor;
   private schemas?: SchemaManager;
@@ -74,9 +70,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   readonly ordering: OrderingManager;
   /** Partitioned topics (partitioning or ordering enabled): coordinator, reader and ordered dispatcher. */
   private partitioned?: PartitionedConsumer;
-  private trimTimer?: NodeJS.Timeout;
-  private blobSweeper?: BlobSweeper;
-  private streams: { pattern: string; stream: string; retrySchedule: string }[] = [];
+  /** The streams read (per pattern, or every partition stream), their groups and their retention timer. */
+  private readonly streams: ConsumedStreams;
   private state = RedisStreamsStatus.Disconnected;
   private readonly handlerCache = new Map<string, MessageHandler>();
   /** Nest's no-op start hook, to tell whether anyone installed a real one. */
@@ -94,8 +89,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     super();
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
+    this.connections = new ServerConnections(this.config, this.keys, this.logger, (state) => this.setState(state));
+    this.streams = new ConsumedStreams(this.config, this.keys, this.logger, () => this.connections.command);
     // The server's own manager uses the server's connection; the injected one (module) serves users.
-    this.partitioning = new PartitioningManager(this.config, providers.partitioner, () => this.commandConnection());
+    this.partitioning = new PartitioningManager(this.config, providers.partitioner, () => this.connections.commandOrReject());
     this.ordering = providers.ordering ?? new OrderingManager(this.config);
     this.injectedSchemas = providers.schemas;
     this.inFlight = new InFlight(this.partitioning.enabled ? this.ordering.maxConcurrency : this.config.consumer.concurrency);
@@ -111,7 +108,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       await this.start();
       callback();
     } catch (error) {
-      await this.shutdownConnections();
+      await this.connections.close();
       callback(error);
     }
   }
@@ -128,24 +125,18 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
 
   /** Registers a listener for events of the underlying ioredis connections (`error`, `ready`, `reconnecting`, ...). */
   on<EventKey extends string = string, EventCallback extends Function = Function>(event: EventKey, callback: EventCallback): void {
-    const listener = callback as unknown as (...args: unknown[]) => void;
-    this.listeners.push([event, listener]);
-    this.command?.on(event, listener);
-    for (const conn of this.readingConnections()) conn.on(event, listener);
-  }
-
-  private readingConnections(): Redis[] {
-    return [this.blocking, this.doorbell?.connection].filter((c): c is Redis => c !== undefined);
+    this.connections.on(event, callback as unknown as (...args: unknown[]) => void);
   }
 
   /**
    * The ioredis connections: `[command, blocking]` (on a Redis Cluster, both are ioredis `Cluster` instances).
    */
   unwrap<T>(): T {
-    if (!this.command || !this.blocking) {
+    const { command, blocking } = this.connections;
+    if (!command || !blocking) {
       throw new Error('Not initialized: call listen() (app.listen or startAllMicroservices) before unwrap()');
     }
-    return [this.command, this.blocking] as T;
+    return [command, blocking] as T;
   }
 
   /** Counters, throughput, error rate and handler latency percentiles of this server. */
@@ -156,11 +147,13 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   /** Health, connection states, per-stream pending and lag of this group (XINFO GROUPS), enabled features. */
   async getStatus(): Promise<RedisStreamsServerStatus> {
     const { group, consumerName } = this.config.consumer;
+    const { command, blocking } = this.connections;
+    const reading = this.connections.reading();
     const base = {
       status: this.state,
       redis: {
-        command: this.command?.status ?? 'none',
-        blocking: this.readingConnections().find((c) => c.status !== 'ready')?.status ?? this.blocking?.status ?? 'none',
+        command: command?.status ?? 'none',
+        blocking: reading.find((c) => c.status !== 'ready')?.status ?? blocking?.status ?? 'none',
       },
       group,
       consumer: consumerName,
@@ -169,12 +162,12 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     };
     const live =
       this.state === RedisStreamsStatus.Connected &&
-      this.command?.status === 'ready' &&
-      this.blocking !== undefined &&
-      this.readingConnections().every((c) => c.status === 'ready') &&
-      (this.loop?.isRunning ?? this.partitioned?.isRunning ?? false);
+      command?.status === 'ready' &&
+      blocking !== undefined &&
+      reading.every((c) => c.status === 'ready') &&
+      (this.groupConsumer?.isRunning ?? this.partitioned?.isRunning ?? false);
     try {
-      const streams = await Promise.all(this.streams.map((s) => streamStatus(this.commandConnectionSync(), this.config, s.pattern, s.stream)));
+      const streams = await Promise.all(this.streams.list.map((s) => streamStatus(this.connections.commandOrThrow(), this.config, s.pattern, s.stream)));
       return { ...base, healthy: live, streams, warnings: streams.flatMap((s) => s.warnings) };
     } catch (error) {
       return { ...base, healthy: false, streams: [], warnings: [], error: redact(errorText(error)) };
@@ -192,7 +185,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
 
   /** Runs one reclaim pass now instead of waiting for the timer (operators and tests). */
   async reclaimNow(): Promise<void> {
-    await this.reclaimer?.runOnce();
+    await this.groupConsumer?.reclaimNow();
   }
 
   /**
@@ -201,13 +194,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
    * next pass, never thrown.
    * @returns how many blobs were deleted.
    */
-  async sweepBlobsNow(): Promise<number> {
-    const command = this.command;
-    if (!command) return 0;
-    this.blobSweeper ??= new BlobSweeper(command, this.keys);
-    let deleted = 0;
-    for (const { stream } of this.streams) deleted += await this.blobSweeper.sweep(stream);
-    return deleted;
+  sweepBlobsNow(): Promise<number> {
+    return this.streams.sweepBlobs();
   }
 
   /** Partitions of partitioned topics this consumer owns now: `{ pattern, partition, stream, lease }`. */
@@ -220,64 +208,40 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     await this.partitioned?.rebalanceNow();
   }
 
-  private commandConnectionSync(): ScriptedRedis {
-    if (!this.command) throw new ConnectionClosedError('RedisStreamsServer');
-    return this.command;
-  }
-
-  private commandConnection(): Promise<ScriptedRedis> {
-    if (!this.command) return Promise.reject(new ConnectionClosedError('RedisStreamsServer'));
-    return Promise.resolve(this.command);
-  }
-
+  /** Connects, lists the streams (creating their groups), then reads; Connected once reading runs. */
   private async start(): Promise<void> {
     if (this.closing) throw new ConnectionClosedError('RedisStreamsServer');
-    const { consumer, connection } = this.config;
+    const { consumer } = this.config;
     const patterns = consumer.patterns ?? [...this.getHandlers().keys()];
-    this.streams = patterns.map((pattern) => ({
-      pattern,
-      stream: this.keys.stream(pattern),
-      retrySchedule: this.keys.retrySchedule(pattern, consumer.group),
-    }));
-    this.setState(RedisStreamsStatus.Connecting);
-    this.command = defineScripts(createRedisConnection(connection, 'command', consumer.consumerName));
     const partitioned = this.partitioning.enabled;
-    this.blocking = createRedisConnection(connection, 'blocking', consumer.consumerName);
-    if (isCluster(this.command)) {
-      const bell = createRedisConnection(connection, 'blocking', `${consumer.consumerName}.doorbell`);
-      const listener = new DoorbellListener(bell, this.keys.doorbell(), { blockMs: consumer.blockMs, watchdogMs: connection.blockingWatchdogMs });
-      this.doorbell = { connection: bell, listener };
-    }
-    for (const conn of [this.command, ...this.readingConnections()]) {
-      conn.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
-      for (const [event, callback] of this.listeners) conn.on(event, callback);
-    }
-    for (const conn of this.readingConnections()) {
-      conn.on('ready', () => {
-        if (this.readingConnections().every((c) => c.status === 'ready')) this.setState(RedisStreamsStatus.Connected);
-      });
-      conn.on('reconnecting', () => this.setState(RedisStreamsStatus.Reconnecting));
-    }
-    await Promise.all([this.command, ...this.readingConnections()].map((conn) => connectOrThrow(conn, connection.url)));
-    await this.doorbell?.listener.start();
-    const slotReader = this.doorbell
-      ? new MultiSlotReader(this.blocking, this.doorbell.listener, {
-          group: consumer.group,
-          consumer: consumer.consumerName,
-          sweepMs: consumer.clusterSweepMs,
-          watchdogMs: connection.blockingWatchdogMs,
-        })
-      : undefined;
-    if (partitioned) await this.listPartitionStreams(patterns);
-    else await this.ensureGroups();
+    this.streams.usePatterns(patterns);
+    this.setState(RedisStreamsStatus.Connecting);
+    const { command, blocking, slotReader } = await this.connections.open();
+    if (partitioned) await this.streams.usePartitionStreams(patterns, this.partitioning);
+    else await this.streams.ensureGroups();
+    const processor = this.createProcessor(command, partitioned);
+    const reading = { command, blocking, slotReader, processor };
+    if (partitioned) await this.startPartitionedReading(patterns, reading);
+    else await this.startGroupReading(reading);
+    this.streams.startRetentionTrimming();
+    this.setState(RedisStreamsStatus.Connected);
+    const ids = logIds({ group: consumer.group, consumer: consumer.consumerName });
+    this.logger.log(
+      partitioned
+        ? `Listening on ${patterns.length} partitioned topics (${this.ordering.strategy} ordering) ${ids}`
+        : `Listening on ${this.streams.list.length} streams ${ids}`,
+    );
+  }
 
-    const acks = new AckBatcher(this.command, consumer.group, (n) => this.metrics.recordAcks(n), partitioned ? 'microtask' : 'immediate');
+  /** Acks, settlement (retry, dead letter) and dispatch to handlers, shared by both ways of reading. */
+  private createProcessor(command: ScriptedRedis, partitioned: boolean): MessageProcessor {
+    const acks = new AckBatcher(command, this.config.consumer.group, (n) => this.metrics.recordAcks(n), partitioned ? 'microtask' : 'immediate');
     this.acks = acks;
-    const settler = new Settler(this.config, this.command, this.keys, acks, this.metrics, (stream, dueAtMs) => this.reclaimer?.noteRetry(stream, dueAtMs));
+    const settler = new Settler(this.config, command, this.keys, acks, this.metrics, (stream, dueAtMs) => this.groupConsumer?.noteRetry(stream, dueAtMs));
     this.schemas = this.config.schema.enabled ? (this.injectedSchemas ?? new SchemaManager(this.config)) : undefined;
     const processor = new MessageProcessor(
       this.config,
-      this.command,
+      command,
       settler,
       this.metrics,
       {
@@ -286,141 +250,61 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       },
       this.schemas,
     );
-    for (const s of this.streams) processor.addStream(s.stream, s.pattern);
+    for (const s of this.streams.list) processor.addStream(s.stream, s.pattern);
     processor.usePartitioning(this.partitioning);
     this.processor = processor;
-    const onDeleted = (stream: string, ids: string[]) => {
-      this.metrics.lostToTrimming += ids.length;
-      this.logger.error(
-        `${ids.length} pending entries were deleted by trimming before they were processed (data loss; raise ` +
-          `streams.maxLen/retentionMs) ${logIds({ stream, group: consumer.group })} ids=${ids.slice(0, 20).join(',')}`,
-      );
-    };
-    if (partitioned) {
-      this.partitioned = new PartitionedConsumer({
-        config: this.config,
-        patterns,
-        command: this.command,
-        blocking: this.blocking,
-        slotReader,
-        keys: this.keys,
-        partitioning: this.partitioning,
-        ordering: this.ordering,
-        inFlight: this.inFlight,
-        processor,
-        onDeleted,
-      });
-      await this.partitioned.start();
-      this.startRetentionTrimming();
-      this.setState(RedisStreamsStatus.Connected);
-      this.logger.log(
-        `Listening on ${patterns.length} partitioned topics (${this.ordering.strategy} ordering) ${logIds({ group: consumer.group, consumer: consumer.consumerName })}`,
-      );
-      return;
-    }
-    this.reclaimer = new PendingReclaimer(
-      this.command,
-      {
-        streams: this.streams,
-        group: consumer.group,
-        consumer: consumer.consumerName,
-        claimIdleMs: consumer.claimIdleMs,
-        intervalMs: consumer.reclaimIntervalMs,
-        deadConsumerIdleMs: consumer.deadConsumerIdleMs,
-      },
-      this.inFlight,
-      { dispatch: (entry) => processor.process(entry), onReclaimed: (n) => (this.metrics.reclaimed += n), onDeleted },
-    );
-    const streams = this.streams.map((s) => s.stream);
-    const reader = slotReader
-      ? new ClusterEntryReader(slotReader, streams, consumer.blockMs)
-      : new BlockingEntryReader(this.blocking, {
-          streams,
-          group: consumer.group,
-          consumer: consumer.consumerName,
-          blockMs: consumer.blockMs,
-          watchdogMs: connection.blockingWatchdogMs,
-        });
-    this.loop = new ConsumerLoop(
-      reader,
-      { group: consumer.group, consumer: consumer.consumerName, batchSize: consumer.batchSize },
-      this.inFlight,
-      { dispatch: (entry) => processor.process(entry), recreateGroups: () => this.ensureGroups(), onDeleted },
-    );
-    await this.reclaimer.start();
-    if (streams.length > 0) this.loop.start();
-    this.startRetentionTrimming();
-    this.setState(RedisStreamsStatus.Connected);
-    this.logger.log(
-      `Listening on ${this.streams.length} streams ${logIds({ group: consumer.group, consumer: consumer.consumerName })}`,
-    );
+    return processor;
   }
 
-  /** Status and trimming cover every partition stream of the partitioned topics. */
-  private async listPartitionStreams(patterns: readonly string[]): Promise<void> {
-    const streams: { pattern: string; stream: string; retrySchedule: string }[] = [];
-    for (const pattern of patterns) {
-      const layout = await this.partitioning.layoutOf(pattern);
-      for (let p = 0; p < readablePartitions(layout); p++) {
-        const stream = this.keys.partition(pattern, p);
-        streams.push({ pattern, stream, retrySchedule: this.keys.retryScheduleOf(stream, this.config.consumer.group) });
-      }
-    }
-    this.streams = streams;
+  /** Partitioned topics: the coordinator assigns partitions, the ordered dispatcher keeps the strategy's order. */
+  private async startPartitionedReading(patterns: readonly string[], reading: Reading): Promise<void> {
+    this.partitioned = new PartitionedConsumer({
+      config: this.config,
+      patterns,
+      command: reading.command,
+      blocking: reading.blocking,
+      slotReader: reading.slotReader,
+      keys: this.keys,
+      partitioning: this.partitioning,
+      ordering: this.ordering,
+      inFlight: this.inFlight,
+      processor: reading.processor,
+      onDeleted: (stream, ids) => this.onDeletedByTrimming(stream, ids),
+    });
+    await this.partitioned.start();
   }
 
-  /** Creates the group on every stream (and the stream itself); an existing group is left as it is. */
-  private async ensureGroups(): Promise<void> {
-    const command = this.command;
-    if (!command) return;
-    const { group, groupStartId } = this.config.consumer;
-    for (const { stream } of this.streams) {
-      try {
-        await command.xgroup('CREATE', stream, group, groupStartId, 'MKSTREAM');
-        this.logger.log(`Created consumer group ${logIds({ stream, group })} start=${groupStartId}`);
-      } catch (error) {
-        if (classifyRedisError(error) !== 'busygroup') throw error;
-      }
-    }
+  /** Plain streams: competing consumers of one group, with the reclaimer for retries and dead consumers' entries. */
+  private async startGroupReading(reading: Reading): Promise<void> {
+    this.groupConsumer = new GroupConsumer({
+      ...reading,
+      config: this.config,
+      streams: this.streams.list,
+      inFlight: this.inFlight,
+      recreateGroups: () => this.streams.ensureGroups(),
+      onReclaimed: (n) => (this.metrics.reclaimed += n),
+      onDeleted: (stream, ids) => this.onDeletedByTrimming(stream, ids),
+    });
+    await this.groupConsumer.start();
   }
 
-  /**
-   * With both maxLen and retentionMs set, XADD trims by length and this timer applies the time limit. When
-   * claim-checked payloads can arrive (claimCheckApplies), the same timer removes the blobs of trimmed entries.
-   */
-  private startRetentionTrimming(): void {
-    const { retentionMs, maxLen } = this.config.streams;
-    const trimsByTime = retentionMs !== undefined && maxLen !== undefined;
-    const sweeps = claimCheckApplies(this.config.streams);
-    if (!trimsByTime && !sweeps) return;
-    const everyMs = retentionMs === undefined ? BLOB_SWEEP_INTERVAL_MS : Math.max(1_000, Math.min(60_000, Math.floor(retentionMs / 10)));
-    const trim = async () => {
-      if (trimsByTime) {
-        const minId = `${Date.now() - retentionMs}-0`;
-        for (const { stream } of this.streams) {
-          await this.command?.xtrim(stream, 'MINID', '~', minId).catch((error: unknown) => {
-            this.logger.debug?.(`Retention trim failed, next pass retries: ${errorText(error)} ${logIds({ stream })}`);
-          });
-        }
-      }
-      if (sweeps) await this.sweepBlobsNow();
-    };
-    const tick = () => {
-      this.trimTimer = setTimeout(() => void trim().finally(() => this.closing || tick()), everyMs);
-      this.trimTimer.unref();
-    };
-    tick();
+  private onDeletedByTrimming(stream: string, ids: string[]): void {
+    this.metrics.lostToTrimming += ids.length;
+    this.logger.error(
+      `${ids.length} pending entries were deleted by trimming before they were processed (data loss; raise ` +
+        `streams.maxLen/retentionMs) ${logIds({ stream, group: this.config.consumer.group })} ids=${ids.slice(0, 20).join(',')}`,
+    );
   }
 
   private async stop(): Promise<void> {
-    clearTimeout(this.trimTimer);
+    this.streams.stopRetentionTrimming();
     const { shutdownTimeoutMs } = this.config.consumer;
     // Each step is bounded: a Redis that stopped answering must not keep close() (and the process) waiting.
-    await withinMs(this.reclaimer?.stop(), shutdownTimeoutMs);
-    const doorbellStopped = this.doorbell?.listener.stop();
-    const readingStopped = this.partitioned ? this.partitioned.stopReading() : this.loop?.stop();
+    await withinMs(this.groupConsumer?.stopReclaiming(), shutdownTimeoutMs);
+    const doorbellStopped = this.connections.stopDoorbell();
+    const readingStopped = this.partitioned ? this.partitioned.stopReading() : this.groupConsumer?.stopReading();
     // Interrupts a pending BLOCK at once (quit would wait for it to expire).
-    for (const conn of this.readingConnections()) disconnectOnce(conn);
+    this.connections.interruptReads();
     await withinMs(Promise.all([doorbellStopped, readingStopped]), shutdownTimeoutMs);
     const unfinished = await this.inFlight.drain(shutdownTimeoutMs);
     if (unfinished > 0) {
@@ -435,21 +319,9 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     await withinMs(flushed, shutdownTimeoutMs);
     // Only now, with every handler finished, may another consumer take this consumer's partitions.
     await withinMs(this.partitioned?.leave(), shutdownTimeoutMs);
-    await this.shutdownConnections();
+    await this.connections.close();
     if (this.schemas !== this.injectedSchemas) await withinMs(this.schemas?.close(), 1_000);
     this.setState(RedisStreamsStatus.Closed);
-  }
-
-  private async shutdownConnections(): Promise<void> {
-    for (const conn of this.readingConnections()) disconnectOnce(conn);
-    const command = this.command;
-    if (command && command.status !== 'end') {
-      const quit = command.quit().then(
-        () => true,
-        () => false,
-      );
-      if (!(await withinMs(quit, 1_000))) disconnectOnce(command);
-    }
   }
 
   private setState(state: RedisStreamsStatus): void {

@@ -1,0 +1,196 @@
+/**
+ * The Redis write of one encoded entry, apart from the client (which routes, encodes and tracks requests): writing
+ * has several paths of its own (plain XADD or the atomic publish script, the claim-check upload, WAIT for replicas,
+ * the resend of a write a Redis Cluster redirected) and, on a Cluster, the doorbell ring once the entry is stored.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
+import { isCluster } from '../connection/redis-connection.factory.js';
+import { isClusterRetryable } from '../connection/redis-error-codes.js';
+import type { ScriptedRedis } from '../connection/scripts.js';
+import type { StreamKeys } from '../connection/stream-keys.js';
+import { ReplicationTimeoutError } from '../errors/replication-timeout.error.js';
+import { DoorbellRinger } from '../cluster/doorbell.js';
+import { BLOB_UPLOAD_TTL_MS } from './claim-check.js';
+import type { BlobReference } from './envelope.js';
+
+/** A claim-checked payload: its JSON goes to its own key, uploaded in the pipeline that writes its entry. */
+export interface ClaimCheckedPayload {
+  readonly ref: BlobReference;
+  readonly json: string;
+}
+
+export interface PublishOptions {
+  readonly idempotencyKey?: string;
+  /** Partition layout epoch the publish script checks (only where the topic's partition count can change). */
+  readonly epoch?: number;
+  readonly blob?: ClaimCheckedPayload;
+}
+
+/**
+ * `ok`: stored with `id`; `duplicate`: the idempotency key was seen within the window, `id` is the first entry's;
+ * `stale`: refused because the topic's partition layout changed (route again).
+ */
+export interface PublishOutcome {
+  status: 'ok' | 'duplicate' | 'stale';
+  id: string;
+}
+
+type PipelineResults = [Error | null, unknown][];
+
+/** What one pipeline sends: the upload (claim check), the write (script or XADD), then WAIT. */
+interface PipelineWrite {
+  readonly stream: string;
+  readonly fields: string[];
+  readonly trim: (string | number)[];
+  /** The publish script's arguments; undefined: a plain XADD. */
+  readonly scriptArgs?: (string | number)[];
+  readonly blob?: ClaimCheckedPayload;
+  readonly blobKey?: string;
+}
+
+export class EntryPublisher {
+  /** Redis Cluster only: tells consumers which streams got entries (cluster/doorbell.ts). */
+  private doorbell?: DoorbellRinger;
+
+  constructor(
+    private readonly config: ResolvedRedisStreamsConfig,
+    private readonly keys: StreamKeys,
+    /** The command connection once it is ready (the caller decides how long an outage may be waited out). */
+    private readonly readyConnection: () => Promise<Redis>,
+  ) {}
+
+  /**
+   * XADD, or the publish script when the message needs an atomic check (then WAIT when connection.waitReplicas is
+   * set), on a ready connection. A duplicate (idempotency key seen within the window) resolves with the first id.
+   * A claim-checked payload is uploaded in the same pipeline, right before the script that commits it with the entry.
+   * A stored entry is announced on the doorbell (Cluster).
+   */
+  async publish(stream: string, fields: string[], options: PublishOptions): Promise<PublishOutcome> {
+    const command = (await this.readyConnection()) as ScriptedRedis;
+    const outcome = await this.write(command, stream, fields, options);
+    if (outcome.status === 'ok') this.ringFor(command, stream);
+    return outcome;
+  }
+
+  /** Resolves once every doorbell ring asked for so far was sent (or failed); undefined when nothing ever rang. */
+  drainRings(): Promise<void> | undefined {
+    return this.doorbell?.drain();
+  }
+
+  /** On a Redis Cluster, names the stream on the doorbell so that consumers read it now rather than at their sweep. */
+  private ringFor(command: Redis, stream: string): void {
+    if (!isCluster(command)) return;
+    this.doorbell ??= new DoorbellRinger(command, this.keys.doorbell());
+    this.doorbell.ring(stream);
+  }
+
+  private async write(command: ScriptedRedis, stream: string, fields: string[], options: PublishOptions): Promise<PublishOutcome> {
+    const sequence = this.config.ordering.enabled && this.config.ordering.strategy === 'global';
+    const blob = options.blob;
+    const blobKey = blob ? this.keys.blobOf(stream, blob.ref.id) : undefined;
+    const scripted = options.idempotencyKey !== undefined || sequence || options.epoch !== undefined || blob !== undefined;
+    const trim = this.trimArgs();
+    const scriptArgs = scripted ? this.scriptArgs(stream, fields, options, { sequence, trim, blobKey }) : undefined;
+    if (this.config.connection.waitReplicas === 0 && !blob) {
+      if (!scriptArgs) return { status: 'ok', id: (await command.xadd(stream, ...trim, '*', ...fields)) as string };
+      return parseScriptReply(stream, await command.rsePublish(...scriptArgs));
+    }
+    const results = await this.resendWhileRedirected(command, { stream, fields, trim, scriptArgs, blob, blobKey });
+    return this.outcomeOf(stream, results, { hasBlob: blob !== undefined, scripted });
+  }
+
+  /**
+   * WAIT covers the writes of its own connection, so it must follow the write on the same one: a pipeline. The
+   * upload expires unless the script commits it, so a producer dying in between leaves nothing behind for long.
+   */
+  private async runPipeline(command: ScriptedRedis, write: PipelineWrite): Promise<PipelineResults> {
+    const { waitReplicas, waitTimeoutMs } = this.config.connection;
+    const pipeline = command.pipeline() as ReturnType<Redis['pipeline']> & { rsePublish(...args: (string | number)[]): unknown };
+    if (write.blob && write.blobKey) pipeline.set(write.blobKey, write.blob.json, 'PX', BLOB_UPLOAD_TTL_MS);
+    if (write.scriptArgs) pipeline.rsePublish(...write.scriptArgs);
+    else pipeline.xadd(write.stream, ...write.trim, '*', ...write.fields);
+    if (waitReplicas > 0) pipeline.call('WAIT', waitReplicas, waitTimeoutMs);
+    return ((await pipeline.exec()) ?? []) as PipelineResults;
+  }
+
+  /**
+   * On a Cluster, ioredis retries a pipeline only when all its commands failed alike, and WAIT succeeds wherever it
+   * lands: a write refused with MOVED/ASK/TRYAGAIN/CLUSTERDOWN (not executed, so safe to resend) is sent again here
+   * once the slot map is refreshed, a few times with a growing pause (a failover takes seconds).
+   */
+  private async resendWhileRedirected(command: ScriptedRedis, write: PipelineWrite): Promise<PipelineResults> {
+    let results = await this.runPipeline(command, write);
+    const connection = command as unknown as Redis | Cluster;
+    const writeAt = write.blob ? 1 : 0;
+    const writeNotExecuted = () => {
+      const error = results[writeAt]?.[0];
+      return error !== null && error !== undefined && isClusterRetryable(error);
+    };
+    for (let attempt = 1; attempt <= 8 && isCluster(connection) && writeNotExecuted(); attempt++) {
+      await new Promise<void>((resolve) => connection.refreshSlotsCache(() => resolve()));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * attempt)));
+      results = await this.runPipeline(command, write);
+    }
+    return results;
+  }
+
+  /** The outcome of a pipelined write: the first error of the upload, the write or WAIT, or too few replicas. */
+  private outcomeOf(stream: string, results: PipelineResults, sent: { hasBlob: boolean; scripted: boolean }): PublishOutcome {
+    const { waitReplicas } = this.config.connection;
+    const at = sent.hasBlob ? 1 : 0;
+    const uploadError = sent.hasBlob ? results[0]?.[0] : null;
+    if (uploadError) throw uploadError;
+    const [addError, added] = results[at] ?? [new Error('the pipeline returned no reply for the write'), undefined];
+    if (addError) throw addError;
+    const outcome = sent.scripted ? parseScriptReply(stream, added) : { status: 'ok' as const, id: String(added) };
+    if (waitReplicas > 0) {
+      const [waitError, confirmed] = (results[at + 1] ?? [new Error('the pipeline returned no reply for WAIT'), 0]) as [Error | null, number];
+      if (waitError) throw waitError;
+      if (outcome.status === 'ok' && confirmed < waitReplicas) throw new ReplicationTimeoutError(outcome.id, confirmed, waitReplicas);
+    }
+    return outcome;
+  }
+
+  /** Keys and arguments of the publish script (connection/scripts), in its KEYS/ARGV order. */
+  private scriptArgs(
+    stream: string,
+    fields: string[],
+    options: PublishOptions,
+    extra: { sequence: boolean; trim: (string | number)[]; blobKey?: string },
+  ): (string | number)[] {
+    const { sequence, trim, blobKey } = extra;
+    const blob = options.blob;
+    return [
+      stream,
+      options.idempotencyKey === undefined ? stream : this.keys.publishedOf(stream, options.idempotencyKey),
+      this.keys.sequenceOf(stream),
+      this.keys.epochOf(stream),
+      blobKey ?? stream,
+      blob ? this.keys.blobIndexOf(stream) : stream,
+      options.idempotencyKey === undefined ? '0' : '1',
+      this.config.exactlyOnce.windowMs,
+      sequence ? '1' : '0',
+      options.epoch === undefined ? '' : String(options.epoch),
+      trim.length > 0 ? trim[0] : '',
+      trim.length > 0 ? trim[2] : '',
+      blob ? blob.ref.id : '',
+      ...fields,
+    ];
+  }
+
+  private trimArgs(): (string | number)[] {
+    const { maxLen, retentionMs } = this.config.streams;
+    if (maxLen !== undefined) return ['MAXLEN', '~', maxLen];
+    if (retentionMs !== undefined) return ['MINID', '~', `${Date.now() - retentionMs}-0`];
+    return [];
+  }
+}
+
+function parseScriptReply(stream: string, reply: unknown): PublishOutcome {
+  const [status, id] = reply as [string, string];
+  if (status === 'blob-missing') {
+    throw new Error(`the claim-checked payload of "${stream}" was gone before its entry was written (evicted?); nothing was written`);
+  }
+  return { status: status as PublishOutcome['status'], id: String(id) };
+}
