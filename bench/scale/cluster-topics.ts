@@ -1,6 +1,6 @@
 /**
  * Many topics on a Redis Cluster: one server registers N patterns (one stream + group each) on a local 3-master
- * cluster (the tests' harness, through cluster.ts), library defaults (clusterSweepMs 1000 unless
+ * cluster (the tests' harness, through cluster.ts), library defaults (sweepMs 1000 unless
  * SCALE_CLUSTER_SWEEP_MS is set). On a Cluster the server has one reading connection and one doorbell connection:
  * it reads in rounds of non-blocking XREADGROUPs (one per hash slot, pipelined per node) over the streams that may
  * have entries (rung on the doorbell by producers, had entries last round, new, or all of them once per sweep), and
@@ -29,7 +29,7 @@ const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: stri
 const SETTINGS = {
   masters: envInt('SCALE_CLUSTER_MASTERS', 3, 1),
   idleMs: envInt('SCALE_IDLE_MS', 5_000, 500),
-  /** consumer.clusterSweepMs; unset: the library's default. */
+  /** consumer.sweepMs; unset: the library's default. */
   sweepMs: process.env.SCALE_CLUSTER_SWEEP_MS ? envInt('SCALE_CLUSTER_SWEEP_MS', 1_000, 50) : undefined,
   latencySamples: envInt('SCALE_CLUSTER_LATENCY_SAMPLES', 200, 1),
   latencyGapMs: envInt('SCALE_CLUSTER_LATENCY_GAP_MS', 20, 0),
@@ -147,7 +147,7 @@ async function measureSize(topics: number): Promise<ClusterTopicsFigures> {
   const config = {
     connection: cluster.connection,
     streams: { keyPrefix: PREFIX },
-    consumer: { group: GROUP, consumerName: 'scale-cluster-topics', ...(SETTINGS.sweepMs ? { clusterSweepMs: SETTINGS.sweepMs } : {}) },
+    consumer: { group: GROUP, consumerName: 'scale-cluster-topics', ...(SETTINGS.sweepMs ? { sweepMs: SETTINGS.sweepMs } : {}) },
   };
   const server = new RedisStreamsServer(config);
   const client = new RedisStreamsClient(config);
@@ -164,7 +164,7 @@ async function measureSize(topics: number): Promise<ClusterTopicsFigures> {
     f.listenMs = performance.now() - listenStarted;
     f.bytesPerStream = ((await cluster.usedMemory()) - memoryBefore) / topics;
 
-    // Idle: the sweeps (one XREADGROUP per slot per clusterSweepMs), the doorbell's blocking XREAD, the reclaimer.
+    // Idle: the sweeps (one XREADGROUP per slot per sweepMs), the doorbell's blocking XREAD, the reclaimer.
     phase = 'idle';
     await sleep(1_000); // past start-up work (the first reclaim pass, the first full sweep)
     const idleFrom = await cluster.counters();
@@ -262,7 +262,7 @@ export async function measureClusterTopics(sizes: number[]): Promise<ScenarioRep
     figures.push(await measureSize(topics));
     process.stdout.write(` ${((Date.now() - started) / 1_000).toFixed(1)} s\n`);
   }
-  const sweep = SETTINGS.sweepMs ? `clusterSweepMs ${fmt(SETTINGS.sweepMs)}` : 'default clusterSweepMs';
+  const sweep = SETTINGS.sweepMs ? `sweepMs ${fmt(SETTINGS.sweepMs)}` : 'default sweepMs';
   return {
     name: `many topics on a local ${SETTINGS.masters}-master Redis Cluster (one server, library defaults, ${sweep})`,
     table: table(

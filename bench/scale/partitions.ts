@@ -64,6 +64,8 @@ const SETTINGS = {
   /** partitioning.sessionTimeoutMs (library default 10000): heartbeat every third of it; a SIGKILLed consumer's partitions move after it. */
   sessionTimeoutMs: envInt('SCALE_PARTITIONS_SESSION_MS', 10_000, 300),
   maxConcurrency: envInt('SCALE_PARTITIONS_MAX_CONCURRENCY', 64, 1),
+  /** streams.doorbell of producer and consumers (SCALE_DOORBELL=always: the doorbell on a single server too). */
+  doorbell: (process.env.SCALE_DOORBELL === 'always' ? 'always' : 'cluster') as 'always' | 'cluster',
   latencyRate: envInt('SCALE_PARTITIONS_LATENCY_RATE', 1_000, 1),
   latencySeconds: envInt('SCALE_PARTITIONS_LATENCY_SECONDS', 5, 1),
   singleSamples: envInt('SCALE_PARTITIONS_SINGLE_SAMPLES', 200, 0),
@@ -94,7 +96,7 @@ const wallNow = () => performance.timeOrigin + performance.now();
 function partitionedConfig(connection: LibraryConnection, prefix: string, partitions: number, consumerName?: string): RedisStreamsEnterpriseConfig {
   return {
     connection,
-    streams: { keyPrefix: prefix },
+    streams: { keyPrefix: prefix, doorbell: SETTINGS.doorbell },
     consumer: { group: GROUP, ...(consumerName ? { consumerName } : {}) },
     partitioning: {
       enabled: true,
@@ -823,7 +825,7 @@ async function measure(sizes: number[], target: PartitionsTarget): Promise<Scena
   }
   const s = (ms: number | undefined) => (ms === undefined ? '-' : fmt(ms / 1_000, 1));
   return {
-    name: `${target.title} (one topic, ${SETTINGS.consumers} consumer processes, hash by key, per-key order, sessionTimeoutMs ${fmt(SETTINGS.sessionTimeoutMs)})`,
+    name: `${target.title} (one topic, ${SETTINGS.consumers} consumer processes, hash by key, per-key order, sessionTimeoutMs ${fmt(SETTINGS.sessionTimeoutMs)}, streams.doorbell ${SETTINGS.doorbell})`,
     table: table(
       [
         'partitions',

@@ -7,6 +7,7 @@
  *   cluster  many topics on a local 3-master Redis Cluster (listen, connections, idle cost, latency one at a time,
  *            throughput, commands and doorbell rings per message)             SCALE_CLUSTER_TOPICS (default 100,1000,10000)
  *   partitions  one topic of P partitions, 3 consumer processes (assignment, idle, latency, rebalancing)
+ *               (SCALE_DOORBELL=always: producer and consumers use the doorbell on the single server too)
  *                                                                             SCALE_PARTITIONS (default 1000; 10000 too)
  *   cluster-partitions  the same on a local 3-master Redis Cluster             SCALE_CLUSTER_PARTITIONS (default 1000; 10000 too)
  *
