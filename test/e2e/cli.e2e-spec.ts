@@ -1,13 +1,12 @@
 import { Controller, Inject, Injectable, Logger, type INestMicroservice } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
-import type { Redis } from 'ioredis';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { runCli } from '../../libs/redis-streams-enterprise/src/cli/program.js';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 const T0 = 1_700_000_000_000; // seeded entries have explicit ids: entry n is written at T0 + n seconds
@@ -75,7 +74,7 @@ class PaymentsController {
 describe('operator CLI (real Redis)', () => {
   const prefix = uniquePrefix('cli');
   const source = `${prefix}:{${SOURCE}}`;
-  let redis: Redis;
+  let redis: RawRedis;
   const p = (...argv: string[]) => ['--prefix', prefix, ...argv];
 
   beforeAll(async () => {

@@ -1,10 +1,9 @@
 import { Controller, Inject, Injectable, type INestMicroservice } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { DeadLetterManager, RedisStreamsClient, RedisStreamsContext, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** Per app: what was handled, and whether the "bug" that rejects poison is still there. */
@@ -54,7 +53,7 @@ class LedgerController {
 describe('dead letters and handler control (real Redis)', () => {
   const prefix = uniquePrefix('dlq');
   const apps: INestMicroservice[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   let client: RedisStreamsClient;
   let manager: DeadLetterManager;
 

@@ -1,7 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload, RpcException, Server } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { lastValueFrom, toArray } from 'rxjs';
 import { of } from 'rxjs';
 import {
@@ -13,7 +12,7 @@ import {
   type RedisStreamsServer,
 } from 'nestjs-redis-streams-enterprise';
 import { testConfig, startConsumer } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 const received: { data: unknown; stream: string; entryId: string; group: string; consumer: string; deliveryCount: number; pattern: string; headers: Record<string, string>; messageId: string }[] = [];
@@ -62,7 +61,7 @@ describe('delivery (real Redis)', () => {
   let app: INestMicroservice;
   let server: RedisStreamsServer;
   let client: RedisStreamsClient;
-  let redis: Redis;
+  let redis: RawRedis;
 
   beforeAll(async () => {
     redis = rawRedis();

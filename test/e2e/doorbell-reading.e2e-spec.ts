@@ -14,16 +14,17 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { keySlot, RedisCluster } from '../support/redis-cluster.mjs';
+import { RedisProcess } from '../support/redis-process.mjs';
 import { uniquePrefix } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 /**
  * Reading streams spread over many Cluster hash slots (cluster/multi-slot-reader.ts, cluster/doorbell.ts). With
- * `consumer.clusterSweepMs` at its maximum (60 s), the periodic sweep cannot be what delivers an entry within these
+ * `consumer.sweepMs` at its maximum (60 s), the periodic sweep cannot be what delivers an entry within these
  * tests' waits: only the doorbell rung by the producer can. Without it, these tests time out.
  */
 const TOPICS = 300;
-const NO_SWEEP = { clusterSweepMs: 60_000 };
+const NO_SWEEP = { sweepMs: 60_000 };
 const LOG = Symbol('LOG');
 
 interface Handled {
@@ -54,20 +55,39 @@ async function xreadgroupCalls(nodes: Redis[]): Promise<number> {
   return total;
 }
 
-describe('Redis Cluster: reading streams spread over many hash slots', () => {
+const TARGETS = [
+  { target: 'a Redis Cluster (3 masters), streams spread over many hash slots', onCluster: true },
+  { target: "one redis-server with streams.doorbell: 'always'", onCluster: false },
+];
+
+describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onCluster }) => {
   const prefix = uniquePrefix('cluster-reading');
-  let cluster: RedisCluster;
-  let raw: Cluster;
+  let cluster: RedisCluster | undefined;
+  let server: RedisProcess | undefined;
+  let raw: Cluster | Redis;
+  /** Every master (the one server): their INFO commandstats count the reads. */
   let masters: Redis[] = [];
   const closers: (() => Promise<unknown>)[] = [];
 
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
-    testConfig(prefix, { connection: { cluster: { nodes: cluster.nodes } }, ...overrides, consumer: { ...NO_SWEEP, ...overrides.consumer } });
+    testConfig(prefix, {
+      connection: cluster ? { cluster: { nodes: cluster.nodes } } : { url: server!.url },
+      ...overrides,
+      streams: { keyPrefix: prefix, doorbell: onCluster ? 'cluster' : 'always', ...overrides.streams },
+      consumer: { ...NO_SWEEP, ...overrides.consumer },
+    });
 
   beforeAll(async () => {
-    cluster = await RedisCluster.start();
-    raw = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
-    masters = cluster.nodes.map((n) => new Redis(n.port, n.host, { maxRetriesPerRequest: 1 }));
+    if (onCluster) {
+      cluster = await RedisCluster.start();
+      raw = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+      masters = cluster.nodes.map((n) => new Redis(n.port, n.host, { maxRetriesPerRequest: 1 }));
+    } else {
+      // Its own server: the idle check counts every XREADGROUP the server processed.
+      server = await RedisProcess.start();
+      raw = new Redis(server.url, { maxRetriesPerRequest: 1 });
+      masters = [new Redis(server.url, { maxRetriesPerRequest: 1 })];
+    }
   }, 30_000);
 
   afterEach(async () => {
@@ -78,24 +98,26 @@ describe('Redis Cluster: reading streams spread over many hash slots', () => {
     raw?.disconnect();
     for (const m of masters) m.disconnect();
     await cluster?.stop();
+    await server?.stop();
   }, 30_000);
 
-  it(`one server reads ${TOPICS} topics on different slots: every emit is delivered through the doorbell, idle costs no polling`, async () => {
+  it(`one server reads ${TOPICS} topics: every emit is delivered through the doorbell, idle costs no polling`, async () => {
     const patterns = Array.from({ length: TOPICS }, (_, i) => `cr.topic.${i}`);
-    expect(new Set(patterns.map((p) => keySlot(`${prefix}:{${p}}`))).size).toBeGreaterThan(TOPICS * 0.9);
+    if (onCluster) expect(new Set(patterns.map((p) => keySlot(`${prefix}:{${p}}`))).size).toBeGreaterThan(TOPICS * 0.9);
     const seen = new Map<string, number>();
-    const server = new RedisStreamsServer(config({ consumer: { group: 'topics', clusterSweepMs: 60_000 } }));
-    for (const p of patterns) server.addHandler(p, async (data: { n: number }) => void seen.set(`${p}/${data.n}`, (seen.get(`${p}/${data.n}`) ?? 0) + 1), true);
-    await new Promise<void>((resolve, reject) => server.listen((error?: unknown) => (error ? reject(error) : resolve())));
-    closers.push(() => server.close());
+    const consumer = new RedisStreamsServer(config({ consumer: { group: 'topics', sweepMs: 60_000 } }));
+    for (const p of patterns) consumer.addHandler(p, async (data: { n: number }) => void seen.set(`${p}/${data.n}`, (seen.get(`${p}/${data.n}`) ?? 0) + 1), true);
+    await new Promise<void>((resolve, reject) => consumer.listen((error?: unknown) => (error ? reject(error) : resolve())));
+    closers.push(() => consumer.close());
     const client = new RedisStreamsClient(config());
     closers.push(() => client.close());
 
-    // Idle: a blocking read on the doorbell, no per-slot polling (one full sweep per clusterSweepMs, here 60 s).
+    // Idle: a blocking read on the doorbell, no per-slot polling (one full sweep per sweepMs, here 60 s).
     await new Promise((resolve) => setTimeout(resolve, 300));
     const before = await xreadgroupCalls(masters);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
-    expect((await xreadgroupCalls(masters)) - before).toBeLessThan(20);
+    // (A blocking read over all streams, with the tests' blockMs of 200 ms, would make about 10.)
+    expect((await xreadgroupCalls(masters)) - before).toBeLessThan(5);
 
     // Three waves, each to every topic, with idle gaps between them: each wave must be found through its rings.
     for (let wave = 0; wave < 3; wave++) {
@@ -104,14 +126,15 @@ describe('Redis Cluster: reading streams spread over many hash slots', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     expect([...seen.values()].every((count) => count === 1)).toBe(true);
+    expect(await raw.xlen(`${prefix}:{#doorbell}`)).toBeGreaterThan(0);
   });
 
   it('entries written without a ring (a raw XADD) are found by the periodic sweep', async () => {
     const seen: number[] = [];
-    const server = new RedisStreamsServer(config({ consumer: { group: 'sweep', clusterSweepMs: 300 } }));
-    server.addHandler('cr.raw', async (data: { n: number }) => void seen.push(data.n), true);
-    await new Promise<void>((resolve, reject) => server.listen((error?: unknown) => (error ? reject(error) : resolve())));
-    closers.push(() => server.close());
+    const consumer = new RedisStreamsServer(config({ consumer: { group: 'sweep', sweepMs: 300 } }));
+    consumer.addHandler('cr.raw', async (data: { n: number }) => void seen.push(data.n), true);
+    await new Promise<void>((resolve, reject) => consumer.listen((error?: unknown) => (error ? reject(error) : resolve())));
+    closers.push(() => consumer.close());
     const client = new RedisStreamsClient(config());
     closers.push(() => client.close());
     await lastValueFrom(client.emit('cr.raw', { n: 1 }));
@@ -132,7 +155,7 @@ describe('Redis Cluster: reading streams spread over many hash slots', () => {
     const partitioned = config({
       partitioning: { enabled: true, strategy: 'hash', partitionCount: 256, maxPartitions: 256, partitionKey: 'key', sessionTimeoutMs: 3_000 },
       ordering: { enabled: true, strategy: 'partition', partitionKey: 'key', maxConcurrency: 32 },
-      consumer: { group: 'parts', batchSize: 16, clusterSweepMs: 60_000 },
+      consumer: { group: 'parts', batchSize: 16, sweepMs: 60_000 },
     });
     const apps: INestMicroservice[] = [];
     for (let i = 0; i < 2; i++) {
@@ -170,9 +193,9 @@ describe('Redis Cluster: reading streams spread over many hash slots', () => {
     const second = `cr.chain.second.${i}`;
     const handled: string[] = [];
     let poisonFixed = false;
-    const settings = config({ consumer: { group: 'chain', clusterSweepMs: 60_000 }, retry: { attempts: 2 }, replay: { enabled: true } });
-    const server = new RedisStreamsServer(settings);
-    server.addHandler(
+    const settings = config({ consumer: { group: 'chain', sweepMs: 60_000 }, retry: { attempts: 2 }, replay: { enabled: true } });
+    const consumer = new RedisStreamsServer(settings);
+    consumer.addHandler(
       first,
       async (data: { n: number }, ctx: RedisStreamsContext) => {
         if (data.n === 13 && !poisonFixed) throw new Error('not yet');
@@ -181,11 +204,11 @@ describe('Redis Cluster: reading streams spread over many hash slots', () => {
       },
       true,
     );
-    server.addHandler(second, async (data: { n: number }) => void handled.push(`second/${data.n}`), true);
+    consumer.addHandler(second, async (data: { n: number }) => void handled.push(`second/${data.n}`), true);
     // Replayed copies keep their pattern field, so the handler of `second` runs for them on the replay stream too.
-    server.addHandler('cr.chain.replayed', async () => undefined, true);
-    await new Promise<void>((resolve, reject) => server.listen((error?: unknown) => (error ? reject(error) : resolve())));
-    closers.push(() => server.close());
+    consumer.addHandler('cr.chain.replayed', async () => undefined, true);
+    await new Promise<void>((resolve, reject) => consumer.listen((error?: unknown) => (error ? reject(error) : resolve())));
+    closers.push(() => consumer.close());
     const client = new RedisStreamsClient(settings);
     closers.push(() => client.close());
 

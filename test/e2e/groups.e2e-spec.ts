@@ -1,11 +1,10 @@
 import { Controller, Inject, Injectable } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, RedisStreamsContext, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** Every app gets its own recorder through DI, so two apps in one process share nothing. */
@@ -47,7 +46,7 @@ function assertExactlyOnceEach(seen: { n: number }[], count: number): void {
 describe('consumer groups (real Redis)', () => {
   const prefix = uniquePrefix('groups');
   const apps: INestMicroservice[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   let producer: RedisStreamsClient;
 
   beforeAll(() => {

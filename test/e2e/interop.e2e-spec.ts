@@ -1,11 +1,10 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { PayloadTooLargeError, RedisStreamsClient, RedisStreamsContext, type RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 const received: { data: unknown; pattern: string; messageId: string }[] = [];
@@ -18,7 +17,7 @@ class InteropController {
   }
 }
 
-const dlqFields = async (redis: Redis, key: string) =>
+const dlqFields = async (redis: RawRedis, key: string) =>
   (await redis.xrange(key, '-', '+')).map(([id, list]) => {
     const fields: Record<string, string> = {};
     for (let i = 0; i < list.length; i += 2) fields[list[i]] = list[i + 1];
@@ -32,7 +31,7 @@ describe('wire format and bad input (real Redis)', () => {
   let app: INestMicroservice;
   let server: RedisStreamsServer;
   let client: RedisStreamsClient;
-  let redis: Redis;
+  let redis: RawRedis;
 
   beforeAll(async () => {
     redis = rawRedis();

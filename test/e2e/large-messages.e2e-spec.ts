@@ -1,6 +1,5 @@
 import { Controller, Inject, Injectable, type INestMicroservice } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import type { Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
 import { lastValueFrom } from 'rxjs';
 import {
@@ -14,7 +13,7 @@ import {
   type RedisStreamsServer,
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 const MB = 1024 * 1024;
@@ -76,7 +75,7 @@ describe('large messages: claim-check (real Redis)', () => {
     consumer: { batchSize: 1, concurrency: 2 },
   });
   const apps: INestMicroservice[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   let server: RedisStreamsServer;
   let client: RedisStreamsClient;
   let inbox: Inbox;

@@ -2,7 +2,6 @@ import { Controller, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import {
   InvalidOptionsError,
@@ -16,7 +15,7 @@ import {
   type ResolvedRedisStreamsConfig,
 } from 'nestjs-redis-streams-enterprise';
 import { testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 @Injectable()
@@ -47,7 +46,7 @@ class Settings {
 
 describe('RedisStreamsEnterpriseModule (real Redis)', () => {
   const prefix = uniquePrefix('module');
-  let redis: Redis;
+  let redis: RawRedis;
 
   beforeAll(() => {
     redis = rawRedis();

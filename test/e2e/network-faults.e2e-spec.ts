@@ -1,11 +1,10 @@
 import { Controller, Inject, Injectable, type INestMicroservice } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, StreamEvent, type RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -129,7 +128,7 @@ function report(what: string, producer: Producer, figures: Record<string, unknow
 }
 
 describe('network faults through a TCP proxy (real Redis)', () => {
-  let redis: Redis; // direct, for XPENDING and cleanup
+  let redis: RawRedis; // direct, for XPENDING and cleanup
   const prefixes: string[] = [];
   // What a test started; afterEach stops it all, even after a failure.
   let proxies: TcpProxy[] = [];

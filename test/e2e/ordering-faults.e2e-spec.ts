@@ -1,9 +1,8 @@
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, type RedisStreamsEnterpriseConfig } from 'nestjs-redis-streams-enterprise';
 import { ConsumerProcess, orderedConsumerScript } from '../support/process-consumers.js';
 import { testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 const PATTERN = 'jobs';
@@ -78,7 +77,7 @@ describe('ordering under process faults (real Redis, real processes)', () => {
   const children: ConsumerProcess[] = [];
   const clients: RedisStreamsClient[] = [];
   const prefixes: string[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
 
   beforeAll(() => {
     redis = rawRedis();

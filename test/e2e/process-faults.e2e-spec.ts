@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { RedisStreamsClient } from 'nestjs-redis-streams-enterprise';
 import { testConfig } from '../support/nest-apps.js';
 import { ConsumerProcess, type ConsumerEnv } from '../support/process-consumers.js';
@@ -12,7 +11,7 @@ import {
   tally,
   type Tally,
 } from '../support/process-ledger.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 /**
@@ -24,7 +23,7 @@ import { waitFor } from '../support/wait-for.js';
 describe('process faults (consumer processes killed under load)', () => {
   const GROUP = 'workers';
   const MB = 1024 * 1024;
-  let redis: Redis;
+  let redis: RawRedis;
   const children: ConsumerProcess[] = [];
   const clients: RedisStreamsClient[] = [];
   const prefixes: string[] = [];

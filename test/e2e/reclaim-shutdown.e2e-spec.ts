@@ -1,11 +1,10 @@
 import { Controller, Inject, Injectable } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, RedisStreamsContext, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 @Injectable()
@@ -27,13 +26,13 @@ class JobsController {
   }
 }
 
-const pendingCount = async (redis: Redis, stream: string, group: string) => Number((await redis.xpending(stream, group))[0]);
+const pendingCount = async (redis: RawRedis, stream: string, group: string) => Number((await redis.xpending(stream, group))[0]);
 
 describe('reclaiming and shutdown (real Redis)', () => {
   const prefix = uniquePrefix('reclaim');
   const stream = `${prefix}:{jobs.run}`;
   const apps: INestMicroservice[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   let client: RedisStreamsClient;
 
   beforeAll(() => {

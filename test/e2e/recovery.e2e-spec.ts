@@ -1,10 +1,9 @@
 import { Controller, Inject, Injectable, type INestMicroservice } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 @Injectable()
@@ -26,7 +25,7 @@ describe('recovery of groups and consumers (real Redis)', () => {
   const prefix = uniquePrefix('recovery');
   const stream = `${prefix}:{recovery.job}`;
   const apps: INestMicroservice[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   let client: RedisStreamsClient;
 
   beforeAll(() => {

@@ -1,6 +1,5 @@
 import { Controller, Inject, Injectable, type INestMicroservice } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import {
   RedisStreamsClient,
@@ -11,7 +10,7 @@ import {
   type RedisStreamsServer,
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 const T0 = 1_700_000_000_000; // entries are written with explicit ids, so their times are known exactly
@@ -42,7 +41,7 @@ describe('replay (real Redis)', () => {
   const prefix = uniquePrefix('replay');
   const stream = `${prefix}:{user.events}`;
   const apps: INestMicroservice[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   let manager: ReplayManager;
   /** n -> [entry id, pattern] of the 3,000 seeded entries: entry n written at T0 + n * 10 ms. */
   const seeded: { n: number; id: string; pattern: string }[] = [];
@@ -145,11 +144,13 @@ describe('replay (real Redis)', () => {
   it('preserveOrdering merges several streams into one time-ordered sequence', async () => {
     // Four partition-like streams, entries interleaved in time.
     const parts = ['part.0', 'part.1', 'part.2', 'part.3'];
-    const pipeline = redis.pipeline();
+    // One pipeline per stream: a Redis Cluster pipeline may not span hash slots, and each stream has its own.
+    const pipelines = new Map(parts.map((part) => [part, redis.pipeline()]));
     for (let n = 0; n < 400; n++) {
-      pipeline.xadd(`${prefix}:{${parts[(n * 7) % 4]}}`, `${T0 + n}-0`, 'data', JSON.stringify({ n }));
+      const part = parts[(n * 7) % 4];
+      pipelines.get(part)?.xadd(`${prefix}:{${part}}`, `${T0 + n}-0`, 'data', JSON.stringify({ n }));
     }
-    await pipeline.exec();
+    await Promise.all([...pipelines.values()].map((p) => p.exec()));
     const order: string[] = [];
     const result = await manager.replayMessages({
       streamName: parts,

@@ -1,11 +1,10 @@
 import { Controller, Inject, Injectable } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, RedisStreamsContext, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** Per-app record of attempts: message key -> delivery counts seen, in order. */
@@ -42,7 +41,7 @@ describe('retries and dead letters (real Redis)', () => {
   const stream = `${prefix}:{invoices.issue}`;
   const dlq = `${stream}:dlq`;
   const apps: INestMicroservice[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   let client: RedisStreamsClient;
 
   const config = (group = 'svc') =>

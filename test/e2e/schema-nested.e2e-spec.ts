@@ -3,7 +3,6 @@ import { Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { Type } from 'class-transformer';
 import { IsArray, IsInt, IsOptional, IsString, Length, Min, ValidateNested } from 'class-validator';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import {
   RedisStreamsClient,
@@ -16,7 +15,7 @@ import {
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
 import { testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 class AddressV1 {
@@ -74,7 +73,7 @@ describe('nested DTOs in the schema registry (real Redis)', () => {
   const prefix = uniquePrefix('schema-nested');
   const apps: INestMicroservice[] = [];
   const closers: { close(): Promise<void> }[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   let schemas: SchemaManager;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
     testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });

@@ -2,7 +2,6 @@ import { Controller, Global, Module, type INestMicroservice } from '@nestjs/comm
 import { Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { IsInt, IsString, Max, Min } from 'class-validator';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { z } from 'zod';
 import {
@@ -17,7 +16,7 @@ import {
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, keysMatching, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 class RatingGiven {
@@ -29,7 +28,7 @@ describe('schema registries (real Redis)', () => {
   const prefix = uniquePrefix('schema-registry');
   const apps: INestMicroservice[] = [];
   const closers: { close(): Promise<void> }[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
     testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });
   const stamps = async (pattern: string) => (await redis.xrange(`${prefix}:{${pattern}}`, '-', '+')).map(([, f]) => f[f.indexOf('schema') + 1]);
@@ -76,7 +75,7 @@ describe('schema registries (real Redis)', () => {
       }).compile();
       expect(await viaImports.get(SchemaManager).listVersions('rating.given')).toEqual(['1.0.0']);
       await viaImports.close();
-      const [, keys] = await redis.scan('0', 'MATCH', `${prefix}:{schema:*`, 'COUNT', 1000);
+      const keys = await keysMatching(redis, `${prefix}:{schema:*`);
       expect(keys).toEqual([]);
     });
   });

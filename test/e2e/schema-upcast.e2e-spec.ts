@@ -2,7 +2,6 @@ import { Controller, ValidationPipe, type INestMicroservice, type Type } from '@
 import { Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { IsBoolean, IsEmail, IsIn, IsOptional, IsString } from 'class-validator';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import {
   DeadLetterManager,
@@ -15,7 +14,7 @@ import {
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 class UserCreatedV1 {
@@ -45,7 +44,7 @@ describe('handlers that ask for a schema version: upcasting (real Redis)', () =>
   const prefix = uniquePrefix('schema-upcast');
   const apps: INestMicroservice[] = [];
   const closers: { close(): Promise<void> }[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   let schemas: SchemaManager;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
     testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });

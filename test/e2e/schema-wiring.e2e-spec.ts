@@ -1,7 +1,6 @@
 import { Controller, Global, Module, type INestMicroservice } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 import { IsEmail, IsIn, IsOptional, IsString } from 'class-validator';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import {
   InMemorySchemaRegistry,
@@ -16,7 +15,7 @@ import {
 import { Test } from '@nestjs/testing';
 import { RedisStreamsEnterpriseModule, RedisStreamsExceptionFilter } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, keysMatching, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 class MemberV1 {
@@ -33,7 +32,7 @@ class MemberV2 {
 describe('the module SchemaManager drives the server and the client (real Redis)', () => {
   const prefix = uniquePrefix('schema-wiring');
   const apps: INestMicroservice[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
     testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });
 
@@ -94,7 +93,7 @@ describe('the module SchemaManager drives the server and the client (real Redis)
       emit: { valid: 2, invalid: 1, skipped: 0 },
       consume: { valid: 2, invalid: 0, skipped: 0, upcast: 1, unmappable: 0 },
     });
-    const [, keys] = await redis.scan('0', 'MATCH', `${prefix}:{schema:*`, 'COUNT', 1000);
+    const keys = await keysMatching(redis, `${prefix}:{schema:*`);
     expect(keys).toEqual([]);
   });
 

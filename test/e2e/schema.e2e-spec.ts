@@ -1,7 +1,6 @@
 import { Controller, Inject, Injectable, type INestMicroservice } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 import { IsEmail, IsInt, IsOptional, IsString, Min } from 'class-validator';
-import type { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { z } from 'zod';
 import {
@@ -14,7 +13,7 @@ import {
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
 class OrderPlacedV1 {
@@ -41,7 +40,7 @@ describe('schema registry and validation (real Redis)', () => {
   const prefix = uniquePrefix('schema');
   const apps: INestMicroservice[] = [];
   const closers: { close(): Promise<void> }[] = [];
-  let redis: Redis;
+  let redis: RawRedis;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
     testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });
   const manager = (overrides: RedisStreamsEnterpriseConfig = {}) => {

@@ -8,13 +8,16 @@ import {
   RedisStreamsServer,
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
-import { redisUrl } from './redis.js';
+import { onCluster, redisClusterNodes, redisUrl } from './redis.js';
 
-/** Test defaults: fast retries and claims so failure paths finish in well under a second. */
+/**
+ * Test defaults: fast retries and claims so failure paths finish in well under a second. The connection is the test
+ * target: REDIS_URL, or in the "cluster" jest project the Redis Cluster of REDIS_CLUSTER_NODES.
+ */
 export function testConfig(prefix: string, overrides: RedisStreamsEnterpriseConfig = {}): RedisStreamsEnterpriseConfig {
   return RedisConfigFactory.createCustomConfig(
     {
-      connection: { url: redisUrl() },
+      connection: onCluster() ? { cluster: { nodes: redisClusterNodes() } } : { url: redisUrl() },
       streams: { keyPrefix: prefix },
       consumer: { group: 'svc', blockMs: 200, claimIdleMs: 1_000, reclaimIntervalMs: 100, shutdownTimeoutMs: 2_000 },
       retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 50, maxDelayMs: 50, jitter: 0 } },

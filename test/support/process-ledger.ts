@@ -1,5 +1,5 @@
 import { appendFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RawRedis } from './redis.js';
 import { lastValueFrom } from 'rxjs';
 import type { RedisStreamsClient } from 'nestjs-redis-streams-enterprise';
 
@@ -18,7 +18,7 @@ export function parseHandling(record: string): Handling {
 /** The side-effect list of a test prefix (consumer-process.mjs appends one element per successful handling). */
 export const processedKey = (prefix: string) => `${prefix}:test:processed`;
 
-export async function readHandlings(redis: Redis, prefix: string): Promise<Handling[]> {
+export async function readHandlings(redis: RawRedis, prefix: string): Promise<Handling[]> {
   return (await redis.lrange(processedKey(prefix), 0, -1)).map(parseHandling);
 }
 
@@ -103,7 +103,7 @@ export async function emitRange(
 }
 
 /** XPENDING summary count of a group, and per consumer. */
-export async function pendingOf(redis: Redis, stream: string, group: string): Promise<{ total: number; byConsumer: Map<string, number> }> {
+export async function pendingOf(redis: RawRedis, stream: string, group: string): Promise<{ total: number; byConsumer: Map<string, number> }> {
   const [total, , , consumers] = (await redis.xpending(stream, group)) as [number, string | null, string | null, [string, string][] | null];
   return { total: Number(total), byConsumer: new Map((consumers ?? []).map(([name, count]) => [name, Number(count)])) };
 }

@@ -7,7 +7,7 @@ import { withReadWatchdog } from '../transport/blocking-read.js';
 import { Sleeper } from '../transport/sleeper.js';
 
 /**
- * The doorbell (Redis Cluster only): one small stream per key prefix (`StreamKeys.doorbell()`) on which producers
+ * The doorbell (on a Redis Cluster, and on a single server with `streams.doorbell: 'always'`): one small stream per key prefix (`StreamKeys.doorbell()`) on which producers
  * name the streams they just wrote to.
  *
  * Why: a blocking XREADGROUP may only name keys of one hash slot, and the streams of many topics or partitions are
@@ -15,7 +15,7 @@ import { Sleeper } from '../transport/sleeper.js';
  * notice an entry; polling all of them costs N commands per poll. Instead a consumer reads with non-blocking reads
  * the streams that may have entries (those the doorbell named, those that had entries on the last read) and, when
  * idle, waits on the doorbell — one blocking read of one key. A full sweep of every stream every
- * `consumer.clusterSweepMs` catches entries nobody rang for (other producers, a ring lost with its connection).
+ * `consumer.sweepMs` catches entries nobody rang for (other producers, a ring lost with its connection).
  */
 
 /** Most stream names per ring entry (a burst over thousands of partitions becomes several entries). */
@@ -76,9 +76,14 @@ export class DoorbellRinger {
   }
 }
 
-/** A ringer for the streams `redis` writes to, on a Cluster; undefined on a single server (a blocking read suffices). */
-export function doorbellFor(redis: Redis, keys: StreamKeys): DoorbellRinger | undefined {
-  return isCluster(redis) ? new DoorbellRinger(redis, keys.doorbell()) : undefined;
+/** Whether the doorbell is used (`streams.doorbell`): always on a Cluster, on a single server when asked for. */
+export function usesDoorbell(redis: Redis, mode: 'cluster' | 'always'): boolean {
+  return mode === 'always' || isCluster(redis);
+}
+
+/** A ringer for the streams `redis` writes to, when the doorbell is used; undefined otherwise. */
+export function doorbellFor(redis: Redis, keys: StreamKeys, mode: 'cluster' | 'always'): DoorbellRinger | undefined {
+  return usesDoorbell(redis, mode) ? new DoorbellRinger(redis, keys.doorbell()) : undefined;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { isCluster } from '../connection/redis-connection.factory.js';
 import { withReadWatchdog } from '../transport/blocking-read.js';
 import type { EntryReader } from '../transport/consumer-loop.js';
 import type { DoorbellListener } from './doorbell.js';
@@ -7,7 +8,7 @@ import { keySlot } from './key-slot.js';
 export interface MultiSlotReaderSettings {
   readonly group: string;
   readonly consumer: string;
-  /** Every stream is read at least this often, rung or not (`consumer.clusterSweepMs`). */
+  /** Every stream is read at least this often, rung or not (`consumer.sweepMs`). */
   readonly sweepMs: number;
   /** Extra time a round of reads may take before its connection is presumed dead and replaced. */
   readonly watchdogMs: number;
@@ -27,7 +28,8 @@ const SLOTS_PER_CHUNK = 256;
  * sends one non-blocking XREADGROUP per slot — all slots at once, so ioredis pipelines them per node and a round
  * costs one round trip per node — for the streams that may have entries: those rung on the doorbell, those that
  * returned entries last time (a burst is read to its end), those not read yet, and every stream once per sweep
- * interval. When a round found nothing, `wait()` waits on the doorbell.
+ * interval. When a round found nothing, `wait()` waits on the doorbell. On a single server (`streams.doorbell:
+ * 'always'`) the same rounds name only those streams, in one read, instead of every stream the server consumes.
  */
 export class MultiSlotReader {
   /** Streams that returned entries on their last read, or were skipped for lack of room: read them next round. */
@@ -38,11 +40,15 @@ export class MultiSlotReader {
   /** Rotates the start of each round so that, with a budget, no slot is always served last. */
   private rotation = 0;
 
+  private readonly cluster: boolean;
+
   constructor(
     private readonly redis: Redis,
     private readonly doorbell: DoorbellListener,
     private readonly settings: MultiSlotReaderSettings,
-  ) {}
+  ) {
+    this.cluster = isCluster(redis);
+  }
 
   /**
    * One round of non-blocking reads. `countOf(stream)` is the COUNT for a stream (0: do not read it now, keep it
@@ -70,7 +76,8 @@ export class MultiSlotReader {
         this.hot.add(stream);
         continue;
       }
-      const slot = keySlot(stream);
+      // One read per slot on a Cluster; on a single server one read per distinct COUNT (usually just one).
+      const slot = this.cluster ? keySlot(stream) : count;
       const group = bySlot.get(slot);
       if (group) {
         group.streams.push(stream);

@@ -58,15 +58,15 @@ export class ConsumerOptions {
   blockMs = 2_000;
 
   /**
-   * Redis Cluster only: every stream this server reads is read at least this often even when no producer rang the
-   * doorbell for it (see the README's Cluster section). Bounds the delay of entries written by other producers
-   * (a raw XADD) and costs one read per hash slot per interval while idle.
+   * Reading with the doorbell (`streams.doorbell`: always on a Redis Cluster): every stream this server reads is read
+   * at least this often even when no producer rang the doorbell for it. Bounds the delay of entries written by other
+   * producers (a raw XADD); while idle it costs one read per interval (on a Cluster, one per hash slot).
    * @default 1000
    */
   @IsInt()
   @Min(50)
   @Max(60_000)
-  clusterSweepMs = 1_000;
+  sweepMs = 1_000;
 
   /**
    * Entries handled at once per server; reading pauses at this bound, so a slow handler cannot grow the heap.

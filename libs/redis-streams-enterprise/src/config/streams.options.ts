@@ -1,4 +1,4 @@
-import { IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 
 /** Naming, trimming and size limits of the streams the transport writes. */
 export class StreamsOptions {
@@ -52,4 +52,16 @@ export class StreamsOptions {
   @Min(0)
   @Max(512 * 1024 * 1024)
   claimCheckThresholdBytes = 1_048_576;
+
+  /**
+   * The doorbell: producers name the streams they wrote to on `<prefix>:{#doorbell}`, and servers read only the
+   * streams named (plus a full sweep every `consumer.sweepMs`) instead of one blocking read over all of them.
+   * `'cluster'`: on a Redis Cluster only, where one blocking read cannot span hash slots. `'always'`: also on a single
+   * server, for servers that read hundreds or thousands of streams (partitions, topics), where one read naming every
+   * stream costs Redis time proportional to their number. Producers and consumers must use the same setting (a
+   * consumer with the doorbell and a producer without it still works, with delays up to `consumer.sweepMs`).
+   * @default 'cluster'
+   */
+  @IsIn(['cluster', 'always'])
+  doorbell: 'cluster' | 'always' = 'cluster';
 }

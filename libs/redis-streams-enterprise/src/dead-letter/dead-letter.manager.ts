@@ -139,7 +139,7 @@ export class DeadLetterManager implements OnApplicationShutdown {
       else if (typeof result === 'string') redriven.push({ dlqId: letter.dlqId, newId: result, stream });
       // null: someone else redrove or deleted it meanwhile
     }
-    if (redriven.length > 0) await doorbellFor(redis, this.keys)?.ringAndDrain(...new Set(redriven.map((r) => r.stream)));
+    if (redriven.length > 0) await doorbellFor(redis, this.keys, this.config.streams.doorbell)?.ringAndDrain(...new Set(redriven.map((r) => r.stream)));
     if (redriven.length > 0) this.logger.log(`Redrove ${redriven.length} dead letters ${logIds({ stream: this.keys.stream(pattern) })}`);
     return { redriven: redriven.map(({ dlqId, newId }) => ({ dlqId, newId })), skipped };
   }

@@ -20,6 +20,11 @@ export class LayoutGate {
   private readonly finished = new Set<number>();
   private readonly turnWaiters = new Map<number, () => void>();
 
+  /** Newest layout epoch a message was admitted with. */
+  get newestEpoch(): number {
+    return this.epoch;
+  }
+
   /** A ticket in emit order (call synchronously when the message is emitted). */
   ticket(): number {
     return this.nextTicket++;

@@ -217,7 +217,7 @@ export class PartitioningManager implements OnApplicationShutdown {
         await redis.rseCloseEpoch(stream, this.keys.epochOf(stream), String(epoch));
       }
       // The end-of-epoch entries are read at once, not at the next sweep: new-epoch entries wait for them.
-      await doorbellFor(redis, this.keys)?.ringAndDrain(...Array.from({ length: readable }, (_, p) => this.keys.partition(pattern, p)));
+      await doorbellFor(redis, this.keys, this.config.streams.doorbell)?.ringAndDrain(...Array.from({ length: readable }, (_, p) => this.keys.partition(pattern, p)));
       this.layouts.set(pattern, { layout: next, at: Date.now() });
       this.logger.log(`Topic "${pattern}" now has ${partitionCount} partitions (was ${current}; layout epoch ${epoch})`);
       return next;

@@ -204,7 +204,7 @@ export class ReplayManager implements OnApplicationShutdown {
     }
     const added = Number(await redis.rseReplayCopy(this.keys.stream(targetPattern), this.keys.replayDedupe(targetPattern), ...args));
     tally.replayed += added;
-    if (added > 0) await doorbellFor(redis, this.keys)?.ringAndDrain(this.keys.stream(targetPattern));
+    if (added > 0) await doorbellFor(redis, this.keys, this.config.streams.doorbell)?.ringAndDrain(this.keys.stream(targetPattern));
     tally.skipped += batch.length - added;
   }
 

@@ -10,7 +10,7 @@ import { isClusterRetryable } from '../connection/redis-error-codes.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { ReplicationTimeoutError } from '../errors/replication-timeout.error.js';
-import { DoorbellRinger } from '../cluster/doorbell.js';
+import { DoorbellRinger, usesDoorbell } from '../cluster/doorbell.js';
 import { BLOB_UPLOAD_TTL_MS } from './claim-check.js';
 import type { BlobReference } from './envelope.js';
 
@@ -50,7 +50,7 @@ interface PipelineWrite {
 }
 
 export class EntryPublisher {
-  /** Redis Cluster only: tells consumers which streams got entries (cluster/doorbell.ts). */
+  /** With the doorbell (always on a Cluster): tells consumers which streams got entries (cluster/doorbell.ts). */
   private doorbell?: DoorbellRinger;
 
   constructor(
@@ -64,7 +64,7 @@ export class EntryPublisher {
    * XADD, or the publish script when the message needs an atomic check (then WAIT when connection.waitReplicas is
    * set), on a ready connection. A duplicate (idempotency key seen within the window) resolves with the first id.
    * A claim-checked payload is uploaded in the same pipeline, right before the script that commits it with the entry.
-   * A stored entry is announced on the doorbell (Cluster).
+   * A stored entry is announced on the doorbell (always on a Cluster; `streams.doorbell`).
    */
   async publish(stream: string, fields: string[], options: PublishOptions): Promise<PublishOutcome> {
     const command = (await this.readyConnection()) as ScriptedRedis;
@@ -78,9 +78,9 @@ export class EntryPublisher {
     return this.doorbell?.drain();
   }
 
-  /** On a Redis Cluster, names the stream on the doorbell so that consumers read it now rather than at their sweep. */
+  /** With the doorbell, names the stream on it so that consumers read it now rather than at their sweep. */
   private ringFor(command: Redis, stream: string): void {
-    if (!isCluster(command)) return;
+    if (this.doorbell === undefined && !usesDoorbell(command, this.config.streams.doorbell)) return;
     this.doorbell ??= new DoorbellRinger(command, this.keys.doorbell());
     this.doorbell.ring(stream);
   }

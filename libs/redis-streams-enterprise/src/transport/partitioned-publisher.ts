@@ -37,10 +37,17 @@ export class PartitionedPublisher {
     const ticket = gate.ticket();
     let entered = false;
     try {
-      const route = this.partitioning.routeCached(pattern, data, hints) ?? (await this.partitioning.route(pattern, data, hints));
+      let route = this.partitioning.routeCached(pattern, data, hints) ?? (await this.partitioning.route(pattern, data, hints));
       // Turn first, then the layout gate: waiting in the gate only ever depends on messages sent already.
       const turn = gate.sendTurn(ticket);
       if (turn) await turn;
+      if (route.epoch < gate.newestEpoch) {
+        // Routed (from the cache, when emitted) before an earlier message saw a newer layout. Sent as it is, it would
+        // be refused as stale and re-routed while later messages of its key, admitted under the newer layout, are
+        // written ahead of it: route it again now, still holding its turn.
+        this.partitioning.invalidate(pattern);
+        route = await this.partitioning.route(pattern, data, hints);
+      }
       if (!gate.tryEnter(route.epoch)) await gate.enter(route.epoch);
       entered = true;
       const sending = send(route);

@@ -13,7 +13,7 @@ import type { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { errorText } from '../observability/log-format.js';
 import { RedisStreamsStatus } from '../redis-streams.constants.js';
-import { DoorbellListener } from '../cluster/doorbell.js';
+import { DoorbellListener, usesDoorbell } from '../cluster/doorbell.js';
 import { MultiSlotReader } from '../cluster/multi-slot-reader.js';
 import { withinMs } from './within-ms.js';
 
@@ -85,7 +85,7 @@ export class ServerConnections {
     this.commandConnection = command;
     const blocking = createRedisConnection(connection, 'blocking', consumer.consumerName);
     this.blockingConnection = blocking;
-    if (isCluster(command)) {
+    if (usesDoorbell(command, this.config.streams.doorbell)) {
       const bell = createRedisConnection(connection, 'blocking', `${consumer.consumerName}.doorbell`);
       const listener = new DoorbellListener(bell, this.keys.doorbell(), { blockMs: consumer.blockMs, watchdogMs: connection.blockingWatchdogMs });
       this.doorbell = { connection: bell, listener };
@@ -97,7 +97,7 @@ export class ServerConnections {
       ? new MultiSlotReader(blocking, this.doorbell.listener, {
           group: consumer.group,
           consumer: consumer.consumerName,
-          sweepMs: consumer.clusterSweepMs,
+          sweepMs: consumer.sweepMs,
           watchdogMs: connection.blockingWatchdogMs,
         })
       : undefined;

@@ -45,10 +45,10 @@ export class Settler {
     /** Told when a retry was scheduled, so the reclaimer looks at that stream when it falls due. */
     private readonly onRetryScheduled: (stream: string, dueAtMs: number) => void = () => undefined,
   ) {
-    this.doorbell = doorbellFor(redis, keys);
+    this.doorbell = doorbellFor(redis, keys, config.streams.doorbell);
   }
 
-  /** Redis Cluster: names the streams a committed transaction emitted to (cluster/doorbell.ts). */
+  /** With the doorbell: names the streams a committed transaction emitted to (cluster/doorbell.ts). */
   private readonly doorbell?: DoorbellRinger;
 
   /**

@@ -1,0 +1,68 @@
+import type { PartitioningManager, PartitionRoute } from '../partitioning/partitioning.manager.js';
+import { PartitionedPublisher } from './partitioned-publisher.js';
+import type { PublishOutcome } from './entry-publisher.js';
+
+/**
+ * A topic whose layout moves from epoch 1 to epoch 2 while messages are emitted. The partition refuses writes
+ * routed by epoch 1 once it was closed (as the publish script does), and the order of accepted writes is recorded.
+ */
+class Topic {
+  epoch = 1;
+  closed = false;
+  /** Cached route epoch; `route()` (which reads Redis) returns the current one after a tick. */
+  cachedEpoch: number | undefined = 1;
+  readonly written: string[] = [];
+
+  manager(): PartitioningManager {
+    const routeOf = (epoch: number): PartitionRoute => ({ stream: 's#0', partition: 0, epoch, key: 'k' }) as PartitionRoute;
+    return {
+      routeCached: () => (this.cachedEpoch === undefined ? undefined : routeOf(this.cachedEpoch)),
+      route: async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        this.cachedEpoch = this.epoch;
+        return routeOf(this.epoch);
+      },
+      invalidate: () => (this.cachedEpoch = undefined),
+    } as unknown as PartitioningManager;
+  }
+
+  send(name: string) {
+    return async (route: PartitionRoute): Promise<PublishOutcome> => {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.closed && route.epoch < this.epoch) return { status: 'stale', id: '' };
+      this.written.push(name);
+      return { status: 'ok', id: name };
+    };
+  }
+}
+
+describe('PartitionedPublisher: emit order across a change of layout', () => {
+  it('a message routed from the cache before an earlier one saw the new layout is routed again, not overtaken', async () => {
+    const topic = new Topic();
+    const publisher = new PartitionedPublisher(topic.manager());
+    // The layout changes; the first emit after it misses the cache and reads the new layout.
+    topic.epoch = 2;
+    topic.closed = true;
+    topic.cachedEpoch = undefined;
+    const first = publisher.publish('t', {}, {}, topic.send('z'));
+    // Emitted right after, while the cache still says epoch 1 (route() above has not returned yet).
+    topic.cachedEpoch = 1;
+    const second = publisher.publish('t', {}, {}, topic.send('m38'));
+    await new Promise((resolve) => setImmediate(resolve));
+    const third = publisher.publish('t', {}, {}, topic.send('m39'));
+    await Promise.all([first, second, third]);
+    expect(topic.written).toEqual(['z', 'm38', 'm39']);
+  });
+
+  it('messages refused as stale are written again in their emit order, before later ones', async () => {
+    const topic = new Topic();
+    const publisher = new PartitionedPublisher(topic.manager());
+    const sends = ['a', 'b'].map((name) => publisher.publish('t', {}, {}, topic.send(name)));
+    topic.epoch = 2; // closed while a and b are on their way
+    topic.closed = true;
+    await new Promise((resolve) => setImmediate(resolve));
+    const later = publisher.publish('t', {}, {}, topic.send('c'));
+    await Promise.all([...sends, later]);
+    expect(topic.written).toEqual(['a', 'b', 'c']);
+  });
+});
