@@ -25,6 +25,8 @@ interface Handled {
   readonly partition: number | undefined;
   readonly sequence: number | undefined;
   readonly at: number;
+  /** `<stream>/<entry id>`: where it was read from (printed when an order check fails). */
+  readonly entry?: string;
 }
 const LOG = Symbol('LOG');
 const GATE = Symbol('GATE');
@@ -47,7 +49,7 @@ class KeyedController {
     await this.gate?.opened;
     // Random delays make a later message of a key finish first if anything let them overlap.
     await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 3)));
-    this.log.push({ key: data.key, n: data.n, consumer: ctx.getConsumer(), partition: ctx.getPartition(), sequence: ctx.getSequence(), at: Date.now() });
+    this.log.push({ key: data.key, n: data.n, consumer: ctx.getConsumer(), partition: ctx.getPartition(), sequence: ctx.getSequence(), at: Date.now(), entry: `${ctx.getStream()}/${ctx.getEntryId()}` });
   }
 }
 
@@ -61,6 +63,10 @@ function checkPerKeyOrder(log: readonly Handled[], keys: number, perKey: number)
     const seen = byKey.get(`k${k}`) ?? [];
     if (seen.length !== perKey || new Set(seen).size !== perKey) wrongCount.push(`k${k}:${seen.length}`);
     if (seen.some((n, i) => i > 0 && n <= seen[i - 1])) outOfOrder.push(`k${k}`);
+  }
+  for (const key of outOfOrder) {
+    const handled = log.filter((h) => h.key === key).map((h) => `${h.n}@${h.entry ?? h.partition}(${h.consumer.slice(-6)},${h.at})`);
+    process.stdout.write(`[order check] ${key}: ${handled.join(' ')}\n`);
   }
   return { outOfOrder, wrongCount, total: log.length };
 }

@@ -11,6 +11,8 @@ class Topic {
   closed = false;
   /** Cached route epoch; `route()` (which reads Redis) returns the current one after a tick. */
   cachedEpoch: number | undefined = 1;
+  /** route() calls still answered with the old layout (a layout request sent before the change). */
+  staleLoads = 0;
   readonly written: string[] = [];
 
   manager(): PartitioningManager {
@@ -19,8 +21,9 @@ class Topic {
       routeCached: () => (this.cachedEpoch === undefined ? undefined : routeOf(this.cachedEpoch)),
       route: async () => {
         await new Promise((resolve) => setImmediate(resolve));
-        this.cachedEpoch = this.epoch;
-        return routeOf(this.epoch);
+        const epoch = this.staleLoads-- > 0 ? 1 : this.epoch;
+        this.cachedEpoch = epoch;
+        return routeOf(epoch);
       },
       invalidate: () => (this.cachedEpoch = undefined),
     } as unknown as PartitioningManager;
@@ -64,5 +67,21 @@ describe('PartitionedPublisher: emit order across a change of layout', () => {
     const later = publisher.publish('t', {}, {}, topic.send('c'));
     await Promise.all([...sends, later]);
     expect(topic.written).toEqual(['a', 'b', 'c']);
+  });
+
+  it('the same when the first re-read of the layout still answers with the old one', async () => {
+    const topic = new Topic();
+    const publisher = new PartitionedPublisher(topic.manager());
+    topic.epoch = 2;
+    topic.closed = true;
+    topic.cachedEpoch = undefined;
+    const first = publisher.publish('t', {}, {}, topic.send('z'));
+    topic.cachedEpoch = 1;
+    const second = publisher.publish('t', {}, {}, topic.send('m38'));
+    await new Promise((resolve) => setImmediate(resolve));
+    topic.staleLoads = 1; // m38's first re-route reads a layout request sent before the change
+    const third = publisher.publish('t', {}, {}, topic.send('m39'));
+    await Promise.all([first, second, third]);
+    expect(topic.written).toEqual(['z', 'm38', 'm39']);
   });
 });

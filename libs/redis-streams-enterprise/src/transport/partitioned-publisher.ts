@@ -41,10 +41,13 @@ export class PartitionedPublisher {
       // Turn first, then the layout gate: waiting in the gate only ever depends on messages sent already.
       const turn = gate.sendTurn(ticket);
       if (turn) await turn;
-      if (route.epoch < gate.newestEpoch) {
-        // Routed (from the cache, when emitted) before an earlier message saw a newer layout. Sent as it is, it would
-        // be refused as stale and re-routed while later messages of its key, admitted under the newer layout, are
-        // written ahead of it: route it again now, still holding its turn.
+      // Routed (from the cache, when emitted) before an earlier message saw a newer layout? Sent as it is, it would be
+      // refused as stale and re-routed while later messages of its key, admitted under the newer layout, are written
+      // ahead of it: route it again now, still holding its turn, until its layout is at least the newest admitted.
+      for (let attempt = 1; route.epoch < gate.newestEpoch; attempt++) {
+        if (attempt > MAX_REROUTES) throw new Error(`the partition layout of "${pattern}" could not be read as new as one already used`);
+        // A layout request already on its way may have been sent before the change: wait for a newer answer.
+        if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, Math.min(100, attempt * 5)));
         this.partitioning.invalidate(pattern);
         route = await this.partitioning.route(pattern, data, hints);
       }
