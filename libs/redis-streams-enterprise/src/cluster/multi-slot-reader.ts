@@ -27,15 +27,16 @@ const SLOTS_PER_CHUNK = 256;
  * Reads new entries of streams spread over many Redis Cluster hash slots (see doorbell.ts for why): each round
  * sends one non-blocking XREADGROUP per slot — all slots at once, so ioredis pipelines them per node and a round
  * costs one round trip per node — for the streams that may have entries: those rung on the doorbell, those that
- * returned entries last time (a burst is read to its end), those not read yet, and every stream once per sweep
- * interval. When a round found nothing, `wait()` waits on the doorbell. On a single server (`streams.doorbell:
+ * returned entries last time (a burst is read to its end), those marked due (`markDue`: a newly assigned
+ * partition), and every stream once per sweep interval (the first round is one). When a round found nothing, `wait()` waits on the doorbell. On a single server (`streams.doorbell:
  * 'always'`) the same rounds name only those streams, in one read, instead of every stream the server consumes.
  */
 export class MultiSlotReader {
-  /** Streams that returned entries on their last read, or were skipped for lack of room: read them next round. */
+  /**
+   * Streams that returned entries on their last read, were skipped for lack of room, or were marked due: read them
+   * next round. Pruned to the streams given at each full sweep.
+   */
   private readonly hot = new Set<string>();
-  /** Streams read at least once (a newly given stream is read at once). Pruned to the streams of the last round. */
-  private known = new Set<string>();
   private lastFullSweep = 0;
   /** Rotates the start of each round so that, with a budget, no slot is always served last. */
   private rotation = 0;
@@ -66,11 +67,10 @@ export class MultiSlotReader {
     const now = Date.now();
     const full = missed || now - this.lastFullSweep >= this.settings.sweepMs;
     if (full) this.lastFullSweep = now;
+    if (full) this.pruneHot(streams);
     const bySlot = new Map<number, { streams: string[]; count: number }>();
-    const known = new Set<string>();
     for (const stream of streams) {
-      known.add(stream);
-      if (!full && !rung.has(stream) && !this.hot.has(stream) && this.known.has(stream)) continue;
+      if (!full && !rung.has(stream) && !this.hot.has(stream)) continue;
       const count = countOf(stream);
       if (count <= 0) {
         this.hot.add(stream);
@@ -84,8 +84,6 @@ export class MultiSlotReader {
         group.count = Math.min(group.count, count);
       } else bySlot.set(slot, { streams: [stream], count });
     }
-    for (const stream of this.hot) if (!known.has(stream)) this.hot.delete(stream);
-    this.known = known;
     const groups = [...bySlot.values()];
     const start = groups.length === 0 ? 0 : this.rotation++ % groups.length;
     const ordered = [...groups.slice(start), ...groups.slice(0, start)];
@@ -138,6 +136,18 @@ export class MultiSlotReader {
   async wait(ms: number): Promise<void> {
     const untilSweep = this.lastFullSweep + this.settings.sweepMs - Date.now();
     await this.doorbell.wait(Math.min(ms, untilSweep));
+  }
+
+  /** Reads `stream` in the next round (a newly assigned partition: entries may have been rung while it was not ours). */
+  markDue(stream: string): void {
+    this.hot.add(stream);
+  }
+
+  /** Forgets due streams that are not read any more (revoked partitions). */
+  private pruneHot(streams: readonly string[]): void {
+    if (this.hot.size === 0) return;
+    const given = new Set(streams);
+    for (const stream of this.hot) if (!given.has(stream)) this.hot.delete(stream);
   }
 
   /** Ends a wait() early (a new stream to read, shutdown). */

@@ -158,6 +158,7 @@ export class PartitionedConsumer {
     this.deps.processor.addStream(partition.stream, partition.pattern);
     this.dispatcher.add(partition);
     this.takeover.set(partition.stream, { cursor: '-', owner: '' });
+    this.deps.slotReader?.markDue(partition.stream);
     this.logger.log(`Partition assigned ${logIds({ stream: partition.stream, group: this.deps.config.consumer.group })} lease=${partition.lease}`);
     this.wakeReader();
   }
