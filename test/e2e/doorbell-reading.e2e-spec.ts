@@ -150,6 +150,19 @@ describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onC
     await waitFor(() => seen.includes(2), { timeoutMs: 10_000, message: 'the raw entry, by the sweep' });
   });
 
+  it('a foreign producer that rings the doorbell itself (README, wire format) is read at once', async () => {
+    const seen: number[] = [];
+    const consumer = new RedisStreamsServer(config({ consumer: { group: 'foreign', sweepMs: 60_000 } }));
+    consumer.addHandler('cr.foreign', async (data: { n: number }) => void seen.push(data.n), true);
+    await new Promise<void>((resolve, reject) => consumer.listen((error?: unknown) => (error ? reject(error) : resolve())));
+    closers.push(() => consumer.close());
+    await new Promise((resolve) => setTimeout(resolve, 300)); // past the first (full) round: only a ring wakes it now
+    const stream = `${prefix}:{cr.foreign}`;
+    await raw.xadd(stream, '*', 'data', JSON.stringify({ n: 7 }));
+    await raw.xadd(`${prefix}:{#doorbell}`, 'MAXLEN', '~', 4096, '*', 's', stream);
+    await waitFor(() => seen.includes(7), { timeoutMs: 5_000, message: 'the foreign entry, by its ring' });
+  });
+
   it('256 partitions over the slots, 2 consumers: every message once, per-key order kept, through the doorbell', async () => {
     const log: Handled[] = [];
     const partitioned = config({
