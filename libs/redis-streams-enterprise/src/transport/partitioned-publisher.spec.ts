@@ -84,4 +84,28 @@ describe('PartitionedPublisher: emit order across a change of layout', () => {
     await Promise.all([first, second, third]);
     expect(topic.written).toEqual(['z', 'm38', 'm39']);
   });
+
+  it('a slow preparation (a schema lookup) of an earlier message holds the later ones back', async () => {
+    const topic = new Topic();
+    const publisher = new PartitionedPublisher(topic.manager());
+    let lookupDone!: () => void;
+    const slowLookup = new Promise<void>((resolve) => (lookupDone = resolve));
+    const first = publisher.publish('t', {}, {}, topic.send('m8'), slowLookup);
+    const second = publisher.publish('t', {}, {}, topic.send('m9'), Promise.resolve());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(topic.written).toEqual([]);
+    lookupDone();
+    await Promise.all([first, second]);
+    expect(topic.written).toEqual(['m8', 'm9']);
+  });
+
+  it('a failed preparation writes nothing and does not hold the later messages', async () => {
+    const topic = new Topic();
+    const publisher = new PartitionedPublisher(topic.manager());
+    const refused = publisher.publish('t', {}, {}, topic.send('bad'), Promise.reject(new Error('invalid payload')));
+    const next = publisher.publish('t', {}, {}, topic.send('good'));
+    await expect(refused).rejects.toThrow('invalid payload');
+    await next;
+    expect(topic.written).toEqual(['good']);
+  });
 });

@@ -28,15 +28,17 @@ export class PartitionedPublisher {
 
   /**
    * Routes one message and sends it in emit order. Call it when the message is emitted: its turn is taken before
-   * the first await.
+   * the first await. `prepared` (e.g. the schema check) is awaited after that, before the message's turn: however
+   * long it takes, later messages wait (and when it fails, nothing is sent and they go on).
    * @returns the entry id (the first one's for a duplicate).
    */
-  async publish(pattern: string, data: unknown, hints: RoutingHints, send: RoutedSend): Promise<string> {
+  async publish(pattern: string, data: unknown, hints: RoutingHints, send: RoutedSend, prepared?: Promise<void>): Promise<string> {
     const gate = this.gateOf(pattern);
     // The ticket is taken now, in emit order; the message reaches the connection only after every earlier one.
     const ticket = gate.ticket();
     let entered = false;
     try {
+      await prepared;
       let route = this.partitioning.routeCached(pattern, data, hints) ?? (await this.partitioning.route(pattern, data, hints));
       // Turn first, then the layout gate: waiting in the gate only ever depends on messages sent already.
       const turn = gate.sendTurn(ticket);

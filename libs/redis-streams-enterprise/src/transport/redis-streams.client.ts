@@ -158,32 +158,44 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
 
   protected async dispatchEvent<T = string>(packet: ReadPacket): Promise<T> {
     const pattern = this.normalizePattern(packet.pattern);
-    const schema = await this.checkSchema(pattern, packet.data);
-    return (await this.publishMessage(packet, pattern, randomUUID(), undefined, schema)) as T;
+    // Not awaited here: a partitioned topic's send turn is taken first, so a schema lookup cannot reorder emits.
+    return (await this.publishMessage(packet, pattern, randomUUID(), undefined, this.checkSchema(pattern, packet.data))) as T;
   }
 
   /**
    * Routes (partition), encodes and stores one message. Messages with an idempotency key, a global sequence number
    * or a partition layout to respect go through one script (check and append atomically); the rest are a plain XADD.
    * A write refused because the topic's partition count just changed is routed again under the new layout.
+   * `schema` (the stamp, or a refusal) is awaited after the message took its send turn.
    */
-  private async publishMessage(packet: ReadPacket, pattern: string, messageId: string, replyTo?: string, schema?: string): Promise<string> {
+  private async publishMessage(
+    packet: ReadPacket,
+    pattern: string,
+    messageId: string,
+    replyTo: string | undefined,
+    schema: Promise<string | undefined>,
+  ): Promise<string> {
     const record = packet.data instanceof RedisStreamsRecord ? packet.data.options : undefined;
     const data = packet.data instanceof RedisStreamsRecord ? packet.data.data : packet.data;
     const idempotencyKey = record?.idempotencyKey === undefined ? undefined : validateMessageKey('idempotencyKey', record.idempotencyKey);
     const dependsOn = record?.dependsOn?.map((d) => validateMessageKey('dependsOn', d));
     const partitioned = this.partitionedPublisher();
+    let stamp: string | undefined;
     const send = async (route: PartitionRoute | undefined) => {
       const key = route?.key ?? (record?.partitionKey === undefined ? undefined : validateMessageKey('partitionKey', record.partitionKey));
-      const { fields, blob } = this.encode(packet, pattern, messageId, replyTo, schema, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
+      const { fields, blob } = this.encode(packet, pattern, messageId, replyTo, stamp, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
       // The layout epoch is checked by the publish script only where the partition count can change (`dynamic`, or a
       // topic whose count was changed already); a fixed layout publishes with a plain XADD.
       const checkEpoch = route !== undefined && (route.epoch > 0 || this.config.partitioning.strategy === 'dynamic');
       const stream = route?.stream ?? this.keys.stream(pattern);
       return this.entries.publish(stream, fields, { idempotencyKey, epoch: checkEpoch ? route.epoch : undefined, blob });
     };
-    if (!partitioned) return (await send(undefined)).id;
-    return partitioned.publish(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey }, send);
+    const stamped = schema.then((s) => void (stamp = s));
+    if (!partitioned) {
+      await stamped;
+      return (await send(undefined)).id;
+    }
+    return partitioned.publish(pattern, data, { partitionKey: record?.partitionKey, idempotencyKey }, send, stamped);
   }
 
   /** Partition routing, when topics are partitioned (partitioning or ordering enabled). */
@@ -258,8 +270,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     timer.unref();
     this.pending.set(requestId, { callback, timer });
     this.startReplies()
-      .then(() => this.checkSchema(pattern, packet.data))
-      .then((schema) => this.publishMessage(packet, pattern, requestId, this.keys.replyStream(this.clientId), schema))
+      .then(() => this.publishMessage(packet, pattern, requestId, this.keys.replyStream(this.clientId), this.checkSchema(pattern, packet.data)))
       .catch((error: unknown) => {
         if (!this.pending.has(requestId)) return;
         dispose();
