@@ -23,15 +23,18 @@
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { PartitioningManager } from 'nestjs-redis-streams-enterprise';
+import { PartitioningManager, SchemaManager } from 'nestjs-redis-streams-enterprise';
 import { ThrowawayRedis } from '../apps/demo/src/redis-server.process.js';
-import { GROUP, errorText, sleep, type ConsumerMode, type ProducerResult } from './protocol.js';
+import { GROUP, errorText, percentile, sleep, type ConsumerMode, type ProducerResult } from './protocol.js';
+import { countKeys, envInt, fmt, median, table, unlinkPrefix } from './report-utils.js';
 import { WorkerProcess, killAllWorkers } from './worker-process.js';
 import {
   ORDERED_PATTERN,
+  ORDERED_PAYLOAD_SCHEMA,
+  featureConfig,
   keyIndexOf,
-  orderingConfig,
   rawPartitionOf,
+  type FeatureSet,
   type OrderedConsumerParams,
   type OrderedConsumerResult,
   type OrderedLibraryCounters,
@@ -51,15 +54,7 @@ export interface OrderingBaseSettings {
   readonly memorySampleMs: number;
 }
 
-function envInt(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min} (got "${raw}")`);
-  return value;
-}
-
-function orderingSettings() {
+export function orderingSettings() {
   return {
     /** Messages per partition-ordering run (0 skips it). */
     partitionMessages: envInt('BENCH_ORDERING_MESSAGES', 30_000, 0),
@@ -76,17 +71,23 @@ function orderingSettings() {
     globalStandby: envInt('BENCH_ORDERING_GLOBAL_STANDBY', 1, 0) === 1,
   };
 }
-type OrderingSettings = ReturnType<typeof orderingSettings>;
+export type OrderingSettings = ReturnType<typeof orderingSettings>;
 
 const STARTUP_TIMEOUT_MS = 40_000;
 
-interface Variant {
+export interface Variant {
   readonly id: string;
   readonly strategy: OrderingStrategy;
   readonly mode: ConsumerMode;
   readonly consumers: number;
   readonly partitions: number;
   readonly messages: number;
+  /** Library features (ordering-common.ts featureConfig); default 'ordering'. 'none' reads one stream, unpartitioned. */
+  readonly features?: FeatureSet;
+  /** Producer rate in messages/s; default 0 = as fast as possible with producerConcurrency sends in flight. */
+  readonly ratePerSecond?: number;
+  /** Set: the consumers record emit -> handler latency, dropping their first `latencyWarmup` messages each. */
+  readonly latencyWarmup?: number;
 }
 
 /** One run of one variant. */
@@ -113,10 +114,21 @@ export interface OrderingOutcome {
   readonly ownershipChanged: boolean;
   readonly pendingAfter: number | null;
   readonly library?: OrderedLibraryCounters;
+  /** Variants with latencyWarmup: emit -> handler latency over every consumer's samples. */
+  readonly latencyMs?: { readonly p50: number; readonly p99: number; readonly max: number; readonly samples: number };
+  /** Feature set 'all': evidence that the features were on, counted before clean-up (each should equal `sent`). */
+  readonly featureChecks?: {
+    /** `<stream>:pub:<key>` records of idempotent publishes. */
+    readonly idempotentPublishes: number;
+    /** `<stream>:done:<group>:<key>` exactly-once processing records. */
+    readonly processingRecords: number;
+    /** Payloads the consumers validated against the registered schema and found valid. */
+    readonly schemaValidated: number;
+  };
   readonly error?: string;
 }
 
-function failed(error: unknown): OrderingOutcome {
+export function failedOutcome(error: unknown): OrderingOutcome {
   const nan = Number.NaN;
   return {
     msgPerSec: nan, sent: 0, failedSends: 0, unique: 0, lost: 0, duplicates: 0, outOfOrder: 0, keyGaps: 0, totalOrderViolations: 0,
@@ -125,25 +137,40 @@ function failed(error: unknown): OrderingOutcome {
   };
 }
 
+/** Registers ORDERED_PAYLOAD_SCHEMA as version 1.0.0 of ORDERED_PATTERN under `prefix` (feature set 'all'). */
+export async function registerOrderedSchema(url: string, prefix: string): Promise<void> {
+  const schemas = new SchemaManager({ connection: { url }, streams: { keyPrefix: prefix }, schema: { enabled: true } });
+  try {
+    await schemas.registerSchema(ORDERED_PATTERN, ORDERED_PAYLOAD_SCHEMA, '1.0.0');
+  } finally {
+    await schemas.close();
+  }
+}
+
 /** Runs one variant: consumers settle, the producer sends, every consumer finishes its share; then checks. */
-async function runVariant(url: string, admin: Redis, base: OrderingBaseSettings, s: OrderingSettings, v: Variant, label: string): Promise<OrderingOutcome> {
+export async function runVariant(url: string, admin: Redis, base: OrderingBaseSettings, s: OrderingSettings, v: Variant, label: string): Promise<OrderingOutcome> {
   const prefix = `bench:${randomBytes(3).toString('hex')}:${label}`;
-  const keyConfig = { strategy: v.strategy, partitions: v.partitions, maxConcurrency: s.maxConcurrency };
+  const keyConfig = { strategy: v.strategy, partitions: v.partitions, maxConcurrency: s.maxConcurrency, features: v.features };
   // The library names its partition streams itself; the raw baseline uses the same names for its streams.
   const manager =
-    v.mode === 'library'
-      ? new PartitioningManager({ connection: { url }, streams: { keyPrefix: prefix }, consumer: { group: GROUP }, ...orderingConfig(keyConfig) })
+    v.mode === 'library' && v.features !== 'none'
+      ? new PartitioningManager({ connection: { url }, streams: { keyPrefix: prefix }, consumer: { group: GROUP }, ...featureConfig(keyConfig) })
       : undefined;
   const streams = Array.from({ length: v.partitions }, (_, n) =>
-    manager ? manager.streamOf(ORDERED_PATTERN, n) : v.strategy === 'global' ? `${prefix}:{${ORDERED_PATTERN}}` : `${prefix}:{${ORDERED_PATTERN}#${n}}`,
+    manager
+      ? manager.streamOf(ORDERED_PATTERN, n)
+      : v.strategy === 'global' || v.partitions === 1
+        ? `${prefix}:{${ORDERED_PATTERN}}`
+        : `${prefix}:{${ORDERED_PATTERN}#${n}}`,
   );
+  if (v.mode === 'library' && v.features === 'all') await registerOrderedSchema(url, prefix);
   const consumers: WorkerProcess[] = [];
   let producer: WorkerProcess | undefined;
   try {
     for (let i = 0; i < v.consumers; i++) {
       const params: OrderedConsumerParams = {
         mode: v.mode,
-        scenario: 'live',
+        scenario: v.latencyWarmup === undefined ? 'live' : 'latency',
         redisUrl: url,
         keyPrefix: prefix,
         stream: streams[0],
@@ -153,7 +180,7 @@ async function runVariant(url: string, admin: Redis, base: OrderingBaseSettings,
         concurrency: base.concurrency,
         blockMs: base.blockMs,
         autoPipelining: base.autoPipelining,
-        latencyWarmup: 0,
+        latencyWarmup: v.latencyWarmup ?? 0,
         memorySampleMs: base.memorySampleMs,
         strategy: v.strategy,
         partitions: v.partitions,
@@ -162,6 +189,7 @@ async function runVariant(url: string, admin: Redis, base: OrderingBaseSettings,
         burst: s.burst,
         maxConcurrency: s.maxConcurrency,
         rawStreams: v.mode === 'raw' ? streams.filter((_, n) => n % v.consumers === i) : [],
+        features: v.features,
       };
       consumers.push(new WorkerProcess(`${label} consumer ${i + 1}`, v.mode === 'raw' ? 'ordered-raw-consumer' : 'ordered-consumer', params));
     }
@@ -197,7 +225,7 @@ async function runVariant(url: string, admin: Redis, base: OrderingBaseSettings,
       pattern: ORDERED_PATTERN,
       count: v.messages,
       concurrency: base.producerConcurrency,
-      ratePerSecond: 0,
+      ratePerSecond: v.ratePerSecond ?? 0,
       payloadBytes: base.payloadBytes,
       autoPipelining: base.autoPipelining,
       strategy: v.strategy,
@@ -205,6 +233,7 @@ async function runVariant(url: string, admin: Redis, base: OrderingBaseSettings,
       keys: s.keys,
       burst: s.burst,
       rawStreams: streams,
+      features: v.features,
     };
     producer = new WorkerProcess(`${label} producer`, 'ordered-producer', producerParams);
     await producer.waitFor('initialized', STARTUP_TIMEOUT_MS);
@@ -249,6 +278,14 @@ async function runVariant(url: string, admin: Redis, base: OrderingBaseSettings,
     const elapsedMs = completeAt - produced.firstSendAt;
     const sum = (f: (r: OrderedConsumerResult) => number) => results.reduce((n, r) => n + f(r), 0);
     const libraryCounters = results.map((r) => r.library).filter((c): c is OrderedLibraryCounters => c !== undefined);
+    const featureChecks =
+      v.mode === 'library' && v.features === 'all'
+        ? {
+            idempotentPublishes: await countKeys(admin, `${prefix}:*:pub:*`),
+            processingRecords: await countKeys(admin, `${prefix}:*:done:*`),
+            schemaValidated: sum((r) => r.schemaValidated ?? 0),
+          }
+        : undefined;
     return {
       msgPerSec: produced.sent / (elapsedMs / 1_000),
       sent: produced.sent,
@@ -272,13 +309,31 @@ async function runVariant(url: string, admin: Redis, base: OrderingBaseSettings,
             (Object.keys(libraryCounters[0]) as (keyof OrderedLibraryCounters)[]).map((k) => [k, libraryCounters.reduce((n, c) => n + c[k], 0)]),
           ) as unknown as OrderedLibraryCounters)
         : undefined,
+      latencyMs: v.latencyWarmup === undefined ? undefined : mergedLatency(results),
+      featureChecks,
     };
   } finally {
     producer?.kill();
     for (const c of consumers) c.kill();
     await manager?.close();
-    await cleanup(admin, prefix);
+    await unlinkPrefix(admin, prefix);
   }
+}
+
+/** p50/p99/max over the latency samples of every consumer process (percentiles cannot be merged from summaries). */
+function mergedLatency(results: readonly OrderedConsumerResult[]): OrderingOutcome['latencyMs'] {
+  const parts = results.map((r) => {
+    const bytes = Buffer.from(r.latencySamplesBase64 ?? '', 'base64');
+    return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / Float64Array.BYTES_PER_ELEMENT);
+  });
+  const all = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  all.sort();
+  return { p50: percentile(all, 0.5), p99: percentile(all, 0.99), max: all.length ? all[all.length - 1] : Number.NaN, samples: all.length };
 }
 
 async function pendingSum(admin: Redis, streams: readonly string[]): Promise<number | null> {
@@ -294,28 +349,7 @@ async function pendingSum(admin: Redis, streams: readonly string[]): Promise<num
   return total;
 }
 
-async function cleanup(admin: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1_000);
-    cursor = next;
-    if (keys.length > 0) await admin.unlink(...keys);
-  } while (cursor !== '0');
-}
-
-function median(values: number[]): number {
-  const finite = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (finite.length === 0) return Number.NaN;
-  const mid = Math.floor(finite.length / 2);
-  return finite.length % 2 ? finite[mid] : (finite[mid - 1] + finite[mid]) / 2;
-}
-
-function fmt(value: number | undefined, digits = 0): string {
-  if (value === undefined || !Number.isFinite(value)) return 'n/a';
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function describe(o: OrderingOutcome): string {
+export function describe(o: OrderingOutcome): string {
   if (o.error) return `FAILED (${o.error})`;
   const lib = o.library ? Object.entries(o.library).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`) : [];
   return (
@@ -323,17 +357,33 @@ function describe(o: OrderingOutcome): string {
     `order violations ${o.outOfOrder + o.totalOrderViolations + o.sequenceBreaks}, lost ${o.lost}, duplicates ${o.duplicates}, ` +
     `pending after ${o.pendingAfter ?? '-'}; shares ${o.shares.join('/')}, settled in ${o.settleMs} ms` +
     (o.keyGaps > 0 ? `; key gaps ${o.keyGaps}` : '') +
+    (o.latencyMs ? `; latency p50 ${fmt(o.latencyMs.p50, 2)} ms, p99 ${fmt(o.latencyMs.p99, 2)} ms, max ${fmt(o.latencyMs.max, 1)} ms (${o.latencyMs.samples} samples)` : '') +
+    (o.featureChecks
+      ? `; idempotent publishes ${o.featureChecks.idempotentPublishes}, processing records ${o.featureChecks.processingRecords}, ` +
+        `schema-validated ${o.featureChecks.schemaValidated}`
+      : '') +
     (o.ownershipChanged ? '; PARTITIONS MOVED during the run' : '') +
     (lib.length ? `; library ${lib.join(', ')}` : '') +
     (o.examples.length ? `; e.g. ${o.examples.join('; ')}` : '')
   );
 }
 
-function table(header: string[], rows: string[][], rightAlignFrom: number): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i >= rightAlignFrom ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+/** Sums over the runs of one variant, for an integrity table. */
+export function totalsOf(list: readonly OrderingOutcome[]) {
+  const sum = (f: (o: OrderingOutcome) => number) => list.reduce((n, o) => n + f(o), 0);
+  const pending = list.map((o) => o.pendingAfter).filter((p): p is number => p !== null);
+  return {
+    sent: sum((o) => o.sent),
+    unique: sum((o) => o.unique),
+    lost: sum((o) => o.lost),
+    duplicates: sum((o) => o.duplicates),
+    outOfOrder: sum((o) => o.outOfOrder),
+    totalOrderAndSequence: sum((o) => o.totalOrderViolations + o.sequenceBreaks),
+    /** Entries left pending after the runs, '-' when no stream or group was there to ask. */
+    pending: pending.length ? String(pending.reduce((a, b) => a + b, 0)) : '-',
+    ownershipChanged: list.filter((o) => o.ownershipChanged).length,
+    failures: list.filter((o) => o.error).length,
+  };
 }
 
 /** One row of the summary: a library variant next to the raw baseline of the same strategy and runs. */
@@ -407,7 +457,7 @@ export async function runOrderingBench(url: string, base: OrderingBaseSettings):
           try {
             outcome = await runVariant(url, admin, base, s, v, `ord-${v.id}-${run}`);
           } catch (error) {
-            outcome = failed(error);
+            outcome = failedOutcome(error);
           }
           (outcomes[v.id] ??= []).push(outcome);
           console.log(`  ordering ${v.id.padEnd(22)} run ${run}: ${describe(outcome)}`);
@@ -472,23 +522,20 @@ export async function runOrderingBench(url: string, base: OrderingBaseSettings):
 
   let ok = true;
   const rows = Object.entries(outcomes).map(([id, list]) => {
-    const sum = (f: (o: OrderingOutcome) => number) => list.reduce((n, o) => n + f(o), 0);
-    const pending = list.map((o) => o.pendingAfter).filter((p): p is number => p !== null);
-    const failures = list.filter((o) => o.error).length;
-    const violations = sum((o) => o.outOfOrder + o.totalOrderViolations + o.sequenceBreaks);
-    if (failures > 0 || violations > 0 || sum((o) => o.lost) > 0) ok = false;
+    const t = totalsOf(list);
+    if (t.failures > 0 || t.outOfOrder + t.totalOrderAndSequence > 0 || t.lost > 0) ok = false;
     return [
       id,
       String(list.length),
-      fmt(sum((o) => o.sent)),
-      fmt(sum((o) => o.unique)),
-      String(sum((o) => o.lost)),
-      String(sum((o) => o.duplicates)),
-      String(sum((o) => o.outOfOrder)),
-      String(sum((o) => o.totalOrderViolations + o.sequenceBreaks)),
-      pending.length ? String(pending.reduce((a, b) => a + b, 0)) : '-',
-      String(list.filter((o) => o.ownershipChanged).length),
-      String(failures),
+      fmt(t.sent),
+      fmt(t.unique),
+      String(t.lost),
+      String(t.duplicates),
+      String(t.outOfOrder),
+      String(t.totalOrderAndSequence),
+      t.pending,
+      String(t.ownershipChanged),
+      String(t.failures),
     ];
   });
   console.log('');
@@ -517,36 +564,40 @@ export async function runOrderingBench(url: string, base: OrderingBaseSettings):
   };
 }
 
-/** `node dist/bench/ordering.js`: only this measurement, with run.ts's defaults for the shared settings. */
-async function main(): Promise<void> {
-  const given = process.env.BENCH_REDIS_URL;
-  const own = given ? undefined : await ThrowawayRedis.start();
-  const stop = (code: number) => {
-    killAllWorkers();
-    process.exit(code);
+/**
+ * Runs one measurement alone (`node dist/bench/<name>.js`) against its own throw-away redis-server (or BENCH_REDIS_URL),
+ * with run.ts's defaults for the shared settings; exits 1 when it throws.
+ */
+export function runStandalone(name: string, bench: (url: string, base: OrderingBaseSettings) => Promise<unknown>): void {
+  const main = async () => {
+    const given = process.env.BENCH_REDIS_URL;
+    const own = given ? undefined : await ThrowawayRedis.start();
+    const stop = (code: number) => {
+      killAllWorkers();
+      process.exit(code);
+    };
+    process.once('SIGINT', () => stop(130));
+    process.once('SIGTERM', () => stop(143));
+    try {
+      await bench(given ?? own!.url, {
+        batchSize: envInt('BENCH_BATCH_SIZE', 128, 1),
+        concurrency: envInt('BENCH_CONCURRENCY', 256, 1),
+        producerConcurrency: envInt('BENCH_PRODUCER_CONCURRENCY', 256, 1),
+        blockMs: envInt('BENCH_BLOCK_MS', 1_000, 1),
+        payloadBytes: envInt('BENCH_PAYLOAD_BYTES', 1_024, 1),
+        autoPipelining: process.env.BENCH_AUTOPIPELINING === '1',
+        stallMs: envInt('BENCH_STALL_MS', 5_000, 1),
+        memorySampleMs: envInt('BENCH_MEMORY_SAMPLE_MS', 100, 1),
+      });
+    } finally {
+      await own?.stop();
+    }
   };
-  process.once('SIGINT', () => stop(130));
-  process.once('SIGTERM', () => stop(143));
-  try {
-    await runOrderingBench(given ?? own!.url, {
-      batchSize: envInt('BENCH_BATCH_SIZE', 128, 1),
-      concurrency: envInt('BENCH_CONCURRENCY', 256, 1),
-      producerConcurrency: envInt('BENCH_PRODUCER_CONCURRENCY', 256, 1),
-      blockMs: envInt('BENCH_BLOCK_MS', 1_000, 1),
-      payloadBytes: envInt('BENCH_PAYLOAD_BYTES', 1_024, 1),
-      autoPipelining: process.env.BENCH_AUTOPIPELINING === '1',
-      stallMs: envInt('BENCH_STALL_MS', 5_000, 1),
-      memorySampleMs: envInt('BENCH_MEMORY_SAMPLE_MS', 100, 1),
-    });
-  } finally {
-    await own?.stop();
-  }
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main().catch((error: unknown) => {
-    console.error(`ordering bench failed: ${errorText(error)}`);
+    console.error(`${name} bench failed: ${errorText(error)}`);
     killAllWorkers();
     process.exit(1);
   });
 }
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) runStandalone('ordering', runOrderingBench);

@@ -209,9 +209,14 @@ export class DeliveryCounter {
     }
   }
 
+  /** The recorded latencies (ms, arrival order), a copy. */
+  latencySamples(): Float64Array {
+    return this.latencies.slice(0, this.latencyCount);
+  }
+
   latency(): ConsumerResult['latencyMs'] {
     if (!this.recordLatency) return undefined;
-    const sorted = this.latencies.slice(0, this.latencyCount).sort();
+    const sorted = this.latencySamples().sort();
     return {
       p50: percentile(sorted, 0.5),
       p99: percentile(sorted, 0.99),

@@ -8,6 +8,7 @@
  *            The consumer samples its own rss/heapUsed every 100 ms (peaks reported).
  *   latency  a fixed rate (1,000 msg/s) for a few seconds; p50/p99 of handler time minus send time.
  * Lost (sent, never received) and duplicated messages are counted everywhere.
+ * Then replay, schema (schema.ts), ordering (ordering.ts) and every feature at once (all-features.ts).
  *
  * Settings (environment): see SETTINGS below and bench/README.md.
  */
@@ -40,6 +41,7 @@ import { ThrowawayRedis } from '../apps/demo/src/redis-server.process.js';
 import { measureReplay, type ReplayFigures } from './replay.js';
 import { runSchemaBench } from './schema.js';
 import { runOrderingBench } from './ordering.js';
+import { runAllFeaturesBench } from './all-features.js';
 import { WorkerProcess, killAllWorkers } from './worker-process.js';
 
 function envInt(name: string, fallback: number, min = 1): number {
@@ -560,6 +562,7 @@ async function main(): Promise<void> {
   }
   const schema = await runSchemaBench(currentRedisUrl);
   const ordering = await runOrderingBench(currentRedisUrl, SETTINGS);
+  const allFeatures = await runAllFeaturesBench(currentRedisUrl, SETTINGS);
 
   const report = {
     date: new Date().toISOString(),
@@ -578,6 +581,7 @@ async function main(): Promise<void> {
     replay,
     schema,
     ordering,
+    allFeatures,
     memory,
     integrity: Object.fromEntries(
       SETTINGS.scenarios.map((s) => [

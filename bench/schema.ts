@@ -21,6 +21,7 @@ import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, RedisStreamsServer, SchemaManager, StreamEvent, type RedisStreamsEnterpriseConfig } from 'nestjs-redis-streams-enterprise';
+import { unlinkPrefix } from './report-utils.js';
 
 const PATTERN = 'bench.order';
 const BATCH = 128;
@@ -192,12 +193,7 @@ async function rawRun(url: string, messages: number): Promise<number> {
 
 async function cleanup(url: string, prefix: string): Promise<void> {
   const redis = new Redis(url);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1_000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await unlinkPrefix(redis, prefix);
   redis.disconnect();
 }
 

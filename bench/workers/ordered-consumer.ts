@@ -2,16 +2,18 @@
  * Library consumer of an ordered topic: a Nest microservice with RedisStreamsServer (partitioning + ordering config)
  * and one @EventPattern handler that records, per key, the last n it saw. The partitions are shared with the other
  * consumer processes of the group through leases; measuring starts once this consumer owns its share.
+ * `params.features` (ordering-common.ts featureConfig) also makes it the plain library ('none', one stream) or the library
+ * with every feature on ('all', bench/all-features.ts).
  */
 import 'reflect-metadata';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, EventPattern, Payload, type MicroserviceOptions } from '@nestjs/microservices';
-import { RedisStreamsServer, type RedisStreamsContext } from 'nestjs-redis-streams-enterprise';
+import { RedisStreamsServer, SchemaManager, type RedisStreamsContext, type RedisStreamsEnterpriseConfig } from 'nestjs-redis-streams-enterprise';
 import { GROUP, sleep } from '../protocol.js';
 import {
   ORDERED_PATTERN,
-  orderingConfig,
+  featureConfig,
   runOrderedConsumer,
   type OrderedConsumerDriver,
   type OrderedConsumerParams,
@@ -38,7 +40,7 @@ const SETTLE_TIMEOUT_MS = 30_000;
 
 async function init(params: OrderedConsumerParams, deliveries: RecordDelivery): Promise<OrderedConsumerDriver> {
   record = deliveries;
-  const server = new RedisStreamsServer({
+  const config: RedisStreamsEnterpriseConfig = {
     connection: { url: params.redisUrl, ...(params.autoPipelining ? { options: { enableAutoPipelining: true } } : {}) },
     streams: { keyPrefix: params.keyPrefix },
     consumer: {
@@ -50,12 +52,17 @@ async function init(params: OrderedConsumerParams, deliveries: RecordDelivery): 
       patterns: [params.pattern],
       shutdownTimeoutMs: 5_000,
     },
-    ...orderingConfig(params),
-  });
+    ...featureConfig(params),
+  };
+  // Given to the server (as the module would) so its consume-side validation counts can be reported.
+  const schemas = config.schema?.enabled ? new SchemaManager(config) : undefined;
+  const server = new RedisStreamsServer(config, { schemas });
   // Warnings stay visible: a lost lease or a retried handler during a benchmark run is worth seeing.
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(OrderedBenchModule, { strategy: server, logger: ['error', 'warn'] });
   await app.init();
-  const owned = () => server.ownedPartitions().map((p) => p.stream).sort();
+  // Without partitioning (feature set 'none') the consumer reads the topic's one stream and there is no share to settle.
+  const partitioned = (params.features ?? 'ordering') !== 'none';
+  const owned = () => (partitioned ? server.ownedPartitions().map((p) => p.stream).sort() : [params.stream]);
   return {
     async start() {
       await app.listen();
@@ -63,6 +70,7 @@ async function init(params: OrderedConsumerParams, deliveries: RecordDelivery): 
     async settle() {
       // Every consumer of the group runs coordination rounds until it holds its share (floor or ceil of
       // partitions / consumers) and that share stayed the same for a few rounds: no partition moves while measuring.
+      if (!partitioned) return owned();
       const low = Math.floor(params.partitions / params.consumers);
       const high = Math.ceil(params.partitions / params.consumers);
       const deadline = Date.now() + SETTLE_TIMEOUT_MS;
@@ -91,10 +99,13 @@ async function init(params: OrderedConsumerParams, deliveries: RecordDelivery): 
         fencedCommits: m.fencedCommits,
         duplicatesSkipped: m.duplicatesSkipped,
         lostToTrimming: m.lostToTrimming,
+        schemaInvalid: m.schemaInvalid,
       };
     },
+    schemaValidated: schemas ? () => schemas.getMetrics().consume.valid : undefined,
     async stop() {
       await app.close();
+      await schemas?.close();
     },
   };
 }

@@ -3,13 +3,14 @@
  * sent in seq order with a bounded number in flight (producer-harness.ts).
  *   raw      XADD of the library's fields (plus `key`) to partition stream rawPartitionOf(key) (one stream for global)
  *   library  lastValueFrom(RedisStreamsClient.emit(...)) with the consumers' ordering/partitioning configuration: the
- *            client routes by the payload field `key` (partition) or stamps a sequence number by script (global)
+ *            client routes by the payload field `key` (partition) or stamps a sequence number by script (global);
+ *            `params.features` 'none' is the plain library, 'all' adds schema validation and an idempotency key per message
  */
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { lastValueFrom } from 'rxjs';
 import { libraryFields } from '../protocol.js';
-import { orderedPayload, orderingConfig, rawPartitionOf, type OrderedProducerParams } from './ordering-common.js';
+import { featureConfig, idempotencyKeyOf, orderedPayload, rawPartitionOf, type OrderedProducerParams } from './ordering-common.js';
 import { runProducerWorker, type ProducerDriver } from './producer-harness.js';
 
 async function rawDriver(params: OrderedProducerParams): Promise<ProducerDriver> {
@@ -31,15 +32,20 @@ async function rawDriver(params: OrderedProducerParams): Promise<ProducerDriver>
 async function libraryDriver(params: OrderedProducerParams): Promise<ProducerDriver> {
   // Loaded only here, so the raw producer process loads no library code.
   await import('reflect-metadata');
-  const { RedisStreamsClient } = await import('nestjs-redis-streams-enterprise');
+  const { RedisStreamsClient, RedisStreamsRecord } = await import('nestjs-redis-streams-enterprise');
   const client = new RedisStreamsClient({
     connection: { url: params.redisUrl, ...(params.autoPipelining ? { options: { enableAutoPipelining: true } } : {}) },
     streams: { keyPrefix: params.keyPrefix },
-    ...orderingConfig(params),
+    ...featureConfig(params),
   });
   await client.connect();
+  // All features: each message carries an idempotency key (publish stored once; consumers record it as processed).
+  const keyed = params.features === 'all';
   return {
-    sendOne: (seq, pad) => lastValueFrom(client.emit(params.pattern, orderedPayload(seq, params, pad))),
+    sendOne: (seq, pad) => {
+      const payload = orderedPayload(seq, params, pad);
+      return lastValueFrom(client.emit(params.pattern, keyed ? new RedisStreamsRecord(payload, { idempotencyKey: idempotencyKeyOf(seq) }) : payload));
+    },
     async close() {
       await client.close();
     },

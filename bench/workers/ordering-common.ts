@@ -22,7 +22,7 @@ import {
   type ProducerParams,
 } from '../protocol.js';
 // Types only: erased at run time, so the raw workers still load no library code.
-import type { RedisStreamsEnterpriseConfig } from 'nestjs-redis-streams-enterprise';
+import type { JsonSchema, RedisStreamsEnterpriseConfig } from 'nestjs-redis-streams-enterprise';
 
 /** Pattern of the ordering scenarios. */
 export const ORDERED_PATTERN = 'bench.ordered';
@@ -49,6 +49,48 @@ export function orderingConfig(params: { strategy: OrderingStrategy; partitions:
         partitioning: { enabled: true, strategy: 'hash', partitionCount: params.partitions, partitionKey: 'key' },
         ordering: { enabled: true, strategy: 'partition', partitionKey: 'key', ...(params.maxConcurrency ? { maxConcurrency: params.maxConcurrency } : {}) },
       };
+}
+
+/**
+ * Which library features a library worker turns on: `ordering` = orderingConfig (the ordering scenarios); `none` = the
+ * plain library (one stream, no partitioning, ordering, schema or exactly-once); `all` = orderingConfig plus
+ * exactly-once processing, strict schema validation of ORDERED_PAYLOAD_SCHEMA and retries/dead letters with their
+ * defaults (bench/all-features.ts). The producer then also emits each message with an idempotency key.
+ */
+export type FeatureSet = 'none' | 'ordering' | 'all';
+
+/** The JSON Schema registered for ORDERED_PATTERN when all features are on (strict: emit and consume validate it). */
+export const ORDERED_PAYLOAD_SCHEMA: JsonSchema = {
+  type: 'object',
+  properties: {
+    seq: { type: 'integer', minimum: 0 },
+    sentAt: { type: 'number' },
+    key: { type: 'string', pattern: '^k[0-9]+$' },
+    n: { type: 'integer', minimum: 0 },
+    pad: { type: 'string' },
+  },
+  required: ['seq', 'sentAt', 'key', 'n', 'pad'],
+  additionalProperties: false,
+};
+
+/** The library configuration of a feature set (connection, prefix and consumer settings are added by the caller). */
+export function featureConfig(params: { strategy: OrderingStrategy; partitions: number; maxConcurrency?: number; features?: FeatureSet }): RedisStreamsEnterpriseConfig {
+  const features = params.features ?? 'ordering';
+  if (features === 'none') return {};
+  if (features === 'ordering') return orderingConfig(params);
+  return {
+    ...orderingConfig(params),
+    exactlyOnce: { enabled: true },
+    schema: { enabled: true, validationMode: 'strict' },
+    // Defaults, named so the report shows what was on: 3 attempts with exponential backoff, then the dead-letter stream.
+    retry: {},
+    deadLetter: { enabled: true },
+  };
+}
+
+/** Idempotency key of message `seq` (feature set `all`): unique per run, as an application's business key would be. */
+export function idempotencyKeyOf(seq: number): string {
+  return `m${seq}`;
 }
 
 /**
@@ -97,6 +139,8 @@ export interface OrderedConsumerParams extends ConsumerParams, KeySpread {
   readonly maxConcurrency: number;
   /** Raw: the streams this consumer reads (a static assignment). Library: unused (leases decide). */
   readonly rawStreams: readonly string[];
+  /** Library features; default 'ordering'. */
+  readonly features?: FeatureSet;
 }
 
 export interface OrderedProducerParams extends ProducerParams, KeySpread {
@@ -104,6 +148,8 @@ export interface OrderedProducerParams extends ProducerParams, KeySpread {
   readonly partitions: number;
   /** Raw: every partition stream, indexed by rawPartitionOf. Library: unused (the client routes). */
   readonly rawStreams: readonly string[];
+  /** Library features; default 'ordering'. */
+  readonly features?: FeatureSet;
 }
 
 /** Library counters that must stay 0 in a run without faults. */
@@ -115,6 +161,7 @@ export interface OrderedLibraryCounters {
   readonly fencedCommits: number;
   readonly duplicatesSkipped: number;
   readonly lostToTrimming: number;
+  readonly schemaInvalid: number;
 }
 
 export interface OrderedConsumerResult extends ConsumerResult {
@@ -134,6 +181,10 @@ export interface OrderedConsumerResult extends ConsumerResult {
   /** Bitmap of handled seq numbers (base64), so the orchestrator finds messages handled by two processes. */
   readonly seenBase64: string;
   readonly library?: OrderedLibraryCounters;
+  /** Scenario 'latency': every handled message's handler time minus send time, after the warm-up (Float64Array, base64). */
+  readonly latencySamplesBase64?: string;
+  /** Feature set 'all': payloads the consumer validated against their registered schema and found valid. */
+  readonly schemaValidated?: number;
 }
 
 /** What a handler reports per message. */
@@ -211,6 +262,8 @@ export interface OrderedConsumerDriver {
   /** Entries whose XACK (or commit) Redis has answered so far. */
   ackedCount(): number;
   counters?(): OrderedLibraryCounters;
+  /** Payloads validated against their schema on consume (feature set 'all'). */
+  schemaValidated?(): number;
   stop(): Promise<void>;
 }
 
@@ -229,7 +282,7 @@ export async function runOrderedConsumer(
   exitWithParent();
   setTimeout(() => process.exit(3), WORKER_MAX_MS).unref();
   const params = parseParams<OrderedConsumerParams>();
-  const counter = new DeliveryCounter(params.expected, false, 0);
+  const counter = new DeliveryCounter(params.expected, params.scenario === 'latency', params.latencyWarmup);
   const check = new OrderCheck(params, params.expected, params.strategy === 'global');
   const record: RecordDelivery = (payload, sequence) => {
     counter.record(payload.seq, payload.sentAt);
@@ -294,6 +347,8 @@ export async function runOrderedConsumer(
       ownedAtEnd,
       seenBase64: Buffer.from(check.seen).toString('base64'),
       library,
+      latencySamplesBase64: params.scenario === 'latency' ? Buffer.from(counter.latencySamples().buffer).toString('base64') : undefined,
+      schemaValidated: driver.schemaValidated?.(),
     };
     process.send?.({ type: 'result', result }, () => process.exit(0));
   } catch (error) {
