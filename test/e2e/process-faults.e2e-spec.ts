@@ -71,17 +71,19 @@ describe('process faults (consumer processes killed under load)', () => {
       return ledger(count);
     };
     /**
-     * Waits until a consumer has just been handed a batch (every entry it holds was delivered under 10 ms ago), so
+     * Waits until a consumer has just been handed a batch (every entry it holds was delivered under maxIdleMs ago), so
      * that a signal sent now finds its handlers running. It reads a new batch only once all its slots are free, so
      * between batches it holds nothing, and a signal at a random moment can find it idle.
      */
-    const freshBatchOn = (consumer: string, concurrency: number) =>
+    // `maxIdleMs`: at most half the victim's handler time, so its handlers still run when the signal arrives even on a
+    // loaded machine (the whole test run shares 2 cores), where a poll's reply and the kill can take tens of ms.
+    const freshBatchOn = (consumer: string, concurrency: number, maxIdleMs: number) =>
       waitFor(
         async () => {
           const held = (await redis.xpending(stream, GROUP, '-', '+', concurrency, consumer)) as [string, string, number, number][];
-          return held.length > 0 && held.every(([, , idleMs]) => idleMs < 10);
+          return held.length > 0 && held.every(([, , idleMs]) => idleMs < maxIdleMs);
         },
-        { timeoutMs: 10_000, intervalMs: 1, message: `a fresh batch on ${consumer}` },
+        { timeoutMs: 20_000, intervalMs: 1, message: `a fresh batch on ${consumer}` },
       );
     return { prefix, client, stream, start, handled, ledger, settled, freshBatchOn };
   }
@@ -91,7 +93,7 @@ describe('process faults (consumer processes killed under load)', () => {
     const CONCURRENCY = 16;
     const s = scenario('pf-kill3', 'jobs.kill3');
     const common = { CONCURRENCY: String(CONCURRENCY), HANDLER_MS: '2', CLAIM_IDLE_MS: '1000' };
-    const VICTIM_HANDLER_MS = 50;
+    const VICTIM_HANDLER_MS = 400;
     const [victim, a, b] = await Promise.all([
       s.start({ ...common, CONSUMER_NAME: 'victim', HANDLER_MS: String(VICTIM_HANDLER_MS) }),
       s.start({ ...common, CONSUMER_NAME: 'survivor-a' }),
@@ -101,7 +103,7 @@ describe('process faults (consumer processes killed under load)', () => {
       const producing = emitRange(s.client, 'jobs.kill3', 0, COUNT, { window: 500 });
       // Mid-run: about a third handled, the rest still in the stream (or still being produced).
       await waitFor(async () => (await s.handled()) >= COUNT / 3, { timeoutMs: 30_000, intervalMs: 20, message: 'a third of the run' });
-      await s.freshBatchOn('victim', CONCURRENCY);
+      await s.freshBatchOn('victim', CONCURRENCY, VICTIM_HANDLER_MS / 2);
       await victim.kill();
       const killedAt = await s.handled();
       const victimPendingAtKill = (await pendingOf(redis, s.stream, GROUP)).byConsumer.get('victim') ?? 0;
@@ -190,18 +192,20 @@ describe('process faults (consumer processes killed under load)', () => {
     // Nest's close, the final acks, quit and process exit on a busy 2-core machine. Exit code 0: consumer-process.mjs
     // enables the shutdown hooks with useProcessExit (Nest's default re-raises the signal after closing).
     const EXIT_MARGIN_MS = 2_000;
-    const HANDLER_MS = 50; // far below the shutdown timeout: every interrupted handler finishes in time
+    const HANDLER_MS = 50;
+    // The victim's handlers are slower, so the signal surely finds some running; still far below the shutdown timeout.
+    const VICTIM_HANDLER_MS = 400;
     const s = scenario('pf-sigterm', 'jobs.sigterm');
     const common = { CONCURRENCY: '16', HANDLER_MS: String(HANDLER_MS), CLAIM_IDLE_MS: '1000', SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) };
     const [victim, survivor] = await Promise.all([
-      s.start({ ...common, CONSUMER_NAME: 'victim' }),
+      s.start({ ...common, CONSUMER_NAME: 'victim', HANDLER_MS: String(VICTIM_HANDLER_MS) }),
       s.start({ ...common, CONSUMER_NAME: 'survivor' }),
     ]);
     try {
       const ids = await emitRange(s.client, 'jobs.sigterm', 0, COUNT, { window: 500 });
       expect(new Set(ids).size).toBe(COUNT);
       await waitFor(async () => (await s.handled()) >= COUNT / 5, { timeoutMs: 20_000, message: 'the run to be under way' });
-      await s.freshBatchOn('victim', 16); // its handlers have ~40 ms left when the signal arrives
+      await s.freshBatchOn('victim', 16, VICTIM_HANDLER_MS / 2); // its handlers have 200-400 ms left when the signal arrives
       const sentAt = Date.now();
       victim.signal('SIGTERM');
       const exit = await victim.exited;
