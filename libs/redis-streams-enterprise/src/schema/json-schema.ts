@@ -43,6 +43,58 @@ export interface JsonSchema {
   readonly [keyword: string]: unknown;
 }
 
+/** The JSON Schema drafts validation tells apart: they read some keywords differently (`items`, tuples). */
+export type JsonSchemaDraft = 'draft-07' | '2020-12';
+
+/** `$schema` of draft 2020-12, what zod 4's `toJSONSchema` writes (kept on the schemas it converts). */
+export const DRAFT_2020_12_URI = 'https://json-schema.org/draft/2020-12/schema';
+
+/**
+ * Keywords only 2019-09 / 2020-12 define. A schema without `$schema` that uses one was written for 2020-12: zod
+ * schemas registered before their `$schema` was kept are stored that way.
+ */
+const DRAFT_2020_KEYWORDS: ReadonlySet<string> = new Set([
+  'prefixItems', 'unevaluatedProperties', 'unevaluatedItems', 'dependentRequired', 'dependentSchemas',
+  'minContains', 'maxContains', '$dynamicRef', '$dynamicAnchor',
+]);
+
+/** Keywords whose value maps names (not keywords) to subschemas. */
+const SCHEMA_MAP_KEYWORDS: ReadonlySet<string> = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies']);
+
+/** Keywords whose value is data or a list of names, never a subschema. */
+const VALUE_KEYWORDS: ReadonlySet<string> = new Set(['enum', 'const', 'default', 'examples', 'example', 'required', 'dependentRequired', 'type']);
+
+/**
+ * The draft a schema is validated by: its `$schema` when it names 2020-12 (zod's conversion), else draft-07 (class-
+ * validator-jsonschema and most hand-written schemas). Without `$schema`, a schema that uses a 2020-12-only keyword
+ * (`prefixItems`, `unevaluatedProperties`, ...) and no draft-07 tuple (`items` as an array) is 2020-12.
+ */
+export function jsonSchemaDraftOf(schema: JsonSchema | boolean): JsonSchemaDraft {
+  if (!isJsonSchemaObject(schema)) return 'draft-07';
+  if (typeof schema.$schema === 'string') return /\/draft\/2020-12\/schema#?$/.test(schema.$schema) ? '2020-12' : 'draft-07';
+  const seen = { draft2020: false, arrayItems: false };
+  scanKeywords(schema, seen);
+  return seen.draft2020 && !seen.arrayItems ? '2020-12' : 'draft-07';
+}
+
+function scanKeywords(node: unknown, seen: { draft2020: boolean; arrayItems: boolean }): void {
+  if (Array.isArray(node)) {
+    for (const item of node) scanKeywords(item, seen);
+    return;
+  }
+  if (!isJsonSchemaObject(node)) return;
+  for (const [keyword, value] of Object.entries(node)) {
+    if (DRAFT_2020_KEYWORDS.has(keyword)) seen.draft2020 = true;
+    if (keyword === 'items' && Array.isArray(value)) seen.arrayItems = true;
+    if (VALUE_KEYWORDS.has(keyword)) continue;
+    if (SCHEMA_MAP_KEYWORDS.has(keyword) && isJsonSchemaObject(value)) {
+      for (const child of Object.values(value)) scanKeywords(child, seen);
+    } else {
+      scanKeywords(value, seen);
+    }
+  }
+}
+
 /** Keywords that never change which values are valid, so changing them can never break a reader. */
 export const ANNOTATION_KEYWORDS: ReadonlySet<string> = new Set([
   '$schema', '$id', '$comment', '$anchor', '$defs', 'definitions', 'id', 'title', 'description', 'default',

@@ -6,7 +6,7 @@ import { canRead, type BreakingChange } from './compatibility.js';
 import { toHandlerInstance, type HandlerSchema } from './handler-schema.js';
 import type { JsonSchema } from './json-schema.js';
 import type { SchemaMetrics } from './schema-metrics.js';
-import { canonicalJson, toJsonSchema, type DtoClass } from './schema-source.js';
+import { canonicalSchema, toJsonSchema, type DtoClass } from './schema-source.js';
 import type { SchemaValidator } from './schema-validator.js';
 
 /** What a consumer hands to the handler after the schema checks of one message. */
@@ -25,6 +25,8 @@ export interface SchemaLookup {
   schemaOrNull(eventType: string, version: string): Promise<JsonSchema | null>;
   /** Versions in registration order, oldest first. */
   listVersions(eventType: string): Promise<string[]>;
+  /** The latest version (may lag another instance's registration by a second); null when the type has no schema. */
+  latestVersion(eventType: string): Promise<string | null>;
 }
 
 interface ReaderTarget {
@@ -54,6 +56,10 @@ export function parseStamp(stamp: string): { eventType: string; version: string 
  *   5. with a DTO class, `plainToInstance` builds the instance (property initialisers fill what is still missing).
  * A failure is a `SchemaUpcastError` (or `SchemaValidationError` for step 2): dead-lettered in `strict` mode,
  * logged and counted in `warn` mode (the handler then gets a best-effort mapping), never checked in `ignore` mode.
+ *
+ * A message without a stamp is checked as well, so leaving the stamp off bypasses nothing: against R when the
+ * handler names one, else against the latest version of the pattern's event type. An event type with no schema at
+ * all is not validated (emit does not refuse it either).
  */
 export class SchemaReader {
   private readonly writerCanonical = new Map<string, string>();
@@ -92,9 +98,10 @@ export class SchemaReader {
       return this.problem(error, Boolean(reader), pattern, data, reader);
     }
     if (!reader) {
-      if (!writer || !writerSchema) return { data, invalid: false };
-      const issues = this.validator.validate(writerKey!, writerSchema, data);
-      if (issues.length > 0) return this.problem(new SchemaValidationError(writer.eventType, writer.version, issues), false, pattern, data, undefined);
+      const written = writer && writerSchema ? { ...writer, key: writerKey!, schema: writerSchema } : await this.assumedWriter(pattern);
+      if (!written) return { data, invalid: false };
+      const issues = this.validator.validate(written.key, written.schema, data);
+      if (issues.length > 0) return this.problem(new SchemaValidationError(written.eventType, written.version, issues), false, pattern, data, undefined);
       this.metrics.consumeValid++;
       return { data, invalid: false };
     }
@@ -129,6 +136,19 @@ export class SchemaReader {
     this.metrics.consumeValid++;
     if (upcast) this.metrics.upcast++;
     return { data: this.instance(data, reader), invalid: false };
+  }
+
+  /**
+   * The version an unstamped message is checked against, for a handler that names none: the latest of the pattern's
+   * event type (what a stamping producer would have written). Without it, anyone could bypass validation by leaving the
+   * stamp off (raw XADD, another language, an old producer). Undefined when the type has no schema: those are not
+   * validated, as emit sends them unstamped even in strict mode.
+   */
+  private async assumedWriter(pattern: string): Promise<{ eventType: string; version: string; key: string; schema: JsonSchema } | undefined> {
+    const version = await this.lookup.latestVersion(pattern);
+    const schema = version === null ? null : await this.lookup.schemaOrNull(pattern, version);
+    // A latest version deleted between the two reads: the type is being cleaned up, nothing to validate against.
+    return version !== null && schema ? { eventType: pattern, version, key: `${pattern}@${version}`, schema } : undefined;
   }
 
   /** Counts a failed message; strict: reject it; warn: log and hand over a best-effort mapping. */
@@ -167,7 +187,7 @@ export class SchemaReader {
     let target = this.dtoTargets.get(type);
     if (!target) {
       const schema = toJsonSchema(type);
-      target = { key: `dto#${++this.dtoCount}:${type.name}`, schema, canonical: canonicalJson(schema) };
+      target = { key: `dto#${++this.dtoCount}:${type.name}`, schema, canonical: canonicalSchema(schema) };
       this.dtoTargets.set(type, target);
     }
     return target;
@@ -176,7 +196,7 @@ export class SchemaReader {
   private canonicalOf(key: string, schema: JsonSchema): string {
     let canonical = this.writerCanonical.get(key);
     if (canonical === undefined) {
-      canonical = canonicalJson(schema);
+      canonical = canonicalSchema(schema);
       this.writerCanonical.set(key, canonical);
     }
     return canonical;

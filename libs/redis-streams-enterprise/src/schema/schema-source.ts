@@ -1,5 +1,5 @@
 import { dtoToJsonSchema } from './dto-schema.js';
-import type { JsonSchema } from './json-schema.js';
+import { DRAFT_2020_12_URI, isJsonSchemaObject, type JsonSchema } from './json-schema.js';
 
 /** A class decorated with class-validator (a DTO); nested DTOs need `@ValidateNested()` and `@Type(() => X)`. */
 export type DtoClass = new (...args: never[]) => object;
@@ -31,17 +31,31 @@ export function toJsonSchema(source: SchemaSource): JsonSchema {
   if (isStandardSchema(source)) {
     const standard = source['~standard'];
     const fromStandard = standard.jsonSchema?.input?.({ target: 'draft-2020-12' });
-    if (fromStandard && typeof fromStandard === 'object') return stripMeta(fromStandard as JsonSchema);
-    if (typeof source.toJSONSchema === 'function') return stripMeta(source.toJSONSchema() as JsonSchema);
+    if (fromStandard && typeof fromStandard === 'object') return withDraft(fromStandard as JsonSchema, DRAFT_2020_12_URI);
+    if (typeof source.toJSONSchema === 'function') return withDraft(source.toJSONSchema() as JsonSchema, undefined);
     throw new Error(`a ${standard.vendor} schema that cannot describe itself as JSON Schema cannot be registered`);
   }
   return source;
 }
 
-/** `$schema` says which draft, not what the data looks like: leave it out of the canonical form. */
-function stripMeta(schema: JsonSchema): JsonSchema {
-  const { $schema: _draft, ...rest } = schema as JsonSchema & { $schema?: unknown };
-  return rest as JsonSchema;
+/**
+ * Keeps the draft a converted schema was written in (`$schema` first, the rest as converted): every process must
+ * validate it by that draft (a 2020-12 tuple read as draft-07 refuses every value). `fallback` is the draft asked for.
+ */
+function withDraft(schema: JsonSchema, fallback: string | undefined): JsonSchema {
+  const { $schema: draft, ...rest } = schema as JsonSchema & { $schema?: unknown };
+  const $schema = typeof draft === 'string' ? draft : fallback;
+  return ($schema === undefined ? rest : { $schema, ...rest }) as JsonSchema;
+}
+
+/**
+ * The canonical text of a schema as registrations compare it: `$schema` says which draft, not what the data looks
+ * like, so it is left out (a zod schema stored before its `$schema` was kept is the same schema).
+ */
+export function canonicalSchema(schema: JsonSchema): string {
+  if (!isJsonSchemaObject(schema)) return canonicalJson(schema);
+  const { $schema: _draft, ...rest } = schema;
+  return canonicalJson(rest);
 }
 
 /** A canonical text of a JSON Schema (keys sorted at every level), so equal schemas compare equal. */

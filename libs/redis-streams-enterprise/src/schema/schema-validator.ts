@@ -1,54 +1,107 @@
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import type { SchemaIssue } from '../errors/schema-validation.error.js';
-import type { JsonSchema } from './json-schema.js';
+import { jsonSchemaDraftOf, type JsonSchema, type JsonSchemaDraft } from './json-schema.js';
+
+type AnyAjv = Ajv | Ajv2020;
 
 /**
  * Validates payloads against stored JSON Schemas with Ajv (compiled once per schema version and cached: versions are
  * immutable). Every process validates the same way, whatever form the schema was registered in.
  *
+ * Each schema is compiled by the Ajv of its draft ({@link jsonSchemaDraftOf}): draft 2020-12 (zod's JSON Schema,
+ * `prefixItems` tuples) by Ajv2020, the rest by Ajv's default draft-07 class. A draft-07 Ajv would read a zod tuple's
+ * `items: false` as "no items at all" and refuse every value.
+ *
  * With `applyDefaults`, validation also fills in the schema's `default` for every missing property, in place (Ajv
  * `useDefaults`): how a message written with an older version gets the fields a handler's newer version added.
  */
 export class SchemaValidator {
-  private readonly ajv: Ajv;
-  private readonly compiled = new Map<string, ValidateFunction>();
+  private readonly ajvs = new Map<JsonSchemaDraft, AnyAjv>();
+  private readonly compiled = new Map<string, { validate: ValidateFunction; ajv: AnyAjv }>();
 
-  constructor(options: { applyDefaults?: boolean } = {}) {
-    this.ajv = new Ajv({ allErrors: true, strict: false, useDefaults: options.applyDefaults === true });
-    (addFormats as unknown as (ajv: Ajv) => void)(this.ajv);
-  }
+  constructor(private readonly options: { applyDefaults?: boolean } = {}) {}
 
   validate(key: string, schema: JsonSchema, data: unknown): SchemaIssue[] {
-    let validate = this.compiled.get(key);
-    if (!validate) {
-      validate = this.ajv.compile(schema as object);
-      this.compiled.set(key, validate);
+    let entry = this.compiled.get(key);
+    if (!entry) {
+      const ajv = this.ajvFor(jsonSchemaDraftOf(schema));
+      entry = { validate: ajv.compile(schema as object), ajv };
+      this.compiled.set(key, entry);
     }
-    if (validate(data)) return [];
-    return (validate.errors ?? []).map((e) => ({
-      path: issuePath(data, e.instancePath, e.keyword === 'required' ? String((e.params as { missingProperty?: string }).missingProperty) : undefined),
-      message: e.keyword === 'required' ? 'is required' : (e.message ?? e.keyword),
-    }));
+    if (entry.validate(data)) return [];
+    return toIssues(data, entry.validate.errors ?? []);
   }
 
   /** Drops a compiled schema (its version was deleted and may be registered again with another schema). */
   forget(key: string): void {
-    const validate = this.compiled.get(key);
-    if (!validate) return;
+    const entry = this.compiled.get(key);
+    if (!entry) return;
     this.compiled.delete(key);
-    this.ajv.removeSchema(validate.schema as object);
+    entry.ajv.removeSchema(entry.validate.schema as object);
   }
+
+  /** One Ajv per draft, made on first use (most deployments only ever see one draft). */
+  private ajvFor(draft: JsonSchemaDraft): AnyAjv {
+    let ajv = this.ajvs.get(draft);
+    if (!ajv) {
+      const options = { allErrors: true, strict: false, useDefaults: this.options.applyDefaults === true };
+      ajv = draft === '2020-12' ? new Ajv2020(options) : new Ajv(options);
+      (addFormats as unknown as (ajv: AnyAjv) => void)(ajv);
+      this.ajvs.set(draft, ajv);
+    }
+    return ajv;
+  }
+}
+
+/** What `propertyNames` itself reports; dropped when the rule the name broke is reported too (it says more). */
+const INVALID_NAME = 'is not a valid property name';
+
+/**
+ * Ajv errors as issues users read. Keywords about a property of an object (a forbidden, missing or badly named one)
+ * are reported by Ajv at the object; the issue names the property instead: `$.extra is not allowed`, not
+ * `$ must NOT have additional properties` once per extra property.
+ */
+function toIssues(data: unknown, errors: readonly ErrorObject[]): SchemaIssue[] {
+  const issues = errors.map((e) => toIssue(data, e));
+  return issues.filter((issue) => issue.message !== INVALID_NAME || !issues.some((other) => other.path === issue.path && other.message.startsWith(`${INVALID_NAME}:`)));
+}
+
+function toIssue(data: unknown, e: ErrorObject): SchemaIssue {
+  const params = e.params as Record<string, unknown>;
+  const at = (property: unknown, message: string): SchemaIssue => ({ path: issuePath(data, e.instancePath, String(property)), message });
+  // An error inside a `propertyNames` schema is about the name of one property (Ajv sets `propertyName` on it).
+  if (e.propertyName !== undefined) return at(e.propertyName, `${INVALID_NAME}: ${e.message ?? e.keyword}`);
+  switch (e.keyword) {
+    case 'required':
+      return at(params.missingProperty, 'is required');
+    case 'dependentRequired':
+    case 'dependencies':
+      if (params.missingProperty !== undefined) return at(params.missingProperty, `is required when ${JSON.stringify(params.property)} is present`);
+      break;
+    case 'additionalProperties':
+      if (params.additionalProperty !== undefined) return at(params.additionalProperty, 'is not allowed (additionalProperties: false)');
+      break;
+    case 'unevaluatedProperties':
+      if (params.unevaluatedProperty !== undefined) return at(params.unevaluatedProperty, 'is not allowed (unevaluatedProperties: false)');
+      break;
+    case 'propertyNames':
+      if (params.propertyName !== undefined) return at(params.propertyName, INVALID_NAME);
+      break;
+  }
+  return { path: issuePath(data, e.instancePath), message: e.message ?? e.keyword };
 }
 
 /**
  * An Ajv instance path (JSON Pointer) as the JSON path users read: `/items/1/qty` is `$.items[1].qty`,
  * `/address/zip` is `$.address.zip`, an awkward key is quoted (`$["unit-price"]`). Walks the data, so a numeric key
- * of an object stays a key (`$.byId["7"]`) and only array positions become `[n]`.
+ * of an object stays a key (`$.byId["7"]`) and only array positions become `[n]`. `property` is appended: the
+ * property of the object at `instancePath` an error is about (a missing, forbidden or badly named one).
  */
-export function issuePath(data: unknown, instancePath: string, missingProperty?: string): string {
+export function issuePath(data: unknown, instancePath: string, property?: string): string {
   const segments = instancePath === '' ? [] : instancePath.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-  if (missingProperty !== undefined) segments.push(missingProperty);
+  if (property !== undefined) segments.push(property);
   let path = '$';
   let node: unknown = data;
   for (const segment of segments) {

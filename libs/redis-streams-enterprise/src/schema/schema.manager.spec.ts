@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { Type } from 'class-transformer';
 import { IsEmail, IsIn, IsInt, IsOptional, IsString, Min, ValidateNested } from 'class-validator';
 import { JSONSchema } from 'class-validator-jsonschema';
+import { z } from 'zod';
 import { SchemaRegistryMissingError } from '../errors/schema-registry-missing.error.js';
 import { SchemaUpcastError } from '../errors/schema-upcast.error.js';
 import { SchemaValidationError } from '../errors/schema-validation.error.js';
@@ -218,5 +219,37 @@ describe('SchemaManager with a registry of its own (external)', () => {
     expect(bad).toBeInstanceOf(InvalidOptionsError);
     expect((bad as Error).message).toMatch(/handler option schema needs a version, a type, or both; handler option schema\.versoin is not a known option/);
     expect(handlerSchemaOf({ schema: { type: 'UserV2' } })).toBeInstanceOf(InvalidOptionsError);
+  });
+
+  it('checks an unstamped message for a plain handler against the latest version; a type without schema passes', async () => {
+    const schemas = manager();
+    await schemas.registerSchema('item.added', v1Json, '1.0.0');
+    await schemas.registerSchema('item.added', { ...v2Json, properties: { ...v2Json.properties, colour: { enum: ['black', 'red'], default: 'black' } } }, '1.1.0');
+    // Valid under 1.0.0 (open), not under the latest.
+    const unstamped = await schemas.readIncoming('item.added', undefined, { sku: 'a', colour: 'blue' });
+    expect(unstamped.rejection).toBeInstanceOf(SchemaValidationError);
+    expect(unstamped.rejection?.message).toMatch(/does not match schema version 1\.1\.0: \$\.colour /);
+    expect(await schemas.readIncoming('item.added', undefined, { sku: 'b', colour: 'red' })).toEqual({ data: { sku: 'b', colour: 'red' }, invalid: false });
+    expect(await schemas.readIncoming('no.schema', undefined, { anything: 1 })).toEqual({ data: { anything: 1 }, invalid: false });
+    const warn = manager({ validationMode: 'warn' });
+    await warn.registerSchema('item.added', v1Json, '1.0.0');
+    expect(await warn.readIncoming('item.added', undefined, { sku: 1 })).toEqual({ data: { sku: 1 }, invalid: true });
+    expect(schemas.getMetrics().consume).toMatchObject({ valid: 1, invalid: 1 });
+  });
+
+  it('keeps a zod schema\'s draft (2020-12); one stored without it before is the same schema and still validates by its keywords', async () => {
+    const registry = new InMemorySchemaRegistry();
+    const schemas = manager({}, registry);
+    const parcel = z.object({ route: z.tuple([z.string(), z.number()]) });
+    const registered = await schemas.registerSchema('parcel.sent', parcel, '1.0.0');
+    expect(registered.schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    expect((await schemas.validate('parcel.sent', { route: ['AMS', 1] })).issues).toEqual([]);
+
+    const { $schema: _draft, ...legacy } = registered.schema;
+    await registry.addVersion('parcel.legacy', '1.0.0', legacy, null);
+    const legacyManager = manager({}, registry);
+    expect((await legacyManager.registerSchema('parcel.legacy', parcel, '2.0.0')).version).toBe('1.0.0');
+    expect((await legacyManager.validate('parcel.legacy', { route: ['AMS', 1] })).issues).toEqual([]);
+    expect((await legacyManager.validate('parcel.legacy', { route: ['AMS', 'x'] })).issues).toEqual([{ path: '$.route[1]', message: 'must be number' }]);
   });
 });

@@ -13,7 +13,7 @@ import { RedisSchemaRegistry } from './redis.schema-registry.js';
 import { SchemaMetrics, type SchemaMetricsSnapshot } from './schema-metrics.js';
 import { SchemaReader, type IncomingRead } from './schema-reader.js';
 import { SchemaRegistry } from './schema-registry.js';
-import { canonicalJson, toJsonSchema, type SchemaSource } from './schema-source.js';
+import { canonicalSchema, toJsonSchema, type SchemaSource } from './schema-source.js';
 import { SchemaValidator } from './schema-validator.js';
 
 /** A registered schema version. */
@@ -103,7 +103,11 @@ export class SchemaManager implements OnApplicationShutdown {
       this.registry = registry ?? this.ownRegistry!;
     }
     this.reader = new SchemaReader(
-      { schemaOrNull: (eventType, version) => this.schemaOrNull(eventType, version), listVersions: (eventType) => this.listVersions(eventType) },
+      {
+        schemaOrNull: (eventType, version) => this.schemaOrNull(eventType, version),
+        listVersions: (eventType) => this.listVersions(eventType),
+        latestVersion: (eventType) => this.latestVersion(eventType),
+      },
       this.validator,
       new SchemaValidator({ applyDefaults: true }),
       this.metrics,
@@ -120,10 +124,10 @@ export class SchemaManager implements OnApplicationShutdown {
    */
   async registerSchema(eventType: string, source: SchemaSource, version?: string, compatibility: CompatibilityMode = 'backward'): Promise<SchemaVersion> {
     const schema = this.toSchema(eventType, source);
-    const canonical = canonicalJson(schema);
+    const canonical = canonicalSchema(schema);
     for (let attempt = 0; attempt < 5; attempt++) {
       const all = await this.history(eventType);
-      const same = all.find((v) => canonicalJson(v.schema) === canonical);
+      const same = all.find((v) => canonicalSchema(v.schema) === canonical);
       if (same) return { eventType, version: same.version, schema: same.schema };
       const existing = all.map((v) => v.version);
       const next = version ?? this.nextVersion(eventType, existing);

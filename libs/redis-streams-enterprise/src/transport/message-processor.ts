@@ -119,7 +119,7 @@ export class MessageProcessor implements MessageControls {
     if (!handler) {
       return this.settler.deadLetter(entry, streamPattern, 'no-handler', new NoHandlerError(message.pattern));
     }
-    if ((message.schema !== undefined && this.schemas) || handler.extras?.schema !== undefined) {
+    if (this.schemas || handler.extras?.schema !== undefined) {
       const checked = await this.checkSchema(message, handler);
       if ('deadLetter' in checked) return this.settler.deadLetter(entry, streamPattern, 'schema-invalid', checked.deadLetter);
       if ('retry' in checked) return this.settler.fail(entry, streamPattern, checked.retry);
@@ -227,7 +227,7 @@ export class MessageProcessor implements MessageControls {
     }
     const handler = this.host.getHandlerByPattern(message.pattern);
     if (!handler || !handler.isEventHandler) return 'skipped';
-    if ((message.schema !== undefined && this.schemas) || handler.extras?.schema !== undefined) {
+    if (this.schemas || handler.extras?.schema !== undefined) {
       // Replays get the same validation and mapping as live deliveries; a message that would be dead-lettered is reported.
       const checked = await this.checkSchema(message, handler);
       if ('deadLetter' in checked) return { invalid: errorText(checked.deadLetter) };
@@ -250,7 +250,8 @@ export class MessageProcessor implements MessageControls {
   }
 
   /**
-   * Validates a payload against the schema version it was written with (`<type>@<version>`) and maps it to the
+   * Validates a payload against the schema version it was written with (`<type>@<version>`; unstamped: the latest of
+   * its pattern, so leaving the stamp off does not skip validation) and maps it to the
    * version / DTO its handler asks for (`@StreamEvent(pattern, { schema: { version, type } })`; see SchemaReader).
    * Returns the message to hand over, or the error to dead-letter it with (strict mode, or malformed handler options);
    * in warn mode a failure is logged and counted and the message is handled.
