@@ -13,7 +13,9 @@ import { MessageDecodeError } from '../errors/message-decode.error.js';
  *   headers  JSON object of strings    optional
  *   replyTo  reply stream key          set by send(); absent for events
  *   enc      "gzip"                    optional: data is base64 of gzip'ed JSON (replay copies with replay.compression)
- *   schema   "<event type>@<version>"  optional: the registered schema version the payload was written with
+ *   schema   "<event type>@<version>"  optional: the registered schema version the payload was written with;
+ *                                      unstamped, a consumer with schema.enabled validates it against the latest
+ *                                      version of the pattern's event type (strict, warn; types without schema: not)
  *   key      partition / ordering key  optional: messages with one key are handled in order (partition ordering)
  *   idem     idempotency key           optional: publish and processing deduplicate on it (exactly-once)
  *   seq      sequence number           set by publish under global ordering: 1, 2, 3... per topic
