@@ -85,6 +85,7 @@ export {
   RemoteHandlerError,
   HandlerTimeoutError,
   RedisUnavailableError,
+  AmbiguousWriteError,
   ReplicationTimeoutError,
   ReplayRangeError,
   SchemaValidationError,

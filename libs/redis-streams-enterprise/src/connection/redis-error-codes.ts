@@ -35,6 +35,28 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/**
+ * True when ioredis refused a command before writing it to the socket (the connection was not ready and has no
+ * offline queue, or the Cluster was ended): Redis certainly never saw it.
+ */
+export function isUnsentCommandError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return /^(Stream isn't writeable and enableOfflineQueue options is false|Cluster isn't ready and enableOfflineQueue options is false|Cluster is ended\.)/.test(
+    error.message,
+  );
+}
+
+/**
+ * True when a command failed because its connection failed, and it may have been written and executed before that:
+ * the connection closed or reset with the command in flight (MaxRetriesPerRequestError, "Connection is closed", an
+ * aborted pipeline), or no reply came within the watchdog ("Command timed out"). False for Redis error replies
+ * (the command was refused) and for commands never sent (isUnsentCommandError).
+ */
+export function isInFlightCommandLost(error: unknown): boolean {
+  if (isUnsentCommandError(error)) return false;
+  return isConnectionError(error) || (error instanceof Error && error.name === 'AbortError');
+}
+
 /** Removes credentials from text that may quote a Redis URL or an AUTH command. */
 export function redact(text: string): string {
   return text

@@ -11,6 +11,7 @@ export { NoHandlerError } from './no-handler.error.js';
 export { RemoteHandlerError } from './remote-handler.error.js';
 export { HandlerTimeoutError } from './handler-timeout.error.js';
 export { RedisUnavailableError } from './redis-unavailable.error.js';
+export { AmbiguousWriteError } from './ambiguous-write.error.js';
 export { ReplicationTimeoutError } from './replication-timeout.error.js';
 export { ReplayRangeError } from './replay-range.error.js';
 export { SchemaValidationError, type SchemaIssue } from './schema-validation.error.js';

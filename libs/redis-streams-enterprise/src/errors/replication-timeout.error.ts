@@ -9,11 +9,14 @@ export class ReplicationTimeoutError extends RedisStreamsError {
     readonly entryId: string,
     readonly replicasConfirmed: number,
     readonly replicasRequired: number,
+    /** `cause`: why confirming failed, when WAIT itself could not be run (the connection dropped after the write). */
+    options?: { readonly cause?: unknown },
   ) {
     super(
       'REPLICATION_TIMEOUT',
       `Entry ${entryId} was confirmed by ${replicasConfirmed} of ${replicasRequired} replicas within ` +
         `connection.waitTimeoutMs; it is stored on the primary but a failover now could lose it`,
+      options,
     );
   }
 }

@@ -2,17 +2,24 @@
  * The Redis write of one encoded entry, apart from the client (which routes, encodes and tracks requests): writing
  * has several paths of its own (plain XADD or the atomic publish script, the claim-check upload, WAIT for replicas,
  * the resend of a write a Redis Cluster redirected) and, on a Cluster, the doorbell ring once the entry is stored.
+ * A write whose connection failed while it was in flight fails with AmbiguousWriteError (it may be stored); one that
+ * was never sent with RedisUnavailableError.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { isCluster } from '../connection/redis-connection.factory.js';
-import { isClusterRetryable } from '../connection/redis-error-codes.js';
-import type { ScriptedRedis } from '../connection/scripts.js';
+import { isClusterRetryable, isInFlightCommandLost, isUnsentCommandError } from '../connection/redis-error-codes.js';
+import { defineScripts, type ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
+import { AmbiguousWriteError } from '../errors/ambiguous-write.error.js';
+import { RedisStreamsError } from '../errors/redis-streams.error.js';
+import { RedisUnavailableError } from '../errors/redis-unavailable.error.js';
 import { ReplicationTimeoutError } from '../errors/replication-timeout.error.js';
+import { keySlot } from '../cluster/key-slot.js';
 import { DoorbellRinger, usesDoorbell } from '../cluster/doorbell.js';
 import { BLOB_UPLOAD_TTL_MS } from './claim-check.js';
 import type { BlobReference } from './envelope.js';
+import { ReplicaWaiter } from './replica-waiter.js';
 
 /** A claim-checked payload: its JSON goes to its own key, uploaded in the pipeline that writes its entry. */
 export interface ClaimCheckedPayload {
@@ -21,6 +28,8 @@ export interface ClaimCheckedPayload {
 }
 
 export interface PublishOptions {
+  /** The envelope's message id, named by AmbiguousWriteError. */
+  readonly messageId: string;
   readonly idempotencyKey?: string;
   /** Partition layout epoch the publish script checks (only where the topic's partition count can change). */
   readonly epoch?: number;
@@ -38,7 +47,7 @@ export interface PublishOutcome {
 
 type PipelineResults = [Error | null, unknown][];
 
-/** What one pipeline sends: the upload (claim check), the write (script or XADD), then WAIT. */
+/** What one pipeline sends: the upload (claim check), then the write (script or XADD). */
 interface PipelineWrite {
   readonly stream: string;
   readonly fields: string[];
@@ -52,6 +61,8 @@ interface PipelineWrite {
 export class EntryPublisher {
   /** With the doorbell (always on a Cluster): tells consumers which streams got entries (cluster/doorbell.ts). */
   private doorbell?: DoorbellRinger;
+  /** With connection.waitReplicas: one WAIT coordinator per writing connection (replica-waiter.ts). */
+  private readonly waiters = new WeakMap<Redis, ReplicaWaiter>();
 
   constructor(
     private readonly config: ResolvedRedisStreamsConfig,
@@ -61,14 +72,21 @@ export class EntryPublisher {
   ) {}
 
   /**
-   * XADD, or the publish script when the message needs an atomic check (then WAIT when connection.waitReplicas is
-   * set), on a ready connection. A duplicate (idempotency key seen within the window) resolves with the first id.
-   * A claim-checked payload is uploaded in the same pipeline, right before the script that commits it with the entry.
-   * A stored entry is announced on the doorbell (always on a Cluster; `streams.doorbell`).
+   * XADD, or the publish script when the message needs an atomic check (then the replicas' confirmation when
+   * connection.waitReplicas is set), on a ready connection. A duplicate (idempotency key seen within the window)
+   * resolves with the first id. A claim-checked payload is uploaded in the same pipeline, right before the script that
+   * commits it with the entry. A stored entry is announced on the doorbell (always on a Cluster; `streams.doorbell`).
+   * @throws AmbiguousWriteError when the connection failed with the write in flight (it may be stored);
+   * RedisUnavailableError when it failed before the write was sent.
    */
   async publish(stream: string, fields: string[], options: PublishOptions): Promise<PublishOutcome> {
     const command = (await this.readyConnection()) as ScriptedRedis;
-    const outcome = await this.write(command, stream, fields, options);
+    let outcome: PublishOutcome;
+    try {
+      outcome = await this.write(command, stream, fields, options);
+    } catch (error) {
+      throw publishError(stream, options.messageId, error);
+    }
     if (outcome.status === 'ok') this.ringFor(command, stream);
     return outcome;
   }
@@ -96,31 +114,91 @@ export class EntryPublisher {
       if (!scriptArgs) return { status: 'ok', id: (await command.xadd(stream, ...trim, '*', ...fields)) as string };
       return parseScriptReply(stream, await command.rsePublish(...scriptArgs));
     }
-    const results = await this.resendWhileRedirected(command, { stream, fields, trim, scriptArgs, blob, blobKey });
-    return this.outcomeOf(stream, results, { hasBlob: blob !== undefined, scripted });
+    const write: PipelineWrite = { stream, fields, trim, scriptArgs, blob, blobKey };
+    const sent = { hasBlob: blob !== undefined, scripted };
+    if (this.config.connection.waitReplicas > 0) return this.writeAndWaitForReplicas(command, write, sent);
+    return this.outcomeOf(stream, await this.resendWhileRedirected(command, write, () => this.runPipeline(command, write)), sent);
   }
 
   /**
-   * WAIT covers the writes of its own connection, so it must follow the write on the same one: a pipeline. The
-   * upload expires unless the script commits it, so a producer dying in between leaves nothing behind for long.
+   * The write on the connection that stores it (on a Cluster, the connection to the master of the stream's slot:
+   * WAIT only counts the writes of its own connection), then the confirmation of that connection's ReplicaWaiter,
+   * which coalesces the WAITs of concurrent writes and bounds each emit's wait by waitTimeoutMs (replica-waiter.ts).
+   * Only a stored entry ('ok') waits; ReplicationTimeoutError carries its id.
+   */
+  private async writeAndWaitForReplicas(
+    command: ScriptedRedis,
+    write: PipelineWrite,
+    sent: { hasBlob: boolean; scripted: boolean },
+  ): Promise<PublishOutcome> {
+    const { waitReplicas, waitTimeoutMs } = this.config.connection;
+    let waiter: ReplicaWaiter | undefined;
+    let beforeWrite: ReturnType<ReplicaWaiter['beforeWrite']> | undefined;
+    const results = await this.resendWhileRedirected(command, write, async () => {
+      const target = await this.connectionOf(command, write.stream);
+      waiter = this.waiters.get(target);
+      if (!waiter) this.waiters.set(target, (waiter = new ReplicaWaiter(target, waitReplicas, waitTimeoutMs)));
+      beforeWrite = waiter.beforeWrite();
+      return this.runPipeline(target === command ? command : defineScripts(target), write);
+    });
+    const outcome = this.outcomeOf(write.stream, results, sent);
+    if (outcome.status !== 'ok' || !waiter || !beforeWrite) return outcome;
+    let confirmed: number;
+    try {
+      confirmed = await waiter.confirm(beforeWrite);
+    } catch (error) {
+      // The entry is stored (its reply came); only its replication could not be checked.
+      throw new ReplicationTimeoutError(outcome.id, 0, waitReplicas, { cause: error });
+    }
+    if (confirmed < waitReplicas) throw new ReplicationTimeoutError(outcome.id, confirmed, waitReplicas);
+    return outcome;
+  }
+
+  /**
+   * The connection a write of `stream` goes out on: the command connection, or on a Cluster the connection to the
+   * master of the stream's slot by the current slot map (a stale map shows as MOVED, which resendWhileRedirected
+   * handles). Writes then bypass the Cluster's routing, so the node connections get the library's scripts too.
+   */
+  private async connectionOf(command: ScriptedRedis, stream: string): Promise<Redis> {
+    const connection = command as unknown as Redis | Cluster;
+    if (!isCluster(connection)) return command;
+    const master = () => {
+      const key = connection.slots[keySlot(stream)]?.[0];
+      return key === undefined ? undefined : connection.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === key);
+    };
+    let node = master();
+    if (!node) {
+      await new Promise<void>((resolve) => connection.refreshSlotsCache(() => resolve()));
+      node = master();
+    }
+    if (!node) throw new RedisUnavailableError(`no master of the Redis Cluster is known for the slot of "${stream}"`);
+    return node;
+  }
+
+  /**
+   * The upload and the write, in one pipeline on one connection. The upload expires unless the script commits it,
+   * so a producer dying in between leaves nothing behind for long.
    */
   private async runPipeline(command: ScriptedRedis, write: PipelineWrite): Promise<PipelineResults> {
-    const { waitReplicas, waitTimeoutMs } = this.config.connection;
     const pipeline = command.pipeline() as ReturnType<Redis['pipeline']> & { rsePublish(...args: (string | number)[]): unknown };
     if (write.blob && write.blobKey) pipeline.set(write.blobKey, write.blob.json, 'PX', BLOB_UPLOAD_TTL_MS);
     if (write.scriptArgs) pipeline.rsePublish(...write.scriptArgs);
     else pipeline.xadd(write.stream, ...write.trim, '*', ...write.fields);
-    if (waitReplicas > 0) pipeline.call('WAIT', waitReplicas, waitTimeoutMs);
     return ((await pipeline.exec()) ?? []) as PipelineResults;
   }
 
   /**
-   * On a Cluster, ioredis retries a pipeline only when all its commands failed alike, and WAIT succeeds wherever it
-   * lands: a write refused with MOVED/ASK/TRYAGAIN/CLUSTERDOWN (not executed, so safe to resend) is sent again here
-   * once the slot map is refreshed, a few times with a growing pause (a failover takes seconds).
+   * On a Cluster, ioredis retries a pipeline only when all its commands failed alike (the upload may succeed where the
+   * write is refused), and a write sent straight to a master's connection is not redirected at all: a write refused
+   * with MOVED/ASK/TRYAGAIN/CLUSTERDOWN (not executed, so safe to resend) is sent again here once the slot map is
+   * refreshed, a few times with a growing pause (a failover takes seconds).
    */
-  private async resendWhileRedirected(command: ScriptedRedis, write: PipelineWrite): Promise<PipelineResults> {
-    let results = await this.runPipeline(command, write);
+  private async resendWhileRedirected(
+    command: ScriptedRedis,
+    write: PipelineWrite,
+    send: () => Promise<PipelineResults>,
+  ): Promise<PipelineResults> {
+    let results = await send();
     const connection = command as unknown as Redis | Cluster;
     const writeAt = write.blob ? 1 : 0;
     const writeNotExecuted = () => {
@@ -130,26 +208,19 @@ export class EntryPublisher {
     for (let attempt = 1; attempt <= 8 && isCluster(connection) && writeNotExecuted(); attempt++) {
       await new Promise<void>((resolve) => connection.refreshSlotsCache(() => resolve()));
       await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * attempt)));
-      results = await this.runPipeline(command, write);
+      results = await send();
     }
     return results;
   }
 
-  /** The outcome of a pipelined write: the first error of the upload, the write or WAIT, or too few replicas. */
+  /** The outcome of a pipelined write, or the first error of the upload or the write. */
   private outcomeOf(stream: string, results: PipelineResults, sent: { hasBlob: boolean; scripted: boolean }): PublishOutcome {
-    const { waitReplicas } = this.config.connection;
     const at = sent.hasBlob ? 1 : 0;
     const uploadError = sent.hasBlob ? results[0]?.[0] : null;
     if (uploadError) throw uploadError;
     const [addError, added] = results[at] ?? [new Error('the pipeline returned no reply for the write'), undefined];
     if (addError) throw addError;
-    const outcome = sent.scripted ? parseScriptReply(stream, added) : { status: 'ok' as const, id: String(added) };
-    if (waitReplicas > 0) {
-      const [waitError, confirmed] = (results[at + 1] ?? [new Error('the pipeline returned no reply for WAIT'), 0]) as [Error | null, number];
-      if (waitError) throw waitError;
-      if (outcome.status === 'ok' && confirmed < waitReplicas) throw new ReplicationTimeoutError(outcome.id, confirmed, waitReplicas);
-    }
-    return outcome;
+    return sent.scripted ? parseScriptReply(stream, added) : { status: 'ok' as const, id: String(added) };
   }
 
   /** Keys and arguments of the publish script (connection/scripts), in its KEYS/ARGV order. */
@@ -185,6 +256,18 @@ export class EntryPublisher {
     if (retentionMs !== undefined) return ['MINID', '~', `${Date.now() - retentionMs}-0`];
     return [];
   }
+}
+
+/**
+ * The error a failed publish settles with. The connection failing while the write was in flight is ambiguous (Redis
+ * may have stored it, and consumers may handle it); failing before it was sent means nothing was written. Library
+ * errors and Redis error replies (the command was refused) pass through.
+ */
+function publishError(stream: string, messageId: string, error: unknown): unknown {
+  if (error instanceof RedisStreamsError) return error;
+  if (isUnsentCommandError(error)) return new RedisUnavailableError('the connection dropped before the write was sent', { cause: error });
+  if (isInFlightCommandLost(error)) return new AmbiguousWriteError(stream, messageId, error);
+  return error;
 }
 
 function parseScriptReply(stream: string, reply: unknown): PublishOutcome {

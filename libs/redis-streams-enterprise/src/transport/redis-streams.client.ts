@@ -2,6 +2,7 @@ import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import type { Cluster, Redis } from 'ioredis';
 import { from, type Observable } from 'rxjs';
+import { constants as bufferConstants } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
@@ -43,7 +44,8 @@ const REPLY_BLOCK_MS = 5_000;
  * - `send(pattern, data)` does the same with a reply address and resolves with the handler's reply, or fails with
  *   the handler's error (`RemoteHandlerError`) or `RequestTimeoutError` after `client.requestTimeoutMs`.
  * While Redis is unreachable, both fail at once with `RedisUnavailableError`, or wait in a bounded queue for the
- * reconnect when `client.offlineQueueSize` is set; nothing is held unbounded and nothing is dropped silently.
+ * reconnect when `client.offlineQueueSize` is set; nothing is held unbounded and nothing is dropped silently. A write
+ * whose connection failed while it was in flight fails with `AmbiguousWriteError` (it may have been stored).
  */
 export class RedisStreamsClient extends ClientProxy implements OnApplicationShutdown {
   readonly config: ResolvedRedisStreamsConfig;
@@ -183,12 +185,13 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     let stamp: string | undefined;
     const send = async (route: PartitionRoute | undefined) => {
       const key = route?.key ?? (record?.partitionKey === undefined ? undefined : validateMessageKey('partitionKey', record.partitionKey));
-      const { fields, blob } = this.encode(packet, pattern, messageId, replyTo, stamp, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
+      const encoded = this.encode(packet, pattern, messageId, replyTo, stamp, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
       // The layout epoch is checked by the publish script only where the partition count can change (`dynamic`, or a
       // topic whose count was changed already); a fixed layout publishes with a plain XADD.
       const checkEpoch = route !== undefined && (route.epoch > 0 || this.config.partitioning.strategy === 'dynamic');
       const stream = route?.stream ?? this.keys.stream(pattern);
-      return this.entries.publish(stream, fields, { idempotencyKey, epoch: checkEpoch ? route.epoch : undefined, blob });
+      const epoch = checkEpoch ? route.epoch : undefined;
+      return this.entries.publish(stream, encoded.fields, { messageId: encoded.messageId, idempotencyKey, epoch, blob: encoded.blob });
     };
     const stamped = schema.then((s) => void (stamp = s));
     if (!partitioned) {
@@ -286,7 +289,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     replyTo: string | undefined,
     schema: string | undefined,
     extra: { key?: string; idempotencyKey?: string; epoch?: number; dependsOn?: readonly string[] },
-  ): { fields: string[]; blob?: ClaimCheckedPayload } {
+  ): { fields: string[]; blob?: ClaimCheckedPayload; messageId: string } {
     let data: unknown = packet.data;
     let headers: MessageHeaders | undefined;
     if (data instanceof RedisStreamsRecord) {
@@ -296,15 +299,15 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     }
     const metadata = (packet as ReadPacket & { metadata?: Record<string, string> }).metadata;
     if (metadata) headers = { ...metadata, ...headers };
-    const json = serializePayload(data);
     const { maxPayloadBytes, claimCheckThresholdBytes } = this.config.streams;
+    const json = serializeWithin(pattern, data, maxPayloadBytes);
     if (exceedsBytes(json, maxPayloadBytes)) {
       throw new PayloadTooLargeError(pattern, Buffer.byteLength(json), maxPayloadBytes);
     }
     // Above the threshold the JSON goes to its own key as it is (a string: ioredis copies a Buffer once more).
     const ref = claimCheckOf(json, claimCheckThresholdBytes);
     const fields = encodeMessage({ pattern, messageId, json, blob: ref, headers: headers && validateHeaders(headers), replyTo, schema, ...extra });
-    return { fields, blob: ref && { ref, json } };
+    return { fields, blob: ref && { ref, json }, messageId };
   }
 
   private async openCommandConnection(): Promise<Redis> {
@@ -364,5 +367,26 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       return;
     }
     request.callback({ response: reply.response, isDisposed: reply.done });
+  }
+}
+
+/**
+ * The payload's JSON, or PayloadTooLargeError when it cannot be sent. A string payload longer than the limit is
+ * refused before serialising (its JSON is longer still). JSON.stringify throws a RangeError once its result would
+ * exceed the longest string V8 can hold (2^29 - 24 characters): that is a payload too large to send, not a bug of the
+ * caller's, and must not leak as `RangeError: Invalid string length`. Other RangeErrors (a structure nested too
+ * deeply: "Maximum call stack size exceeded") pass through.
+ */
+function serializeWithin(pattern: string, data: unknown, maxPayloadBytes: number): string {
+  if (typeof data === 'string' && data.length > maxPayloadBytes) {
+    throw new PayloadTooLargeError(pattern, data.length + 2, maxPayloadBytes, { isLowerBound: true });
+  }
+  try {
+    return serializePayload(data);
+  } catch (error) {
+    if (error instanceof RangeError && /Invalid string length/i.test(error.message)) {
+      throw new PayloadTooLargeError(pattern, bufferConstants.MAX_STRING_LENGTH + 1, maxPayloadBytes, { isLowerBound: true, cause: error });
+    }
+    throw error;
   }
 }
