@@ -16,6 +16,8 @@ import {
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, onCluster, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
+import { defineScripts } from '../../libs/redis-streams-enterprise/src/connection/scripts.js';
+import { StreamKeys } from '../../libs/redis-streams-enterprise/src/connection/stream-keys.js';
 
 /** One record per handled message, shared by every app of a test through a DI value (no module state). */
 interface Handled {
@@ -360,6 +362,60 @@ describe('ordering and partitioning (real Redis)', () => {
       expect(stats).toHaveLength(8);
       expect(stats.filter((s) => s.writable)).toHaveLength(4);
       expect(stats.every((s) => s.lag === 0 && s.pending === 0)).toBe(true);
+    } finally {
+      await admin.close();
+    }
+  }, 90_000);
+
+  it('a producer that reads a new layout before the scaler switched every partition to it keeps per-key order', async () => {
+    // The scaler publishes the new layout, then switches the old partitions one at a time. Here it is slowed down
+    // (as on a busy Redis Cluster, where each switch is a round trip to another node): producers route by the new
+    // layout to partitions still at the old epoch. A write refused there used to be retried after a pause while
+    // later messages of its key, sent once the partition was switched, were stored ahead of it.
+    const cfg = keyed('order-slow-scale', { partitioning: { strategy: 'dynamic', minPartitions: 1, maxPartitions: 16 } });
+    const prefix = cfg.streams!.keyPrefix!;
+    const keys = new StreamKeys(prefix);
+    const scripted = defineScripts(redis as never);
+    const log: Handled[] = [];
+    await consumers(cfg, 1, log);
+    const producer = new RedisStreamsClient(cfg);
+    clients.push(producer);
+    const admin = new PartitioningManager(cfg);
+    const slowScale = async (count: number) => {
+      const layout = await admin.layoutOf('acct.moved', true);
+      const epoch = layout.epoch + 1;
+      const readable = Math.max(...layout.counts);
+      for (let p = readable; p < count; p++) {
+        const stream = keys.partition('acct.moved', p);
+        await redis.xgroup('CREATE', stream, 'svc', '0', 'MKSTREAM');
+        await redis.set(keys.epochOf(stream), String(epoch));
+      }
+      await redis.set(keys.layout('acct.moved'), JSON.stringify({ epoch, counts: [...layout.counts, count] }));
+      for (let p = 0; p < readable; p++) {
+        const stream = keys.partition('acct.moved', p);
+        await scripted.rseCloseEpoch(stream, keys.epochOf(stream), String(epoch));
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+    };
+    try {
+      const all = interleaved(20, 90);
+      // Paced by the handlers (at most 60 ahead), so that messages are being sent while each partition is switched.
+      const sending = (async () => {
+        const emitted: Promise<unknown>[] = [];
+        for (let at = 0; at < all.length; at++) {
+          if (at - log.length >= 60) await waitFor(() => at - log.length < 60, { timeoutMs: 20_000, intervalMs: 2 });
+          emitted.push(lastValueFrom(producer.emit('acct.moved', all[at])));
+        }
+        await Promise.all(emitted);
+      })();
+      await waitFor(() => log.length >= 200, { timeoutMs: 10_000 });
+      await slowScale(8);
+      await waitFor(() => log.length >= 900, { timeoutMs: 20_000 });
+      await slowScale(4);
+      await sending;
+      await waitFor(() => log.length >= all.length, { timeoutMs: 60_000 });
+      expect(checkPerKeyOrder(log, 20, 90)).toEqual({ outOfOrder: [], wrongCount: [], total: all.length });
+      expect((await admin.layoutOf('acct.moved', true)).counts).toEqual([4, 8, 4]);
     } finally {
       await admin.close();
     }

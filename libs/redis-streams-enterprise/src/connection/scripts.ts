@@ -282,17 +282,25 @@ return 'ok'
  * ARGV[1] '1' to deduplicate, ARGV[2] window ms, ARGV[3] '1' to stamp a sequence number, ARGV[4] producer's layout
  * epoch or '', ARGV[5] trim kind ('MAXLEN', 'MINID' or ''), ARGV[6] trim threshold, ARGV[7] blob id or '',
  * ARGV[8..] field/value pairs
- * Returns {'ok', id}, {'duplicate', first id}, {'stale', current epoch} or {'blob-missing', ''} (the upload expired
- * before this commit; nothing was written).
+ * Returns {'ok', id}, {'duplicate', first id}, {'stale', current epoch} (the partition is at a newer epoch than the
+ * producer's layout; a partition still at an older one is switched first, see closeEpoch) or {'blob-missing', ''}
+ * (the upload expired before this commit; nothing was written).
  */
 const PUBLISH = `
 ${ID_MS}
 local blob = ARGV[7] ~= ''
 if ARGV[4] ~= '' then
   local current = tonumber(redis.call('GET', KEYS[4]) or '0')
-  if current ~= tonumber(ARGV[4]) then
+  local routed = tonumber(ARGV[4])
+  if current > routed then
     if blob then redis.call('UNLINK', KEYS[5]) end
     return { 'stale', tostring(current) }
+  end
+  if current < routed then
+    -- The layout moved on (the producer read it) but the scaler has not switched this partition yet: switch it
+    -- here, exactly as closeEpoch does, so 'stale' only ever means "route again by a newer layout".
+    redis.call('SET', KEYS[4], ARGV[4])
+    for e = current + 1, routed do redis.call('XADD', KEYS[1], '*', 'rse.control', 'epoch', 'epoch', tostring(e)) end
   end
 end
 if ARGV[1] == '1' then
@@ -446,16 +454,125 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 
 /**
  * closeEpoch: switch one partition to a new layout epoch. Writes routed by the old layout are refused from now on
- * (publish checks the epoch), and a control entry marks where the old epoch ends, so a consumer knows when it has
- * processed everything written before the change. Idempotent: a partition at the epoch already is left alone.
+ * (publish checks the epoch), and a control entry per epoch marks where the previous one ends, so a consumer knows
+ * when it has processed everything written before each change (one per epoch skipped too: a partition left behind
+ * by a scaler that stopped half-way still gets every mark its children wait for). Idempotent: a partition at the
+ * epoch already is left alone. The publish script does the same when a producer routed by a newer layout comes first.
  * KEYS[1] stream, KEYS[2] epoch of the stream; ARGV[1] new epoch
- * Returns the control entry id, or false when the partition was at that epoch already.
+ * Returns the last control entry id, or false when the partition was at that epoch already.
  */
 const CLOSE_EPOCH = `
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
-if current >= tonumber(ARGV[1]) then return false end
+local target = tonumber(ARGV[1])
+if current >= target then return false end
 redis.call('SET', KEYS[2], ARGV[1])
-return redis.call('XADD', KEYS[1], '*', 'rse.control', 'epoch', 'epoch', ARGV[1])
+local id
+for e = current + 1, target do id = redis.call('XADD', KEYS[1], '*', 'rse.control', 'epoch', 'epoch', tostring(e)) end
+return id
+`;
+
+/**
+ * retention: the retention step of one stream (streams.maxLen / retentionMs). It finds the policy boundary (entries
+ * older than retentionMs, by the server's clock; for maxLen, the entry after the (XLEN - maxLen) oldest, found with
+ * one bounded XRANGE) and the safe boundary (per group: its oldest pending entry, or the entry after its
+ * last-delivered id; the smallest over all groups), then trims with XTRIM MINID ~ (never past the cut, possibly
+ * less). It also reports what status, warnings and loss counting need, so one round trip serves them all.
+ * KEYS[1] stream
+ * ARGV[1] trim: 'safe' (up to min(policy, safe boundary)), 'hard' (up to the policy boundary), 'none' (report only)
+ * ARGV[2] '1' to count, per group past the head, the entries after its last-delivered id (loss counting; at most
+ * ARGV[5] each), ARGV[3] maxLen or '', ARGV[4] retentionMs or '', ARGV[5] most entries one XRANGE may read
+ * Returns false when the stream does not exist, else {length, entries-added|false, first id|false, last id|false,
+ * max-deleted-entry-id|false, now ms, policy boundary|false, safe boundary|false, trimmed count, groups}; each group
+ * {name, consumers, pending, last-delivered-id, entries-read|false, lag|false, oldest needed id, pending entries whose
+ * data is gone (at most ARGV[5]), entries after last-delivered-id|false (counted only with ARGV[2] '1' and when not
+ * more than ARGV[5])}. Redis 6.2 has no entries-added/entries-read/lag/max-deleted-entry-id: false there.
+ */
+const RETENTION = `
+${NOW_MS}
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local function cmpId(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if #am ~= #bm then return #am < #bm and -1 or 1 end
+  if am ~= bm then return am < bm and -1 or 1 end
+  if #as ~= #bs then return #as < #bs and -1 or 1 end
+  if as ~= bs then return as < bs and -1 or 1 end
+  return 0
+end
+local function incDigits(s)
+  local d = { string.byte(s, 1, -1) }
+  for i = #d, 1, -1 do
+    if d[i] < 57 then d[i] = d[i] + 1; return string.char(unpack(d)) end
+    d[i] = 48
+  end
+  return '1' .. string.char(unpack(d))
+end
+local function nextId(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if seq == '18446744073709551615' then return incDigits(ms) .. '-0' end
+  return ms .. '-' .. incDigits(seq)
+end
+local function fields(list)
+  local t = {}
+  for i = 1, #list, 2 do t[list[i]] = list[i + 1] end
+  return t
+end
+local scanMax = tonumber(ARGV[5])
+local info = fields(redis.call('XINFO', 'STREAM', KEYS[1]))
+local length = tonumber(info['length'])
+local firstId = info['first-entry'] and info['first-entry'][1] or false
+local lastId = info['last-entry'] and info['last-entry'][1] or false
+local found, safe = {}, false
+for _, raw in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local g = fields(raw)
+  g['pending'] = tonumber(g['pending'])
+  g['needed'] = nextId(g['last-delivered-id'])
+  if g['pending'] > 0 then g['needed'] = redis.call('XPENDING', KEYS[1], g['name'])[2] end
+  if not safe or cmpId(g['needed'], safe) < 0 then safe = g['needed'] end
+  found[#found + 1] = g
+end
+local policy = false
+if ARGV[4] ~= '' then policy = tostring(now - tonumber(ARGV[4])) .. '-0' end
+if ARGV[3] ~= '' and length > tonumber(ARGV[3]) then
+  local k = math.min(length - tonumber(ARGV[3]), scanMax)
+  local r = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', k + 1)
+  local lenCut = r[#r][1]
+  if not policy or cmpId(lenCut, policy) > 0 then policy = lenCut end
+end
+local cut = false
+if ARGV[1] == 'hard' then cut = policy end
+if ARGV[1] == 'safe' and policy then
+  cut = policy
+  if safe and cmpId(safe, policy) < 0 then cut = safe end
+end
+local trimmed = 0
+if cut and firstId and cmpId(cut, firstId) > 0 then
+  trimmed = redis.call('XTRIM', KEYS[1], 'MINID', '~', cut)
+  if trimmed > 0 then
+    length = redis.call('XLEN', KEYS[1])
+    local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+    firstId = head[1] and head[1][1] or false
+  end
+end
+local groups = {}
+for _, g in ipairs(found) do
+  local last = g['last-delivered-id']
+  local gone = 0
+  if g['pending'] > 0 and not firstId then
+    gone = math.min(g['pending'], scanMax)
+  elseif g['pending'] > 0 and cmpId(g['needed'], firstId) < 0 then
+    gone = #redis.call('XPENDING', KEYS[1], g['name'], '-', '(' .. firstId, scanMax)
+  end
+  local after = false
+  if ARGV[2] == '1' and firstId and cmpId(last, firstId) >= 0 and cmpId(last, lastId) < 0 then
+    local r = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', scanMax + 1)
+    if #r <= scanMax then after = #r end
+  end
+  groups[#groups + 1] = { g['name'], tonumber(g['consumers']), g['pending'], last, g['entries-read'] or false,
+    g['lag'] or false, g['needed'], gone, after }
+end
+return { length, info['entries-added'] or false, firstId, lastId, info['max-deleted-entry-id'] or false, now, policy, safe,
+  trimmed, groups }
 `;
 
 const SCRIPTS = {
@@ -475,6 +592,7 @@ const SCRIPTS = {
   rseReleaseLease: { numberOfKeys: 1, lua: RELEASE_LEASE },
   rseHeartbeat: { numberOfKeys: 1, lua: HEARTBEAT },
   rseCloseEpoch: { numberOfKeys: 2, lua: CLOSE_EPOCH },
+  rseRetention: { numberOfKeys: 1, lua: RETENTION },
   // Variable key count: the first argument is the number of keys.
   rseCommit: { numberOfKeys: undefined, lua: COMMIT },
   rseDropBlobs: { numberOfKeys: undefined, lua: DROP_BLOBS },

@@ -198,7 +198,12 @@ export class PartitioningManager implements OnApplicationShutdown {
     for (let attempt = 0; attempt < 5; attempt++) {
       const layout = await this.layoutOf(pattern, true);
       const current = partitionCountOf(layout);
-      if (current === partitionCount) return layout;
+      if (current === partitionCount) {
+        // A scaler that stopped between publishing the layout and switching every partition left some behind: their
+        // children would wait for end-of-epoch marks forever. Switching is idempotent, so finish the job.
+        await this.closeEpochs(redis, pattern, layout.epoch, readablePartitions(layout));
+        return layout;
+      }
       const epoch = layout.epoch + 1;
       const next: PartitionLayout = { epoch, counts: [...layout.counts, partitionCount] };
       const readable = readablePartitions(layout);
@@ -211,18 +216,21 @@ export class PartitioningManager implements OnApplicationShutdown {
       const swapped = await redis.eval(LAYOUT_CAS, 1, this.keys.layout(pattern), String(layout.epoch), serializeLayout(next));
       if (Number(swapped) !== 1) continue; // someone else changed the layout meanwhile: start over from theirs
       // Close the old epoch in every partition that exists; partitions created above are at the new epoch already.
-      for (let p = 0; p < Math.max(readable, partitionCount); p++) {
-        const stream = this.keys.partition(pattern, p);
-        if (p >= readable) continue;
-        await redis.rseCloseEpoch(stream, this.keys.epochOf(stream), String(epoch));
-      }
-      // The end-of-epoch entries are read at once, not at the next sweep: new-epoch entries wait for them.
-      await doorbellFor(redis, this.keys, this.config.streams.doorbell)?.ringAndDrain(...Array.from({ length: readable }, (_, p) => this.keys.partition(pattern, p)));
+      // A producer that read the new layout first switches a partition itself (publish script), which is the same.
+      await this.closeEpochs(redis, pattern, epoch, readable);
       this.layouts.set(pattern, { layout: next, at: Date.now() });
       this.logger.log(`Topic "${pattern}" now has ${partitionCount} partitions (was ${current}; layout epoch ${epoch})`);
       return next;
     }
     throw new Error(`the layout of "${pattern}" kept changing while it was scaled; try again`);
+  }
+
+  /** Switches partitions 0..count-1 to `epoch` (idempotent) and rings their end-of-epoch entries on the doorbell. */
+  private async closeEpochs(redis: ScriptedRedis, pattern: string, epoch: number, count: number): Promise<void> {
+    const streams = Array.from({ length: count }, (_, p) => this.keys.partition(pattern, p));
+    for (const stream of streams) await redis.rseCloseEpoch(stream, this.keys.epochOf(stream), String(epoch));
+    // The end-of-epoch entries are read at once, not at the next sweep: new-epoch entries wait for them.
+    await doorbellFor(redis, this.keys, this.config.streams.doorbell)?.ringAndDrain(...streams);
   }
 
   /** Per partition: length, lag and pending of `group`, lease owner, rate since the previous call. */
