@@ -5,6 +5,7 @@ import { Test } from '@nestjs/testing';
 import { lastValueFrom } from 'rxjs';
 import {
   InvalidOptionsError,
+  PartitioningManager,
   REDIS_STREAMS_OPTIONS,
   RedisStreamsClient,
   RedisStreamsEnterpriseModule,
@@ -139,6 +140,27 @@ describe('RedisStreamsEnterpriseModule (real Redis)', () => {
     expect(() => new RedisStreamsClient(testConfig(prefix, { partitioning: { enabled: true, strategy: 'hash', autoScaling: true } }))).toThrow(
       /partitioning\.autoScaling needs partitioning\.strategy 'dynamic'/,
     );
+  });
+
+  it('PartitioningManager.route() from DI changes nothing: keyless emits of roundRobin still visit every partition in turn', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [RedisStreamsEnterpriseModule.forRoot(testConfig(prefix, { partitioning: { enabled: true, strategy: 'roundRobin', partitionCount: 4 } }))],
+    }).compile();
+    try {
+      const client = moduleRef.get(RedisStreamsClient);
+      const partitioning = moduleRef.get(PartitioningManager);
+      const previews: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        previews.push((await partitioning.route('rr.spread', { i })).partition);
+        await lastValueFrom(client.emit('rr.spread', { i }));
+      }
+      const lengths = await Promise.all([0, 1, 2, 3].map((p) => redis.xlen(partitioning.streamOf('rr.spread', p))));
+      expect(lengths).toEqual([10, 10, 10, 10]);
+      // Each preview named the partition the next emit then took.
+      expect(previews).toEqual(Array.from({ length: 40 }, (_, i) => i % 4));
+    } finally {
+      await moduleRef.close();
+    }
   });
 
   it('fails listen() with a clear error when Redis is unreachable, and leaves nothing running', async () => {

@@ -13,6 +13,11 @@ export interface PartitionInput {
   readonly key?: string;
   /** Used as the key when no other key is found, so duplicates of one message land in one partition. */
   readonly idempotencyKey?: string;
+  /**
+   * True when the caller only asks where the message would go (`PartitioningManager.route`) and sends nothing: a
+   * partitioner with state (the rotation of keyless messages) must answer without changing it.
+   */
+  readonly preview?: boolean;
 }
 
 /** Where a message goes. `key` is the partition key that decided it, absent when none was used. */
@@ -106,9 +111,9 @@ function assertPartitionCount(partitionCount: number): void {
 class Rotation {
   private next = 0;
 
-  take(partitionCount: number): number {
+  take(partitionCount: number, preview = false): number {
     const partition = this.next % partitionCount;
-    this.next = partition + 1;
+    if (!preview) this.next = partition + 1;
     return partition;
   }
 }
@@ -129,7 +134,7 @@ export class HashPartitioner extends Partitioner {
   choose(input: PartitionInput, partitionCount: number): PartitionChoice {
     assertPartitionCount(partitionCount);
     const key = nonEmpty(input.key) ?? extractKey(input.data, this.keyOptions) ?? nonEmpty(input.idempotencyKey);
-    if (key === undefined) return { partition: this.rotation.take(partitionCount) };
+    if (key === undefined) return { partition: this.rotation.take(partitionCount, input.preview) };
     return { partition: partitionForKey(key, partitionCount), key };
   }
 }
@@ -145,7 +150,7 @@ export class RoundRobinPartitioner extends Partitioner {
   choose(input: PartitionInput, partitionCount: number): PartitionChoice {
     assertPartitionCount(partitionCount);
     const key = nonEmpty(input.key) ?? nonEmpty(input.idempotencyKey);
-    if (key === undefined) return { partition: this.rotation.take(partitionCount) };
+    if (key === undefined) return { partition: this.rotation.take(partitionCount, input.preview) };
     return { partition: partitionForKey(key, partitionCount), key };
   }
 }

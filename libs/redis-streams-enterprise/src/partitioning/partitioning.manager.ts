@@ -21,6 +21,12 @@ export interface PartitionRoute {
   readonly epoch: number;
 }
 
+/** How a message's partition is chosen besides its payload. */
+export interface RouteOptions {
+  readonly partitionKey?: string;
+  readonly idempotencyKey?: string;
+}
+
 /** One partition in `getPartitionStats()`. */
 export interface PartitionStats {
   readonly partition: number;
@@ -146,22 +152,33 @@ export class PartitioningManager implements OnApplicationShutdown {
   }
 
   /**
-   * Chooses the partition of a message under the current layout.
+   * Where a message would go under the current layout. Changes nothing: a keyless message of `roundRobin` (or
+   * `hash` without a key) is answered with the partition the next keyless message sent through a client sharing this
+   * partitioner would take, and calling it does not move that rotation.
    * @throws PartitionKeyMissingError with the `keyBased` strategy and no key.
    */
-  async route(pattern: string, data: unknown, options: { partitionKey?: string; idempotencyKey?: string } = {}): Promise<PartitionRoute> {
-    return this.routeBy(await this.layoutOf(pattern), pattern, data, options);
+  async route(pattern: string, data: unknown, options: RouteOptions = {}): Promise<PartitionRoute> {
+    return this.routeBy(await this.layoutOf(pattern), pattern, data, options, true);
   }
 
-  /** `route` without waiting, when the topic's layout is cached (possibly stale, see layoutOf); else undefined. */
-  routeCached(pattern: string, data: unknown, options: { partitionKey?: string; idempotencyKey?: string } = {}): PartitionRoute | undefined {
+  /**
+   * The route of a message that is being sent (the client's publisher, transaction emits): unlike `route`, it
+   * advances the rotation of keyless messages (`roundRobin`, and `hash` without a key).
+   * @internal
+   */
+  async routeToSend(pattern: string, data: unknown, options: RouteOptions = {}): Promise<PartitionRoute> {
+    return this.routeBy(await this.layoutOf(pattern), pattern, data, options, false);
+  }
+
+  /** `routeToSend` without waiting, when the topic's layout is cached (possibly stale, see layoutOf); else undefined. @internal */
+  routeCachedToSend(pattern: string, data: unknown, options: RouteOptions = {}): PartitionRoute | undefined {
     const cached = this.layouts.get(pattern);
     if (!cached) return undefined;
     if (Date.now() - cached.at >= LAYOUT_TTL_MS) void this.loadLayout(pattern).catch(() => undefined);
-    return this.routeBy(cached.layout, pattern, data, options);
+    return this.routeBy(cached.layout, pattern, data, options, false);
   }
 
-  private routeBy(layout: PartitionLayout, pattern: string, data: unknown, options: { partitionKey?: string; idempotencyKey?: string }): PartitionRoute {
+  private routeBy(layout: PartitionLayout, pattern: string, data: unknown, options: RouteOptions, preview: boolean): PartitionRoute {
     const { partitioning, ordering } = this.config;
     const key =
       options.partitionKey ??
@@ -169,7 +186,7 @@ export class PartitioningManager implements OnApplicationShutdown {
         partitionKey: partitioning.partitionKey ?? ordering.partitionKey,
         partitionKeyExtractor: partitioning.partitionKeyExtractor,
       });
-    const choice = this.partitioner.choose({ pattern, data, key, idempotencyKey: options.idempotencyKey }, partitionCountOf(layout));
+    const choice = this.partitioner.choose({ pattern, data, key, idempotencyKey: options.idempotencyKey, preview }, partitionCountOf(layout));
     return { stream: this.keys.partition(pattern, choice.partition), partition: choice.partition, key: choice.key ?? key, epoch: layout.epoch };
   }
 

@@ -115,7 +115,7 @@ export class EventCommitter {
     const writes: { command: string; key: string; args: readonly string[] }[] = [...tx.writes];
     for (const emit of tx.emits) {
       const route = this.partitioning?.enabled
-        ? await this.partitioning.route(emit.pattern, emit.data, { partitionKey: emit.options.partitionKey, idempotencyKey: emit.options.idempotencyKey })
+        ? await this.partitioning.routeToSend(emit.pattern, emit.data, { partitionKey: emit.options.partitionKey, idempotencyKey: emit.options.idempotencyKey })
         : undefined;
       const fields = encodeMessage({
         pattern: emit.pattern,

@@ -18,8 +18,8 @@ class Topic {
   manager(): PartitioningManager {
     const routeOf = (epoch: number): PartitionRoute => ({ stream: 's#0', partition: 0, epoch, key: 'k' }) as PartitionRoute;
     return {
-      routeCached: () => (this.cachedEpoch === undefined ? undefined : routeOf(this.cachedEpoch)),
-      route: async () => {
+      routeCachedToSend: () => (this.cachedEpoch === undefined ? undefined : routeOf(this.cachedEpoch)),
+      routeToSend: async () => {
         await new Promise((resolve) => setImmediate(resolve));
         const epoch = this.staleLoads-- > 0 ? 1 : this.epoch;
         this.cachedEpoch = epoch;

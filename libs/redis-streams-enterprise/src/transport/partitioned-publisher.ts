@@ -39,7 +39,7 @@ export class PartitionedPublisher {
     let entered = false;
     try {
       await prepared;
-      let route = this.partitioning.routeCached(pattern, data, hints) ?? (await this.partitioning.route(pattern, data, hints));
+      let route = this.partitioning.routeCachedToSend(pattern, data, hints) ?? (await this.partitioning.routeToSend(pattern, data, hints));
       // Turn first, then the layout gate: waiting in the gate only ever depends on messages sent already.
       const turn = gate.sendTurn(ticket);
       if (turn) await turn;
@@ -51,7 +51,7 @@ export class PartitionedPublisher {
         // A layout request already on its way may have been sent before the change: wait for a newer answer.
         if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, Math.min(100, attempt * 5)));
         this.partitioning.invalidate(pattern);
-        route = await this.partitioning.route(pattern, data, hints);
+        route = await this.partitioning.routeToSend(pattern, data, hints);
       }
       if (!gate.tryEnter(route.epoch)) await gate.enter(route.epoch);
       entered = true;
@@ -82,7 +82,7 @@ export class PartitionedPublisher {
     try {
       for (let attempt = 1; ; attempt++) {
         this.partitioning.invalidate(pattern);
-        const outcome = await send(await this.partitioning.route(pattern, data, hints));
+        const outcome = await send(await this.partitioning.routeToSend(pattern, data, hints));
         if (outcome.status !== 'stale') return outcome.id;
         if (attempt >= MAX_REROUTES) throw new Error(`the partition layout of "${pattern}" kept changing; the message was not written`);
         await new Promise((resolve) => setTimeout(resolve, Math.min(100, attempt * 5)));
