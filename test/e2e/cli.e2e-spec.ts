@@ -199,6 +199,20 @@ describe('operator CLI (real Redis)', () => {
       expect(await copiedNs('merged')).toEqual([10, 10.5, 11]);
     });
 
+    it('exit codes of a replay: 0 when it stopped at the --max asked for, 1 when --timeout-ms ran out first', async () => {
+      const big = `${prefix}:{shop.big}`;
+      const pipeline = redis.pipeline();
+      for (let n = 0; n < 5_000; n++) pipeline.xadd(big, '*', 'v', '1', 'pattern', 'shop.big', 'id', `b-${n}`, 'data', JSON.stringify({ n }));
+      await pipeline.exec();
+      const capped = await cli(p('--json', 'replay', '--stream', 'shop.big', '--max', '10', '--to-stream', 'big.capped'));
+      expect(capped.code).toBe(0);
+      expect(JSON.parse(capped.stdout)).toMatchObject({ stoppedBy: 'maxMessages', replayed: 10 });
+      // 5,000 entries take far longer than 1 ms to read and copy: the time limit ends it, which is a failure (exit 1).
+      const timedOut = await cli(p('--json', 'replay', '--stream', 'shop.big', '--timeout-ms', '1', '--to-stream', 'big.timed'));
+      expect(timedOut.code).toBe(1);
+      expect(JSON.parse(timedOut.stdout)).toMatchObject({ stoppedBy: 'timeout' });
+    });
+
     it('--reset-group positions a group so that XREADGROUP returns exactly the entries from --from on', async () => {
       // A new group is created at the position; an existing one (here at the end of the stream) is moved back.
       await redis.xgroup('CREATE', source, 'existing', '$');
