@@ -23,6 +23,7 @@ export const CLUSTER_SUITES = [
   'schema-registry',
   'schema-nested',
   'schema-wiring',
+  'schema-defects',
   'ordering',
 ].map((name) => `<rootDir>/test/e2e/${name}.e2e-spec.ts`);
 
