@@ -130,7 +130,7 @@ describe('dead letters and handler control (real Redis)', () => {
     const mine = () => manager.list('ledger.control', { group: 'control' });
     await waitFor(async () => (await mine()).length === 1, { message: 'the rejected message' });
     const [letter] = await mine();
-    expect(letter).toMatchObject({ reason: 'rejected', errorName: 'RejectedByHandler', errorMessage: 'entry 1 has no account', deliveries: 1 });
+    expect(letter).toMatchObject({ reason: 'rejected', errorName: 'RejectedByHandlerError', errorMessage: 'entry 1 has no account', deliveries: 1 });
     await waitFor(() => ledger.controlled.get(2) === 1, { message: 'the nacked message' });
     expect(ledger.nacked.get(2)).toEqual([1, 2]);
     await waitFor(async () => Number((await redis.xpending(`${prefix}:{ledger.control}`, 'control'))[0]) === 0, { message: 'acks' });

@@ -33,6 +33,7 @@ export { type EnabledFeatures } from './transport/features.js';
 export { type RedisStreamsMetricsSnapshot } from './observability/metrics.js';
 export { DeadLetterManager, type RedriveResult } from './dead-letter/dead-letter.manager.js';
 export { type DeadLetter, type DeadLetterFilter } from './dead-letter/dead-letter.js';
+export { DEAD_LETTER_REASONS, type DeadLetterReason } from './dead-letter/dead-letter-reason.js';
 export { ReplayManager } from './replay/replay.manager.js';
 export { SchemaManager, type SchemaVersion } from './schema/schema.manager.js';
 export { type SchemaSource, type DtoClass, type StandardSchemaLike } from './schema/schema-source.js';
@@ -93,6 +94,9 @@ export {
   SchemaRegistrationError,
   PartitionKeyMissingError,
   TransactionCrossSlotError,
+  CausalTimeoutError,
+  RejectedByHandlerError,
+  NackedByHandlerError,
 } from './errors/index.js';
 
 export { SchemaRegistry, type AddVersionOutcome } from './schema/schema-registry.js';

@@ -1,4 +1,5 @@
 import type { StreamEntry } from '../connection/redis-replies.js';
+import type { DeadLetterReason } from './dead-letter-reason.js';
 import { parseJsonSafely, type MessageHeaders } from '../transport/envelope.js';
 
 /** One dead-lettered message, as `DeadLetterManager` returns it. */
@@ -8,8 +9,11 @@ export interface DeadLetter {
   /** The dead-letter stream it is in. */
   readonly dlqStream: string;
   readonly pattern: string;
-  /** `max-deliveries`, `decode-failed`, `no-handler` or `rejected`. */
-  readonly reason: string;
+  /**
+   * Why it was dead-lettered (see DEAD_LETTER_REASONS). Typed as any string too: entries written by another (newer)
+   * version of the library or by hand may carry a reason this version does not know.
+   */
+  readonly reason: DeadLetterReason | (string & {});
   readonly originalId: string;
   readonly stream: string;
   readonly group: string;

@@ -18,3 +18,5 @@ export { SchemaValidationError, type SchemaIssue } from './schema-validation.err
 export { SchemaRegistrationError } from './schema-registration.error.js';
 export { PartitionKeyMissingError } from './partition-key-missing.error.js';
 export { TransactionCrossSlotError } from './transaction-cross-slot.error.js';
+export { CausalTimeoutError } from './causal-timeout.error.js';
+export { RejectedByHandlerError, NackedByHandlerError } from './rejected-by-handler.error.js';

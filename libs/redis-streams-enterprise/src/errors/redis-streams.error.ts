@@ -21,7 +21,10 @@ export type RedisStreamsErrorCode =
   | 'STALE_PARTITION_LAYOUT'
   | 'TRANSACTION_CROSS_SLOT'
   | 'SCHEMA_REGISTRY_MISSING'
-  | 'SCHEMA_UPCAST_FAILED';
+  | 'SCHEMA_UPCAST_FAILED'
+  | 'CAUSAL_TIMEOUT'
+  | 'REJECTED_BY_HANDLER'
+  | 'NACKED_BY_HANDLER';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

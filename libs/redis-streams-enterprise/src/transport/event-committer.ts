@@ -72,7 +72,6 @@ export class EventCommitter {
    */
   async complete(
     entry: DeliveredEntry,
-    streamPattern: string,
     message: DecodedMessage,
     fence: CommitFence,
     writes: CommitRequest['writes'],
@@ -81,13 +80,13 @@ export class EventCommitter {
       await this.markHandled(message);
     }
     const exactlyOnce = this.config.exactlyOnce.enabled;
-    if (!exactlyOnce && writes.length === 0) return this.settler.ack(entry, streamPattern, fence.stillOwned);
+    if (!exactlyOnce && writes.length === 0) return this.settler.ack(entry, fence.stillOwned);
     const request = {
       lease: fence.lease,
       processedKey: exactlyOnce ? this.keys.processedOf(entry.stream, this.config.consumer.group, this.dedupeKeyOf(message)) : undefined,
       writes,
     };
-    if (fence.stillOwned) await this.settler.commitUntilDone(entry, request, fence.stillOwned);
+    if (fence.stillOwned) await this.settler.commitWhileOwned(entry, request, fence.stillOwned);
     else await this.settler.commit(entry, request);
   }
 

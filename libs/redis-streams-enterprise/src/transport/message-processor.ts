@@ -17,7 +17,9 @@ import { errorText, logIds } from '../observability/log-format.js';
 import { decodeMessage, type DecodedMessage } from './envelope.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
-import { backoffDelayMs } from './backoff.js';
+import { CausalTimeoutError } from '../errors/causal-timeout.error.js';
+import { NackedByHandlerError, RejectedByHandlerError } from '../errors/rejected-by-handler.error.js';
+import { decideAfterFailure } from './settlement-policy.js';
 import { fetchClaimChecked } from './claim-check.js';
 import { EventCommitter } from './event-committer.js';
 import { RedisStreamsContext, type MessageControls } from './redis-streams.context.js';
@@ -99,50 +101,46 @@ export class MessageProcessor implements MessageControls {
     const onlyFor = entry.fields['rse.redrive.group'];
     if (onlyFor !== undefined && onlyFor !== this.config.consumer.group) {
       // A dead letter redriven for another group: this group processed the message already.
-      return this.settler.ack(entry, streamPattern);
+      return this.settler.ack(entry);
     }
     let fields = entry.fields;
     if (fields.blob !== undefined && fields.data === undefined) {
       // A claim-checked payload (large message) is fetched first; a blob that is gone can never be decoded.
       const claimed = await fetchClaimChecked(this.redis, this.keys, entry, this.config.streams.maxPayloadBytes);
-      if ('invalid' in claimed) return this.settler.deadLetter(entry, streamPattern, 'decode-failed', claimed.invalid);
-      if ('unavailable' in claimed) return this.settler.fail(entry, streamPattern, claimed.unavailable);
+      if ('invalid' in claimed) return this.settler.deadLetter(entry, 'decode-failed', claimed.invalid);
+      if ('unavailable' in claimed) return this.settler.fail(entry, claimed.unavailable);
       fields = claimed.fields;
     }
     let message: DecodedMessage;
     try {
       message = decodeMessage(entry.id, fields, streamPattern, this.config.streams.maxPayloadBytes);
     } catch (error) {
-      return this.settler.deadLetter(entry, streamPattern, 'decode-failed', error);
+      return this.settler.deadLetter(entry, 'decode-failed', error);
     }
     const handler = this.host.getHandlerByPattern(message.pattern);
     if (!handler) {
-      return this.settler.deadLetter(entry, streamPattern, 'no-handler', new NoHandlerError(message.pattern));
+      return this.settler.deadLetter(entry, 'no-handler', new NoHandlerError(message.pattern));
     }
     if (this.schemas || handler.extras?.schema !== undefined) {
       const checked = await this.checkSchema(message, handler);
-      if ('deadLetter' in checked) return this.settler.deadLetter(entry, streamPattern, 'schema-invalid', checked.deadLetter);
-      if ('retry' in checked) return this.settler.fail(entry, streamPattern, checked.retry);
+      if ('deadLetter' in checked) return this.settler.deadLetter(entry, 'schema-invalid', checked.deadLetter);
+      if ('retry' in checked) return this.settler.fail(entry, checked.retry);
       message = checked.message;
     }
     if (options.causalTimedOut && this.config.ordering.causalTimeoutPolicy === 'deadLetter') {
-      const error = Object.assign(
-        new Error(`dependencies ${(message.dependsOn ?? []).join(', ')} were not handled within ordering.timeoutMs (${this.config.ordering.timeoutMs} ms)`),
-        { name: 'CausalTimeoutError' },
-      );
-      return this.settler.deadLetter(entry, streamPattern, 'causal-timeout', error);
+      return this.settler.deadLetter(entry, 'causal-timeout', new CausalTimeoutError(message.dependsOn ?? [], this.config.ordering.timeoutMs));
     }
     const isEvent = handler.isEventHandler || !message.replyTo;
     if (isEvent && this.config.exactlyOnce.enabled && (await this.committer.processedAlready(entry, message))) {
       this.metrics.duplicatesSkipped++;
-      return this.settler.ack(entry, streamPattern);
+      return this.settler.ack(entry);
     }
     const context = this.contextFor(entry, message, isEvent, entry.deliveryCount, options.partition);
     if (isEvent || message.replyTo === undefined) {
-      await this.processEvent(entry, streamPattern, message, handler, context, options);
+      await this.processEvent(entry, message, handler, context, options);
     } else if (await this.requests.answer(entry, message, handler, context, message.replyTo)) {
       // Acknowledged only once the final reply is in the reply stream; otherwise it stays pending for a retry.
-      await this.settler.ack(entry, this.patternOf(context));
+      await this.settler.ack(entry);
     }
   }
 
@@ -169,7 +167,6 @@ export class MessageProcessor implements MessageControls {
 
   private async processEvent(
     entry: DeliveredEntry,
-    streamPattern: string,
     message: DecodedMessage,
     handler: MessageHandler,
     firstContext: RedisStreamsContext,
@@ -192,14 +189,15 @@ export class MessageProcessor implements MessageControls {
       if (!failure) {
         // A transaction that cannot be committed (cross-slot keys, an emit that cannot be routed) fails the attempt.
         const prepared = await this.committer.prepareWrites(entry, context);
-        if (!('error' in prepared)) return this.committer.complete(entry, streamPattern, message, options, prepared.writes);
+        if (!('error' in prepared)) return this.committer.complete(entry, message, options, prepared.writes);
         failure = { error: prepared.error };
       }
-      if (options.inlineAttempts === undefined) return this.settler.fail(entry, streamPattern, failure.error);
+      if (options.inlineAttempts === undefined) return this.settler.fail(entry, failure.error);
       // Ordered topics retry in place: the message's key (or partition) waits, nothing behind it overtakes it.
       this.metrics.failed++;
-      if (attempt >= options.inlineAttempts) return this.settler.deadLetter(entry, streamPattern, 'max-deliveries', failure.error, attempt);
-      const delay = backoffDelayMs(this.config.retry.backoff, attempt);
+      const decision = decideAfterFailure({ attempt, maxAttempts: options.inlineAttempts, inPlace: true, backoff: this.config.retry.backoff });
+      if (decision.action === 'dead-letter') return this.settler.deadLetter(entry, decision.reason, failure.error, decision.attempts);
+      const delay = decision.delayMs;
       this.metrics.retried++;
       this.logger.warn(
         `Handler failed (attempt ${attempt} of ${options.inlineAttempts}), retrying in ${delay} ms while its key waits: ` +
@@ -281,16 +279,15 @@ export class MessageProcessor implements MessageControls {
   // MessageControls: what RedisStreamsContext.ack/nack/deadLetter/working do.
 
   ack(context: RedisStreamsContext): Promise<void> {
-    return this.settler.ack(this.entryOf(context), this.patternOf(context));
+    return this.settler.ack(this.entryOf(context));
   }
 
   nack(context: RedisStreamsContext, delayMs: number | undefined): Promise<void> {
-    return this.settler.fail(this.entryOf(context), this.patternOf(context), new Error('nacked by the handler'), delayMs);
+    return this.settler.fail(this.entryOf(context), new NackedByHandlerError(context.getPattern()), delayMs);
   }
 
   deadLetter(context: RedisStreamsContext, reason: string): Promise<void> {
-    const error = Object.assign(new Error(reason), { name: 'RejectedByHandler' });
-    return this.settler.deadLetter(this.entryOf(context), this.patternOf(context), 'rejected', error);
+    return this.settler.deadLetter(this.entryOf(context), 'rejected', new RejectedByHandlerError(reason));
   }
 
   working(context: RedisStreamsContext): Promise<boolean> {
@@ -299,10 +296,6 @@ export class MessageProcessor implements MessageControls {
 
   private entryOf(context: RedisStreamsContext): DeliveredEntry {
     return { stream: context.getStream(), id: context.getEntryId(), fields: {}, deliveryCount: context.getDeliveryCount() };
-  }
-
-  private patternOf(context: RedisStreamsContext): string {
-    return this.streamPatterns.get(context.getStream()) ?? '';
   }
 
   /** Runs a handler's work inside Nest's processing hooks (tracing) and bounded by consumer.handlerTimeoutMs. */

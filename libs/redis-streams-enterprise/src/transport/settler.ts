@@ -5,13 +5,11 @@ import type { ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, isErrorLike, logIds } from '../observability/log-format.js';
 import type { TransportMetrics } from '../observability/metrics.js';
+import type { DeadLetterReason } from '../dead-letter/dead-letter-reason.js';
 import type { AckBatcher } from './ack-batcher.js';
-import { backoffDelayMs } from './backoff.js';
 import { toWireError } from './envelope.js';
+import { decideAfterFailure } from './settlement-policy.js';
 import { doorbellFor, type DoorbellRinger } from '../cluster/doorbell.js';
-
-/** Why a message was dead-lettered (stored in the dead-letter entry as `rse.dlq.reason`). */
-export type DeadLetterReason = 'max-deliveries' | 'decode-failed' | 'no-handler' | 'rejected' | 'schema-invalid' | 'causal-timeout' | 'upcast-failed';
 
 /** Outcome of a commit (see the commit script in scripts.ts). */
 export type CommitOutcome = 'ok' | 'duplicate' | 'fenced' | 'gone';
@@ -26,12 +24,10 @@ export interface CommitRequest {
 }
 
 /**
- * The ways an entry leaves (or stays in) a group's pending list: acknowledged, scheduled for another attempt,
- * or moved to the dead-letter stream. Every Redis-side step is atomic (scripts.ts); when a step cannot reach Redis
- * the entry simply stays pending and is reclaimed after consumer.claimIdleMs, so nothing is lost on any path.
- *
- * This is also the seam for ordering: a strategy that must hold a key's later messages behind a failed one decides
- * here instead of the default (retry without blocking anything else).
+ * Carries out in Redis the ways an entry leaves (or stays in) a group's pending list: acknowledged, scheduled for
+ * another attempt, or moved to the dead-letter stream (what to do is decided by settlement-policy.ts). Every
+ * Redis-side step is atomic (scripts.ts); when a step cannot reach Redis the entry simply stays pending and is
+ * reclaimed after consumer.claimIdleMs, so nothing is lost on any path.
  */
 export class Settler {
   private readonly logger = new Logger('RedisStreamsServer');
@@ -52,15 +48,15 @@ export class Settler {
   private readonly doorbell?: DoorbellRinger;
 
   /**
-   * @param holdUntil ordered topics: keep retrying a failed XACK while this says the partition is still ours, so the
-   * next message of the key never starts while an earlier one could still be redelivered after it. Without it a
+   * @param stillOwned ordered topics: keep retrying a failed XACK while this says the partition is still ours, so
+   * the next message of the key never starts while an earlier one could still be redelivered after it. Without it a
    * failed ack leaves the entry pending for the reclaimer (at-least-once).
    */
-  async ack(entry: DeliveredEntry, pattern: string, holdUntil?: () => boolean): Promise<void> {
+  async ack(entry: DeliveredEntry, stillOwned?: () => boolean): Promise<void> {
     try {
       await this.acks.ack(entry.stream, entry.id);
     } catch (error) {
-      if (holdUntil) return this.retryUntilDone(entry, holdUntil, () => this.acks.ack(entry.stream, entry.id).then(() => true), error);
+      if (stillOwned) return this.retryWhileOwned(entry, stillOwned, () => this.acks.ack(entry.stream, entry.id).then(() => true), error);
       // The entry stays pending and is reclaimed later: it will be processed again (at-least-once).
       this.logger.warn(`Ack failed, entry will be redelivered: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
       return;
@@ -71,12 +67,16 @@ export class Settler {
     }
   }
 
-  /** A failed attempt: retry with backoff, or dead-letter when the attempts are used up. */
-  async fail(entry: DeliveredEntry, pattern: string, error: unknown, delayMs?: number): Promise<void> {
+  /**
+   * A failed attempt of an entry that is redelivered (not retried in place): schedule the next attempt with backoff
+   * (or `requestedDelayMs`), or dead-letter it when the attempts are used up.
+   */
+  async fail(entry: DeliveredEntry, error: unknown, requestedDelayMs?: number): Promise<void> {
     this.metrics.failed++;
     const { attempts, backoff } = this.config.retry;
-    if (entry.deliveryCount >= attempts) return this.deadLetter(entry, pattern, 'max-deliveries', error);
-    const delay = delayMs ?? backoffDelayMs(backoff, entry.deliveryCount);
+    const decision = decideAfterFailure({ attempt: entry.deliveryCount, maxAttempts: attempts, inPlace: false, backoff, requestedDelayMs });
+    if (decision.action === 'dead-letter') return this.deadLetter(entry, decision.reason, error);
+    const delay = decision.delayMs;
     const { group, consumerName } = this.config.consumer;
     try {
       const scheduled = await this.redis.rseScheduleRetry(
@@ -108,12 +108,12 @@ export class Settler {
    * @param attempts handler attempts made in place (ordered topics retry without redelivery, so Redis's delivery
    * counter does not count them); recorded as `rse.dlq.attempts`.
    */
-  async deadLetter(entry: DeliveredEntry, pattern: string, reason: DeadLetterReason, error: unknown, attempts?: number): Promise<void> {
+  async deadLetter(entry: DeliveredEntry, reason: DeadLetterReason, error: unknown, attempts?: number): Promise<void> {
     const { group, consumerName } = this.config.consumer;
     const ids = logIds({ stream: entry.stream, group, id: entry.id });
     if (!this.config.deadLetter.enabled) {
       this.logger.error(`Message dropped (${reason}; dead-lettering is disabled): ${errorText(error)} ${ids}`);
-      return this.ack(entry, pattern);
+      return this.ack(entry);
     }
     const err = isErrorLike(error) ? error : Object.assign(new Error(toWireError(error).message), { name: 'Error' });
     const code = (err as { code?: unknown }).code;
@@ -148,15 +148,10 @@ export class Settler {
     }
   }
 
-  /**
-   * Acknowledges together with the handler's transactional writes and the processed record, atomically, if this
-   * consumer still owns the entry (and the partition lease). A commit that cannot reach Redis leaves the entry
-   * pending: it is redelivered and, with exactly-once, recognised as processed only if the commit had happened.
-   */
-  /** Retries a settlement every 250 ms while `holdUntil()` is true (ordered topics: Redis unreachable for a while). */
-  private async retryUntilDone(entry: DeliveredEntry, holdUntil: () => boolean, attempt: () => Promise<boolean>, first: unknown): Promise<void> {
+  /** Retries a settlement every 250 ms while `stillOwned()` is true (ordered topics: Redis unreachable for a while). */
+  private async retryWhileOwned(entry: DeliveredEntry, stillOwned: () => boolean, attempt: () => Promise<boolean>, first: unknown): Promise<void> {
     this.logger.warn(`Settling failed; retrying while the partition is ours, its key waits: ${errorText(first)} ${logIds({ stream: entry.stream, id: entry.id })}`);
-    while (holdUntil()) {
+    while (stillOwned()) {
       await new Promise((resolve) => setTimeout(resolve, 250).unref());
       try {
         if (await attempt()) return;
@@ -167,14 +162,19 @@ export class Settler {
   }
 
   /**
-   * @param holdUntil as for ack(): keep retrying a commit that could not reach Redis while the partition is ours
+   * @param stillOwned as for ack(): keep retrying a commit that could not reach Redis while the partition is ours
    * (a commit is safe to repeat: it re-checks ownership and the processed record).
    */
-  async commitUntilDone(entry: DeliveredEntry, request: CommitRequest, holdUntil: () => boolean): Promise<void> {
+  async commitWhileOwned(entry: DeliveredEntry, request: CommitRequest, stillOwned: () => boolean): Promise<void> {
     if ((await this.commit(entry, request)) !== undefined) return;
-    await this.retryUntilDone(entry, holdUntil, async () => (await this.commit(entry, request)) !== undefined, 'commit failed');
+    await this.retryWhileOwned(entry, stillOwned, async () => (await this.commit(entry, request)) !== undefined, 'commit failed');
   }
 
+  /**
+   * Acknowledges together with the handler's transactional writes and the processed record, atomically, if this
+   * consumer still owns the entry (and the partition lease). A commit that cannot reach Redis leaves the entry
+   * pending: it is redelivered and, with exactly-once, recognised as processed only if the commit had happened.
+   */
   async commit(entry: DeliveredEntry, request: CommitRequest): Promise<CommitOutcome | undefined> {
     const { group, consumerName } = this.config.consumer;
     const keys = [entry.stream, request.lease ? this.keys.leaseOf(entry.stream, group) : entry.stream, request.processedKey ?? entry.stream];
