@@ -97,6 +97,11 @@ export {
   CausalTimeoutError,
   RejectedByHandlerError,
   NackedByHandlerError,
+  InvalidMessageError,
+  InvalidUsageError,
+  PartitionLayoutError,
+  PartitionScaleError,
+  ClaimCheckLostError,
 } from './errors/index.js';
 
 export { SchemaRegistry, type AddVersionOutcome } from './schema/schema-registry.js';

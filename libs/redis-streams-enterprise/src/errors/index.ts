@@ -20,3 +20,7 @@ export { PartitionKeyMissingError } from './partition-key-missing.error.js';
 export { TransactionCrossSlotError } from './transaction-cross-slot.error.js';
 export { CausalTimeoutError } from './causal-timeout.error.js';
 export { RejectedByHandlerError, NackedByHandlerError } from './rejected-by-handler.error.js';
+export { InvalidMessageError } from './invalid-message.error.js';
+export { InvalidUsageError } from './invalid-usage.error.js';
+export { PartitionLayoutError, PartitionScaleError } from './partition-layout.error.js';
+export { ClaimCheckLostError } from './claim-check-lost.error.js';

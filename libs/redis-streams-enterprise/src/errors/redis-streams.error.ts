@@ -24,7 +24,12 @@ export type RedisStreamsErrorCode =
   | 'SCHEMA_UPCAST_FAILED'
   | 'CAUSAL_TIMEOUT'
   | 'REJECTED_BY_HANDLER'
-  | 'NACKED_BY_HANDLER';
+  | 'NACKED_BY_HANDLER'
+  | 'INVALID_MESSAGE'
+  | 'INVALID_USAGE'
+  | 'INVALID_PARTITION_LAYOUT'
+  | 'PARTITION_SCALE_REFUSED'
+  | 'CLAIM_CHECK_LOST';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

@@ -11,8 +11,8 @@ describe('partition layout', () => {
   it('round-trips through JSON and refuses malformed layouts', () => {
     expect(parseLayout(serializeLayout(layout))).toEqual(layout);
     expect(parseLayout(null)).toBeUndefined();
-    expect(() => parseLayout('{"epoch":1,"counts":[4]}')).toThrow(/invalid partition layout/);
-    expect(() => parseLayout('{"epoch":0,"counts":[0]}')).toThrow(/invalid partition layout/);
+    expect(() => parseLayout('{"epoch":1,"counts":[4]}', 'orders')).toThrow(/partition layout stored for "orders" is not valid/);
+    expect(() => parseLayout('{"epoch":0,"counts":[0]}')).toThrow(expect.objectContaining({ code: 'INVALID_PARTITION_LAYOUT' }));
   });
 
   it('growing: old partitions keep their own keys, new ones wait for every old one', () => {

@@ -1,3 +1,5 @@
+import { PartitionLayoutError } from '../errors/partition-layout.error.js';
+
 /**
  * The partition layout of a topic: how many partitions it had in each layout epoch. Epoch 0 is the count the topic
  * was created with; every change of the count (`scalePartitions`, auto-scaling) adds an epoch. The layout lives in
@@ -18,7 +20,7 @@ export function readablePartitions(layout: PartitionLayout): number {
   return Math.max(...layout.counts);
 }
 
-export function parseLayout(text: string | null): PartitionLayout | undefined {
+export function parseLayout(text: string | null, pattern = ''): PartitionLayout | undefined {
   if (!text) return undefined;
   const value = JSON.parse(text) as { epoch?: unknown; counts?: unknown };
   if (
@@ -27,7 +29,7 @@ export function parseLayout(text: string | null): PartitionLayout | undefined {
     value.counts.length !== value.epoch + 1 ||
     !value.counts.every((n) => Number.isInteger(n) && n >= 1)
   ) {
-    throw new Error(`invalid partition layout ${text.slice(0, 200)}`);
+    throw new PartitionLayoutError('INVALID_PARTITION_LAYOUT', pattern, `The partition layout stored for "${pattern.slice(0, 200)}" is not valid: ${text.slice(0, 200)}`);
   }
   return { epoch: value.epoch, counts: value.counts as number[] };
 }

@@ -11,6 +11,7 @@ import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { errorText } from '../observability/log-format.js';
 import { createPartitioner, extractKey, Partitioner } from './partitioner.js';
 import { parseLayout, partitionCountOf, readablePartitions, serializeLayout, type PartitionLayout } from './partition-layout.js';
+import { PartitionLayoutError, PartitionScaleError } from '../errors/partition-layout.error.js';
 
 /** Where one message goes. */
 export interface PartitionRoute {
@@ -122,11 +123,11 @@ export class PartitioningManager implements OnApplicationShutdown {
     const load = (async () => {
       const redis = await this.connectionFor();
       const key = this.keys.layout(pattern);
-      let layout = parseLayout(await redis.get(key));
+      let layout = parseLayout(await redis.get(key), pattern);
       if (!layout) {
         await redis.set(key, serializeLayout({ epoch: 0, counts: [this.initialCount] }), 'NX');
-        layout = parseLayout(await redis.get(key));
-        if (!layout) throw new Error(`partition layout of "${pattern}" could not be created`);
+        layout = parseLayout(await redis.get(key), pattern);
+        if (!layout) throw new PartitionLayoutError('INVALID_PARTITION_LAYOUT', pattern, `The partition layout of "${pattern}" could not be created (it vanished right after; is the key evicted?)`);
       }
       if (!this.layouts.has(pattern) && layout.counts[0] !== this.initialCount && this.config.partitioning.enabled) {
         this.logger.warn(
@@ -203,13 +204,13 @@ export class PartitioningManager implements OnApplicationShutdown {
     const { minPartitions, maxPartitions, strategy } = this.config.partitioning;
     if (strategy !== 'dynamic') {
       // Producers of a fixed layout publish without the epoch check, so only `dynamic` topics may change their count.
-      throw new RangeError(`the partition count can only change with partitioning.strategy 'dynamic' (it is '${strategy}')`);
+      throw new PartitionScaleError(pattern, partitionCount, `the partition count can only change with partitioning.strategy 'dynamic' (it is '${strategy}')`);
     }
     if (!Number.isInteger(partitionCount) || partitionCount < 1 || partitionCount > Math.max(maxPartitions, 1)) {
-      throw new RangeError(`partitionCount must be an integer between 1 and partitioning.maxPartitions (${maxPartitions})`);
+      throw new PartitionScaleError(pattern, partitionCount, `partitionCount must be an integer between 1 and partitioning.maxPartitions (${maxPartitions})`);
     }
     if (this.config.partitioning.enabled && partitionCount < minPartitions) {
-      throw new RangeError(`partitionCount must not be below partitioning.minPartitions (${minPartitions})`);
+      throw new PartitionScaleError(pattern, partitionCount, `partitionCount must not be below partitioning.minPartitions (${minPartitions})`);
     }
     const redis = await this.connectionFor();
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -239,7 +240,7 @@ export class PartitioningManager implements OnApplicationShutdown {
       this.logger.log(`Topic "${pattern}" now has ${partitionCount} partitions (was ${current}; layout epoch ${epoch})`);
       return next;
     }
-    throw new Error(`the layout of "${pattern}" kept changing while it was scaled; try again`);
+    throw new PartitionLayoutError('STALE_PARTITION_LAYOUT', pattern, `The layout of "${pattern}" kept changing while it was scaled; nothing was changed by this call, try again`);
   }
 
   /** Switches partitions 0..count-1 to `epoch` (idempotent) and rings their end-of-epoch entries on the doorbell. */

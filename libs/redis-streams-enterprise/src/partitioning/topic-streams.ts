@@ -7,7 +7,7 @@ import { parseLayout, readablePartitions } from './partition-layout.js';
  * partition layout, each partition of it. Operators' tools (replay, dead letters) read all of them.
  */
 export async function streamsOfTopic(redis: Redis, keys: StreamKeys, pattern: string): Promise<string[]> {
-  const layout = parseLayout(await redis.get(keys.layout(pattern)));
+  const layout = parseLayout(await redis.get(keys.layout(pattern)), pattern);
   const streams = [keys.stream(pattern)];
   if (layout) for (let p = 0; p < readablePartitions(layout); p++) streams.push(keys.partition(pattern, p));
   return streams;

@@ -15,6 +15,7 @@ import { AmbiguousWriteError } from '../errors/ambiguous-write.error.js';
 import { RedisStreamsError } from '../errors/redis-streams.error.js';
 import { RedisUnavailableError } from '../errors/redis-unavailable.error.js';
 import { ReplicationTimeoutError } from '../errors/replication-timeout.error.js';
+import { ClaimCheckLostError } from '../errors/claim-check-lost.error.js';
 import { keySlot } from '../cluster/key-slot.js';
 import { DoorbellRinger, usesDoorbell } from '../cluster/doorbell.js';
 import { BLOB_UPLOAD_TTL_MS } from './claim-check.js';
@@ -273,7 +274,7 @@ function publishError(stream: string, messageId: string, error: unknown): unknow
 function parseScriptReply(stream: string, reply: unknown): PublishOutcome {
   const [status, id] = reply as [string, string];
   if (status === 'blob-missing') {
-    throw new Error(`the claim-checked payload of "${stream}" was gone before its entry was written (evicted?); nothing was written`);
+    throw new ClaimCheckLostError(stream);
   }
   return { status: status as PublishOutcome['status'], id: String(id) };
 }

@@ -1,5 +1,10 @@
-import { decodeMessage, decodeReply, encodeMessage, encodeReply, parseJsonSafely, toWireError } from './envelope.js';
+import { decodeMessage, decodeReply, encodeMessage, encodeReply, parseJsonSafely, toWireError, validateHeaders, validateMessageKey } from './envelope.js';
 import { MessageDecodeError } from '../errors/message-decode.error.js';
+import { InvalidMessageError } from '../errors/invalid-message.error.js';
+import { InvalidUsageError } from '../errors/invalid-usage.error.js';
+import { RedisStreamsError } from '../errors/redis-streams.error.js';
+import { RedisStreamsContext } from './redis-streams.context.js';
+import { RedisStreamsTransaction } from './redis-streams.transaction.js';
 import { RpcException } from '@nestjs/microservices';
 
 const fieldsOf = (list: string[]) => Object.fromEntries(list.reduce<[string, string][]>((acc, v, i) => (i % 2 ? acc : [...acc, [v, list[i + 1]]]), []));
@@ -54,5 +59,45 @@ describe('envelope', () => {
   it('keeps the payload of an RpcException', () => {
     expect(toWireError(new RpcException({ message: 'no funds', status: 402 }))).toMatchObject({ message: 'no funds', status: 402 });
     expect(toWireError({ status: 'error', message: 'Internal server error' })).toMatchObject({ message: 'Internal server error', status: 'error' });
+  });
+});
+
+describe('what a producer may not send', () => {
+  it('refuses bad headers and keys with InvalidMessageError, a RedisStreamsError naming the field', () => {
+    const refused = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    const cases: [string, () => unknown][] = [
+      ['headers', () => validateHeaders('tenant=acme')],
+      ['headers', () => validateHeaders(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`h${i}`, 'v'])))],
+      ['headers', () => validateHeaders({ 'bad name': 'v' })],
+      ['headers', () => validateHeaders({ 'x-n': 5 })],
+      ['headers', () => validateHeaders({ big: 'x'.repeat(4_097) })],
+      ['partitionKey', () => validateMessageKey('partitionKey', '')],
+      ['idempotencyKey', () => validateMessageKey('idempotencyKey', 'k'.repeat(513))],
+    ];
+    for (const [field, fn] of cases) {
+      const error = refused(fn);
+      expect(error).toBeInstanceOf(InvalidMessageError);
+      expect(error).toBeInstanceOf(RedisStreamsError);
+      expect(error).toMatchObject({ code: 'INVALID_MESSAGE', field });
+    }
+    expect(validateHeaders({ 'x.tenant-id_1': 'acme' })).toEqual({ 'x.tenant-id_1': 'acme' });
+  });
+});
+
+describe('API misuse', () => {
+  it('is an InvalidUsageError: transaction commands and contexts the transport did not make', async () => {
+    const tx = new RedisStreamsTransaction();
+    expect(() => tx.call('FLUSHALL', 'k')).toThrow(InvalidUsageError);
+    expect(() => tx.call('SET', '')).toThrow(InvalidUsageError);
+    const context = new RedisStreamsContext(['s', '1-0', 'g', 'c', 1, {}, 'p', 'm']);
+    expect(() => context.transaction()).toThrow(InvalidUsageError);
+    await expect(context.ack()).rejects.toMatchObject({ code: 'INVALID_USAGE' });
   });
 });

@@ -1,6 +1,7 @@
 import secureJsonParse from 'secure-json-parse';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { MessageDecodeError } from '../errors/message-decode.error.js';
+import { InvalidMessageError } from '../errors/invalid-message.error.js';
 
 /*
  * Wire format (version 1). A message is one stream entry whose fields are:
@@ -203,7 +204,7 @@ export function decodeDependencies(text: string): string[] {
 /** Checks an idempotency key, partition key or dependency given by a producer. */
 export function validateMessageKey(kind: string, key: string): string {
   if (typeof key !== 'string' || key.length === 0 || key.length > 512) {
-    throw new TypeError(`${kind} must be a non-empty string of at most 512 characters`);
+    throw new InvalidMessageError(kind, `${kind} must be a non-empty string of at most 512 characters`);
   }
   return key;
 }
@@ -225,14 +226,14 @@ function decompress(data: string, encoding: string, maxPayloadBytes: number): st
 
 /** Checks a header map and copies it into a prototype-less object. */
 export function validateHeaders(input: unknown): Record<string, string> {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new Error('headers must be an object');
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidMessageError('headers', 'headers must be an object');
   const entries = Object.entries(input);
-  if (entries.length > MAX_HEADERS) throw new Error(`at most ${MAX_HEADERS} headers are allowed`);
+  if (entries.length > MAX_HEADERS) throw new InvalidMessageError('headers', `at most ${MAX_HEADERS} headers are allowed`);
   const out: Record<string, string> = Object.create(null);
   for (const [name, value] of entries) {
-    if (!HEADER_NAME.test(name)) throw new Error(`header name "${name.slice(0, 40)}" must match ${HEADER_NAME}`);
-    if (typeof value !== 'string') throw new Error(`header "${name}" must be a string`);
-    if (value.length > MAX_HEADER_VALUE) throw new Error(`header "${name}" is longer than ${MAX_HEADER_VALUE}`);
+    if (!HEADER_NAME.test(name)) throw new InvalidMessageError('headers', `header name ${JSON.stringify(name.slice(0, 40))} must match ${HEADER_NAME}`);
+    if (typeof value !== 'string') throw new InvalidMessageError('headers', `header "${name}" must be a string`);
+    if (value.length > MAX_HEADER_VALUE) throw new InvalidMessageError('headers', `header "${name}" is longer than ${MAX_HEADER_VALUE} characters`);
     out[name] = value;
   }
   return out;

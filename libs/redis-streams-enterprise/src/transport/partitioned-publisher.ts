@@ -7,6 +7,7 @@
 import { LayoutGate } from '../partitioning/layout-gate.js';
 import type { PartitioningManager, PartitionRoute } from '../partitioning/partitioning.manager.js';
 import type { PublishOutcome } from './entry-publisher.js';
+import { PartitionLayoutError } from '../errors/partition-layout.error.js';
 
 /** How a message's routing is chosen besides its payload. */
 export interface RoutingHints {
@@ -47,7 +48,7 @@ export class PartitionedPublisher {
       // refused as stale and re-routed while later messages of its key, admitted under the newer layout, are written
       // ahead of it: route it again now, still holding its turn, until its layout is at least the newest admitted.
       for (let attempt = 1; route.epoch < gate.newestEpoch; attempt++) {
-        if (attempt > MAX_REROUTES) throw new Error(`the partition layout of "${pattern}" could not be read as new as one already used`);
+        if (attempt > MAX_REROUTES) throw new PartitionLayoutError('STALE_PARTITION_LAYOUT', pattern, `The partition layout of "${pattern}" could not be read as new as one already used; the message was not written`);
         // A layout request already on its way may have been sent before the change: wait for a newer answer.
         if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, Math.min(100, attempt * 5)));
         this.partitioning.invalidate(pattern);
@@ -84,7 +85,7 @@ export class PartitionedPublisher {
         this.partitioning.invalidate(pattern);
         const outcome = await send(await this.partitioning.routeToSend(pattern, data, hints));
         if (outcome.status !== 'stale') return outcome.id;
-        if (attempt >= MAX_REROUTES) throw new Error(`the partition layout of "${pattern}" kept changing; the message was not written`);
+        if (attempt >= MAX_REROUTES) throw new PartitionLayoutError('STALE_PARTITION_LAYOUT', pattern, `The partition layout of "${pattern}" kept changing; the message was not written`);
         await new Promise((resolve) => setTimeout(resolve, Math.min(100, attempt * 5)));
       }
     } finally {

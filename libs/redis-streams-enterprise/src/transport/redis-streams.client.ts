@@ -29,6 +29,7 @@ import { ReplyListener } from './reply-listener.js';
 import { withinMs } from './within-ms.js';
 import { EntryPublisher, type ClaimCheckedPayload } from './entry-publisher.js';
 import { PartitionedPublisher } from './partitioned-publisher.js';
+import { InvalidUsageError } from '../errors/invalid-usage.error.js';
 
 interface PendingRequest {
   readonly callback: (packet: WritePacket) => void;
@@ -131,7 +132,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
 
   /** The ioredis command connection. */
   unwrap<T>(): T {
-    if (!this.command) throw new Error('Not initialized: call connect() (or emit/send) before unwrap()');
+    if (!this.command) throw new InvalidUsageError('Not initialized: call connect() (or emit/send) before unwrap()');
     return this.command as T;
   }
 

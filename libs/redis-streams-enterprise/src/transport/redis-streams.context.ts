@@ -1,6 +1,7 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type { MessageHeaders } from './envelope.js';
 import { RedisStreamsTransaction } from './redis-streams.transaction.js';
+import { InvalidUsageError } from '../errors/invalid-usage.error.js';
 
 /** Ordering and exactly-once details of a message (absent for plain topics). */
 export interface MessageOrderingInfo {
@@ -138,7 +139,7 @@ export class RedisStreamsContext extends BaseRpcContext<RedisStreamsContextArgs>
    * transaction on every call. Not available in replays and requests.
    */
   transaction(): RedisStreamsTransaction {
-    if (!this.controls) throw new Error('transaction() is not available here (a replay, a request, or a context not made by the transport)');
+    if (!this.controls) throw new InvalidUsageError('transaction() is not available here (a replay, a request, or a context not made by the transport)');
     this.tx ??= new RedisStreamsTransaction();
     return this.tx;
   }
@@ -183,7 +184,7 @@ export class RedisStreamsContext extends BaseRpcContext<RedisStreamsContextArgs>
 
   private settle(action: (controls: MessageControls) => Promise<void>): Promise<void> {
     if (!this.controls) {
-      return Promise.reject(new Error('ack/nack/deadLetter are not available here (a replay, a request, or a context not made by the transport)'));
+      return Promise.reject(new InvalidUsageError('ack/nack/deadLetter are not available here (a replay, a request, or a context not made by the transport)'));
     }
     this.settlement ??= action(this.controls);
     return this.settlement;

@@ -7,6 +7,7 @@ import type { StreamEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
+import { InvalidUsageError } from '../errors/invalid-usage.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { TransportMetrics, type RedisStreamsMetricsSnapshot } from '../observability/metrics.js';
 import { REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from '../redis-streams.constants.js';
@@ -134,7 +135,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   unwrap<T>(): T {
     const { command, blocking } = this.connections;
     if (!command || !blocking) {
-      throw new Error('Not initialized: call listen() (app.listen or startAllMicroservices) before unwrap()');
+      throw new InvalidUsageError('Not initialized: call listen() (app.listen or startAllMicroservices) before unwrap()');
     }
     return [command, blocking] as T;
   }
@@ -176,10 +177,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
 
   /**
    * Hands one stored entry to its event handler again, as a replay (used by `ReplayManager`).
-   * @throws Error when the server is not listening.
+   * @throws InvalidUsageError when the server is not listening.
    */
   async replayEntry(pattern: string, entry: StreamEntry): Promise<'handled' | 'failed' | 'skipped' | { invalid: string }> {
-    if (!this.processor) throw new Error('RedisStreamsServer must be listening to replay to handlers (call listen() first)');
+    if (!this.processor) throw new InvalidUsageError('RedisStreamsServer must be listening to replay to handlers (call listen() first)');
     return this.processor.replay({ ...entry, stream: this.keys.stream(pattern), deliveryCount: 0 }, pattern);
   }
 

@@ -1,4 +1,5 @@
 import type { RedisStreamsRecordOptions } from './redis-streams.record.js';
+import { InvalidUsageError } from '../errors/invalid-usage.error.js';
 
 /** Redis commands a transaction may run: single-key writes whose first argument is the key. */
 const ALLOWED_COMMANDS = new Set([
@@ -46,9 +47,9 @@ export class RedisStreamsTransaction {
   call(command: string, key: string, ...args: (string | number)[]): this {
     const name = command.toUpperCase();
     if (!ALLOWED_COMMANDS.has(name)) {
-      throw new TypeError(`${command} cannot run in a transaction; allowed: ${[...ALLOWED_COMMANDS].join(', ')}`);
+      throw new InvalidUsageError(`${command} cannot run in a transaction; allowed: ${[...ALLOWED_COMMANDS].join(', ')}`);
     }
-    if (typeof key !== 'string' || key.length === 0) throw new TypeError('a transaction write needs a key');
+    if (typeof key !== 'string' || key.length === 0) throw new InvalidUsageError('a transaction write needs a key');
     this.writeList.push({ command: name, key, args: args.map(String) });
     return this;
   }
