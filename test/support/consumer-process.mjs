@@ -7,6 +7,7 @@
 //   CLAIM_IDLE_MS     consumer.claimIdleMs (default 1000)
 //   SHUTDOWN_TIMEOUT_MS  consumer.shutdownTimeoutMs (default: the library's)
 //   CONSUMER_NAME     consumer.consumerName (default: the library's `<host>-<pid>-<random>`)
+//   NAME_LEASE_MS     consumer.nameLeaseMs (default: the library's)
 //   DIE_AFTER_SIDE_EFFECT_OF=<n>  on the first delivery of message n: record the side effect, then SIGKILL itself
 //                     before the handler returns (so before the ack)
 //   STATS_MS=<ms>     sample heapUsed every <ms> and send { stats } over IPC (see below)
@@ -71,6 +72,7 @@ const server = new RedisStreamsServer({
     claimIdleMs: Number(env.CLAIM_IDLE_MS ?? 1_000),
     reclaimIntervalMs: 100,
     ...(env.SHUTDOWN_TIMEOUT_MS ? { shutdownTimeoutMs: Number(env.SHUTDOWN_TIMEOUT_MS) } : {}),
+    ...(env.NAME_LEASE_MS ? { nameLeaseMs: Number(env.NAME_LEASE_MS) } : {}),
   },
 });
 const app = await NestFactory.createMicroservice(AppModule, { strategy: server, logger: ['error'] });

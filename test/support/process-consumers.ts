@@ -33,6 +33,7 @@ export interface ConsumerEnv {
   CLAIM_IDLE_MS?: string;
   SHUTDOWN_TIMEOUT_MS?: string;
   CONSUMER_NAME?: string;
+  NAME_LEASE_MS?: string;
   DIE_AFTER_SIDE_EFFECT_OF?: string;
   STATS_MS?: string;
 }

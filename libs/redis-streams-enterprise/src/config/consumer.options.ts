@@ -22,13 +22,27 @@ export class ConsumerOptions {
   group = 'default';
 
   /**
-   * This consumer's name inside the group. Must be unique per running instance: two live processes with one
-   * name share one pending list.
+   * This consumer's name inside the group. Unique per running instance: a second live instance with the same name is
+   * refused (see `nameLeaseMs`). A stable name (e.g. a StatefulSet pod's) lets a restarted instance take back the
+   * entries its predecessor left pending as soon as it starts, instead of after `claimIdleMs`.
    * @default `${hostname}-${pid}-${random}`
    */
   @IsString()
   @Matches(SAFE_NAME, { message: SAFE_NAME_MESSAGE })
   consumerName = defaultConsumerName();
+
+  /**
+   * How long this server's consumer name stays reserved after it last renewed its lease (it renews every third of
+   * this while it runs). At most one live instance uses a name in a group: a second one waits this long at `listen()`
+   * for the name to become free, then fails with `ConsumerNameInUseError`. `close()` frees the name at once; after a
+   * crash (SIGKILL, lost host) a restart under the same name (a StatefulSet pod) starts within this time. A running
+   * server that finds its name taken by another instance (Redis unreachable for longer than this) stops reading.
+   * @default 10000
+   */
+  @IsInt()
+  @Min(1_000)
+  @Max(600_000)
+  nameLeaseMs = 10_000;
 
   /**
    * Where a newly created group starts: `'0'` (everything still in the stream) or `'$'` (only new entries).

@@ -414,7 +414,8 @@ return value
 `;
 
 /**
- * renewLease: extend a lease this consumer still holds with the same token.
+ * renewLease: extend a lease this consumer still holds with the same token (a partition's lease, or a consumer name's
+ * presence lease, transport/consumer-name-lease.ts).
  * KEYS[1] lease key; ARGV[1] lease value, ARGV[2] ttl ms
  * Returns 1 when renewed, 0 when the lease expired or belongs to someone else.
  */
@@ -425,7 +426,7 @@ return 1
 `;
 
 /**
- * releaseLease: give a partition up (rebalance, shutdown) if this consumer still holds it.
+ * releaseLease: give a partition or a consumer name up (rebalance, shutdown) if this consumer still holds it.
  * KEYS[1] lease key; ARGV[1] lease value. Returns 1 when released.
  */
 const RELEASE_LEASE = `

@@ -29,7 +29,8 @@ export type RedisStreamsErrorCode =
   | 'INVALID_USAGE'
   | 'INVALID_PARTITION_LAYOUT'
   | 'PARTITION_SCALE_REFUSED'
-  | 'CLAIM_CHECK_LOST';
+  | 'CLAIM_CHECK_LOST'
+  | 'CONSUMER_NAME_IN_USE';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

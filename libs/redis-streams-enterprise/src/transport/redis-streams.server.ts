@@ -7,6 +7,7 @@ import type { StreamEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
+import type { ConsumerNameInUseError } from '../errors/consumer-name-in-use.error.js';
 import { InvalidUsageError } from '../errors/invalid-usage.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { TransportMetrics, type RedisStreamsMetricsSnapshot } from '../observability/metrics.js';
@@ -27,6 +28,7 @@ import { withinMs } from './within-ms.js';
 import { ConsumedStreams } from './consumed-streams.js';
 import { ServerConnections, type ReadingConnections } from './server-connections.js';
 import { GroupConsumer } from './group-consumer.js';
+import { ConsumerNameLease } from './consumer-name-lease.js';
 
 export type { RedisStreamsServerStatus, StreamStatus } from './server-status.js';
 
@@ -78,6 +80,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   /** Nest's no-op start hook, to tell whether anyone installed a real one. */
   private readonly defaultStartHook: unknown;
   private closing?: Promise<void>;
+  /** This instance's hold on consumer.consumerName in its group (one live instance per name). */
+  private nameLease?: ConsumerNameLease;
 
   /**
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
@@ -109,6 +113,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       await this.start();
       callback();
     } catch (error) {
+      await this.nameLease?.release(this.config.consumer.shutdownTimeoutMs);
       await this.connections.close();
       callback(error);
     }
@@ -218,6 +223,9 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.streams.usePatterns(patterns);
     this.setState(RedisStreamsStatus.Connecting);
     const { command, blocking, slotReader } = await this.connections.open();
+    // Before anything is read or taken back: a live twin's in-flight entries would look like our own.
+    this.nameLease = new ConsumerNameLease(command, this.config.consumer, this.keys, (error) => this.onConsumerNameLost(error));
+    await this.nameLease.acquire();
     if (partitioned) await this.streams.usePartitionStreams(patterns, this.partitioning);
     else await this.streams.ensureGroups();
     const processor = this.createProcessor(command, partitioned);
@@ -232,6 +240,20 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
         ? `Listening on ${patterns.length} partitioned topics (${this.ordering.strategy} ordering) ${ids}`
         : `Listening on ${this.streams.list.length} streams ${ids}`,
     );
+  }
+
+  /**
+   * Another instance took this server's consumer name (it started while our lease had lapsed, e.g. Redis was
+   * unreachable for longer than nameLeaseMs). Both now claim one pending list, so this server stops reading: closing
+   * lets its running handlers finish and acknowledges them, and leaves the name to the other instance.
+   */
+  private onConsumerNameLost(error: ConsumerNameInUseError): void {
+    this.logger.error(
+      `Another instance took this server's consumer name while its lease had lapsed (Redis unreachable for longer than ` +
+        `consumer.nameLeaseMs?); this server stops reading and closes: ${error.message}`,
+      error.stack,
+    );
+    this.close().catch((closeError: unknown) => this.logger.error(`Closing after losing the consumer name failed: ${errorText(closeError)}`));
   }
 
   /** Acks, settlement (retry, dead letter) and dispatch to handlers, shared by both ways of reading. */
@@ -320,6 +342,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     await withinMs(flushed, shutdownTimeoutMs);
     // Only now, with every handler finished, may another consumer take this consumer's partitions.
     await withinMs(this.partitioned?.leave(), shutdownTimeoutMs);
+    // Handlers still running keep the name reserved until its lease expires: a restart under the same name would
+    // take back their entries while they run.
+    if (unfinished > 0) this.nameLease?.stop();
+    else await this.nameLease?.release(shutdownTimeoutMs);
     await this.connections.close();
     if (this.schemas !== this.injectedSchemas) await withinMs(this.schemas?.close(), 1_000);
     this.setState(RedisStreamsStatus.Closed);
