@@ -1,5 +1,5 @@
 import { Controller } from '@nestjs/common';
-import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
 import { lastValueFrom } from 'rxjs';
 import { PayloadTooLargeError, RedisStreamsClient, RedisStreamsContext, type RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
@@ -8,12 +8,19 @@ import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support
 import { waitFor } from '../support/wait-for.js';
 
 const received: { data: unknown; pattern: string; messageId: string }[] = [];
+const quoted: unknown[] = [];
 
 @Controller()
 class InteropController {
   @EventPattern<string>('payments.settled')
   onSettled(@Payload() data: unknown, @Ctx() ctx: RedisStreamsContext) {
     received.push({ data, pattern: ctx.getPattern(), messageId: ctx.getMessageId() });
+  }
+
+  @MessagePattern<string>('payments.quote')
+  quote(@Payload() data: number[]) {
+    quoted.push(data);
+    return data.reduce((a, b) => a + b, 0);
   }
 }
 
@@ -95,6 +102,24 @@ describe('wire format and bad input (real Redis)', () => {
     // the original fields travel with the dead letter, so nothing is lost
     expect(letter.fields[(fields as string[])[0]]).toBe((fields as string[])[1]);
     expect(Number((await redis.xpending(stream, 'svc'))[0])).toBe(0);
+  });
+
+  it("a request's replyTo must be a reply stream of this deployment: a forged one is dead-lettered and nothing is written there", async () => {
+    const requests = `${prefix}:{payments.quote}`;
+    const victims = ['victim:{orders}', `${prefix}:{payments.settled}`, `${prefix}:{reply:a}:x`, `${prefix}:{reply:}`, `other:{reply:abc}`];
+    for (const [i, replyTo] of victims.entries()) {
+      await redis.xadd(requests, '*', 'data', '[1,2]', 'id', `rq-${i}`, 'replyTo', replyTo);
+    }
+    await waitFor(async () => (await redis.xlen(`${requests}:dlq`)) === victims.length, { message: 'the forged requests dead-lettered' });
+    const letters = await dlqFields(redis, `${requests}:dlq`);
+    expect(letters.map((l) => l.fields['rse.dlq.reason'])).toEqual(victims.map(() => 'invalid-reply-to'));
+    expect(letters[0].fields['rse.dlq.errorName']).toBe('InvalidReplyAddressError');
+    expect(letters[0].fields['rse.dlq.errorMessage']).toContain('replyTo "victim:{orders}" is not a reply stream of this deployment');
+    expect(await redis.exists('victim:{orders}', `${prefix}:{reply:a}:x`, `${prefix}:{reply:}`, 'other:{reply:abc}')).toBe(0);
+    expect(quoted).toEqual([]);
+    expect(received).toEqual([]); // nothing reached payments.settled either
+    // The library's own requests still get their answer.
+    expect(await lastValueFrom(client.send('payments.quote', [20, 22]))).toBe(42);
   });
 
   it('parks a message whose pattern has no handler', async () => {

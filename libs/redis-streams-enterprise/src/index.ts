@@ -94,7 +94,6 @@ export {
   SchemaRegistrationError,
   PartitionKeyMissingError,
   TransactionCrossSlotError,
-  ConsumerNameInUseError,
   CausalTimeoutError,
   RejectedByHandlerError,
   NackedByHandlerError,
@@ -103,6 +102,7 @@ export {
   PartitionLayoutError,
   PartitionScaleError,
   ClaimCheckLostError,
+  InvalidReplyAddressError,
 } from './errors/index.js';
 
 export { SchemaRegistry, type AddVersionOutcome } from './schema/schema-registry.js';

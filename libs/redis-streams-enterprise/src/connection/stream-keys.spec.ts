@@ -37,4 +37,11 @@ describe('StreamKeys', () => {
   it('names reply streams per client', () => {
     expect(keys.replyStream('c1')).toBe('app:{reply:c1}');
   });
+
+  it('tells its own reply streams from any other key a message could name', () => {
+    expect(keys.isReplyStream(keys.replyStream('5f0c1e2a-8d7b-4c1a-9e3f-0a1b2c3d4e5f'))).toBe(true);
+    for (const other of ['app:{orders}', 'app:{reply:}', 'app:{reply:a}:x', 'app:{reply:a}b}', 'app:{reply:a b}', 'other:{reply:a}', `app:{reply:${'x'.repeat(129)}}`, 'app:{reply:a\n}']) {
+      expect(keys.isReplyStream(other)).toBe(false);
+    }
+  });
 });

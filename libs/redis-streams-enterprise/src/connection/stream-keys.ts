@@ -5,6 +5,7 @@ import { InvalidPatternError } from '../errors/invalid-pattern.error.js';
 export const MAX_PATTERN_LENGTH = 1_024;
 /** Patterns made only of these characters (and not too long) name their stream directly. */
 const READABLE_TAG = /^[A-Za-z0-9._:/@-]{1,200}$/;
+const REPLY_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /**
  * The one place that names Redis keys. Every key of one pattern shares the hash tag `{<tag>}`, so the stream,
@@ -19,9 +20,6 @@ const READABLE_TAG = /^[A-Za-z0-9._:/@-]{1,200}$/;
  *   <prefix>:{reply:<clientId>}       reply stream of one client instance
  *   <prefix>:{#doorbell}              Redis Cluster only: stream where producers name the streams they wrote to
  *                                     (no pattern's tag can be `#doorbell`: patterns with `#` are hashed)
- *   <prefix>:{#consumer:<group>:<name>}  string '<host>/<pid>/<random>' (expires): the live instance using this
- *                                     consumer name in the group (transport/consumer-name-lease.ts); used alone, so
- *                                     any slot will do, and like the doorbell's no pattern's tag can start with `#`
  *   <prefix>:{schema:<type>}:versions hash: schema version -> canonical JSON Schema of an event type
  *   <prefix>:{schema:<type>}:order    list: the versions in registration order
  *
@@ -189,13 +187,18 @@ export class StreamKeys {
     return `${this.prefix}:{#doorbell}`;
   }
 
-  /** Presence lease of one consumer name in a group: at most one live instance uses a name (single-key operations only). */
-  consumerNameLease(group: string, consumerName: string): string {
-    return `${this.prefix}:{#consumer:${group}:${consumerName}}`;
-  }
-
   replyStream(clientId: string): string {
     return `${this.prefix}:{reply:${clientId}}`;
+  }
+
+  /**
+   * True when `key` is a reply stream of this deployment (`<prefix>:{reply:<id>}`, id of 1-128 characters
+   * `[A-Za-z0-9._-]`). A request's `replyTo` comes from the message, so a consumer writes its reply only there: a
+   * forged address can never make it write into another key.
+   */
+  isReplyStream(key: string): boolean {
+    const start = `${this.prefix}:{reply:`;
+    return key.startsWith(start) && key.endsWith('}') && REPLY_ID.test(key.slice(start.length, -1));
   }
 
   /** Glob matching every key this prefix owns (for operators and test clean-up). */

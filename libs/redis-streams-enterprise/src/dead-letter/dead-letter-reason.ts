@@ -6,9 +6,11 @@
  * - `no-handler`: no handler is registered for its pattern;
  * - `schema-invalid`: the payload does not match its schema (strict), or cannot be mapped to the version its handler reads;
  * - `causal-timeout`: its dependencies were not handled within `ordering.timeoutMs` (`causalTimeoutPolicy: 'deadLetter'`);
+ * - `invalid-reply-to`: a request whose `replyTo` is not a reply stream of this deployment (`<prefix>:{reply:<id>}`);
+ *   nothing was written to it;
  * - `rejected`: the handler called `ctx.deadLetter(reason)`.
  */
-export const DEAD_LETTER_REASONS = ['max-deliveries', 'decode-failed', 'no-handler', 'schema-invalid', 'causal-timeout', 'rejected'] as const;
+export const DEAD_LETTER_REASONS = ['max-deliveries', 'decode-failed', 'no-handler', 'schema-invalid', 'causal-timeout', 'invalid-reply-to', 'rejected'] as const;
 
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 

@@ -18,10 +18,10 @@ export { SchemaValidationError, type SchemaIssue } from './schema-validation.err
 export { SchemaRegistrationError } from './schema-registration.error.js';
 export { PartitionKeyMissingError } from './partition-key-missing.error.js';
 export { TransactionCrossSlotError } from './transaction-cross-slot.error.js';
-export { ConsumerNameInUseError } from './consumer-name-in-use.error.js';
 export { CausalTimeoutError } from './causal-timeout.error.js';
 export { RejectedByHandlerError, NackedByHandlerError } from './rejected-by-handler.error.js';
 export { InvalidMessageError } from './invalid-message.error.js';
 export { InvalidUsageError } from './invalid-usage.error.js';
 export { PartitionLayoutError, PartitionScaleError } from './partition-layout.error.js';
 export { ClaimCheckLostError } from './claim-check-lost.error.js';
+export { InvalidReplyAddressError } from './invalid-reply-address.error.js';

@@ -30,7 +30,7 @@ export type RedisStreamsErrorCode =
   | 'INVALID_PARTITION_LAYOUT'
   | 'PARTITION_SCALE_REFUSED'
   | 'CLAIM_CHECK_LOST'
-  | 'CONSUMER_NAME_IN_USE';
+  | 'INVALID_REPLY_ADDRESS';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

@@ -18,6 +18,7 @@ import { decodeMessage, type DecodedMessage } from './envelope.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import { CausalTimeoutError } from '../errors/causal-timeout.error.js';
+import { InvalidReplyAddressError } from '../errors/invalid-reply-address.error.js';
 import { NackedByHandlerError, RejectedByHandlerError } from '../errors/rejected-by-handler.error.js';
 import { decideAfterFailure } from './settlement-policy.js';
 import { fetchClaimChecked } from './claim-check.js';
@@ -131,6 +132,10 @@ export class MessageProcessor implements MessageControls {
       return this.settler.deadLetter(entry, 'causal-timeout', new CausalTimeoutError(message.dependsOn ?? [], this.config.ordering.timeoutMs));
     }
     const isEvent = handler.isEventHandler || !message.replyTo;
+    if (!isEvent && message.replyTo !== undefined && !this.keys.isReplyStream(message.replyTo)) {
+      // replyTo comes from the message: a forged one must never make this consumer write outside its reply streams.
+      return this.settler.deadLetter(entry, 'invalid-reply-to', new InvalidReplyAddressError(message.replyTo, this.keys.replyStream('<id>')));
+    }
     if (isEvent && this.config.exactlyOnce.enabled && (await this.committer.processedAlready(entry, message))) {
       this.metrics.duplicatesSkipped++;
       return this.settler.ack(entry);
