@@ -94,6 +94,7 @@ export {
   SchemaRegistrationError,
   PartitionKeyMissingError,
   TransactionCrossSlotError,
+  ConsumerNameInUseError,
   CausalTimeoutError,
   RejectedByHandlerError,
   NackedByHandlerError,

@@ -20,6 +20,9 @@ const REPLY_ID = /^[A-Za-z0-9._-]{1,128}$/;
  *   <prefix>:{reply:<clientId>}       reply stream of one client instance
  *   <prefix>:{#doorbell}              Redis Cluster only: stream where producers name the streams they wrote to
  *                                     (no pattern's tag can be `#doorbell`: patterns with `#` are hashed)
+ *   <prefix>:{#consumer:<group>:<name>}  string '<host>/<pid>/<random>' (expires): the live instance using this
+ *                                     consumer name in the group (transport/consumer-name-lease.ts); used alone, so
+ *                                     any slot will do, and like the doorbell's no pattern's tag can start with `#`
  *   <prefix>:{schema:<type>}:versions hash: schema version -> canonical JSON Schema of an event type
  *   <prefix>:{schema:<type>}:order    list: the versions in registration order
  *
@@ -185,6 +188,11 @@ export class StreamKeys {
   /** The doorbell of this prefix (cluster/doorbell.ts). */
   doorbell(): string {
     return `${this.prefix}:{#doorbell}`;
+  }
+
+  /** Presence lease of one consumer name in a group: at most one live instance uses a name (single-key operations only). */
+  consumerNameLease(group: string, consumerName: string): string {
+    return `${this.prefix}:{#consumer:${group}:${consumerName}}`;
   }
 
   replyStream(clientId: string): string {

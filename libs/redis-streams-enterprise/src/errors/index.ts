@@ -18,6 +18,7 @@ export { SchemaValidationError, type SchemaIssue } from './schema-validation.err
 export { SchemaRegistrationError } from './schema-registration.error.js';
 export { PartitionKeyMissingError } from './partition-key-missing.error.js';
 export { TransactionCrossSlotError } from './transaction-cross-slot.error.js';
+export { ConsumerNameInUseError } from './consumer-name-in-use.error.js';
 export { CausalTimeoutError } from './causal-timeout.error.js';
 export { RejectedByHandlerError, NackedByHandlerError } from './rejected-by-handler.error.js';
 export { InvalidMessageError } from './invalid-message.error.js';

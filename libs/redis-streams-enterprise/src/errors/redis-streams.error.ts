@@ -30,7 +30,8 @@ export type RedisStreamsErrorCode =
   | 'INVALID_PARTITION_LAYOUT'
   | 'PARTITION_SCALE_REFUSED'
   | 'CLAIM_CHECK_LOST'
-  | 'INVALID_REPLY_ADDRESS';
+  | 'INVALID_REPLY_ADDRESS'
+  | 'CONSUMER_NAME_IN_USE';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.
