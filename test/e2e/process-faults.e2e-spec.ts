@@ -239,6 +239,25 @@ describe('process faults (consumer processes killed under load)', () => {
     }
   }, 45_000);
 
+  it("SIGTERM with the plain enableShutdownHooks(): the drain is clean, then Nest re-raises the signal (exit by SIGTERM, not code 0)", async () => {
+    // What the README says of the two recipes: the plain one ends the process by the signal after the close (a shell
+    // reports 143), { useProcessExit: true } exits 0 (the test above).
+    const s = scenario('pf-sigterm-default', 'jobs.sigterm.default');
+    const consumer = await s.start({ CONSUMER_NAME: 'plain-hooks', HANDLER_MS: '20', SHUTDOWN_HOOKS: 'default' });
+    try {
+      const ids = await emitRange(s.client, 'jobs.sigterm.default', 0, 200, { window: 50 });
+      await s.settled(ids.length, 20_000);
+      consumer.signal('SIGTERM');
+      const exit = await consumer.exited;
+      expect(exit).toMatchObject({ code: null, signal: 'SIGTERM' });
+      expect(consumer.signalled).toEqual({ signal: 'SIGTERM', running: 0 });
+      // The close ran before the re-raise: nothing is left pending, and the consumer left its name free.
+      expect((await pendingOf(redis, s.stream, GROUP)).total).toBe(0);
+    } finally {
+      await consumer.kill();
+    }
+  }, 30_000);
+
   it('slow handlers, fast producer: 20,000 x 1 KB flooded at concurrency 16 are all handled, the heap stays bounded, never more than 16 handlers run', async () => {
     const COUNT = 20_000;
     const CONCURRENCY = 16;

@@ -77,11 +77,14 @@ const server = new RedisStreamsServer({
 });
 const app = await NestFactory.createMicroservice(AppModule, { strategy: server, logger: ['error'] });
 // useProcessExit: after the graceful close Nest calls process.exit(0) instead of re-raising the signal, so the
-// parent sees exit code 0 for a clean shutdown (and 1 if the shutdown failed).
-app.enableShutdownHooks([], { useProcessExit: true });
+// parent sees exit code 0 for a clean shutdown (and 1 if the shutdown failed). SHUTDOWN_HOOKS=default: the README's
+// plain app.enableShutdownHooks(), which re-raises the signal after the close.
+if (env.SHUTDOWN_HOOKS === 'default') app.enableShutdownHooks();
+else app.enableShutdownHooks([], { useProcessExit: true });
 for (const signal of ['SIGTERM', 'SIGINT']) {
-  // Registered after Nest's listener; both run. Tells the parent how many handlers the signal interrupted.
-  process.on(signal, () => process.send?.({ signal, running: load.running }));
+  // Registered after Nest's listener; both run. Tells the parent how many handlers the signal interrupted. Once:
+  // a listener still registered when Nest re-raises the signal (plain enableShutdownHooks) would keep the process alive.
+  process.once(signal, () => process.send?.({ signal, running: load.running }));
 }
 await app.listen();
 process.send?.({ listening: server.config.consumer.consumerName });

@@ -34,6 +34,8 @@ export interface ConsumerEnv {
   SHUTDOWN_TIMEOUT_MS?: string;
   CONSUMER_NAME?: string;
   NAME_LEASE_MS?: string;
+  /** 'default': the plain app.enableShutdownHooks() (re-raises the signal); else with useProcessExit (exit 0). */
+  SHUTDOWN_HOOKS?: 'default';
   DIE_AFTER_SIDE_EFFECT_OF?: string;
   STATS_MS?: string;
 }

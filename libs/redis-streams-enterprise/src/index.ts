@@ -9,6 +9,7 @@ export { type RedisStreamsModuleExtras } from './redis-streams.module-definition
 export { REDIS_STREAMS_OPTIONS, REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from './redis-streams.constants.js';
 
 export { RedisStreamsServer, type RedisStreamsServerStatus, type StreamStatus } from './transport/redis-streams.server.js';
+export { type StreamRetentionStatus, type GroupRetentionStatus, type TrimmingMode } from './retention/retention-policy.js';
 export { RedisStreamsClient } from './transport/redis-streams.client.js';
 export { RedisStreamsContext } from './transport/redis-streams.context.js';
 export { RedisStreamsExceptionFilter } from './transport/redis-streams-exception.filter.js';

@@ -11,8 +11,9 @@ export class StreamsOptions {
   keyPrefix = 'rse';
 
   /**
-   * Approximate cap on entries per stream (`XADD ... MAXLEN ~ n`). Trimming deletes the oldest entries
-   * whether or not every consumer group has processed them: size it well above the worst lag.
+   * Cap on entries per stream. With `trimming: 'safe'` (the default) it is a target: entries some consumer group still
+   * needs are kept, so the stream grows past it while a group lags (see `trimming`). With `trimming: 'hard'` it is an
+   * approximate hard cap (`XADD ... MAXLEN ~ n`) that deletes entries whether or not every group processed them.
    * @default undefined (no length trimming)
    */
   @IsOptional()
@@ -21,14 +22,29 @@ export class StreamsOptions {
   maxLen?: number;
 
   /**
-   * Drop entries older than this (`XADD ... MINID ~ <now - retentionMs>`), with the same caveat as `maxLen`.
-   * When both are set, the entry written uses `maxLen` and a periodic `XTRIM MINID` applies the retention.
+   * Drop entries older than this (by the Redis server's clock), under the same `trimming` rule as `maxLen`: in `'safe'`
+   * mode only entries no group still needs; in `'hard'` mode `XADD ... MINID ~ <now - retentionMs>` (and a periodic
+   * trim when `maxLen` is set too).
    * @default undefined (no time trimming)
    */
   @IsOptional()
   @IsInt()
   @Min(1_000)
   retentionMs?: number;
+
+  /**
+   * How `maxLen`/`retentionMs` treat entries a consumer group has not processed yet.
+   * `'safe'`: never trim past the oldest entry some group of the stream still needs (its oldest pending entry, or the
+   * first entry it has not been delivered yet); the stream grows past the limits while a group lags, which costs
+   * memory and is reported (`getStatus()` `retention.behindLimit`, a warning in the log). Producers trim every few
+   * writes with a script instead of inside `XADD`; consumers trim every few seconds. A stream with no group at all is
+   * trimmed by the limits alone.
+   * `'hard'`: the limits are hard (approximate) caps applied inside every `XADD`; entries a lagging group has not read
+   * are deleted, counted per group (`getStatus()`, `getMetrics().lostUnreadToTrimming`) and warned about beforehand.
+   * @default 'safe'
+   */
+  @IsIn(['safe', 'hard'])
+  trimming: 'safe' | 'hard' = 'safe';
 
   /**
    * Largest encoded payload (bytes of its JSON) accepted by `emit`/`send` (refused with `PayloadTooLargeError`) and

@@ -111,6 +111,9 @@ function crossFieldViolations(config: RedisStreamsEnterpriseOptions, extractor: 
   if (streams.maxLen !== undefined && streams.retentionMs !== undefined && streams.maxLen < 100) {
     add('streams.maxLen', 'min', 'must not be less than 100');
   }
+  if (streams.trimming === 'hard' && streams.maxLen === undefined && streams.retentionMs === undefined) {
+    add('streams.trimming', 'needsLimit', "'hard' needs streams.maxLen or streams.retentionMs (without them nothing is trimmed)");
+  }
   return out;
 }
 

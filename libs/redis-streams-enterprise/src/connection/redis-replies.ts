@@ -141,6 +141,77 @@ export function parseGroupsInfo(raw: Raw): GroupInfo[] {
   });
 }
 
+/** One consumer group of a stream, as the retention script (connection/scripts.ts) reports it. */
+export interface RetentionGroup {
+  readonly name: string;
+  readonly consumers: number;
+  readonly pending: number;
+  readonly lastDeliveredId: string;
+  /** Entries Redis counts as read by the group (7.0+); null on 6.2 or when Redis lost track (XGROUP SETID, XDEL). */
+  readonly entriesRead: number | null;
+  /** Redis' lag: entries-added minus entries-read (7.0+), so it also counts entries trimmed before the group read them. */
+  readonly lag: number | null;
+  /** The oldest entry the group still needs: its oldest pending entry, or the id right after its last-delivered id. */
+  readonly neededId: string;
+  /** Pending entries of the group whose data is gone (below the stream's first entry), at most the scan limit. */
+  readonly pendingGone: number;
+  /** Entries after the last-delivered id, when counted (group inside the stream, loss counting asked, within limit). */
+  readonly unreadInStream: number | null;
+}
+
+/** Reply of the retention script: the stream's counters, the boundaries it found and what it trimmed. */
+export interface RetentionReply {
+  readonly length: number;
+  /** XINFO STREAM entries-added (7.0+), null on 6.2. */
+  readonly entriesAdded: number | null;
+  readonly firstId: string | null;
+  readonly lastId: string | null;
+  /** XINFO STREAM max-deleted-entry-id (7.0+): '0-0' unless XDEL removed an entry. */
+  readonly maxDeletedId: string | null;
+  /** The Redis server's clock (ms). */
+  readonly nowMs: number;
+  /** First id the limits (maxLen, retentionMs) keep; null when they delete nothing. */
+  readonly policyBoundaryId: string | null;
+  /** Smallest id some group still needs; null when the stream has no group. */
+  readonly safeBoundaryId: string | null;
+  readonly trimmed: number;
+  readonly groups: readonly RetentionGroup[];
+}
+
+const idOrNull = (value: Raw): string | null => (value === null || value === undefined || value === false ? null : String(value));
+const numberOrNull = (value: Raw): number | null => (value === null || value === undefined || value === false ? null : Number(value));
+
+/** Reply of the retention script; null when the stream does not exist. */
+export function parseRetentionReply(raw: Raw): RetentionReply | null {
+  if (raw === null || raw === undefined || raw === false) return null;
+  const [length, added, first, last, maxDeleted, now, policy, safe, trimmed, groups] = asArray(raw);
+  return {
+    length: Number(length ?? 0),
+    entriesAdded: numberOrNull(added),
+    firstId: idOrNull(first),
+    lastId: idOrNull(last),
+    maxDeletedId: idOrNull(maxDeleted),
+    nowMs: Number(now),
+    policyBoundaryId: idOrNull(policy),
+    safeBoundaryId: idOrNull(safe),
+    trimmed: Number(trimmed ?? 0),
+    groups: asArray(groups).map((item) => {
+      const [name, consumers, pending, lastDelivered, entriesRead, lag, needed, gone, after] = asArray(item);
+      return {
+        name: String(name),
+        consumers: Number(consumers ?? 0),
+        pending: Number(pending ?? 0),
+        lastDeliveredId: String(lastDelivered),
+        entriesRead: numberOrNull(entriesRead),
+        lag: numberOrNull(lag),
+        neededId: String(needed),
+        pendingGone: Number(gone ?? 0),
+        unreadInStream: numberOrNull(after),
+      };
+    }),
+  };
+}
+
 /** XPENDING summary form: how many entries each consumer holds. */
 export function parsePendingOwners(raw: Raw): Map<string, number> {
   const owners = new Map<string, number>();

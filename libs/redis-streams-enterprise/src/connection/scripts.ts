@@ -473,20 +473,23 @@ return id
 `;
 
 /**
- * retention: the retention step of one stream (streams.maxLen / retentionMs). It finds the policy boundary (entries
- * older than retentionMs, by the server's clock; for maxLen, the entry after the (XLEN - maxLen) oldest, found with
- * one bounded XRANGE) and the safe boundary (per group: its oldest pending entry, or the entry after its
- * last-delivered id; the smallest over all groups), then trims with XTRIM MINID ~ (never past the cut, possibly
- * less). It also reports what status, warnings and loss counting need, so one round trip serves them all.
+ * retention: the retention step of one stream (streams.maxLen / retentionMs, see retention/). It finds the policy
+ * boundary (entries older than retentionMs by the server's clock; for maxLen, the entry after the (XLEN - maxLen)
+ * oldest, found with one XRANGE of at most ARGV[5] + 1 entries, so a stream far over maxLen is trimmed over several
+ * runs) and the safe boundary (per group: its oldest pending entry, else the id right after its last-delivered id; the
+ * smallest over all groups; none without groups), then trims with XTRIM MINID ~ (approximate: whole nodes, never past
+ * the cut). The per-group counts below are taken after the trim, so one round trip serves trimming, status and loss
+ * counting.
  * KEYS[1] stream
  * ARGV[1] trim: 'safe' (up to min(policy, safe boundary)), 'hard' (up to the policy boundary), 'none' (report only)
- * ARGV[2] '1' to count, per group past the head, the entries after its last-delivered id (loss counting; at most
- * ARGV[5] each), ARGV[3] maxLen or '', ARGV[4] retentionMs or '', ARGV[5] most entries one XRANGE may read
+ * ARGV[2] '1' to count, for each group inside the stream, the entries after its last-delivered id (loss counting)
+ * ARGV[3] maxLen or '', ARGV[4] retentionMs or '', ARGV[5] most entries one XRANGE or XPENDING may return
  * Returns false when the stream does not exist, else {length, entries-added|false, first id|false, last id|false,
  * max-deleted-entry-id|false, now ms, policy boundary|false, safe boundary|false, trimmed count, groups}; each group
  * {name, consumers, pending, last-delivered-id, entries-read|false, lag|false, oldest needed id, pending entries whose
- * data is gone (at most ARGV[5]), entries after last-delivered-id|false (counted only with ARGV[2] '1' and when not
- * more than ARGV[5])}. Redis 6.2 has no entries-added/entries-read/lag/max-deleted-entry-id: false there.
+ * data is gone (at most ARGV[5]), entries after last-delivered-id|false (counted only with ARGV[2] '1', for a group
+ * between the first and the last entry, when not more than ARGV[5])}. Redis 6.2 has no entries-added, entries-read,
+ * lag or max-deleted-entry-id: false there.
  */
 const RETENTION = `
 ${NOW_MS}

@@ -14,6 +14,14 @@ export interface RedisStreamsMetricsSnapshot {
   readonly reclaimed: number;
   /** Pending entries found deleted by trimming before anyone processed them (data loss, see README). */
   readonly lostToTrimming: number;
+  /**
+   * Entries of this server's group that trimming deleted before the group read them (`streams.trimming: 'hard'`; in
+   * 'safe' mode only trimming by someone else can do that). Counted from Redis' own counters (XINFO `entries-added`,
+   * `entries-read`, Redis 7.0+), summed over the consumed streams, by the retention pass every few seconds: every
+   * consumer of the group reports the same number, including losses from before it started. The pending entries
+   * lost are in `lostToTrimming`.
+   */
+  readonly lostUnreadToTrimming: number;
   /** Messages that did not match their schema version (dead-lettered in strict mode, handled in warn mode). */
   readonly schemaInvalid: number;
   /** Messages acknowledged without calling the handler: processed already (exactly-once). */
@@ -42,6 +50,7 @@ export class TransportMetrics {
   deadLettered = 0;
   reclaimed = 0;
   lostToTrimming = 0;
+  lostUnreadToTrimming = 0;
   schemaInvalid = 0;
   duplicatesSkipped = 0;
   fencedCommits = 0;
@@ -86,6 +95,7 @@ export class TransportMetrics {
       deadLettered: this.deadLettered,
       reclaimed: this.reclaimed,
       lostToTrimming: this.lostToTrimming,
+      lostUnreadToTrimming: this.lostUnreadToTrimming,
       schemaInvalid: this.schemaInvalid,
       duplicatesSkipped: this.duplicatesSkipped,
       fencedCommits: this.fencedCommits,

@@ -1,7 +1,7 @@
 /**
  * The streams a server consumes, apart from the server (which coordinates connections, reading and shutdown):
  * which they are (one per pattern, or every partition stream of partitioned topics), their consumer groups, and
- * their retention (the time limit when XADD trims by length, and the sweep of claim-checked payloads).
+ * their retention pass (the retention step of retention/ on every stream, and the sweep of claim-checked payloads).
  */
 import type { Logger } from '@nestjs/common';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
@@ -9,6 +9,9 @@ import { classifyRedisError } from '../connection/redis-error-codes.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
+import type { TransportMetrics } from '../observability/metrics.js';
+import { assessRetention, type RetentionLimits } from '../retention/retention-policy.js';
+import { RetentionReporter, retentionLimits, retentionPassMs, runRetention } from '../retention/stream-retention.js';
 import { readablePartitions } from '../partitioning/partition-layout.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import { BLOB_SWEEP_INTERVAL_MS, BlobSweeper, claimCheckApplies } from './claim-check.js';
@@ -24,6 +27,9 @@ export class ConsumedStreams {
   private trimTimer?: NodeJS.Timeout;
   private trimmingStopped = false;
   private blobSweeper?: BlobSweeper;
+  private readonly retentionReporter = new RetentionReporter();
+  /** This group's unread entries lost to trimming, per stream (the largest count seen: Redis may forget after XDEL). */
+  private readonly lostUnread = new Map<string, number>();
 
   constructor(
     private readonly config: ResolvedRedisStreamsConfig,
@@ -32,6 +38,8 @@ export class ConsumedStreams {
     private readonly logger: Logger,
     /** The server's command connection, once it has one. */
     private readonly command: () => ScriptedRedis | undefined,
+    /** The server's counters (lostUnreadToTrimming is set by the retention pass). */
+    private readonly metrics: TransportMetrics,
   ) {}
 
   /** The streams with their retry schedules (the array is replaced, never changed, when the list changes). */
@@ -74,31 +82,47 @@ export class ConsumedStreams {
   }
 
   /**
-   * With both maxLen and retentionMs set, XADD trims by length and this timer applies the time limit. When
-   * claim-checked payloads can arrive (claimCheckApplies), the same timer removes the blobs of trimmed entries.
+   * With streams.maxLen or retentionMs set, the retention pass runs every retentionPassMs on every consumed stream:
+   * it trims ('safe': what no group needs any more, which covers streams producers stopped writing to; 'hard': to the
+   * limits), logs retention state changes and counts this group's lost entries. When claim-checked payloads can
+   * arrive (claimCheckApplies), the same timer removes the blobs of trimmed entries.
    */
   startRetentionTrimming(): void {
-    const { retentionMs, maxLen } = this.config.streams;
-    const trimsByTime = retentionMs !== undefined && maxLen !== undefined;
+    const limits = retentionLimits(this.config.streams);
     const sweeps = claimCheckApplies(this.config.streams);
-    if (!trimsByTime && !sweeps) return;
-    const everyMs = retentionMs === undefined ? BLOB_SWEEP_INTERVAL_MS : Math.max(1_000, Math.min(60_000, Math.floor(retentionMs / 10)));
-    const trim = async () => {
-      if (trimsByTime) {
-        const minId = `${Date.now() - retentionMs}-0`;
-        for (const { stream } of this.streams) {
-          await this.command()?.xtrim(stream, 'MINID', '~', minId).catch((error: unknown) => {
-            this.logger.debug?.(`Retention trim failed, next pass retries: ${errorText(error)} ${logIds({ stream })}`);
-          });
-        }
-      }
+    if (!limits && !sweeps) return;
+    const everyMs = limits ? retentionPassMs(limits) : BLOB_SWEEP_INTERVAL_MS;
+    const pass = async () => {
+      if (limits) await this.retentionPass(limits);
       if (sweeps) await this.sweepBlobs();
     };
     const tick = () => {
-      this.trimTimer = setTimeout(() => void trim().finally(() => this.trimmingStopped || tick()), everyMs);
+      this.trimTimer = setTimeout(() => void pass().finally(() => this.trimmingStopped || tick()), everyMs);
       this.trimTimer.unref();
     };
     tick();
+  }
+
+  /** One retention step per stream; failures are logged at debug and retried by the next pass, never thrown. */
+  async retentionPass(limits: RetentionLimits): Promise<void> {
+    const { group } = this.config.consumer;
+    for (const { stream } of this.streams) {
+      const command = this.command();
+      if (!command || this.trimmingStopped) return;
+      try {
+        const reply = await runRetention(command, stream, limits, { trim: true, countUnread: limits.trimming === 'hard' });
+        if (!reply) continue;
+        const status = assessRetention(reply, limits);
+        this.retentionReporter.report(stream, reply, status, limits);
+        const lost = status.groups.find((g) => g.group === group)?.lostUnread;
+        if (lost !== null && lost !== undefined) this.lostUnread.set(stream, Math.max(lost, this.lostUnread.get(stream) ?? 0));
+      } catch (error) {
+        this.logger.debug?.(`Retention step failed, next pass retries: ${errorText(error)} ${logIds({ stream })}`);
+      }
+    }
+    let total = 0;
+    for (const count of this.lostUnread.values()) total += count;
+    this.metrics.lostUnreadToTrimming = total;
   }
 
   /**

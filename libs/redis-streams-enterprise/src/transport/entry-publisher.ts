@@ -18,6 +18,8 @@ import { ReplicationTimeoutError } from '../errors/replication-timeout.error.js'
 import { ClaimCheckLostError } from '../errors/claim-check-lost.error.js';
 import { keySlot } from '../cluster/key-slot.js';
 import { DoorbellRinger, usesDoorbell } from '../cluster/doorbell.js';
+import { ProducerRetention } from '../retention/producer-retention.js';
+import { retentionLimits } from '../retention/stream-retention.js';
 import { BLOB_UPLOAD_TTL_MS } from './claim-check.js';
 import type { BlobReference } from './envelope.js';
 import { ReplicaWaiter } from './replica-waiter.js';
@@ -64,6 +66,8 @@ export class EntryPublisher {
   private doorbell?: DoorbellRinger;
   /** With connection.waitReplicas: one WAIT coordinator per writing connection (replica-waiter.ts). */
   private readonly waiters = new WeakMap<Redis, ReplicaWaiter>();
+  /** Retention steps every few writes per stream (retention/producer-retention.ts); created on the first write. */
+  private retention?: ProducerRetention;
 
   constructor(
     private readonly config: ResolvedRedisStreamsConfig,
@@ -109,7 +113,7 @@ export class EntryPublisher {
     const blob = options.blob;
     const blobKey = blob ? this.keys.blobOf(stream, blob.ref.id) : undefined;
     const scripted = options.idempotencyKey !== undefined || sequence || options.epoch !== undefined || blob !== undefined;
-    const trim = this.trimArgs();
+    const trim = this.trimArgs(stream);
     const scriptArgs = scripted ? this.scriptArgs(stream, fields, options, { sequence, trim, blobKey }) : undefined;
     if (this.config.connection.waitReplicas === 0 && !blob) {
       if (!scriptArgs) return { status: 'ok', id: (await command.xadd(stream, ...trim, '*', ...fields)) as string };
@@ -251,10 +255,19 @@ export class EntryPublisher {
     ];
   }
 
-  private trimArgs(): (string | number)[] {
-    const { maxLen, retentionMs } = this.config.streams;
-    if (maxLen !== undefined) return ['MAXLEN', '~', maxLen];
-    if (retentionMs !== undefined) return ['MINID', '~', `${Date.now() - retentionMs}-0`];
+  /**
+   * Trim arguments of the write. 'safe' trimming never trims inline (XADD cannot know what the groups still need):
+   * every few writes per stream, ProducerRetention runs the retention step instead; 'hard' trims inline as always, and
+   * the same step warns about groups close to losing entries.
+   */
+  private trimArgs(stream: string): (string | number)[] {
+    const limits = retentionLimits(this.config.streams);
+    if (!limits) return [];
+    this.retention ??= new ProducerRetention(limits, this.readyConnection);
+    this.retention.noteWrite(stream);
+    if (limits.trimming === 'safe') return [];
+    if (limits.maxLen !== undefined) return ['MAXLEN', '~', limits.maxLen];
+    if (limits.retentionMs !== undefined) return ['MINID', '~', `${Date.now() - limits.retentionMs}-0`];
     return [];
   }
 }

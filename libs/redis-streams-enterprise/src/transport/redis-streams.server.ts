@@ -95,7 +95,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
     this.connections = new ServerConnections(this.config, this.keys, this.logger, (state) => this.setState(state));
-    this.streams = new ConsumedStreams(this.config, this.keys, this.logger, () => this.connections.command);
+    this.streams = new ConsumedStreams(this.config, this.keys, this.logger, () => this.connections.command, this.metrics);
     // The server's own manager uses the server's connection; the injected one (module) serves users.
     this.partitioning = new PartitioningManager(this.config, providers.partitioner, () => this.connections.commandOrReject());
     this.ordering = providers.ordering ?? new OrderingManager(this.config);

@@ -1,12 +1,11 @@
-/** Share of the retention limit at which a lagging group is reported. */
-export const RETENTION_WARNING_RATIO = 0.8;
+import { RETENTION_WARNING_RATIO, idTimeMs, type TrimmingMode } from '../retention/retention-policy.js';
 
-/** Milliseconds part of a stream entry id (`<ms>-<seq>`). */
-export const idTimeMs = (id: string): number => Number(id.split('-')[0]);
+export { RETENTION_WARNING_RATIO, idTimeMs };
 
 /**
- * Trimming (`streams.maxLen`, `streams.retentionMs`) deletes entries whether or not every group processed them.
- * This says, in plain sentences, when a group is getting close to losing entries that way.
+ * Says, in plain sentences, when a group is getting close to the retention limits (`streams.maxLen`,
+ * `streams.retentionMs`): with `'hard'` trimming it is about to lose entries; with `'safe'` trimming it is about to
+ * hold retention back (the stream keeps growing past the limit until the group catches up).
  */
 export function retentionWarnings(input: {
   stream: string;
@@ -18,13 +17,19 @@ export function retentionWarnings(input: {
   nowMs: number;
   maxLen?: number;
   retentionMs?: number;
+  /** @default 'hard' (the wording of the older, unconditional trimming) */
+  trimming?: TrimmingMode;
 }): string[] {
   const warnings: string[] = [];
-  const { stream, group, lag, maxLen, retentionMs, oldestUnfinishedMs, nowMs } = input;
+  const { stream, group, lag, maxLen, retentionMs, oldestUnfinishedMs, nowMs, trimming = 'hard' } = input;
+  const consequence =
+    trimming === 'safe'
+      ? 'retention is held back for it (the stream grows past the limit) until it catches up'
+      : 'trimming may delete entries it has not processed';
   if (maxLen !== undefined && lag !== null && lag > maxLen * RETENTION_WARNING_RATIO) {
     warnings.push(
       `group ${group} is ${lag} entries behind on ${stream}, over ${RETENTION_WARNING_RATIO * 100}% of streams.maxLen ` +
-        `(${maxLen}): trimming may delete entries it has not processed`,
+        `(${maxLen}): ${consequence}`,
     );
   }
   if (retentionMs !== undefined && oldestUnfinishedMs !== null) {
@@ -32,7 +37,7 @@ export function retentionWarnings(input: {
     if (age > retentionMs * RETENTION_WARNING_RATIO) {
       warnings.push(
         `group ${group} has an unfinished entry ${Math.round(age / 1000)} s old on ${stream}, over ` +
-          `${RETENTION_WARNING_RATIO * 100}% of streams.retentionMs (${retentionMs} ms): trimming may delete it`,
+          `${RETENTION_WARNING_RATIO * 100}% of streams.retentionMs (${retentionMs} ms): ${trimming === 'safe' ? consequence : 'trimming may delete it'}`,
       );
     }
   }

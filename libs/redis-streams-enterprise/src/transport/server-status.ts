@@ -4,6 +4,8 @@ import type { ScriptedRedis } from '../connection/scripts.js';
 import { errorText } from '../observability/log-format.js';
 import type { RedisStreamsStatus } from '../redis-streams.constants.js';
 import type { EnabledFeatures } from './features.js';
+import { assessRetention, type StreamRetentionStatus } from '../retention/retention-policy.js';
+import { retentionLimits, runRetention } from '../retention/stream-retention.js';
 import { idTimeMs, retentionWarnings } from './retention-check.js';
 
 /** One consumed stream in `getStatus()`. */
@@ -15,6 +17,11 @@ export interface StreamStatus {
   /** Entries not yet delivered to this group; null when Redis cannot compute it. */
   readonly lag: number | null;
   readonly consumers: number | null;
+  /**
+   * What `streams.maxLen`/`retentionMs` do to this stream, for every group on it: whether a group holds retention
+   * back ('safe') or is losing entries ('hard'), and per group the entries lost to trimming. Null without limits.
+   */
+  readonly retention: StreamRetentionStatus | null;
   /** Retention warnings for this stream (see `warnings` of the server status). */
   readonly warnings: readonly string[];
 }
@@ -34,10 +41,10 @@ export interface RedisStreamsServerStatus {
   readonly error?: string;
 }
 
-/** Pending, lag, consumers and retention warnings of this group on one stream (XINFO GROUPS, XPENDING). */
+/** Pending, lag, consumers and retention of this group on one stream (XINFO GROUPS, XPENDING, the retention script). */
 export async function streamStatus(command: ScriptedRedis, config: ResolvedRedisStreamsConfig, pattern: string, stream: string): Promise<StreamStatus> {
   const { group } = config.consumer;
-  const { maxLen, retentionMs } = config.streams;
+  const { maxLen, retentionMs, trimming } = config.streams;
   try {
     const info = parseGroupsInfo(await command.xinfo('GROUPS', stream)).find((g) => g.name === group);
     let oldestUnfinishedMs: number | null = null;
@@ -48,12 +55,42 @@ export async function streamStatus(command: ScriptedRedis, config: ResolvedRedis
       const candidates = [summary[1], firstUndelivered[0]?.[0]].filter((id): id is string => typeof id === 'string');
       oldestUnfinishedMs = candidates.length ? Math.min(...candidates.map(idTimeMs)) : null;
     }
+    const retention = await retentionStatus(command, config, stream);
     const warnings = info
-      ? retentionWarnings({ stream, group, lag: info.lag, oldestUnfinishedMs, nowMs: Date.now(), maxLen, retentionMs })
+      ? retentionWarnings({ stream, group, lag: info.lag, oldestUnfinishedMs, nowMs: Date.now(), maxLen, retentionMs, trimming })
       : [];
-    return { pattern, stream, pending: info?.pending ?? null, lag: info?.lag ?? null, consumers: info?.consumers ?? null, warnings };
+    if (retention) warnings.push(...retentionStatusWarnings(stream, retention));
+    return { pattern, stream, pending: info?.pending ?? null, lag: info?.lag ?? null, consumers: info?.consumers ?? null, retention, warnings };
   } catch (error) {
-    if (/no such key/i.test(errorText(error))) return { pattern, stream, pending: null, lag: null, consumers: null, warnings: [] };
+    if (/no such key/i.test(errorText(error))) return { pattern, stream, pending: null, lag: null, consumers: null, retention: null, warnings: [] };
     throw error;
   }
+}
+
+/** The retention script in report mode (nothing trimmed), with unread entries counted for exact loss counts. */
+async function retentionStatus(command: ScriptedRedis, config: ResolvedRedisStreamsConfig, stream: string): Promise<StreamRetentionStatus | null> {
+  const limits = retentionLimits(config.streams);
+  if (!limits) return null;
+  const reply = await runRetention(command, stream, limits, { trim: false, countUnread: true });
+  return reply ? assessRetention(reply, limits) : null;
+}
+
+/** 'safe': who holds retention back and what it costs; 'hard' (or trimming by others): which group lost entries. */
+function retentionStatusWarnings(stream: string, retention: StreamRetentionStatus): string[] {
+  const warnings: string[] = [];
+  if (retention.trimming === 'safe' && retention.behindLimit.length > 0) {
+    warnings.push(
+      `retention of ${stream} is held back by group ${retention.behindLimit.join(', ')}: ${retention.length} entries kept ` +
+        `(${retention.entriesOverLimit} over streams.maxLen, oldest ${Math.round(retention.ageOverLimitMs / 1000)} s over ` +
+        `streams.retentionMs) until it catches up`,
+    );
+  }
+  for (const g of retention.groups) {
+    if (!g.lostUnread && !g.lostPending) continue;
+    warnings.push(
+      `group ${g.group} lost entries of ${stream} to trimming before processing them: ${g.lostUnread ?? 0} never read, ` +
+        `${g.lostPending} pending`,
+    );
+  }
+  return warnings;
 }
