@@ -38,6 +38,7 @@ const shared = {
   moduleNameMapper: {
     ...(compatDir ? { '^@nestjs/(common|core|microservices|testing)(.*)$': `${compatDir}/node_modules/@nestjs/$1$2` } : {}),
     '^nestjs-redis-streams-enterprise$': '<rootDir>/libs/redis-streams-enterprise/src/index.ts',
+    '^nestjs-redis-streams-enterprise/testing$': '<rootDir>/libs/redis-streams-enterprise/src/testing/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

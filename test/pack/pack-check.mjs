@@ -3,10 +3,13 @@
 // It checks the public entry point, starts its own redis-server on a free port (never 6379), boots a Nest
 // microservice with RedisStreamsServer and one @EventPattern handler, emits one event with RedisStreamsClient and
 // waits (10 s at most) for the handler to get it, closes everything and must then exit by itself (no open handles).
+// It also loads the testing entry point (`nestjs-redis-streams-enterprise/testing`, with its types file) and emits a
+// second event with its RedisStreamsTestHarness, which must report it handled, then cleans up the keys with it.
 // Exit code 0 only if all of that worked.
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createConnection, createServer } from 'node:net';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -14,6 +17,7 @@ import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
 
 const PUBLIC_NAMES = ['RedisStreamsServer', 'RedisStreamsClient', 'RedisStreamsContext', 'RedisStreamsEnterpriseModule', 'ConfigValidator'];
+const TESTING_NAMES = ['startTestRedis', 'testConfig', 'testKeyPrefix', 'deleteKeysWithPrefix', 'RedisStreamsTestHarness', 'SettlementTimeoutError', 'TestRedisStartError'];
 const PATTERN = 'packcheck.created';
 const DELIVERY_TIMEOUT_MS = 10_000;
 const redisDir = process.env.PACK_CHECK_REDIS_DIR ?? process.cwd();
@@ -80,6 +84,14 @@ async function main() {
   log(`exports ${PUBLIC_NAMES.join(', ')} (${Object.keys(lib).length} names in all)`);
   const { RedisStreamsClient, RedisStreamsContext, RedisStreamsServer } = lib;
 
+  // 1b. The testing entry point, through "exports" too, with the types file its "types" condition names.
+  const testing = await import('nestjs-redis-streams-enterprise/testing');
+  const missingTesting = TESTING_NAMES.filter((name) => typeof testing[name] !== 'function');
+  if (missingTesting.length > 0) throw new Error(`missing exports of nestjs-redis-streams-enterprise/testing: ${missingTesting.join(', ')}`);
+  const testingTypes = fileURLToPath(import.meta.resolve('nestjs-redis-streams-enterprise/testing')).replace(/\.js$/, '.d.ts');
+  if (!existsSync(testingTypes)) throw new Error(`the testing entry point has no types file (${testingTypes})`);
+  log(`testing exports ${TESTING_NAMES.join(', ')}`);
+
   // 2. A controller with one @EventPattern handler, decorated by hand (what TypeScript would emit).
   const received = [];
   class PackCheckController {
@@ -105,6 +117,8 @@ async function main() {
   });
   await app.listen();
   const client = new RedisStreamsClient(config);
+  const testRedis = await testing.startTestRedis({ url: redis.url });
+  const harness = testing.RedisStreamsTestHarness.fromConfig(config, { timeoutMs: DELIVERY_TIMEOUT_MS });
   try {
     await client.connect();
     await lastValueFrom(client.emit(PATTERN, { id: 42, source: 'pack-check' }));
@@ -115,9 +129,18 @@ async function main() {
     if (data?.id !== 42 || data?.source !== 'pack-check') throw new Error(`unexpected payload ${JSON.stringify(data)}`);
     if (!(ctx instanceof RedisStreamsContext)) throw new Error('the handler did not get a RedisStreamsContext');
     log(`delivered ${JSON.stringify(data)} on ${ctx.getStream()} (entry ${ctx.getEntryId()}, group ${ctx.getGroup()})`);
+
+    // 4. The testing harness: emit and wait until the group acknowledged it.
+    const settled = await harness.emitAndWait(PATTERN, { id: 43, source: 'pack-check harness' });
+    if (settled.outcome !== 'handled' || received.length !== 2) throw new Error(`harness: unexpected ${JSON.stringify(settled)}, ${received.length} deliveries`);
+    log(`harness: entry ${settled.entryId} ${settled.outcome} by group ${settled.group}`);
   } finally {
     await client.close();
     await app.close();
+    const deleted = await harness.cleanup();
+    await harness.close();
+    await testRedis.stop(); // a reused URL: stops nothing
+    log(`harness: cleaned up ${deleted} keys`);
     redis.stop();
   }
 }
