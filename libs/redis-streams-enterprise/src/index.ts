@@ -114,3 +114,4 @@ export { type StreamHandlerSchemaOptions } from './schema/handler-schema.js';
 export { type SchemaMetricsSnapshot, type SchemaDirectionCounts } from './schema/schema-metrics.js';
 export { SchemaUpcastError } from './errors/schema-upcast.error.js';
 export { SchemaRegistryMissingError } from './errors/schema-registry-missing.error.js';
+export { OptionalDependencyMissingError } from './errors/optional-dependency-missing.error.js';

@@ -26,3 +26,4 @@ export { InvalidUsageError } from './invalid-usage.error.js';
 export { PartitionLayoutError, PartitionScaleError } from './partition-layout.error.js';
 export { ClaimCheckLostError } from './claim-check-lost.error.js';
 export { InvalidReplyAddressError } from './invalid-reply-address.error.js';
+export { OptionalDependencyMissingError } from './optional-dependency-missing.error.js';

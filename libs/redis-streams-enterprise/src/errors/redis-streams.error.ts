@@ -33,7 +33,8 @@ export type RedisStreamsErrorCode =
   | 'PARTITION_SCALE_REFUSED'
   | 'CLAIM_CHECK_LOST'
   | 'INVALID_REPLY_ADDRESS'
-  | 'CONSUMER_NAME_IN_USE';
+  | 'CONSUMER_NAME_IN_USE'
+  | 'OPTIONAL_DEPENDENCY_MISSING';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

@@ -1,8 +1,22 @@
 import 'reflect-metadata';
 import { defaultMetadataStorage } from 'class-transformer/cjs/storage.js';
 import { ValidationTypes } from 'class-validator';
-import { targetConstructorToSchema } from 'class-validator-jsonschema';
+import type { targetConstructorToSchema } from 'class-validator-jsonschema';
+import { loadOptional, type OptionalFeature, type RequireFn } from '../runtime/optional-dependency.js';
 import { isJsonSchemaObject, jsonEqual, type JsonSchema } from './json-schema.js';
+
+/** The optional peer a DTO class as a schema needs (zod and plain JSON Schemas do without it). */
+export const DTO_SCHEMAS: OptionalFeature = { feature: 'a DTO class as a schema', packages: ['class-validator-jsonschema'] };
+
+/**
+ * class-validator-jsonschema's converter, loaded on the first DTO converted (it pulls in lodash pieces, openapi3-ts
+ * and yaml, which apps without DTO schemas should not have to install).
+ * @throws OptionalDependencyMissingError when class-validator-jsonschema is not installed.
+ */
+export function loadDtoConverter(requireFn?: RequireFn): typeof targetConstructorToSchema {
+  return loadOptional<{ targetConstructorToSchema: typeof targetConstructorToSchema }>('class-validator-jsonschema', DTO_SCHEMAS, requireFn)
+    .targetConstructorToSchema;
+}
 
 type ConversionOptions = NonNullable<Parameters<typeof targetConstructorToSchema>[1]>;
 type Converter = NonNullable<ConversionOptions['additionalConverters']>[string];
@@ -46,8 +60,10 @@ const OPAQUE_TYPES = new Map<unknown, string>([
  * `@ValidateNested` that knows classes, not only their names: two nested classes of the same name stay apart.
  * @throws TypeError when a `@ValidateNested()` property's class cannot be told (an array, a Map or an interface
  *   without `@Type(() => X)`).
+ * @throws OptionalDependencyMissingError when class-validator-jsonschema is not installed.
  */
 export function dtoToJsonSchema(root: Function): JsonSchema {
+  const targetConstructorToSchema = loadDtoConverter();
   const classes: Function[] = [];
   const ids = new Map<Function, number>();
   const idOf = (cls: Function): number => {

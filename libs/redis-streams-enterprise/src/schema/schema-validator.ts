@@ -1,10 +1,33 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
 import type { SchemaIssue } from '../errors/schema-validation.error.js';
+import { loadOptional, type OptionalFeature, type RequireFn } from '../runtime/optional-dependency.js';
 import { jsonSchemaDraftOf, type JsonSchema, type JsonSchemaDraft } from './json-schema.js';
 
 type AnyAjv = Ajv | Ajv2020;
+
+/** What validation needs of the optional peers ajv and ajv-formats (types only above: nothing loads at import). */
+export interface AjvPackages {
+  readonly Ajv: new (options: Options) => Ajv;
+  readonly Ajv2020: new (options: Options) => Ajv2020;
+  readonly addFormats: (ajv: AnyAjv) => unknown;
+}
+
+/** The optional peers schema validation (`schema.enabled`) needs. */
+export const SCHEMA_VALIDATION: OptionalFeature = { feature: 'schema validation', packages: ['ajv', 'ajv-formats'] };
+
+/**
+ * Loads ajv and ajv-formats. Called when a validator first compiles a schema, and by the SchemaManager when
+ * `schema.enabled` is on, so that a missing package fails the application's start rather than its first message.
+ * @throws OptionalDependencyMissingError when ajv or ajv-formats is not installed.
+ */
+export function loadAjvPackages(requireFn?: RequireFn): AjvPackages {
+  const ajv = loadOptional<{ Ajv: AjvPackages['Ajv'] }>('ajv', SCHEMA_VALIDATION, requireFn);
+  const ajv2020 = loadOptional<{ Ajv2020: AjvPackages['Ajv2020'] }>('ajv/dist/2020.js', SCHEMA_VALIDATION, requireFn);
+  // CommonJS: the module is the plugin function itself (also under `default`).
+  const formats = loadOptional<AjvPackages['addFormats'] & { default?: AjvPackages['addFormats'] }>('ajv-formats', SCHEMA_VALIDATION, requireFn);
+  return { Ajv: ajv.Ajv, Ajv2020: ajv2020.Ajv2020, addFormats: formats.default ?? formats };
+}
 
 /**
  * Validates payloads against stored JSON Schemas with Ajv (compiled once per schema version and cached: versions are
@@ -16,9 +39,13 @@ type AnyAjv = Ajv | Ajv2020;
  *
  * With `applyDefaults`, validation also fills in the schema's `default` for every missing property, in place (Ajv
  * `useDefaults`): how a message written with an older version gets the fields a handler's newer version added.
+ *
+ * ajv and ajv-formats are optional peers, loaded when the first schema is compiled ({@link loadAjvPackages}).
+ * @throws OptionalDependencyMissingError from `validate` when one of them is not installed.
  */
 export class SchemaValidator {
   private readonly ajvs = new Map<JsonSchemaDraft, AnyAjv>();
+  private packages?: AjvPackages;
   private readonly compiled = new Map<string, { validate: ValidateFunction; ajv: AnyAjv }>();
 
   constructor(private readonly options: { applyDefaults?: boolean } = {}) {}
@@ -46,9 +73,10 @@ export class SchemaValidator {
   private ajvFor(draft: JsonSchemaDraft): AnyAjv {
     let ajv = this.ajvs.get(draft);
     if (!ajv) {
-      const options = { allErrors: true, strict: false, useDefaults: this.options.applyDefaults === true };
-      ajv = draft === '2020-12' ? new Ajv2020(options) : new Ajv(options);
-      (addFormats as unknown as (ajv: AnyAjv) => void)(ajv);
+      const { Ajv: Draft07, Ajv2020: Draft2020, addFormats } = (this.packages ??= loadAjvPackages());
+      const options: Options = { allErrors: true, strict: false, useDefaults: this.options.applyDefaults === true };
+      ajv = draft === '2020-12' ? new Draft2020(options) : new Draft07(options);
+      addFormats(ajv);
       this.ajvs.set(draft, ajv);
     }
     return ajv;

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { OptionalDependencyMissingError } from '../errors/optional-dependency-missing.error.js';
 import { SchemaRegistrationError } from '../errors/schema-registration.error.js';
 import { SchemaRegistryMissingError } from '../errors/schema-registry-missing.error.js';
 import { SchemaValidationError, type SchemaIssue } from '../errors/schema-validation.error.js';
@@ -14,7 +15,7 @@ import { SchemaMetrics, type SchemaMetricsSnapshot } from './schema-metrics.js';
 import { SchemaReader, type IncomingRead } from './schema-reader.js';
 import { SchemaRegistry } from './schema-registry.js';
 import { canonicalSchema, toJsonSchema, type SchemaSource } from './schema-source.js';
-import { SchemaValidator } from './schema-validator.js';
+import { loadAjvPackages, SchemaValidator } from './schema-validator.js';
 
 /** A registered schema version. */
 export interface SchemaVersion {
@@ -80,12 +81,15 @@ export class SchemaManager implements OnApplicationShutdown {
    * @throws SchemaRegistryMissingError when the registry is external, none is given and schema.enabled is on (with it
    *   off, each registry operation fails with it instead).
    * @throws InvalidOptionsError for an invalid configuration, or a registry given with `schema.registry: 'redis'`.
+   * @throws OptionalDependencyMissingError when schema.enabled is on and ajv or ajv-formats is not installed.
    */
   constructor(
     @Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig,
     @Optional() registry?: SchemaRegistry,
   ) {
     this.config = resolveConfig(config);
+    // The optional peers load on first use; checked here so that a missing one fails the start, not the first message.
+    if (this.config.schema.enabled) loadAjvPackages();
     if (this.config.schema.registry === 'external') {
       // With schema.enabled the transport needs the registry: fail at start. Disabled, fail only when used.
       if (!registry && this.config.schema.enabled) throw new SchemaRegistryMissingError(SchemaManager.name);
@@ -121,6 +125,7 @@ export class SchemaManager implements OnApplicationShutdown {
    * 'backward')`). An identical schema already registered returns its version (no-op). With
    * `schema.compatibilityCheck`, an incompatible schema is refused with every breaking change listed.
    * @throws SchemaRegistrationError also when the schema cannot be converted (a nested DTO without `@Type(() => X)`).
+   * @throws OptionalDependencyMissingError for a DTO class when class-validator-jsonschema is not installed.
    */
   async registerSchema(eventType: string, source: SchemaSource, version?: string, compatibility: CompatibilityMode = 'backward'): Promise<SchemaVersion> {
     const schema = this.toSchema(eventType, source);
@@ -281,6 +286,7 @@ export class SchemaManager implements OnApplicationShutdown {
     try {
       return toJsonSchema(source);
     } catch (error) {
+      if (error instanceof OptionalDependencyMissingError) throw error; // the installation is at fault, not the schema
       // The source's own declaration is at fault (a nested DTO without @Type, a zod schema without JSON Schema).
       throw new SchemaRegistrationError(eventType, error instanceof Error ? error.message : String(error));
     }
