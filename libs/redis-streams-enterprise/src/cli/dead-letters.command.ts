@@ -1,7 +1,7 @@
-import { Option, type Command } from 'commander';
 import type { DeadLetter, DeadLetterFilter } from '../dead-letter/dead-letter.js';
 import type { DeadLetterManager } from '../dead-letter/dead-letter.manager.js';
 import { CliError, configOf, type CliIo, type GlobalOptions } from './cli-context.js';
+import { option, type CommandSpec, type Invocation, type OptionSpec } from './command-line.js';
 import { idTime, isoOrDash, line, moreLine, plural, SAMPLE_SIZE, table, truncate, writeJson } from './format.js';
 import { parseEntryId, parsePositiveInt, parseTime } from './parse.js';
 
@@ -22,23 +22,24 @@ interface FilterFlags {
 
 type Flags = FilterFlags & GlobalOptions;
 
-function patternOption(): Option {
-  return new Option('-p, --pattern <pattern>', 'message pattern whose dead letters to use (e.g. orders.created)').makeOptionMandatory();
+const PATTERN = option('-p, --pattern <pattern>', 'message pattern whose dead letters to use (e.g. orders.created)', { required: true });
+
+/** Options of the filtering subcommands (list, redrive, purge). */
+function filterOptions({ limit }: { limit: boolean }): OptionSpec[] {
+  return [
+    PATTERN,
+    option('--reason <reason>', 'only this reason: max-deliveries, decode-failed, no-handler, rejected'),
+    option('--group <group>', 'only letters of this consumer group'),
+    option('--error-name <name>', 'only errors of this name (e.g. TypeError)'),
+    option('--error-message <text>', 'only errors whose message contains this text'),
+    option('--message-pattern <pattern>', 'only messages whose own pattern is this (a stream may carry other patterns)'),
+    option('--from <iso|ms>', 'only letters dead-lettered at or after this time (ISO 8601 or epoch ms)', { parse: parseTime }),
+    option('--to <iso|ms>', 'only letters dead-lettered at or before this time (ISO 8601 or epoch ms)', { parse: parseTime }),
+    ...(limit ? [option('--limit <n>', 'at most this many letters', { parse: parsePositiveInt })] : []),
+  ];
 }
 
-function addFilterOptions(command: Command, { limit }: { limit: boolean }): Command {
-  command
-    .addOption(patternOption())
-    .option('--reason <reason>', 'only this reason: max-deliveries, decode-failed, no-handler, rejected')
-    .option('--group <group>', 'only letters of this consumer group')
-    .option('--error-name <name>', 'only errors of this name (e.g. TypeError)')
-    .option('--error-message <text>', 'only errors whose message contains this text')
-    .option('--message-pattern <pattern>', "only messages whose own pattern is this (a stream may carry other patterns)")
-    .option('--from <iso|ms>', 'only letters dead-lettered at or after this time (ISO 8601 or epoch ms)', parseTime)
-    .option('--to <iso|ms>', 'only letters dead-lettered at or before this time (ISO 8601 or epoch ms)', parseTime);
-  if (limit) command.option('--limit <n>', 'at most this many letters', parsePositiveInt);
-  return command;
-}
+const DRY_RUN = (what: string) => option('--dry-run', `only list what would be ${what}; change nothing`);
 
 function toFilter(flags: FilterFlags): DeadLetterFilter {
   if (flags.from !== undefined && flags.to !== undefined && flags.from > flags.to) {
@@ -134,119 +135,126 @@ function printLetter(io: CliIo, l: DeadLetter): void {
 }
 
 /** `dlq …`: list, count, show, redrive, purge dead letters and list the patterns that have some. */
-export function addDeadLettersCommand(program: Command, io: CliIo): Command {
-  // program.command() (not addCommand) so the subcommands inherit exitOverride and the output configuration.
-  const dlq = program.command('dlq').summary('list, count, show, redrive and purge dead letters').description('inspect, redrive and purge dead letters (<prefix>:{<pattern>}:dlq)');
-
-  addFilterOptions(dlq.command('list').description('list dead letters, oldest first (default: at most 100)'), { limit: true }).action(
-    async (_flags: FilterFlags, command: Command) => {
-      const flags = command.optsWithGlobals<Flags>();
-      const filter = toFilter(flags);
-      const limit = flags.limit ?? 100;
-      const letters = await withManager(flags, (m) => m.list(flags.pattern, { ...filter, limit }));
-      if (flags.json) return writeJson(io.stdout, letters.map((l) => letterJson(l)));
-      if (letters.length === 0) return line(io.stdout, `No dead letters of "${flags.pattern}" match.`);
-      line(io.stdout, letterRows(letters));
-      const more = letters.length >= limit ? ` (the limit; more may match: raise --limit or narrow with --from)` : '';
-      line(io.stdout, `${plural(letters.length, 'dead letter')}${more}`);
-    },
-  );
-
-  dlq
-    .command('count')
-    .description('number of dead letters of a pattern (all of them; use "list" for filters)')
-    .addOption(patternOption())
-    .action(async (_flags: unknown, command: Command) => {
-      const flags = command.optsWithGlobals<Flags>();
-      const count = await withManager(flags, (m) => m.count(flags.pattern));
-      if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, count });
-      line(io.stdout, `${plural(count, 'dead letter')} of "${flags.pattern}"`);
-    });
-
-  dlq
-    .command('show')
-    .description('one dead letter in full: error, times, headers and payload')
-    .addOption(patternOption())
-    .argument('<dlqId>', 'id of the dead-letter entry (from "dlq list")', parseEntryId)
-    .action(async (dlqId: string, _flags: unknown, command: Command) => {
-      const flags = command.optsWithGlobals<Flags>();
-      const letter = await withManager(flags, (m) => m.get(flags.pattern, dlqId));
-      if (!letter) throw new CliError(`No dead letter ${dlqId} of "${flags.pattern}" (it may have been redriven or purged)`);
-      if (flags.json) return writeJson(io.stdout, letterJson(letter, true));
-      printLetter(io, letter);
-    });
-
-  addFilterOptions(
-    dlq
-      .command('redrive')
-      .summary('move matching dead letters back to their stream (--dry-run to preview)')
-      .description(
-        'move matching dead letters back to their stream, oldest first; each is delivered again to the group that gave up on it. ' +
+export function deadLettersCommand(io: CliIo): CommandSpec {
+  const flagsOf = (invocation: Invocation) => invocation.flags as unknown as Flags;
+  return {
+    name: 'dlq',
+    summary: 'list, count, show, redrive and purge dead letters',
+    description: 'inspect, redrive and purge dead letters (<prefix>:{<pattern>}:dlq)',
+    commands: [
+      {
+        name: 'list',
+        description: 'list dead letters, oldest first (default: at most 100)',
+        options: filterOptions({ limit: true }),
+        action: (invocation) => list(io, flagsOf(invocation)),
+      },
+      {
+        name: 'count',
+        description: 'number of dead letters of a pattern (all of them; use "list" for filters)',
+        options: [PATTERN],
+        action: (invocation) => count(io, flagsOf(invocation)),
+      },
+      {
+        name: 'show',
+        description: 'one dead letter in full: error, times, headers and payload',
+        options: [PATTERN],
+        arguments: [{ name: 'dlqId', description: 'id of the dead-letter entry (from "dlq list")', parse: parseEntryId }],
+        action: (invocation) => show(io, flagsOf(invocation), invocation.args[0] as string),
+      },
+      {
+        name: 'redrive',
+        summary: 'move matching dead letters back to their stream (--dry-run to preview)',
+        description:
+          'move matching dead letters back to their stream, oldest first; each is delivered again to the group that gave up on it. ' +
           'Repeating a redrive cannot deliver a letter twice',
-      ),
-    { limit: true },
-  )
-    .option('--dry-run', 'only list what would be redriven; change nothing')
-    .action(async (_flags: unknown, command: Command) => {
-      const flags = command.optsWithGlobals<Flags>();
-      const filter = toFilter(flags);
-      if (flags.dryRun) {
-        const { dlqIds, sample } = await withManager(flags, (m) => preview(m, flags.pattern, filter, flags.limit));
-        if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, dryRun: true, wouldRedrive: dlqIds.length, dlqIds });
-        line(io.stdout, `Dry run: would redrive ${plural(dlqIds.length, 'dead letter')} of "${flags.pattern}" (nothing was changed)`);
-        if (sample.length > 0) line(io.stdout, letterRows(sample));
-        return moreLine(io.stdout, sample.length, dlqIds.length);
-      }
-      const result = await withManager(flags, (m) =>
-        m.redrive(flags.pattern, { ...filter, ...(flags.limit === undefined ? {} : { limit: flags.limit }) }),
+        options: [...filterOptions({ limit: true }), DRY_RUN('redriven')],
+        action: (invocation) => redrive(io, flagsOf(invocation)),
+      },
+      {
+        name: 'purge',
+        description: 'delete matching dead letters for good (needs --yes)',
+        options: [...filterOptions({ limit: false }), DRY_RUN('deleted'), option('-y, --yes', 'really delete')],
+        action: (invocation) => purge(io, flagsOf(invocation)),
+      },
+      {
+        name: 'patterns',
+        description: 'patterns that have dead letters under this --prefix, with their counts',
+        action: (invocation) => patterns(io, flagsOf(invocation)),
+      },
+    ],
+  };
+}
+
+async function list(io: CliIo, flags: Flags): Promise<void> {
+  const filter = toFilter(flags);
+  const limit = flags.limit ?? 100;
+  const letters = await withManager(flags, (m) => m.list(flags.pattern, { ...filter, limit }));
+  if (flags.json) return writeJson(io.stdout, letters.map((l) => letterJson(l)));
+  if (letters.length === 0) return line(io.stdout, `No dead letters of "${flags.pattern}" match.`);
+  line(io.stdout, letterRows(letters));
+  const more = letters.length >= limit ? ` (the limit; more may match: raise --limit or narrow with --from)` : '';
+  line(io.stdout, `${plural(letters.length, 'dead letter')}${more}`);
+}
+
+async function count(io: CliIo, flags: Flags): Promise<void> {
+  const n = await withManager(flags, (m) => m.count(flags.pattern));
+  if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, count: n });
+  line(io.stdout, `${plural(n, 'dead letter')} of "${flags.pattern}"`);
+}
+
+async function show(io: CliIo, flags: Flags, dlqId: string): Promise<void> {
+  const letter = await withManager(flags, (m) => m.get(flags.pattern, dlqId));
+  if (!letter) throw new CliError(`No dead letter ${dlqId} of "${flags.pattern}" (it may have been redriven or purged)`);
+  if (flags.json) return writeJson(io.stdout, letterJson(letter, true));
+  printLetter(io, letter);
+}
+
+async function redrive(io: CliIo, flags: Flags): Promise<void> {
+  const filter = toFilter(flags);
+  if (flags.dryRun) {
+    const { dlqIds, sample } = await withManager(flags, (m) => preview(m, flags.pattern, filter, flags.limit));
+    if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, dryRun: true, wouldRedrive: dlqIds.length, dlqIds });
+    line(io.stdout, `Dry run: would redrive ${plural(dlqIds.length, 'dead letter')} of "${flags.pattern}" (nothing was changed)`);
+    if (sample.length > 0) line(io.stdout, letterRows(sample));
+    return moreLine(io.stdout, sample.length, dlqIds.length);
+  }
+  const result = await withManager(flags, (m) => m.redrive(flags.pattern, { ...filter, ...(flags.limit === undefined ? {} : { limit: flags.limit }) }));
+  if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, dryRun: false, ...result });
+  line(io.stdout, `Redrove ${plural(result.redriven.length, 'dead letter')} of "${flags.pattern}" back to its stream`);
+  for (const { dlqId, newId } of result.redriven.slice(0, SAMPLE_SIZE)) line(io.stdout, `  ${dlqId} -> ${newId}`);
+  moreLine(io.stdout, Math.min(SAMPLE_SIZE, result.redriven.length), result.redriven.length);
+  if (result.skipped.length > 0) {
+    line(io.stdout, `Skipped ${plural(result.skipped.length, 'letter')} whose payload was trimmed before it was dead-lettered: ${result.skipped.join(', ')}`);
+  }
+}
+
+async function purge(io: CliIo, flags: Flags): Promise<void> {
+  const filter = toFilter(flags);
+  if (flags.dryRun || !flags.yes) {
+    const { dlqIds, sample } = await withManager(flags, (m) => preview(m, flags.pattern, filter));
+    if (!flags.dryRun) {
+      throw new CliError(
+        `Refusing to delete ${plural(dlqIds.length, 'dead letter')} of "${flags.pattern}" without --yes (nothing was deleted); ` +
+          'preview them with --dry-run',
       );
-      if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, dryRun: false, ...result });
-      line(io.stdout, `Redrove ${plural(result.redriven.length, 'dead letter')} of "${flags.pattern}" back to its stream`);
-      for (const { dlqId, newId } of result.redriven.slice(0, SAMPLE_SIZE)) line(io.stdout, `  ${dlqId} -> ${newId}`);
-      moreLine(io.stdout, Math.min(SAMPLE_SIZE, result.redriven.length), result.redriven.length);
-      if (result.skipped.length > 0) {
-        line(io.stdout, `Skipped ${plural(result.skipped.length, 'letter')} whose payload was trimmed before it was dead-lettered: ${result.skipped.join(', ')}`);
-      }
-    });
+    }
+    if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, dryRun: true, wouldDelete: dlqIds.length, dlqIds });
+    line(io.stdout, `Dry run: would delete ${plural(dlqIds.length, 'dead letter')} of "${flags.pattern}" (nothing was changed)`);
+    if (sample.length > 0) line(io.stdout, letterRows(sample));
+    return moreLine(io.stdout, sample.length, dlqIds.length);
+  }
+  const deleted = await withManager(flags, (m) => m.purge(flags.pattern, filter));
+  if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, dryRun: false, deleted });
+  line(io.stdout, `Deleted ${plural(deleted, 'dead letter')} of "${flags.pattern}"`);
+}
 
-  addFilterOptions(dlq.command('purge').description('delete matching dead letters for good (needs --yes)'), { limit: false })
-    .option('--dry-run', 'only list what would be deleted; change nothing')
-    .option('-y, --yes', 'really delete')
-    .action(async (_flags: unknown, command: Command) => {
-      const flags = command.optsWithGlobals<Flags>();
-      const filter = toFilter(flags);
-      if (flags.dryRun || !flags.yes) {
-        const { dlqIds, sample } = await withManager(flags, (m) => preview(m, flags.pattern, filter));
-        if (!flags.dryRun) {
-          throw new CliError(
-            `Refusing to delete ${plural(dlqIds.length, 'dead letter')} of "${flags.pattern}" without --yes (nothing was deleted); ` +
-              'preview them with --dry-run',
-          );
-        }
-        if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, dryRun: true, wouldDelete: dlqIds.length, dlqIds });
-        line(io.stdout, `Dry run: would delete ${plural(dlqIds.length, 'dead letter')} of "${flags.pattern}" (nothing was changed)`);
-        if (sample.length > 0) line(io.stdout, letterRows(sample));
-        return moreLine(io.stdout, sample.length, dlqIds.length);
-      }
-      const deleted = await withManager(flags, (m) => m.purge(flags.pattern, filter));
-      if (flags.json) return writeJson(io.stdout, { pattern: flags.pattern, dryRun: false, deleted });
-      line(io.stdout, `Deleted ${plural(deleted, 'dead letter')} of "${flags.pattern}"`);
-    });
-
-  dlq
-    .command('patterns')
-    .description('patterns that have dead letters under this --prefix, with their counts')
-    .action(async (_flags: unknown, command: Command) => {
-      const flags = command.optsWithGlobals<Flags>();
-      const counted = await withManager(flags, async (m) => {
-        const out: { pattern: string; count: number }[] = [];
-        for (const pattern of await m.patterns()) out.push({ pattern, count: await m.count(pattern) });
-        return out;
-      });
-      if (flags.json) return writeJson(io.stdout, counted);
-      if (counted.length === 0) return line(io.stdout, `No dead letters under prefix "${flags.prefix}".`);
-      line(io.stdout, table(['PATTERN', 'DEAD LETTERS'], counted.map((c) => [c.pattern, String(c.count)])));
-    });
-
-  return dlq;
+async function patterns(io: CliIo, flags: Flags): Promise<void> {
+  const counted = await withManager(flags, async (m) => {
+    const out: { pattern: string; count: number }[] = [];
+    for (const pattern of await m.patterns()) out.push({ pattern, count: await m.count(pattern) });
+    return out;
+  });
+  if (flags.json) return writeJson(io.stdout, counted);
+  if (counted.length === 0) return line(io.stdout, `No dead letters under prefix "${flags.prefix}".`);
+  line(io.stdout, table(['PATTERN', 'DEAD LETTERS'], counted.map((c) => [c.pattern, String(c.count)])));
 }

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError } from './command-line.js';
 
 const DIGITS = /^\d+$/;
 const ENTRY_ID = /^\d+(-\d+)?$/;

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { RedisStreamsError } from '../errors/redis-streams.error.js';
 import { CliError, DEFAULT_PREFIX, DEFAULT_URL, type CliIo } from './cli-context.js';
-import { addDeadLettersCommand } from './dead-letters.command.js';
+import { option, parseCommandLine, UsageError, type CommandSpec } from './command-line.js';
+import { deadLettersCommand } from './dead-letters.command.js';
 import { writeJson } from './format.js';
+import { renderHelp } from './help.js';
 import { parsePrefix } from './parse.js';
-import { addReplayCommand } from './replay.command.js';
+import { replayCommand } from './replay.command.js';
 
 export const CLI_NAME = 'nestjs-redis-streams-enterprise';
 
@@ -30,33 +31,24 @@ function packageVersion(): string {
 }
 
 /**
- * Builds the commander program. Nothing connects to Redis until a command runs; output goes to `io`, and errors
- * are thrown (commander's exitOverride) instead of exiting the process, so tests run it in-process.
+ * The command tree. Nothing connects to Redis until a command runs; output goes to `io`, and errors are thrown, not
+ * turned into process exits, so tests run it in-process.
  */
-export function buildProgram(io: CliIo, run: CliRun = { exitCode: EXIT_OK }): Command {
-  const program = new Command(CLI_NAME)
-    .description('Operate nestjs-redis-streams-enterprise streams: replay messages, reset consumer groups, manage dead letters.')
-    .version(packageVersion(), '-V, --version')
-    .addOption(
-      new Option('--url <redis-url>', 'Redis to connect to (redis:// or rediss://)').default(
-        io.env.REDIS_URL ?? DEFAULT_URL,
-        io.env.REDIS_URL ? '$REDIS_URL' : DEFAULT_URL, // never print a URL that may hold a password
-      ),
-    )
-    .addOption(new Option('--prefix <keyPrefix>', 'key prefix of the streams (streams.keyPrefix)').default(DEFAULT_PREFIX).argParser(parsePrefix))
-    .option('--json', 'machine-readable output: one JSON document on stdout (errors as JSON on stderr)', false)
-    .showHelpAfterError('(add --help for usage)')
-    .configureHelp({ showGlobalOptions: true })
-    .configureOutput({
-      writeOut: (text) => void io.stdout.write(text),
-      writeErr: (text) => void io.stderr.write(text),
-      getOutHelpWidth: () => io.stdout.columns ?? 100,
-      getErrHelpWidth: () => io.stderr.columns ?? 100,
-    })
-    .exitOverride()
-    .addHelpText(
-      'after',
-      `
+export function buildProgram(io: CliIo, run: CliRun = { exitCode: EXIT_OK }): CommandSpec {
+  return {
+    name: CLI_NAME,
+    description: 'Operate nestjs-redis-streams-enterprise streams: replay messages, reset consumer groups, manage dead letters.',
+    // Global options: accepted before or after the subcommand.
+    options: [
+      option('--url <redis-url>', 'Redis to connect to (redis:// or rediss://)', {
+        defaultValue: io.env.REDIS_URL ?? DEFAULT_URL,
+        defaultLabel: io.env.REDIS_URL ? '$REDIS_URL' : DEFAULT_URL, // never print a URL that may hold a password
+      }),
+      option('--prefix <keyPrefix>', 'key prefix of the streams (streams.keyPrefix)', { defaultValue: DEFAULT_PREFIX, parse: parsePrefix }),
+      option('--json', 'machine-readable output: one JSON document on stdout (errors as JSON on stderr)', { defaultValue: false }),
+    ],
+    commands: [replayCommand(io, run), deadLettersCommand(io)],
+    helpAfter: `
 Examples:
   $ ${CLI_NAME} dlq patterns
   $ ${CLI_NAME} dlq list --pattern orders.created --reason max-deliveries --from 2026-11-26T00:00:00Z
@@ -65,23 +57,35 @@ Examples:
   $ ${CLI_NAME} replay --stream orders.created --from 2026-11-26T08:00:00Z --reset-group billing
 
 Exit codes: 0 success, 1 error, 130 cancelled with Ctrl-C.`,
-    );
-  addReplayCommand(program, io, run);
-  addDeadLettersCommand(program, io);
-  return program;
+  };
 }
 
 /** Parses `argv` (the arguments after the program name), runs the command and returns the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const run: CliRun = { exitCode: EXIT_OK };
   const program = buildProgram(io, run);
+  // Known before parsing, so that even a usage error is reported as JSON.
+  const terminator = argv.indexOf('--');
+  let json = (terminator < 0 ? argv : argv.slice(0, terminator)).includes('--json');
   try {
-    await program.parseAsync([...argv], { from: 'user' });
-    return run.exitCode;
+    const commandLine = parseCommandLine(program, argv);
+    switch (commandLine.kind) {
+      case 'version':
+        io.stdout.write(`${packageVersion()}\n`);
+        return EXIT_OK;
+      case 'help': {
+        // A group run without its subcommand (`dlq`) gets its help as the error, as commander did.
+        const out = commandLine.isError ? io.stderr : io.stdout;
+        out.write(renderHelp(commandLine.path, out.columns ?? 100));
+        return commandLine.isError ? EXIT_ERROR : EXIT_OK;
+      }
+      case 'run':
+        json = commandLine.invocation.flags.json === true;
+        await commandLine.path.at(-1)!.action!(commandLine.invocation);
+        return run.exitCode;
+    }
   } catch (error) {
-    // Commander already printed its own message (or the help/version) through configureOutput.
-    if (error instanceof CommanderError) return error.exitCode;
-    reportError(io, error, program.opts<{ json?: boolean }>().json === true);
+    reportError(io, error, json);
     return error instanceof CliError ? error.exitCode : EXIT_ERROR;
   }
 }
@@ -90,6 +94,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 function reportError(io: CliIo, error: unknown, json: boolean): void {
   const { name, code, message } = describeError(error);
   if (json) writeJson(io.stderr, { error: { name, ...(code ? { code } : {}), message } });
+  else if (error instanceof UsageError) io.stderr.write(`error: ${message} (see ${error.commandPath} --help)\n`);
   else io.stderr.write(`error: ${message}\n`);
   if (io.env.RSE_CLI_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
 }

@@ -1,7 +1,7 @@
-import { Option, type Command } from 'commander';
 import type { RedisStreamsEnterpriseConfig } from '../config/redis-streams.options.js';
 import type { ReplayedMessage, ReplayResult, ReplayStop, ReplayTarget } from '../replay/replay-request.js';
 import { CliError, configOf, type CliIo, type GlobalOptions } from './cli-context.js';
+import { option, type CommandSpec, type Invocation } from './command-line.js';
 import { duration, idTime, line, moreLine, plural, SAMPLE_SIZE, table, writeJson } from './format.js';
 import { parseEntryId, parsePositiveInt, parseTime } from './parse.js';
 import type { ProgressView } from './progress.js';
@@ -69,100 +69,99 @@ function describeTarget(target: ReplayTarget): string {
 }
 
 /** `replay`: copy a range of messages into another stream, or rewind a consumer group to the start of a range. */
-export function addReplayCommand(program: Command, io: CliIo, run: CliRun): Command {
-  return program
-    .command('replay')
-    .summary('copy a time or id range of messages into another stream, or rewind a consumer group')
-    .description(
+export function replayCommand(io: CliIo, run: CliRun): CommandSpec {
+  return {
+    name: 'replay',
+    summary: 'copy a time or id range of messages into another stream, or rewind a consumer group',
+    description:
       'replay stored messages of one or more patterns, selected by time or entry id range, into another stream ' +
-        '(--to-stream) or by rewinding a consumer group (--reset-group). Replaying into handlers is not available ' +
-        "from the command line (it needs the running Nest app: use ReplayManager with target 'handlers' there). " +
-        'Ctrl-C cancels and prints what was done so far.',
-    )
-    .addOption(new Option('-s, --stream <pattern...>', 'pattern(s) whose streams are replayed (several: merged in time order)').makeOptionMandatory())
-    .option('--from <iso|ms>', 'entries written at or after this time (ISO 8601 or epoch ms)', parseTime)
-    .option('--to <iso|ms>', 'entries written at or before this time (ISO 8601 or epoch ms)', parseTime)
-    .option('--start-id <id>', 'first entry id, inclusive (wins over --from)', parseEntryId)
-    .option('--end-id <id>', 'last entry id, inclusive (wins over --to)', parseEntryId)
-    .addOption(
-      new Option('--filter <glob>', 'only messages whose pattern matches this glob, e.g. "user.*.created" (not with --reset-group)').conflicts('resetGroup'),
-    )
-    .addOption(
-      new Option('--max <n>', 'replay at most this many messages (default: the library cap replay.maxReplayMessages, 100000)')
-        .argParser(parsePositiveInt)
-        .conflicts('resetGroup'),
-    )
-    .addOption(
-      new Option('--to-stream <pattern>', "target: copy the messages into this pattern's stream; a repeated copy adds nothing twice").conflicts(
-        'resetGroup',
-      ),
-    )
-    .addOption(
-      new Option(
+      '(--to-stream) or by rewinding a consumer group (--reset-group). Replaying into handlers is not available ' +
+      "from the command line (it needs the running Nest app: use ReplayManager with target 'handlers' there). " +
+      'Ctrl-C cancels and prints what was done so far.',
+    options: [
+      option('-s, --stream <pattern...>', 'pattern(s) whose streams are replayed (several: merged in time order)', { required: true }),
+      option('--from <iso|ms>', 'entries written at or after this time (ISO 8601 or epoch ms)', { parse: parseTime }),
+      option('--to <iso|ms>', 'entries written at or before this time (ISO 8601 or epoch ms)', { parse: parseTime }),
+      option('--start-id <id>', 'first entry id, inclusive (wins over --from)', { parse: parseEntryId }),
+      option('--end-id <id>', 'last entry id, inclusive (wins over --to)', { parse: parseEntryId }),
+      option('--filter <glob>', 'only messages whose pattern matches this glob, e.g. "user.*.created" (not with --reset-group)', {
+        conflicts: ['resetGroup'],
+      }),
+      option('--max <n>', 'replay at most this many messages (default: the library cap replay.maxReplayMessages, 100000)', {
+        parse: parsePositiveInt,
+        conflicts: ['resetGroup'],
+      }),
+      option('--to-stream <pattern>', "target: copy the messages into this pattern's stream; a repeated copy adds nothing twice", {
+        conflicts: ['resetGroup'],
+      }),
+      option(
         '--reset-group <group>',
         "target: position this consumer group (created if missing) just before the range's first entry, so it re-consumes " +
           'everything from there on; its pending entries stay as they are (--to/--end-id only bound the count reported)',
       ),
-    )
-    .option('--dry-run', 'only report what would be replayed (count and the first 20 entries); write nothing')
-    .option('--timeout-ms <ms>', 'stop after this long (default: replay.replayTimeout, 300000)', parsePositiveInt)
-    .action(async (_flags: unknown, command: Command) => {
-      const flags = command.optsWithGlobals<ReplayFlags>();
-      const target = targetOf(flags);
-      const dryRun = flags.dryRun === true;
-      const config = configFor(flags);
-      // Loaded on use, so `--help` and usage errors do not pay for loading Nest, ioredis and class-validator.
-      const [{ ReplayManager }, { replayProgressView, replayTimeSpan }] = await Promise.all([
-        import('../replay/replay.manager.js'),
-        import('./progress.js'),
-      ]);
-      const manager = new ReplayManager(config); // validates the configuration (throws InvalidOptionsError) before any I/O
-      const controller = new AbortController();
-      const sample: SampleEntry[] = [];
-      // A dry run reports only counts; the predicate (called for each message the glob selected, until the limit)
-      // records the first SAMPLE_SIZE of them. It decodes each message, so undecodable entries count as failed.
-      const sampling = dryRun && typeof target === 'object' && 'stream' in target;
-      const recordSample = (m: ReplayedMessage) => {
-        if (sample.length < SAMPLE_SIZE) sample.push({ stream: m.stream, entryId: m.entryId, pattern: m.pattern, messageId: m.messageId });
-        return true;
-      };
-      let result: ReplayResult;
-      let progress: ProgressView | undefined;
-      const unregister = io.onInterrupt?.(() => controller.abort());
-      try {
-        const span =
-          io.stderr.isTTY === true
-            ? await replayTimeSpan(config, flags.stream, flags.startId ? idMs(flags.startId) : flags.from, flags.endId ? idMs(flags.endId) : flags.to)
-            : undefined;
-        progress = replayProgressView(io.stderr, span);
-        const view = progress;
-        result = await manager.replayMessages({
-          streamName: flags.stream,
-          ...(flags.from === undefined ? {} : { startTime: flags.from }),
-          ...(flags.to === undefined ? {} : { endTime: flags.to }),
-          ...(flags.startId === undefined ? {} : { startId: flags.startId }),
-          ...(flags.endId === undefined ? {} : { endId: flags.endId }),
-          ...(flags.filter === undefined ? {} : { filterPattern: flags.filter }),
-          ...(flags.max === undefined ? {} : { maxMessages: flags.max }),
-          ...(sampling ? { filter: recordSample } : {}),
-          target,
-          dryRun,
-          signal: controller.signal,
-          onProgress: (p) => view.update(p),
-        });
-      } finally {
-        progress?.stop();
-        unregister?.();
-        await manager.close();
-      }
-      if (result.stoppedBy === 'aborted') run.exitCode = 130;
-      else if (result.stoppedBy === 'timeout' || (result.stoppedBy === 'maxMessages' && flags.max === undefined)) run.exitCode = 1;
-      if (flags.json) {
-        writeJson(io.stdout, { streams: flags.stream, target, ...result, ...(sampling ? { sample } : {}) });
-      } else {
-        printResult(io, flags, target, result, sample, manager.config.replay.maxReplayMessages);
-      }
+      option('--dry-run', 'only report what would be replayed (count and the first 20 entries); write nothing'),
+      option('--timeout-ms <ms>', 'stop after this long (default: replay.replayTimeout, 300000)', { parse: parsePositiveInt }),
+    ],
+    action: (invocation) => replay(io, run, invocation),
+  };
+}
+
+async function replay(io: CliIo, run: CliRun, { flags: parsed }: Invocation): Promise<void> {
+  const flags = parsed as unknown as ReplayFlags;
+  const target = targetOf(flags);
+  const dryRun = flags.dryRun === true;
+  const config = configFor(flags);
+  // Loaded on use, so `--help` and usage errors do not pay for loading Nest, ioredis and class-validator.
+  const [{ ReplayManager }, { replayProgressView, replayTimeSpan }] = await Promise.all([
+    import('../replay/replay.manager.js'),
+    import('./progress.js'),
+  ]);
+  const manager = new ReplayManager(config); // validates the configuration (throws InvalidOptionsError) before any I/O
+  const controller = new AbortController();
+  const sample: SampleEntry[] = [];
+  // A dry run reports only counts; the predicate (called for each message the glob selected, until the limit)
+  // records the first SAMPLE_SIZE of them. It decodes each message, so undecodable entries count as failed.
+  const sampling = dryRun && typeof target === 'object' && 'stream' in target;
+  const recordSample = (m: ReplayedMessage) => {
+    if (sample.length < SAMPLE_SIZE) sample.push({ stream: m.stream, entryId: m.entryId, pattern: m.pattern, messageId: m.messageId });
+    return true;
+  };
+  let result: ReplayResult;
+  let progress: ProgressView | undefined;
+  const unregister = io.onInterrupt?.(() => controller.abort());
+  try {
+    const span =
+      io.stderr.isTTY === true
+        ? await replayTimeSpan(config, flags.stream, flags.startId ? idMs(flags.startId) : flags.from, flags.endId ? idMs(flags.endId) : flags.to)
+        : undefined;
+    progress = replayProgressView(io.stderr, span);
+    const view = progress;
+    result = await manager.replayMessages({
+      streamName: flags.stream,
+      ...(flags.from === undefined ? {} : { startTime: flags.from }),
+      ...(flags.to === undefined ? {} : { endTime: flags.to }),
+      ...(flags.startId === undefined ? {} : { startId: flags.startId }),
+      ...(flags.endId === undefined ? {} : { endId: flags.endId }),
+      ...(flags.filter === undefined ? {} : { filterPattern: flags.filter }),
+      ...(flags.max === undefined ? {} : { maxMessages: flags.max }),
+      ...(sampling ? { filter: recordSample } : {}),
+      target,
+      dryRun,
+      signal: controller.signal,
+      onProgress: (p) => view.update(p),
     });
+  } finally {
+    progress?.stop();
+    unregister?.();
+    await manager.close();
+  }
+  if (result.stoppedBy === 'aborted') run.exitCode = 130;
+  else if (result.stoppedBy === 'timeout' || (result.stoppedBy === 'maxMessages' && flags.max === undefined)) run.exitCode = 1;
+  if (flags.json) {
+    writeJson(io.stdout, { streams: flags.stream, target, ...result, ...(sampling ? { sample } : {}) });
+  } else {
+    printResult(io, flags, target, result, sample, manager.config.replay.maxReplayMessages);
+  }
 }
 
 function printResult(io: CliIo, flags: ReplayFlags, target: ReplayTarget, r: ReplayResult, sample: readonly SampleEntry[], cap: number): void {
