@@ -1,4 +1,4 @@
-import { decodeMessage, decodeReply, encodeMessage, encodeReply, parseJsonSafely, toWireError, validateHeaders, validateMessageKey } from './envelope.js';
+import { decodeMessage, decodeReply, encodeMessage, encodeReply, parseJsonSafely, toWireError, validateDependencies, validateHeaders, validateMessageKey } from './envelope.js';
 import { MessageDecodeError } from '../errors/message-decode.error.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { InvalidUsageError } from '../errors/invalid-usage.error.js';
@@ -80,6 +80,8 @@ describe('what a producer may not send', () => {
       ['headers', () => validateHeaders({ big: 'x'.repeat(4_097) })],
       ['partitionKey', () => validateMessageKey('partitionKey', '')],
       ['idempotencyKey', () => validateMessageKey('idempotencyKey', 'k'.repeat(513))],
+      ['dependsOn', () => validateDependencies(Array.from({ length: 101 }, (_, i) => `m${i}`))],
+      ['dependsOn', () => validateDependencies(['ok', ''])],
     ];
     for (const [field, fn] of cases) {
       const error = refused(fn);

@@ -195,10 +195,19 @@ export function decodeDependencies(text: string): string[] {
   } catch (error) {
     throw new MessageDecodeError(`"deps" is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
-  if (!Array.isArray(value) || value.length > 100 || !value.every((d) => typeof d === 'string' && d.length > 0 && d.length <= 512)) {
+  if (!Array.isArray(value) || value.length > MAX_DEPENDENCIES || !value.every((d) => typeof d === 'string' && d.length > 0 && d.length <= 512)) {
     throw new MessageDecodeError('"deps" must be a JSON array of at most 100 non-empty strings');
   }
   return value as string[];
+}
+
+/** Most dependencies one message may name (causal ordering); a consumer refuses more. */
+export const MAX_DEPENDENCIES = 100;
+
+/** Checks the dependencies a producer gives a message (each a message key, at most MAX_DEPENDENCIES). */
+export function validateDependencies(keys: readonly string[]): string[] {
+  if (keys.length > MAX_DEPENDENCIES) throw new InvalidMessageError('dependsOn', `a message may depend on at most ${MAX_DEPENDENCIES} messages (got ${keys.length})`);
+  return keys.map((key) => validateMessageKey('dependsOn', key));
 }
 
 /** Checks an idempotency key, partition key or dependency given by a producer. */

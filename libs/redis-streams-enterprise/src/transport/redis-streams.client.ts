@@ -17,7 +17,7 @@ import { RequestTimeoutError } from '../errors/request-timeout.error.js';
 import { TooManyPendingRequestsError } from '../errors/too-many-pending-requests.error.js';
 import { errorText } from '../observability/log-format.js';
 import { RedisStreamsStatus } from '../redis-streams.constants.js';
-import { encodeMessage, exceedsBytes, serializePayload, validateHeaders, validateMessageKey, type MessageHeaders, type ReplyMessage } from './envelope.js';
+import { encodeMessage, exceedsBytes, serializePayload, validateDependencies, validateHeaders, validateMessageKey, type MessageHeaders, type ReplyMessage } from './envelope.js';
 import { claimCheckOf } from './claim-check.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { defineScripts } from '../connection/scripts.js';
@@ -181,7 +181,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const record = packet.data instanceof RedisStreamsRecord ? packet.data.options : undefined;
     const data = packet.data instanceof RedisStreamsRecord ? packet.data.data : packet.data;
     const idempotencyKey = record?.idempotencyKey === undefined ? undefined : validateMessageKey('idempotencyKey', record.idempotencyKey);
-    const dependsOn = record?.dependsOn?.map((d) => validateMessageKey('dependsOn', d));
+    const dependsOn = record?.dependsOn && validateDependencies(record.dependsOn);
     const partitioned = this.partitionedPublisher();
     let stamp: string | undefined;
     const send = async (route: PartitionRoute | undefined) => {
