@@ -28,7 +28,7 @@ function note(ctx: RedisStreamsContext) {
 // One controller per test: a server creates groups on, and reads, only the streams of its own patterns.
 @Controller()
 class SafeController {
-  @EventPattern('retention.safe')
+  @EventPattern<string>('retention.safe')
   handle(_: unknown, @Ctx() ctx: RedisStreamsContext) {
     note(ctx);
   }
@@ -36,7 +36,7 @@ class SafeController {
 
 @Controller()
 class HardController {
-  @EventPattern('retention.hard')
+  @EventPattern<string>('retention.hard')
   handle(_: unknown, @Ctx() ctx: RedisStreamsContext) {
     note(ctx);
   }
@@ -44,7 +44,7 @@ class HardController {
 
 @Controller()
 class TimeController {
-  @EventPattern('retention.time')
+  @EventPattern<string>('retention.time')
   handle(_: unknown, @Ctx() ctx: RedisStreamsContext) {
     note(ctx);
   }
