@@ -121,7 +121,8 @@ describe('retention of a stream whose group lags (real Redis)', () => {
     expect(await redis.xlen(stream)).toBe(1_040);
     expect(held.retention).toMatchObject({ trimming: 'safe', length: 1_040, behindLimit: ['svc'], entriesOverLimit: 840 });
     expect(held.retention?.groups).toEqual([
-      expect.objectContaining({ group: 'svc', pending: 40, unread: 1_000, oldestNeededId: published[0], lostUnread: 0, lostPending: 0 }),
+      // 1,000 unread are more than one status call counts (RETENTION_SCAN_MAX): Redis' lag says it, exact before any loss.
+      expect.objectContaining({ group: 'svc', pending: 40, lag: 1_000, oldestNeededId: published[0], lostPending: 0 }),
     ]);
     expect(held.warnings.join(' ')).toMatch(/retention of .* is held back by group svc: 1040 entries kept \(840 over streams\.maxLen/);
     await waitFor(() => logs.about(stream, /Retention held back/).length > 0, { message: "the producer's hold-back warning" });

@@ -170,10 +170,12 @@ export interface RetentionReply {
   readonly maxDeletedId: string | null;
   /** The Redis server's clock (ms). */
   readonly nowMs: number;
-  /** First id the limits (maxLen, retentionMs) keep; null when they delete nothing. */
+  /** First id the limits (maxLen, retentionMs) keep; null when they delete nothing, or when not known (held back by length). */
   readonly policyBoundaryId: string | null;
   /** Smallest id some group still needs; null when the stream has no group. */
   readonly safeBoundaryId: string | null;
+  /** The limits cut into entries some group still needs (held back in 'safe' mode, deleted in 'hard' mode). */
+  readonly cutsIntoGroups: boolean;
   readonly trimmed: number;
   readonly groups: readonly RetentionGroup[];
 }
@@ -184,7 +186,7 @@ const numberOrNull = (value: Raw): number | null => (value === null || value ===
 /** Reply of the retention script; null when the stream does not exist. */
 export function parseRetentionReply(raw: Raw): RetentionReply | null {
   if (raw === null || raw === undefined || raw === false) return null;
-  const [length, added, first, last, maxDeleted, now, policy, safe, trimmed, groups] = asArray(raw);
+  const [length, added, first, last, maxDeleted, now, policy, safe, held, trimmed, groups] = asArray(raw);
   return {
     length: Number(length ?? 0),
     entriesAdded: numberOrNull(added),
@@ -194,6 +196,7 @@ export function parseRetentionReply(raw: Raw): RetentionReply | null {
     nowMs: Number(now),
     policyBoundaryId: idOrNull(policy),
     safeBoundaryId: idOrNull(safe),
+    cutsIntoGroups: Number(held) === 1,
     trimmed: Number(trimmed ?? 0),
     groups: asArray(groups).map((item) => {
       const [name, consumers, pending, lastDelivered, entriesRead, lag, needed, gone, after] = asArray(item);

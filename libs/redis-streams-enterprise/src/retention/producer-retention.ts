@@ -47,7 +47,9 @@ export class ProducerRetention {
   private async step(stream: string): Promise<void> {
     try {
       const command = (await this.connection()) as ScriptedRedis;
-      const reply = await runRetention(command, stream, this.limits, { trim: this.limits.trimming === 'safe', countUnread: this.limits.trimming === 'hard' });
+      // No unread counts here: they cost an XRANGE per lagging group, and until a group loses entries Redis' lag is
+      // exactly its unread count (the consumers' pass counts them, for the loss metric).
+      const reply = await runRetention(command, stream, this.limits, { trim: this.limits.trimming === 'safe', countUnread: false });
       if (reply) this.reporter.report(stream, reply, assessRetention(reply, this.limits), this.limits);
     } catch (error) {
       // The next step (a few writes later) or a consumer's pass does the same work; nothing is lost by skipping one.

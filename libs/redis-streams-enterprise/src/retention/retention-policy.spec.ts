@@ -23,6 +23,7 @@ const reply = (over: Partial<RetentionReply> = {}): RetentionReply => ({
   nowMs: 2_000,
   policyBoundaryId: null,
   safeBoundaryId: null,
+  cutsIntoGroups: false,
   trimmed: 0,
   groups: [],
   ...over,
@@ -72,17 +73,17 @@ describe('assessRetention', () => {
 
   it("'safe': names the groups holding retention back and what they keep beyond the limits", () => {
     const status = assessRetention(
-      reply({ length: 1_040, firstId: '1-0', policyBoundaryId: '841-0', groups, nowMs: 60_001 }),
+      reply({ length: 1_040, firstId: '1-0', policyBoundaryId: '841-0', safeBoundaryId: '1-0', cutsIntoGroups: true, groups, nowMs: 60_001 }),
       { trimming: 'safe', maxLen: 200, retentionMs: 60_000 },
     );
     expect(status).toMatchObject({ behindLimit: ['slow'], entriesOverLimit: 840, ageOverLimitMs: 0, lossCountExact: true });
     expect(status.groups.map((g) => [g.group, g.unread, g.lostUnread])).toEqual([['slow', null, null], ['fast', 0, 0]]);
-    const old = assessRetention(reply({ firstId: '1-0', policyBoundaryId: '841-0', groups, nowMs: 70_001 }), { trimming: 'safe', retentionMs: 60_000 });
+    const old = assessRetention(reply({ firstId: '1-0', policyBoundaryId: '841-0', safeBoundaryId: '1-0', cutsIntoGroups: true, groups, nowMs: 70_001 }), { trimming: 'safe', retentionMs: 60_000 });
     expect(old.ageOverLimitMs).toBe(10_000);
   });
 
   it("'safe': nothing held back when every group is past the boundary", () => {
-    const status = assessRetention(reply({ policyBoundaryId: '1-0', groups }), { trimming: 'safe', maxLen: 200 });
+    const status = assessRetention(reply({ policyBoundaryId: '1-0', safeBoundaryId: '1-0', groups }), { trimming: 'safe', maxLen: 200 });
     expect(status).toMatchObject({ behindLimit: [], entriesOverLimit: 0 });
   });
 
@@ -113,7 +114,7 @@ describe('retentionState (what the log reports, once per change)', () => {
 
   it("'safe': the groups holding retention back", () => {
     const limits = { trimming: 'safe' as const, maxLen: 200 };
-    const held = reply({ firstId: '1-0', policyBoundaryId: '841-0', groups: [group({ name: 'slow', neededId: '1-0' })] });
+    const held = reply({ firstId: '1-0', policyBoundaryId: null, safeBoundaryId: '1-0', cutsIntoGroups: true, groups: [group({ name: 'slow', neededId: '1-0' }), group({ name: 'fast', neededId: '1040-1' })] });
     expect(retentionState(held, assessRetention(held, limits), limits)).toEqual(new Map([['slow', 'held']]));
   });
 });

@@ -103,8 +103,12 @@ export function unreadInStream(stream: StreamCounters, group: GroupCounters): nu
 
 /** Status of the limits on one stream, from one retention script reply. */
 export function assessRetention(reply: RetentionReply, limits: RetentionLimits): StreamRetentionStatus {
-  const policy = reply.policyBoundaryId;
-  const behind = policy === null ? [] : reply.groups.filter((g) => compareIds(g.neededId, policy) < 0);
+  const { policyBoundaryId: policy, safeBoundaryId: safe, cutsIntoGroups } = reply;
+  // When the length boundary is not known (the script stopped its scan at the safe boundary), the group(s) at the
+  // safe boundary are the ones known to hold it back.
+  const behind = !cutsIntoGroups
+    ? []
+    : reply.groups.filter((g) => (policy !== null && compareIds(g.neededId, policy) < 0) || (safe !== null && compareIds(g.neededId, safe) === 0));
   behind.sort((a, b) => compareIds(a.neededId, b.neededId));
   const heldBack = limits.trimming === 'safe' && behind.length > 0;
   const { maxLen, retentionMs } = limits;

@@ -13,7 +13,7 @@ import { RETENTION_WARNING_RATIO, type RetentionLimits, type StreamRetentionStat
  * Most entries one XRANGE of the retention script reads (to find the maxLen boundary, or to count a group's unread
  * entries). Bounds the script's time and memory; a stream further over maxLen is trimmed over several runs.
  */
-export const RETENTION_SCAN_MAX = 1_000;
+export const RETENTION_SCAN_MAX = 500;
 
 /** Streams whose log state is remembered; past this the least recently reported is forgotten (and may be logged again). */
 const MAX_TRACKED_STREAMS = 10_000;
@@ -52,7 +52,8 @@ export async function runRetention(
 ): Promise<RetentionReply | null> {
   const raw = await command.rseRetention(
     stream,
-    how.trim ? limits.trimming : 'none',
+    limits.trimming,
+    how.trim ? '1' : '0',
     how.countUnread ? '1' : '0',
     limits.maxLen === undefined ? '' : String(limits.maxLen),
     limits.retentionMs === undefined ? '' : String(limits.retentionMs),
