@@ -32,6 +32,15 @@ describe('validateOptions', () => {
     expect(result.errors.map((e) => `${e.path}:${e.rule}`).sort()).toEqual(['streams.claimCheckThresholdBytes:min', 'streams.maxPayloadBytes:max']);
   });
 
+  it("defaults streams.trimming to 'safe' and refuses an unknown mode or 'hard' without a limit", () => {
+    expect(validateOptions({ streams: { maxLen: 1_000 } }).streams.trimming).toBe('safe');
+    expect(validateOptions({ streams: { retentionMs: 60_000, trimming: 'hard' } }).streams.trimming).toBe('hard');
+    const unknown = ConfigValidator.validateConfig({ streams: { maxLen: 1_000, trimming: 'lossy' as never } });
+    expect(unknown.errors.map((e) => `${e.path}:${e.rule}`)).toEqual(['streams.trimming:isIn']);
+    const noLimit = ConfigValidator.validateConfig({ streams: { trimming: 'hard' } });
+    expect(noLimit.errors.map((e) => `${e.path}:${e.rule}`)).toEqual(['streams.trimming:needsLimit']);
+  });
+
   it('gives each resolved config its own unique consumer name', () => {
     expect(validateOptions({}).consumer.consumerName).not.toBe(validateOptions({}).consumer.consumerName);
   });
