@@ -1,5 +1,18 @@
 import { Type } from 'class-transformer';
-import { ArrayMinSize, IsArray, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Matches, Max, Min, ValidateNested } from 'class-validator';
+import {
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsInt,
+  IsNotEmpty,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  ValidateNested,
+} from 'class-validator';
 import type { ClusterOptions, RedisOptions } from 'ioredis';
 
 /** One seed node of a Redis Cluster. */
@@ -32,6 +45,80 @@ export class ClusterConnectionOptions {
   options?: ClusterOptions;
 }
 
+/**
+ * TLS to Redis (`tls-port`), also mutual TLS (`tls-auth-clients yes`). Each PEM is given inline (`ca`, `cert`, `key`)
+ * or as a file (`caFile`, `certFile`, `keyFile`), not both; files are read and checked at start (a file that cannot be
+ * read, holds no PEM, or a key that does not match its certificate fails validation, naming the file), never on a
+ * reconnect. The server's certificate is always verified (chain and host name) unless `rejectUnauthorized` is false.
+ * A `rediss://` URL without `tls` means TLS with Node's built-in CAs; `tls` needs a `rediss://` URL (or `cluster`).
+ * There is no fallback to plain text.
+ */
+export class ConnectionTlsOptions {
+  /**
+   * PEM CA certificate(s) the server's certificate must chain to. Replaces Node's built-in list of public CAs.
+   * @default undefined (Node's built-in CAs)
+   */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  ca?: string;
+
+  /** File with the PEM CA certificate(s), instead of `ca`. @default undefined */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  caFile?: string;
+
+  /** PEM client certificate (chain) for mutual TLS; needs `key` or `keyFile`. @default undefined */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  cert?: string;
+
+  /** File with the PEM client certificate, instead of `cert`. @default undefined */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  certFile?: string;
+
+  /** PEM private key of the client certificate. Never quoted in errors or logs. @default undefined */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  key?: string;
+
+  /** File with the PEM private key of the client certificate, instead of `key`. @default undefined */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  keyFile?: string;
+
+  /** Passphrase of an encrypted private key. Never quoted in errors or logs. @default undefined */
+  @IsOptional()
+  @IsString()
+  passphrase?: string;
+
+  /**
+   * Host name sent as SNI and checked against the server's certificate, instead of the host being connected to. Needed
+   * when connecting by IP address to a server whose certificate names a host, and on a Cluster (whose nodes are
+   * reached by the IP addresses `CLUSTER SLOTS` lists) whose node certificates do not list those addresses.
+   * @default undefined (the host of `url`, or the node's address)
+   */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  servername?: string;
+
+  /**
+   * Verify the server's certificate chain and host name. `false` accepts any certificate, so anyone on the path can
+   * read and change the traffic: for local experiments only.
+   * @default true
+   */
+  @IsOptional()
+  @IsBoolean()
+  rejectUnauthorized?: boolean = true;
+}
+
 /** How to reach Redis. */
 export class ConnectionOptions {
   /**
@@ -50,6 +137,16 @@ export class ConnectionOptions {
   @IsOptional()
   @IsObject()
   options?: RedisOptions;
+
+  /**
+   * TLS with explicit certificates (see `ConnectionTlsOptions`): for the server of `url` (which must be `rediss://`),
+   * or for every node of `cluster`. Do not also set `tls` in `options` or `cluster.options.redisOptions`.
+   * @default undefined (TLS with Node's built-in CAs for a `rediss://` URL, plain text for `redis://`)
+   */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ConnectionTlsOptions)
+  tls?: ConnectionTlsOptions;
 
   /**
    * Connect to a Redis Cluster instead of the single server of `url` (which is then ignored). Every key of one

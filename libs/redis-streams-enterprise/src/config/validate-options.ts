@@ -1,7 +1,9 @@
 import 'reflect-metadata';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
+import { loadTlsMaterial } from '../connection/redis-connection.factory.js';
 import { InvalidOptionsError, type ConfigViolation } from '../errors/invalid-options.error.js';
+import type { ConnectionOptions } from './connection.options.js';
 import {
   RedisStreamsEnterpriseOptions,
   type RedisStreamsEnterpriseConfig,
@@ -117,12 +119,49 @@ function crossFieldViolations(config: RedisStreamsEnterpriseOptions, extractor: 
   return out;
 }
 
+/**
+ * TLS rules: each PEM inline or from a file, not both; a client certificate with its key; no second `tls` in the
+ * ioredis options; a `rediss://` URL for a single server (so the URL never reads as plain text while TLS is on); the
+ * files readable and their PEMs usable (read here, at start, so a wrong path fails with the others).
+ */
+function tlsViolations(connection: ConnectionOptions, redisOptions: unknown, clusterOptions: unknown): ConfigViolation[] {
+  const out: ConfigViolation[] = [];
+  const add = (path: string, rule: string, message: string) => out.push({ path, rule, message: `${path} ${message}` });
+  const tls = connection.tls;
+  if (!tls) return out;
+  for (const [inline, file] of [['ca', 'caFile'], ['cert', 'certFile'], ['key', 'keyFile']] as const) {
+    if (tls[inline] !== undefined && tls[file] !== undefined) add(`connection.tls.${file}`, 'notWithInline', `must not be set together with connection.tls.${inline}`);
+  }
+  const hasCert = tls.cert !== undefined || tls.certFile !== undefined;
+  const hasKey = tls.key !== undefined || tls.keyFile !== undefined;
+  if (hasCert && !hasKey) add('connection.tls.key', 'neededWithCert', '(or keyFile) is needed with a client certificate');
+  if (hasKey && !hasCert) add('connection.tls.cert', 'neededWithKey', '(or certFile) is needed with a private key');
+  if (tls.passphrase !== undefined && !hasKey) add('connection.tls.passphrase', 'neededWithKey', 'needs connection.tls.key or keyFile');
+  if (isPlainObject(redisOptions) && redisOptions.tls !== undefined) {
+    add('connection.options.tls', 'notWithTls', 'must not be set together with connection.tls (set TLS in connection.tls only)');
+  }
+  if (isPlainObject(clusterOptions) && isPlainObject(clusterOptions.redisOptions) && clusterOptions.redisOptions.tls !== undefined) {
+    add('connection.cluster.options.redisOptions.tls', 'notWithTls', 'must not be set together with connection.tls (set TLS in connection.tls only)');
+  }
+  if (!connection.cluster && !/^rediss:\/\//i.test(connection.url)) {
+    add('connection.url', 'rediss', 'must be a rediss:// URL when connection.tls is set (redis:// would read as plain text)');
+  }
+  if (out.length === 0) {
+    for (const problem of loadTlsMaterial(tls).problems) {
+      const path = `connection.tls.${problem.field}`;
+      out.push({ path, rule: 'tlsMaterial', message: problem.message });
+    }
+  }
+  return out;
+}
+
 function freezeSections(config: RedisStreamsEnterpriseOptions): ResolvedRedisStreamsConfig {
   for (const section of Object.values(config)) {
     if (isPlainObject(section) || typeof section === 'object') Object.freeze(section);
   }
   Object.freeze(config.retry.backoff);
   if (config.consumer.patterns) Object.freeze(config.consumer.patterns);
+  if (config.connection.tls) Object.freeze(config.connection.tls);
   return Object.freeze(config);
 }
 
@@ -139,6 +178,7 @@ export function validateConfig(raw: RedisStreamsEnterpriseConfig | undefined): C
   const instance = plainToInstance(RedisStreamsEnterpriseOptions, data, { exposeDefaultValues: true });
   const errors = toViolations(validateSync(instance, { whitelist: true, forbidNonWhitelisted: true }));
   if (errors.length === 0) errors.push(...crossFieldViolations(instance, partitionKeyExtractor));
+  if (errors.length === 0) errors.push(...tlsViolations(instance.connection, redisOptions, clusterOptions));
   if (errors.length > 0) return { valid: false, errors };
   if (redisOptions !== undefined) instance.connection.options = redisOptions as never;
   if (clusterOptions !== undefined && instance.connection.cluster) instance.connection.cluster.options = clusterOptions as never;

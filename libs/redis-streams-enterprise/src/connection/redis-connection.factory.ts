@@ -1,7 +1,10 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import type { ConnectionOptions } from '../config/connection.options.js';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions as NodeTlsOptions } from 'node:tls';
+import type { ConnectionOptions, ConnectionTlsOptions } from '../config/connection.options.js';
 import { ConnectionFailedError } from '../errors/connection-failed.error.js';
-import { redact } from './redis-error-codes.js';
+import { describeConnectFailure, redact } from './redis-error-codes.js';
 
 /**
  * Roles a connection plays. They differ in how they behave while Redis is away:
@@ -38,16 +41,61 @@ function retryStrategy(times: number): number {
  */
 export function createRedisConnection(options: ConnectionOptions, role: ConnectionRole, name: string): Redis {
   if (options.cluster) return createClusterConnection(options, role, name) as unknown as Redis;
-  return new Redis(options.url, {
+  const redis = new Redis(options.url, {
     retryStrategy,
     // ioredis waits this long for a socket to close after disconnect(), on a timer that is not unref'd and that
     // nothing clears when the socket was already gone (a failed connect): keep it short.
     disconnectTimeout: 200,
     ...options.options,
+    ...singleServerTls(options),
     ...roleOptions(role, options.blockingWatchdogMs),
     connectionName: `${options.connectionName}:${name}:${role}`,
     lazyConnect: true,
   });
+  if (usesTls(options)) {
+    tlsConnections.add(redis);
+    guardTlsStreams(redis);
+  }
+  return redis;
+}
+
+/**
+ * A TLS socket can emit a second 'error' after ioredis' one-shot listeners took the first: the server's alert read
+ * after a failed certificate check, or a handshake cut short by disconnect() (seen: "tlsv1 alert decode error").
+ * Nothing would listen to it, so it would crash the process as an uncaught exception. This keeps a listener on every
+ * socket that failed once; the first error is what counts and ioredis reports it.
+ */
+function guardTlsStreams(redis: Redis): void {
+  redis.on('error', () => {
+    const stream = redis.stream as NetStream | undefined;
+    if (stream && !guardedStreams.has(stream)) {
+      guardedStreams.add(stream);
+      stream.on('error', ignoreLaterSocketError);
+    }
+  });
+}
+
+type NetStream = Redis['stream'];
+const guardedStreams = new WeakSet<NetStream>();
+function ignoreLaterSocketError(): void {
+  // Deliberately empty: see guardTlsStreams.
+}
+
+/**
+ * The `tls` of a single-server connection. A `rediss://` URL always means TLS: ioredis would take a falsy `tls` from
+ * `options` over the URL's scheme and talk plain text, so that is replaced by TLS with defaults (never a downgrade).
+ */
+function singleServerTls(options: ConnectionOptions): Pick<RedisOptions, 'tls'> {
+  const explicit = nodeTlsOptions(options);
+  if (explicit) return { tls: explicit };
+  if (/^rediss:/i.test(options.url) && !options.options?.tls) return { tls: {} };
+  return {};
+}
+
+function usesTls(options: ConnectionOptions): boolean {
+  if (options.tls) return true;
+  if (options.cluster) return Boolean(options.cluster.options?.redisOptions?.tls);
+  return /^rediss:/i.test(options.url) || Boolean(options.options?.tls);
 }
 
 function createClusterConnection(options: ConnectionOptions, role: ConnectionRole, name: string): Cluster {
@@ -64,18 +112,160 @@ function createClusterConnection(options: ConnectionOptions, role: ConnectionRol
       redisOptions: {
         disconnectTimeout: 200,
         ...user.redisOptions,
+        // Every node, seeds and the ones CLUSTER SLOTS names, by IP address: see ConnectionTlsOptions.servername.
+        ...(options.tls ? { tls: nodeTlsOptions(options) } : {}),
         ...nodeRoleOptions,
         connectionName: `${options.connectionName}:${name}:${role}`,
       },
       lazyConnect: true,
     },
   );
-  clusterSeeds.set(connection, `cluster ${cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`);
+  clusterSeeds.set(connection, {
+    label: `cluster ${cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`,
+    seed: cluster.nodes[0],
+    redisOptions: connection.options.redisOptions ?? {},
+  });
+  if (usesTls(options)) {
+    tlsConnections.add(connection);
+    connection.on('+node', guardTlsStreams);
+  }
   return connection;
 }
 
-/** How a cluster connection is named in errors (its `url` option is not used). */
-const clusterSeeds = new WeakMap<Cluster, string>();
+/** Connections that speak TLS, so that a failure to connect is explained in TLS terms. */
+const tlsConnections = new WeakSet<Redis | Cluster>();
+
+/** Node TLS options built once per (frozen) connection options, so the PEM files are read at start, not per reconnect. */
+const builtTls = new WeakMap<ConnectionOptions, NodeTlsOptions>();
+
+function nodeTlsOptions(options: ConnectionOptions): NodeTlsOptions | undefined {
+  if (!options.tls) return undefined;
+  let built = builtTls.get(options);
+  if (!built) {
+    const { material, problems } = loadTlsMaterial(options.tls);
+    // Validation read the same files moments ago; this fails only if they changed since.
+    if (problems.length > 0) {
+      const target = options.cluster ? 'cluster' : redact(options.url);
+      throw new ConnectionFailedError(target, new Error(problems.map((p) => p.message).join('; ')));
+    }
+    const { servername, rejectUnauthorized } = options.tls;
+    built = { ...material, ...(servername ? { servername } : {}), rejectUnauthorized: rejectUnauthorized !== false };
+    builtTls.set(options, built);
+  }
+  return built;
+}
+
+/** A problem with one field of `connection.tls`; the message names the field and file, never the PEM content. */
+export interface TlsProblem {
+  readonly field: keyof ConnectionTlsOptions;
+  readonly message: string;
+}
+
+/**
+ * Reads the PEMs of `connection.tls` (inline or from files) and checks them: certificates parse, the key parses (with
+ * its passphrase), and the key belongs to the client certificate. Used by validation (for the problems) and by the
+ * connection factory (for the material).
+ */
+export function loadTlsMaterial(tls: ConnectionTlsOptions): {
+  material: Pick<NodeTlsOptions, 'ca' | 'cert' | 'key' | 'passphrase'>;
+  problems: TlsProblem[];
+} {
+  const problems: TlsProblem[] = [];
+  const where = (field: keyof ConnectionTlsOptions) => (field.endsWith('File') ? `connection.tls.${field} (${String(tls[field])})` : `connection.tls.${field}`);
+  const read = (inline: keyof ConnectionTlsOptions, file: keyof ConnectionTlsOptions): { text: string; field: keyof ConnectionTlsOptions } | undefined => {
+    if (typeof tls[inline] === 'string') return { text: tls[inline] as string, field: inline };
+    if (typeof tls[file] !== 'string') return undefined;
+    try {
+      return { text: readFileSync(tls[file] as string, 'utf8'), field: file };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      problems.push({ field: file, message: `${where(file)} cannot be read${code ? ` (${code})` : ''}` });
+      return undefined;
+    }
+  };
+  const certificates = (source: { text: string; field: keyof ConnectionTlsOptions }): X509Certificate[] => {
+    const blocks = source.text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0) {
+      problems.push({ field: source.field, message: `${where(source.field)} holds no PEM certificate (-----BEGIN CERTIFICATE-----)` });
+      return [];
+    }
+    try {
+      return blocks.map((block) => new X509Certificate(block));
+    } catch {
+      // The parser's message says nothing more useful than this, and must not be relied on to keep PEM text out.
+      problems.push({ field: source.field, message: `${where(source.field)} holds a PEM certificate that does not parse` });
+      return [];
+    }
+  };
+  const ca = read('ca', 'caFile');
+  const cert = read('cert', 'certFile');
+  const key = read('key', 'keyFile');
+  if (ca) certificates(ca);
+  const chain = cert ? certificates(cert) : [];
+  let keyObject: KeyObject | undefined;
+  if (key) {
+    try {
+      keyObject = createPrivateKey({ key: key.text, format: 'pem', ...(tls.passphrase === undefined ? {} : { passphrase: tls.passphrase }) });
+    } catch {
+      // OpenSSL's reason (bad decrypt, no start line) is summed up here; its text is not passed on, so no key material can be.
+      problems.push({
+        field: key.field,
+        message: `${where(key.field)} is not a usable PEM private key (encrypted keys need connection.tls.passphrase, and it must be right)`,
+      });
+    }
+  }
+  if (keyObject && chain[0] && !chain[0].checkPrivateKey(keyObject)) {
+    problems.push({ field: key!.field, message: `${where(key!.field)} is not the private key of ${where(cert!.field)}` });
+  }
+  return {
+    material: {
+      ...(ca ? { ca: ca.text } : {}),
+      ...(cert ? { cert: cert.text } : {}),
+      ...(key ? { key: key.text } : {}),
+      ...(tls.passphrase === undefined ? {} : { passphrase: tls.passphrase }),
+    },
+    problems,
+  };
+}
+
+/** How a cluster connection is named in errors (its `url` option is not used), and how to reach its first seed. */
+interface ClusterSeeds {
+  readonly label: string;
+  readonly seed: { readonly host: string; readonly port: number };
+  readonly redisOptions: RedisOptions;
+}
+const clusterSeeds = new WeakMap<Cluster, ClusterSeeds>();
+
+/**
+ * Why the first seed refuses a connection, asked with one single-node connection with the Cluster's node options.
+ * ioredis' Cluster keeps only "Failed to refresh slots cache." (its CLUSTER SLOTS runs on a throw-away connection
+ * whose errors it ignores), which says nothing about a certificate or a TLS port. Undefined when the seed accepts.
+ */
+async function probeSeed(cluster: ClusterSeeds, isTls: boolean): Promise<unknown> {
+  const probe = new Redis({
+    ...cluster.redisOptions,
+    host: cluster.seed.host,
+    port: cluster.seed.port,
+    connectionName: undefined,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    enableReadyCheck: false,
+    retryStrategy: () => null,
+  });
+  if (isTls) guardTlsStreams(probe);
+  let failure: unknown;
+  probe.on('error', (error: unknown) => {
+    failure ??= error;
+  });
+  try {
+    await probe.connect();
+    return undefined;
+  } catch (error) {
+    return failure ?? error;
+  } finally {
+    disconnectOnce(probe);
+  }
+}
 
 /** True when the connection is an ioredis `Cluster` (see `createRedisConnection`). */
 export function isCluster(redis: Redis | Cluster): redis is Cluster {
@@ -99,7 +289,12 @@ export async function connectOrThrow<T extends Redis | Cluster>(redis: T, url: s
     return redis;
   } catch (error) {
     disconnectOnce(redis);
-    throw new ConnectionFailedError((isCluster(redis) && clusterSeeds.get(redis)) || redact(url), lastError ?? error);
+    const isTls = tlsConnections.has(redis);
+    const cluster = isCluster(redis) ? clusterSeeds.get(redis) : undefined;
+    if (!cluster) throw new ConnectionFailedError(redact(url), describeConnectFailure(lastError ?? error, isTls));
+    const seedFailure = await probeSeed(cluster, isTls);
+    const cause = seedFailure === undefined ? lastError ?? error : describeConnectFailure(seedFailure, isTls, `node ${cluster.seed.host}:${cluster.seed.port}`);
+    throw new ConnectionFailedError(cluster.label, cause);
   } finally {
     redis.off('error', remember);
   }

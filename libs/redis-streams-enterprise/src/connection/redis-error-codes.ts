@@ -63,3 +63,100 @@ export function redact(text: string): string {
     .replace(/(rediss?:\/\/)([^@/\s]*)@/gi, '$1***@')
     .replace(/\b(AUTH|HELLO)\b[^\n]*/gi, '$1 ***');
 }
+
+/** Node/OpenSSL codes for a server certificate that does not chain to a trusted CA. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
+]);
+
+/** Codes for a certificate outside its validity period. */
+const CERTIFICATE_NOT_VALID_NOW = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+
+/**
+ * Why a connection could not be opened, in words that say what to fix: TLS verification failures (with their code),
+ * a plain-text client on a TLS port, a TLS client on a plain-text port, a missing client certificate. The result is
+ * the cause of `ConnectionFailedError`: an `Error` whose message carries the original code, with the original error as
+ * its own `cause` and its `code` copied. Errors that need no explanation are returned unchanged. Text is redacted
+ * (`redact`); PEM content never reaches these errors (Node's TLS errors quote neither keys nor certificates).
+ */
+export function describeConnectFailure(error: unknown, isTls: boolean, node?: string): unknown {
+  if (!isErrorLike(error)) return typeof error === 'string' ? redact(error) : error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const detail = `${code && !error.message.includes(code) ? `${code}: ` : ''}${redact(openSslReason(error.message))}`;
+  // ioredis attaches the failed command to a reply error: for a refused HELLO/AUTH that is the password.
+  const leaks = carriesCredentials(error);
+  const explained = (text: string) => {
+    const wrapped = new Error(node ? `${node}: ${text}` : text, leaks ? undefined : { cause: error });
+    return Object.assign(wrapped, code ? { code } : {});
+  };
+  if (code && UNTRUSTED_CERTIFICATE.has(code)) {
+    return explained(
+      `TLS: the server's certificate is not trusted [${detail}]; set connection.tls.ca or caFile to the CA that signed it`,
+    );
+  }
+  if (code && CERTIFICATE_NOT_VALID_NOW.has(code)) {
+    return explained(`TLS: the server's certificate is not valid at this time [${detail}]`);
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return explained(
+      `TLS: the server's certificate is not for this host [${detail}]; connect by a name the certificate lists, or set connection.tls.servername to it`,
+    );
+  }
+  if (isTls && (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long|unknown protocol/i.test(error.message))) {
+    return explained(`TLS: the server did not answer in TLS [${detail}]; point the connection at the server's tls-port`);
+  }
+  if (isTls && /ALERT_CERTIFICATE_REQUIRED|ALERT_BAD_CERTIFICATE|ALERT_UNKNOWN_CA|ALERT_HANDSHAKE_FAILURE/.test(code ?? '')) {
+    return explained(
+      `TLS: the server refused the handshake [${detail}]; it requires a client certificate it trusts: set connection.tls.cert and key (or certFile and keyFile)`,
+    );
+  }
+  if (isTls && code === 'ECONNRESET') {
+    return explained(
+      `TLS: the server closed the connection during the handshake [${detail}]; if it requires client certificates (tls-auth-clients), set connection.tls.cert and key (or certFile and keyFile) to one signed by a CA it trusts`,
+    );
+  }
+  if (isTls && code === 'ETIMEDOUT') {
+    return explained(`TLS: no handshake within the connect timeout [${detail}]; check that the port is the server's tls-port, not a plain-text port`);
+  }
+  if (!isTls && (code === 'ECONNRESET' || /^Connection is closed/.test(error.message))) {
+    return explained(`the server closed the connection before it was ready [${detail}]; if it is a TLS port, use a rediss:// URL or connection.tls`);
+  }
+  if (leaks || node || detail !== error.message) {
+    const safe = explained(detail);
+    safe.name = error.name;
+    return safe;
+  }
+  return error;
+}
+
+/**
+ * OpenSSL's own messages (`80…:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate
+ * required:../deps/openssl/…:SSL alert number 116`) reduced to their reason (`tlsv13 alert certificate required`).
+ */
+function openSslReason(message: string): string {
+  return /^[0-9A-F]+:error:[0-9A-F]+:[^:]+:[^:]+:([^:]+):/.exec(message)?.[1] ?? message;
+}
+
+/**
+ * An Error by shape, not by `instanceof`: Node's socket and TLS errors come from the main realm, and under a test
+ * runner's VM context (jest) they are not instances of the context's `Error`.
+ */
+function isErrorLike(error: unknown): error is Error {
+  return typeof error === 'object' && error !== null && typeof (error as Error).message === 'string';
+}
+
+/** True when an error (or its cause) carries an AUTH or HELLO command, whose arguments hold the password. */
+function carriesCredentials(error: unknown, depth = 0): boolean {
+  if (!isErrorLike(error) || depth > 4) return false;
+  const command = (error as { command?: { name?: unknown } }).command;
+  if (typeof command?.name === 'string' && /^(auth|hello)$/i.test(command.name)) return true;
+  return carriesCredentials(error.cause, depth + 1);
+}
