@@ -29,13 +29,14 @@ export {
 } from './partitioning/partitioner.js';
 export { type PartitionLayout } from './partitioning/partition-layout.js';
 export { OrderingManager, type OrderingGuarantees } from './ordering/ordering.manager.js';
-export { type MessageHeaders, type WireError } from './transport/envelope.js';
+export { type MessageHeaders, type WireError } from './wire/envelope.js';
 export { type EnabledFeatures } from './transport/features.js';
 export { type RedisStreamsMetricsSnapshot } from './observability/metrics.js';
 export { DeadLetterManager, type RedriveResult } from './dead-letter/dead-letter.manager.js';
 export { type DeadLetter, type DeadLetterFilter } from './dead-letter/dead-letter.js';
 export { DEAD_LETTER_REASONS, type DeadLetterReason } from './dead-letter/dead-letter-reason.js';
 export { ReplayManager } from './replay/replay.manager.js';
+export { ReplayHandlers, type ReplayOutcome } from './replay/replay-handlers.js';
 export { SchemaManager, type SchemaVersion } from './schema/schema.manager.js';
 export { type SchemaSource, type DtoClass, type StandardSchemaLike } from './schema/schema-source.js';
 export { type CompatibilityMode, type CompatibilityResult, type BreakingChange } from './schema/compatibility.js';

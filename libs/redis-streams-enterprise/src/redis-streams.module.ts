@@ -7,6 +7,7 @@ import { RedisStreamsClient } from './transport/redis-streams.client.js';
 import { RedisStreamsServer } from './transport/redis-streams.server.js';
 import { DeadLetterManager } from './dead-letter/dead-letter.manager.js';
 import { ReplayManager } from './replay/replay.manager.js';
+import { ReplayHandlers } from './replay/replay-handlers.js';
 import { SchemaManager } from './schema/schema.manager.js';
 import { OrderingManager } from './ordering/ordering.manager.js';
 import { PartitioningManager } from './partitioning/partitioning.manager.js';
@@ -67,8 +68,13 @@ import { SchemaRegistry } from './schema/schema-registry.js';
     },
     {
       provide: ReplayManager,
-      inject: [REDIS_STREAMS_OPTIONS, RedisStreamsServer],
-      useFactory: (config: ResolvedRedisStreamsConfig, server: RedisStreamsServer) => new ReplayManager(config, server),
+      // Replay reaches the handlers through ReplayHandlers, which the app's server implements.
+      inject: [REDIS_STREAMS_OPTIONS, ReplayHandlers],
+      useFactory: (config: ResolvedRedisStreamsConfig, handlers: ReplayHandlers) => new ReplayManager(config, handlers),
+    },
+    {
+      provide: ReplayHandlers,
+      useExisting: RedisStreamsServer,
     },
     {
       provide: SchemaManager,

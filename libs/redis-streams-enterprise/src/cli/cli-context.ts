@@ -45,3 +45,8 @@ export class CliError extends Error {
     this.name = 'CliError';
   }
 }
+
+/** What an action reports back besides its output (an action that did not fail but wants a non-zero exit). */
+export interface CliRun {
+  exitCode: number;
+}

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { RedisStreamsError } from '../errors/redis-streams.error.js';
-import { CliError, DEFAULT_PREFIX, DEFAULT_URL, type CliIo } from './cli-context.js';
+import { CliError, DEFAULT_PREFIX, DEFAULT_URL, type CliIo, type CliRun } from './cli-context.js';
 import { option, parseCommandLine, UsageError, type CommandSpec } from './command-line.js';
 import { deadLettersCommand } from './dead-letters.command.js';
 import { writeJson } from './format.js';
@@ -16,10 +16,6 @@ export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_INTERRUPTED = 130;
 
-/** What an action reports back besides its output (an action that did not fail but wants a non-zero exit). */
-export interface CliRun {
-  exitCode: number;
-}
 
 function packageVersion(): string {
   try {

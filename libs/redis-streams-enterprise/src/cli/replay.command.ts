@@ -5,7 +5,7 @@ import { option, type CommandSpec, type Invocation } from './command-line.js';
 import { duration, idTime, line, moreLine, plural, SAMPLE_SIZE, table, writeJson } from './format.js';
 import { parseEntryId, parsePositiveInt, parseTime } from './parse.js';
 import type { ProgressView } from './progress.js';
-import type { CliRun } from './program.js';
+import type { CliRun } from './cli-context.js';
 
 interface ReplayFlags extends GlobalOptions {
   readonly stream: string[];

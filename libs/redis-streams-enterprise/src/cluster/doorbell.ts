@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import { isCluster } from '../connection/redis-connection.factory.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import { withReadWatchdog } from '../transport/blocking-read.js';
-import { Sleeper } from '../transport/sleeper.js';
+import { withReadWatchdog } from '../connection/blocking-read.js';
+import { Sleeper } from '../runtime/sleeper.js';
 
 /**
  * The doorbell (on a Redis Cluster, and on a single server with `streams.doorbell: 'always'`): one small stream per key prefix (`StreamKeys.doorbell()`) on which producers

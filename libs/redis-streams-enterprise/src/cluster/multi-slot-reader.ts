@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import { isCluster } from '../connection/redis-connection.factory.js';
-import { withReadWatchdog } from '../transport/blocking-read.js';
-import type { EntryReader } from '../transport/consumer-loop.js';
+import { withReadWatchdog } from '../connection/blocking-read.js';
 import type { DoorbellListener } from './doorbell.js';
 import { keySlot } from './key-slot.js';
 
@@ -159,20 +158,5 @@ export class MultiSlotReader {
     const { group, consumer } = this.settings;
     // Arrays, not spread arguments (thousands of streams overflow the call stack); no BLOCK: a plain read.
     return (this.redis.xreadgroup as (...args: unknown[]) => Promise<unknown>)('GROUP', group, consumer, 'COUNT', count, 'STREAMS', streams, streams.map(() => '>'));
-  }
-}
-
-/** The server's reading of its topics' streams on a Cluster: rounds of slot reads, waiting on the doorbell when idle. */
-export class ClusterEntryReader implements EntryReader {
-  constructor(
-    private readonly reader: MultiSlotReader,
-    private readonly streams: readonly string[],
-    private readonly blockMs: number,
-  ) {}
-
-  async read(count: number): Promise<{ replies: unknown[]; error?: unknown }> {
-    const result = await this.reader.read(this.streams, () => count, count);
-    if (result.entries === 0 && result.error === undefined) await this.reader.wait(this.blockMs);
-    return result;
   }
 }

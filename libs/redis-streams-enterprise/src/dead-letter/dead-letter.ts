@@ -1,6 +1,6 @@
 import type { StreamEntry } from '../connection/redis-replies.js';
 import type { DeadLetterReason } from './dead-letter-reason.js';
-import { parseJsonSafely, type MessageHeaders } from '../transport/envelope.js';
+import { parseJsonSafely, type MessageHeaders } from '../wire/envelope.js';
 
 /** One dead-lettered message, as `DeadLetterManager` returns it. */
 export interface DeadLetter {

@@ -1,6 +1,6 @@
 import { waitFor } from '../../../../test/support/wait-for.js';
 import type { DeliveredEntry } from '../connection/redis-replies.js';
-import { InFlight } from '../transport/in-flight.js';
+import { InFlight } from '../runtime/in-flight.js';
 import { type DispatchHooks, type LaneRule, OrderedDispatcher, type OwnedPartition } from './ordered-dispatcher.js';
 
 /*

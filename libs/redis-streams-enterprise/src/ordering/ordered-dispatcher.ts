@@ -1,5 +1,5 @@
 import type { DeliveredEntry } from '../connection/redis-replies.js';
-import type { InFlight } from '../transport/in-flight.js';
+import type { InFlight } from '../runtime/in-flight.js';
 
 /** How entries of one partition may overlap. */
 export interface LaneRule {

@@ -1,4 +1,4 @@
-import type { MessageHeaders } from '../transport/envelope.js';
+import type { MessageHeaders } from '../wire/envelope.js';
 
 /** Where replayed messages go. */
 export type ReplayTarget =

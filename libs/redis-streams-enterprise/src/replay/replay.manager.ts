@@ -9,8 +9,8 @@ import { doorbellFor } from '../cluster/doorbell.js';
 import { ReplayRangeError } from '../errors/replay-range.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
-import { compressPayload, decodeMessage } from '../transport/envelope.js';
-import { RedisStreamsServer } from '../transport/redis-streams.server.js';
+import { compressPayload, decodeMessage } from '../wire/envelope.js';
+import { ReplayHandlers } from './replay-handlers.js';
 import { concatenate, mergeById, pageThrough, type SourcedEntry } from './replay-cursor.js';
 import { streamsOfTopic } from '../partitioning/topic-streams.js';
 import { compareIds, replayRange } from './replay-range.js';
@@ -55,7 +55,7 @@ export class ReplayManager implements OnApplicationShutdown {
 
   constructor(
     @Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig,
-    @Optional() private readonly server?: RedisStreamsServer,
+    @Optional() private readonly handlers?: ReplayHandlers,
   ) {
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
@@ -74,7 +74,7 @@ export class ReplayManager implements OnApplicationShutdown {
     if (patterns.length === 0) throw new ReplayRangeError('streamName names no stream');
     const target: ReplayTarget = request.target ?? 'handlers';
     const dryRun = request.dryRun ?? false;
-    if (target === 'handlers' && !dryRun && !this.server) {
+    if (target === 'handlers' && !dryRun && !this.handlers) {
       throw new ReplayRangeError("target 'handlers' needs a RedisStreamsServer (inject ReplayManager in the app that consumes)");
     }
     const { start, end } = replayRange(request);
@@ -124,7 +124,7 @@ export class ReplayManager implements OnApplicationShutdown {
       if (dryRun) {
         tally.replayed++;
       } else if (target === 'handlers') {
-        const outcome = await (this.server as RedisStreamsServer).replayEntry(streamPattern, entry);
+        const outcome = await (this.handlers as ReplayHandlers).replayEntry(streamPattern, entry);
         if (outcome === 'handled') tally.replayed++;
         else if (outcome === 'failed') tally.failed++;
         else if (outcome === 'skipped') tally.skipped++;

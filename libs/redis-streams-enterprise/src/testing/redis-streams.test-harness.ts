@@ -11,7 +11,7 @@ import { SettlementTimeoutError } from '../errors/settlement-timeout.error.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { RedisStreamsClient } from '../transport/redis-streams.client.js';
 import { RedisStreamsRecord } from '../transport/redis-streams.record.js';
-import { Sleeper } from '../transport/sleeper.js';
+import { Sleeper } from '../runtime/sleeper.js';
 import { deleteKeysWithPrefix } from './prefix-cleanup.js';
 import { SettlementProbe, type SettledMessage } from './settlement-probe.js';
 

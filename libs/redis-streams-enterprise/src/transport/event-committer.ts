@@ -15,7 +15,7 @@ import type { StreamKeys } from '../connection/stream-keys.js';
 import { TransactionCrossSlotError } from '../errors/transaction-cross-slot.error.js';
 import { errorText } from '../observability/log-format.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
-import { encodeMessage, serializePayload, type DecodedMessage } from './envelope.js';
+import { encodeMessage, serializePayload, type DecodedMessage } from '../wire/envelope.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
 import type { RedisStreamsTransaction } from './redis-streams.transaction.js';
 import type { CommitRequest, Settler } from './settler.js';

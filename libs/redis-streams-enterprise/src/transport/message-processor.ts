@@ -10,18 +10,19 @@ import { isObservable, lastValueFrom } from 'rxjs';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { DeliveredEntry } from '../connection/redis-replies.js';
+import type { EntryProcessor, ProcessOptions } from '../consumer/entry-processor.js';
 import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import { NoHandlerError } from '../errors/no-handler.error.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import { decodeMessage, type DecodedMessage } from './envelope.js';
+import { decodeMessage, type DecodedMessage } from '../wire/envelope.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import { CausalTimeoutError } from '../errors/causal-timeout.error.js';
 import { InvalidReplyAddressError } from '../errors/invalid-reply-address.error.js';
 import { NackedByHandlerError, RejectedByHandlerError } from '../errors/rejected-by-handler.error.js';
 import { decideAfterFailure } from './settlement-policy.js';
-import { fetchClaimChecked } from './claim-check.js';
+import { fetchClaimChecked } from '../claim-check/claim-check.js';
 import { EventCommitter } from './event-committer.js';
 import { RedisStreamsContext, type MessageControls } from './redis-streams.context.js';
 import { RequestResponder } from './request-responder.js';
@@ -29,20 +30,6 @@ import type { Settler } from './settler.js';
 import type { SchemaManager } from '../schema/schema.manager.js';
 import { handlerSchemaOf, toHandlerInstance } from '../schema/handler-schema.js';
 import type { IncomingRead } from '../schema/schema-reader.js';
-
-/** How an entry of a partitioned topic is processed. */
-export interface ProcessOptions {
-  /** Lease value of the entry's partition: commits are refused once it changed (fencing). */
-  readonly lease?: string;
-  /** Partition number, for the handler's context. */
-  readonly partition?: number;
-  /** Retry failures in place, up to this many attempts in all, instead of scheduling a retry (ordered topics). */
-  readonly inlineAttempts?: number;
-  /** Checked between in-place attempts: false once the partition is no longer this consumer's. */
-  readonly stillOwned?: () => boolean;
-  /** The message's dependencies were not handled within ordering.timeoutMs (causal). */
-  readonly causalTimedOut?: boolean;
-}
 
 const NO_OPTIONS: ProcessOptions = Object.freeze({});
 
@@ -65,7 +52,7 @@ export interface HandlerHost {
  * Requests (`@MessagePattern`) reply to the requester's reply stream before the ack; their failures are
  * replied as errors, not retried (the caller is waiting and has its own timeout).
  */
-export class MessageProcessor implements MessageControls {
+export class MessageProcessor implements MessageControls, EntryProcessor {
   private readonly logger = new Logger('RedisStreamsServer');
   private readonly streamPatterns = new Map<string, string>();
   private readonly keys: StreamKeys;

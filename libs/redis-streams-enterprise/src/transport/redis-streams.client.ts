@@ -17,18 +17,18 @@ import { RequestTimeoutError } from '../errors/request-timeout.error.js';
 import { TooManyPendingRequestsError } from '../errors/too-many-pending-requests.error.js';
 import { errorText } from '../observability/log-format.js';
 import { RedisStreamsStatus } from '../redis-streams.constants.js';
-import { encodeMessage, exceedsBytes, serializePayload, validateDependencies, validateHeaders, validateMessageKey, type MessageHeaders, type ReplyMessage } from './envelope.js';
-import { claimCheckOf } from './claim-check.js';
+import { encodeMessage, exceedsBytes, serializePayload, validateDependencies, validateHeaders, validateMessageKey, type MessageHeaders, type ReplyMessage } from '../wire/envelope.js';
+import { claimCheckOf } from '../claim-check/claim-check.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { defineScripts } from '../connection/scripts.js';
 import { PartitioningManager, type PartitionRoute } from '../partitioning/partitioning.manager.js';
 import type { Partitioner } from '../partitioning/partitioner.js';
 import { RedisStreamsRecord } from './redis-streams.record.js';
 import { SchemaManager } from '../schema/schema.manager.js';
-import { ReplyListener } from './reply-listener.js';
-import { withinMs } from './within-ms.js';
-import { EntryPublisher, type ClaimCheckedPayload } from './entry-publisher.js';
-import { PartitionedPublisher } from './partitioned-publisher.js';
+import { ReplyListener } from '../producer/reply-listener.js';
+import { withinMs } from '../runtime/within-ms.js';
+import { EntryPublisher, type ClaimCheckedPayload } from '../producer/entry-publisher.js';
+import { PartitionedPublisher } from '../producer/partitioned-publisher.js';
 import { InvalidUsageError } from '../errors/invalid-usage.error.js';
 
 interface PendingRequest {

@@ -1,5 +1,5 @@
 import { BaseRpcContext } from '@nestjs/microservices';
-import type { MessageHeaders } from './envelope.js';
+import type { MessageHeaders } from '../wire/envelope.js';
 import { RedisStreamsTransaction } from './redis-streams.transaction.js';
 import { InvalidUsageError } from '../errors/invalid-usage.error.js';
 

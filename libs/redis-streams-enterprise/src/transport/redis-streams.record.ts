@@ -1,4 +1,4 @@
-import type { MessageHeaders } from './envelope.js';
+import type { MessageHeaders } from '../wire/envelope.js';
 
 /** Transport options of one message. */
 export interface RedisStreamsRecordOptions {

@@ -14,21 +14,22 @@ import { TransportMetrics, type RedisStreamsMetricsSnapshot } from '../observabi
 import { REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from '../redis-streams.constants.js';
 import { AckBatcher } from './ack-batcher.js';
 import { enabledFeatures } from './features.js';
-import { InFlight } from './in-flight.js';
+import { InFlight } from '../runtime/in-flight.js';
 import { MessageProcessor } from './message-processor.js';
 import { Settler } from './settler.js';
 import { SchemaManager } from '../schema/schema.manager.js';
 import { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import type { Partitioner } from '../partitioning/partitioner.js';
-import { PartitionedConsumer } from '../partitioning/partitioned-consumer.js';
+import { PartitionedConsumer } from '../consumer/partitioned-consumer.js';
 import { OrderingManager } from '../ordering/ordering.manager.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
 import { streamStatus, type RedisStreamsServerStatus } from './server-status.js';
-import { withinMs } from './within-ms.js';
-import { ConsumedStreams } from './consumed-streams.js';
-import { ServerConnections, type ReadingConnections } from './server-connections.js';
-import { GroupConsumer } from './group-consumer.js';
-import { ConsumerNameLease } from './consumer-name-lease.js';
+import { withinMs } from '../runtime/within-ms.js';
+import { ConsumedStreams } from '../consumer/consumed-streams.js';
+import { ServerConnections, type ReadingConnections } from '../consumer/server-connections.js';
+import { GroupConsumer } from '../consumer/group-consumer.js';
+import { ConsumerNameLease } from '../consumer/consumer-name-lease.js';
+import type { ReplayHandlers, ReplayOutcome } from '../replay/replay-handlers.js';
 
 export type { RedisStreamsServerStatus, StreamStatus } from './server-status.js';
 
@@ -51,7 +52,7 @@ type ProcessingHooksRunner = (context: unknown, fn: (runEndHook: () => void) => 
  * // or, with RedisStreamsEnterpriseModule imported: app.connectMicroservice({ strategy: app.get(RedisStreamsServer) })
  * ```
  */
-export class RedisStreamsServer extends Server implements CustomTransportStrategy {
+export class RedisStreamsServer extends Server implements CustomTransportStrategy, ReplayHandlers {
   /** Event handler failures reach this transport (it awaits them to decide ack, retry or dead-letter). */
   readonly propagatesEventHandlerErrors = true;
   protected readonly logger = new Logger(RedisStreamsServer.name);
@@ -184,7 +185,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
    * Hands one stored entry to its event handler again, as a replay (used by `ReplayManager`).
    * @throws InvalidUsageError when the server is not listening.
    */
-  async replayEntry(pattern: string, entry: StreamEntry): Promise<'handled' | 'failed' | 'skipped' | { invalid: string }> {
+  async replayEntry(pattern: string, entry: StreamEntry): Promise<ReplayOutcome> {
     if (!this.processor) throw new InvalidUsageError('RedisStreamsServer must be listening to replay to handlers (call listen() first)');
     return this.processor.replay({ ...entry, stream: this.keys.stream(pattern), deliveryCount: 0 }, pattern);
   }

@@ -12,7 +12,7 @@ import type { DeliveredEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import type { TransportMetrics } from '../observability/metrics.js';
-import { encodeReply, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from './envelope.js';
+import { encodeReply, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from '../wire/envelope.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
 
 /** Runs a handler's work inside Nest's processing hooks and the handler timeout (MessageProcessor's guard). */

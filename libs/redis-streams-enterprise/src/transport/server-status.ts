@@ -6,7 +6,7 @@ import type { RedisStreamsStatus } from '../redis-streams.constants.js';
 import type { EnabledFeatures } from './features.js';
 import { assessRetention, type StreamRetentionStatus } from '../retention/retention-policy.js';
 import { retentionLimits, runRetention } from '../retention/stream-retention.js';
-import { idTimeMs, retentionWarnings } from './retention-check.js';
+import { idTimeMs, retentionWarnings } from '../retention/retention-check.js';
 
 /** One consumed stream in `getStatus()`. */
 export interface StreamStatus {

@@ -5,7 +5,7 @@
  * decision out in Redis, the MessageProcessor loops for in-place retries.
  */
 import type { BackoffOptions } from '../config/retry.options.js';
-import { backoffDelayMs } from './backoff.js';
+import { backoffDelayMs } from '../runtime/backoff.js';
 
 /** What to do after a failed attempt. */
 export type FailureDecision =

@@ -7,7 +7,7 @@ import { errorText, isErrorLike, logIds } from '../observability/log-format.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import type { DeadLetterReason } from '../dead-letter/dead-letter-reason.js';
 import type { AckBatcher } from './ack-batcher.js';
-import { toWireError } from './envelope.js';
+import { toWireError } from '../wire/envelope.js';
 import { decideAfterFailure } from './settlement-policy.js';
 import { doorbellFor, type DoorbellRinger } from '../cluster/doorbell.js';
 

@@ -9,14 +9,14 @@ import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { OrderedDispatcher, type OwnedPartition } from '../ordering/ordered-dispatcher.js';
 import type { OrderingManager } from '../ordering/ordering.manager.js';
-import { withReadWatchdog } from '../transport/blocking-read.js';
-import type { InFlight } from '../transport/in-flight.js';
-import type { MessageProcessor } from '../transport/message-processor.js';
+import { withReadWatchdog } from '../connection/blocking-read.js';
+import type { InFlight } from '../runtime/in-flight.js';
+import type { EntryProcessor } from './entry-processor.js';
 import type { MultiSlotReader } from '../cluster/multi-slot-reader.js';
-import { Sleeper } from '../transport/sleeper.js';
-import { PartitionCoordinator, type LeasedPartition } from './partition-coordinator.js';
-import { parentsOf } from './partition-layout.js';
-import type { PartitioningManager } from './partitioning.manager.js';
+import { Sleeper } from '../runtime/sleeper.js';
+import { PartitionCoordinator, type LeasedPartition } from '../partitioning/partition-coordinator.js';
+import { parentsOf } from '../partitioning/partition-layout.js';
+import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
 
 export interface PartitionedConsumerDeps {
   readonly config: ResolvedRedisStreamsConfig;
@@ -29,7 +29,7 @@ export interface PartitionedConsumerDeps {
   readonly partitioning: PartitioningManager;
   readonly ordering: OrderingManager;
   readonly inFlight: InFlight;
-  readonly processor: MessageProcessor;
+  readonly processor: EntryProcessor;
   readonly onDeleted: (stream: string, ids: string[]) => void;
 }
 

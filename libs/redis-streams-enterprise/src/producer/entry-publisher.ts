@@ -20,8 +20,8 @@ import { keySlot } from '../cluster/key-slot.js';
 import { DoorbellRinger, usesDoorbell } from '../cluster/doorbell.js';
 import { ProducerRetention } from '../retention/producer-retention.js';
 import { retentionLimits } from '../retention/stream-retention.js';
-import { BLOB_UPLOAD_TTL_MS } from './claim-check.js';
-import type { BlobReference } from './envelope.js';
+import { BLOB_UPLOAD_TTL_MS } from '../claim-check/claim-check.js';
+import type { BlobReference } from '../wire/envelope.js';
 import { ReplicaWaiter } from './replica-waiter.js';
 
 /** A claim-checked payload: its JSON goes to its own key, uploaded in the pipeline that writes its entry. */

@@ -14,7 +14,7 @@ import { assessRetention, type RetentionLimits } from '../retention/retention-po
 import { RetentionReporter, retentionLimits, retentionPassMs, runRetention } from '../retention/stream-retention.js';
 import { readablePartitions } from '../partitioning/partition-layout.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
-import { BLOB_SWEEP_INTERVAL_MS, BlobSweeper, claimCheckApplies } from './claim-check.js';
+import { BLOB_SWEEP_INTERVAL_MS, BlobSweeper, claimCheckApplies } from '../claim-check/claim-check.js';
 
 export interface ConsumedStream {
   readonly pattern: string;

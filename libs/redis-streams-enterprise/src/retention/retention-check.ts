@@ -1,4 +1,4 @@
-import { RETENTION_WARNING_RATIO, idTimeMs, type TrimmingMode } from '../retention/retention-policy.js';
+import { RETENTION_WARNING_RATIO, idTimeMs, type TrimmingMode } from './retention-policy.js';
 
 export { RETENTION_WARNING_RATIO, idTimeMs };
 

@@ -3,9 +3,9 @@ import type { Redis } from 'ioredis';
 import { parseNewEntries, type DeliveredEntry } from '../connection/redis-replies.js';
 import { classifyRedisError } from '../connection/redis-error-codes.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import type { InFlight } from './in-flight.js';
-import { Sleeper } from './sleeper.js';
-import { withReadWatchdog } from './blocking-read.js';
+import type { InFlight } from '../runtime/in-flight.js';
+import { Sleeper } from '../runtime/sleeper.js';
+import { withReadWatchdog } from '../connection/blocking-read.js';
 
 export interface ConsumerLoopSettings {
   readonly group: string;

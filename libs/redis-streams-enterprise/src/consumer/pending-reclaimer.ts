@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { parseClaimReply, type DeliveredEntry } from '../connection/redis-replies.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import type { InFlight } from './in-flight.js';
+import type { InFlight } from '../runtime/in-flight.js';
 
 export interface ReclaimerSettings {
   readonly streams: readonly { stream: string; retrySchedule: string }[];

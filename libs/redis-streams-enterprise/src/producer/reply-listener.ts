@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import { disconnectOnce } from '../connection/redis-connection.factory.js';
 import { parseReadReply } from '../connection/redis-replies.js';
 import { errorText } from '../observability/log-format.js';
-import { decodeReply, type ReplyMessage } from './envelope.js';
-import { Sleeper } from './sleeper.js';
+import { decodeReply, type ReplyMessage } from '../wire/envelope.js';
+import { Sleeper } from '../runtime/sleeper.js';
 
 /**
  * Reads one client's reply stream with XREAD (no group: the stream belongs to this client instance alone) and

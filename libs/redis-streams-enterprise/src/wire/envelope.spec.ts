@@ -3,8 +3,8 @@ import { MessageDecodeError } from '../errors/message-decode.error.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { InvalidUsageError } from '../errors/invalid-usage.error.js';
 import { RedisStreamsError } from '../errors/redis-streams.error.js';
-import { RedisStreamsContext } from './redis-streams.context.js';
-import { RedisStreamsTransaction } from './redis-streams.transaction.js';
+import { RedisStreamsContext } from '../transport/redis-streams.context.js';
+import { RedisStreamsTransaction } from '../transport/redis-streams.transaction.js';
 import { RpcException } from '@nestjs/microservices';
 
 const fieldsOf = (list: string[]) => Object.fromEntries(list.reduce<[string, string][]>((acc, v, i) => (i % 2 ? acc : [...acc, [v, list[i + 1]]]), []));

@@ -6,11 +6,11 @@
  */
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import type { DeliveredEntry } from '../connection/redis-replies.js';
-import { ClusterEntryReader } from '../cluster/multi-slot-reader.js';
+import { ClusterEntryReader } from './cluster-entry-reader.js';
 import type { ConsumedStream } from './consumed-streams.js';
 import { BlockingEntryReader, ConsumerLoop } from './consumer-loop.js';
-import type { InFlight } from './in-flight.js';
-import type { MessageProcessor } from './message-processor.js';
+import type { InFlight } from '../runtime/in-flight.js';
+import type { EntryProcessor } from './entry-processor.js';
 import { PendingReclaimer } from './pending-reclaimer.js';
 import type { ReadingConnections } from './server-connections.js';
 
@@ -18,7 +18,7 @@ export interface GroupConsumerDeps extends ReadingConnections {
   readonly config: ResolvedRedisStreamsConfig;
   readonly streams: readonly ConsumedStream[];
   readonly inFlight: InFlight;
-  readonly processor: MessageProcessor;
+  readonly processor: EntryProcessor;
   /** Called when Redis says the group is gone (stream deleted, Redis restarted without persistence). */
   readonly recreateGroups: () => Promise<void>;
   readonly onReclaimed: (count: number) => void;

@@ -27,8 +27,8 @@ import type { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { ConsumerNameInUseError } from '../errors/consumer-name-in-use.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import { Sleeper } from './sleeper.js';
-import { withinMs } from './within-ms.js';
+import { Sleeper } from '../runtime/sleeper.js';
+import { withinMs } from '../runtime/within-ms.js';
 
 /** How often a start that found its name taken looks again. */
 const POLL_MS = 200;

@@ -15,7 +15,7 @@ import { errorText } from '../observability/log-format.js';
 import { RedisStreamsStatus } from '../redis-streams.constants.js';
 import { DoorbellListener, usesDoorbell } from '../cluster/doorbell.js';
 import { MultiSlotReader } from '../cluster/multi-slot-reader.js';
-import { withinMs } from './within-ms.js';
+import { withinMs } from '../runtime/within-ms.js';
 
 type Listener = (...args: unknown[]) => void;
 

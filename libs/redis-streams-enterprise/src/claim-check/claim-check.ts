@@ -6,9 +6,9 @@ import type { ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { MessageDecodeError } from '../errors/message-decode.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
-import type { BlobReference } from './envelope.js';
-import { exceedsBytes } from './envelope.js';
-import { idTimeMs } from './retention-check.js';
+import type { BlobReference } from '../wire/envelope.js';
+import { exceedsBytes } from '../wire/envelope.js';
+import { idTimeMs } from '../retention/retention-check.js';
 
 /*
  * Claim-check for large payloads. A payload whose JSON is above streams.claimCheckThresholdBytes is SET once in its
