@@ -2,7 +2,6 @@ import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import type { Cluster, Redis } from 'ioredis';
 import { from, type Observable } from 'rxjs';
-import { constants as bufferConstants } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
@@ -11,13 +10,10 @@ import { redact } from '../connection/redis-error-codes.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { PayloadTooLargeError } from '../errors/payload-too-large.error.js';
-import { RemoteHandlerError } from '../errors/remote-handler.error.js';
 import { RedisUnavailableError } from '../errors/redis-unavailable.error.js';
-import { RequestTimeoutError } from '../errors/request-timeout.error.js';
-import { TooManyPendingRequestsError } from '../errors/too-many-pending-requests.error.js';
 import { errorText } from '../observability/log-format.js';
 import { RedisStreamsStatus } from '../redis-streams.constants.js';
-import { encodeMessage, exceedsBytes, serializePayload, validateDependencies, validateHeaders, validateMessageKey, type MessageHeaders, type ReplyMessage } from '../wire/envelope.js';
+import { encodeMessage, exceedsBytes, serializePayloadWithin, validateDependencies, validateHeaders, validateMessageKey, type MessageHeaders } from '../wire/envelope.js';
 import { claimCheckOf } from '../claim-check/claim-check.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { defineScripts } from '../connection/scripts.js';
@@ -30,11 +26,8 @@ import { withinMs } from '../runtime/within-ms.js';
 import { EntryPublisher, type ClaimCheckedPayload } from '../producer/entry-publisher.js';
 import { PartitionedPublisher } from '../producer/partitioned-publisher.js';
 import { InvalidUsageError } from '../errors/invalid-usage.error.js';
-
-interface PendingRequest {
-  readonly callback: (packet: WritePacket) => void;
-  readonly timer: NodeJS.Timeout;
-}
+import { runDispatchHook } from './nest-compat.js';
+import { PendingRequests } from './pending-requests.js';
 
 /** Block time of the reply reader; only bounds how quickly close() is noticed on a dead socket. */
 const REPLY_BLOCK_MS = 5_000;
@@ -54,7 +47,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   readonly clientId = randomUUID();
   private readonly logger = new Logger(RedisStreamsClient.name);
   private readonly keys: StreamKeys;
-  private readonly pending = new Map<string, PendingRequest>();
+  private readonly pending: PendingRequests;
   private readonly listeners: [string, (...args: unknown[]) => void][] = [];
   private command?: Redis;
   private connecting?: Promise<Redis>;
@@ -84,6 +77,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
     this.entries = new EntryPublisher(this.config, this.keys, () => this.readyConnection());
+    this.pending = new PendingRequests(this.config.client.maxPendingRequests, this.config.client.requestTimeoutMs);
   }
 
   /** Connects the command connection (called by emit/send; may be called early to fail fast at start-up). */
@@ -100,11 +94,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const [id, request] of this.pending) {
-      clearTimeout(request.timer);
-      this.pending.delete(id);
-      request.callback({ err: new ConnectionClosedError('RedisStreamsClient'), isDisposed: true });
-    }
+    this.pending.failAll(new ConnectionClosedError('RedisStreamsClient'));
     await this.replies?.stop();
     await withinMs(this.entries.drainRings(), 1_000);
     if (this.schemas !== this.injectedSchemas) await this.schemas?.close();
@@ -151,8 +141,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       return super.emit(pattern, data);
     }
     const packet: ReadPacket = { pattern, data };
-    const hook = (this as unknown as { onDispatchHook?: (p: ReadPacket) => void }).onDispatchHook;
-    hook?.(packet);
+    runDispatchHook(this, packet);
     const sent = this.dispatchEvent<TResult>(packet);
     // A caller that never subscribes opted out of the result; the rejection must not crash the process.
     sent.catch(() => undefined);
@@ -251,35 +240,18 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
     const requestId = randomUUID();
-    const dispose = () => {
-      const request = this.pending.get(requestId);
-      if (request) clearTimeout(request.timer);
-      this.pending.delete(requestId);
-    };
     let pattern: string;
+    let dispose: () => void;
     try {
       pattern = this.normalizePattern(packet.pattern);
-      if (this.pending.size >= this.config.client.maxPendingRequests) {
-        throw new TooManyPendingRequestsError(this.config.client.maxPendingRequests);
-      }
+      dispose = this.pending.add(requestId, pattern, callback);
     } catch (error) {
       callback({ err: error, isDisposed: true });
       return () => undefined;
     }
-    const { requestTimeoutMs } = this.config.client;
-    const timer = setTimeout(() => {
-      dispose();
-      callback({ err: new RequestTimeoutError(pattern, requestTimeoutMs), isDisposed: true });
-    }, requestTimeoutMs);
-    timer.unref();
-    this.pending.set(requestId, { callback, timer });
     this.startReplies()
       .then(() => this.publishMessage(packet, pattern, requestId, this.keys.replyStream(this.clientId), this.checkSchema(pattern, packet.data)))
-      .catch((error: unknown) => {
-        if (!this.pending.has(requestId)) return;
-        dispose();
-        callback({ err: error, isDisposed: true });
-      });
+      .catch((error: unknown) => this.pending.fail(requestId, error));
     return dispose;
   }
 
@@ -301,7 +273,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const metadata = (packet as ReadPacket & { metadata?: Record<string, string> }).metadata;
     if (metadata) headers = { ...metadata, ...headers };
     const { maxPayloadBytes, claimCheckThresholdBytes } = this.config.streams;
-    const json = serializeWithin(pattern, data, maxPayloadBytes);
+    const json = serializePayloadWithin(pattern, data, maxPayloadBytes);
     if (exceedsBytes(json, maxPayloadBytes)) {
       throw new PayloadTooLargeError(pattern, Buffer.byteLength(json), maxPayloadBytes);
     }
@@ -347,47 +319,10 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
         disconnectOnce(connection);
         throw new ConnectionClosedError('RedisStreamsClient');
       }
-      this.replies = new ReplyListener(connection, this.keys.replyStream(this.clientId), REPLY_BLOCK_MS, (reply) =>
-        this.onReply(reply),
-      );
+      this.replies = new ReplyListener(connection, this.keys.replyStream(this.clientId), REPLY_BLOCK_MS, (reply) => this.pending.answer(reply));
       this.replies.start();
     })();
     return this.repliesStarting;
   }
 
-  private onReply(reply: ReplyMessage): void {
-    const request = this.pending.get(reply.requestId);
-    if (!request) return; // timed out or disposed already; a late reply is dropped
-    if (reply.done) {
-      clearTimeout(request.timer);
-      this.pending.delete(reply.requestId);
-    }
-    if (reply.err) {
-      const { message, name, code, status } = reply.err;
-      request.callback({ err: new RemoteHandlerError(message, name, code, status), isDisposed: true });
-      return;
-    }
-    request.callback({ response: reply.response, isDisposed: reply.done });
-  }
-}
-
-/**
- * The payload's JSON, or PayloadTooLargeError when it cannot be sent. A string payload longer than the limit is
- * refused before serialising (its JSON is longer still). JSON.stringify throws a RangeError once its result would
- * exceed the longest string V8 can hold (2^29 - 24 characters): that is a payload too large to send, not a bug of the
- * caller's, and must not leak as `RangeError: Invalid string length`. Other RangeErrors (a structure nested too
- * deeply: "Maximum call stack size exceeded") pass through.
- */
-function serializeWithin(pattern: string, data: unknown, maxPayloadBytes: number): string {
-  if (typeof data === 'string' && data.length > maxPayloadBytes) {
-    throw new PayloadTooLargeError(pattern, data.length + 2, maxPayloadBytes, { isLowerBound: true });
-  }
-  try {
-    return serializePayload(data);
-  } catch (error) {
-    if (error instanceof RangeError && /Invalid string length/i.test(error.message)) {
-      throw new PayloadTooLargeError(pattern, bufferConstants.MAX_STRING_LENGTH + 1, maxPayloadBytes, { isLowerBound: true, cause: error });
-    }
-    throw error;
-  }
 }

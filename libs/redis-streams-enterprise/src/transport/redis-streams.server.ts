@@ -2,7 +2,6 @@ import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
 import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { resolveConfig } from '../config/validate-options.js';
-import { redact } from '../connection/redis-error-codes.js';
 import type { StreamEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { StreamKeys } from '../connection/stream-keys.js';
@@ -13,7 +12,6 @@ import { errorText, logIds } from '../observability/log-format.js';
 import { TransportMetrics, type RedisStreamsMetricsSnapshot } from '../observability/metrics.js';
 import { REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from '../redis-streams.constants.js';
 import { AckBatcher } from './ack-batcher.js';
-import { enabledFeatures } from './features.js';
 import { InFlight } from '../runtime/in-flight.js';
 import { MessageProcessor } from './message-processor.js';
 import { Settler } from './settler.js';
@@ -22,14 +20,14 @@ import { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import type { Partitioner } from '../partitioning/partitioner.js';
 import { PartitionedConsumer } from '../consumer/partitioned-consumer.js';
 import { OrderingManager } from '../ordering/ordering.manager.js';
-import type { RedisStreamsContext } from './redis-streams.context.js';
-import { streamStatus, type RedisStreamsServerStatus } from './server-status.js';
+import { serverStatus, type RedisStreamsServerStatus } from './server-status.js';
 import { withinMs } from '../runtime/within-ms.js';
 import { ConsumedStreams } from '../consumer/consumed-streams.js';
 import { ServerConnections, type ReadingConnections } from '../consumer/server-connections.js';
 import { GroupConsumer } from '../consumer/group-consumer.js';
 import { ConsumerNameLease } from '../consumer/consumer-name-lease.js';
 import type { ReplayHandlers, ReplayOutcome } from '../replay/replay-handlers.js';
+import { processingHooksRunner } from './nest-compat.js';
 
 export type { RedisStreamsServerStatus, StreamStatus } from './server-status.js';
 
@@ -38,7 +36,6 @@ interface Reading extends ReadingConnections {
   readonly processor: MessageProcessor;
 }
 
-type ProcessingHooksRunner = (context: unknown, fn: (runEndHook: () => void) => Promise<void>) => Promise<void>;
 
 /**
  * Nest microservice server over Redis Streams consumer groups.
@@ -79,7 +76,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private state = RedisStreamsStatus.Disconnected;
   private readonly handlerCache = new Map<string, MessageHandler>();
   /** Nest's no-op start hook, to tell whether anyone installed a real one. */
-  private readonly defaultStartHook: unknown;
+  /** Runs one message inside Nest's processing hooks (nest-compat.ts). */
+  private readonly runInProcessingHooks: (context: unknown, fn: () => Promise<void>) => Promise<void>;
   private closing?: Promise<void>;
   /** This instance's hold on consumer.consumerName in its group (one live instance per name). */
   private nameLease?: ConsumerNameLease;
@@ -103,7 +101,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.injectedSchemas = providers.schemas;
     this.inFlight = new InFlight(this.partitioning.enabled ? this.ordering.maxConcurrency : this.config.consumer.concurrency);
     this.transportId = REDIS_STREAMS_TRANSPORT;
-    this.defaultStartHook = (this as unknown as { onProcessingStartHook?: unknown }).onProcessingStartHook;
+    this.runInProcessingHooks = processingHooksRunner(this);
     this.initializeSerializer(undefined);
     this.initializeDeserializer(undefined);
   }
@@ -152,34 +150,17 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   }
 
   /** Health, connection states, per-stream pending and lag of this group (XINFO GROUPS), enabled features. */
-  async getStatus(): Promise<RedisStreamsServerStatus> {
-    const { group, consumerName } = this.config.consumer;
-    const { command, blocking } = this.connections;
-    const reading = this.connections.reading();
-    const base = {
-      status: this.state,
-      redis: {
-        command: command?.status ?? 'none',
-        blocking: reading.find((c) => c.status !== 'ready')?.status ?? blocking?.status ?? 'none',
-      },
-      group,
-      consumer: consumerName,
+  getStatus(): Promise<RedisStreamsServerStatus> {
+    return serverStatus({
+      config: this.config,
+      state: this.state,
+      connections: this.connections,
       inFlight: this.inFlight.size,
-      features: enabledFeatures(this.config),
-    };
-    const live =
-      this.state === RedisStreamsStatus.Connected &&
-      command?.status === 'ready' &&
-      blocking !== undefined &&
-      reading.every((c) => c.status === 'ready') &&
-      (this.groupConsumer?.isRunning ?? this.partitioned?.isRunning ?? false);
-    try {
-      const streams = await Promise.all(this.streams.list.map((s) => streamStatus(this.connections.commandOrThrow(), this.config, s.pattern, s.stream)));
-      return { ...base, healthy: live, streams, warnings: streams.flatMap((s) => s.warnings) };
-    } catch (error) {
-      return { ...base, healthy: false, streams: [], warnings: [], error: redact(errorText(error)) };
-    }
+      reading: this.groupConsumer?.isRunning ?? this.partitioned?.isRunning ?? false,
+      streams: this.streams.list,
+    });
   }
+
 
   /**
    * Hands one stored entry to its event handler again, as a replay (used by `ReplayManager`).
@@ -270,7 +251,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       this.metrics,
       {
         getHandlerByPattern: (pattern) => this.handlerFor(pattern),
-        withProcessingHooks: (context, fn) => this.withProcessingHooks(context, fn),
+        withProcessingHooks: (context, fn) => this.runInProcessingHooks(context, fn),
       },
       this.schemas,
     );
@@ -369,20 +350,5 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const handler = this.getHandlerByPattern(pattern);
     if (handler) this.handlerCache.set(pattern, handler);
     return handler;
-  }
-
-  /**
-   * Nest 12 runs processing hooks (tracing spans) around each message; Nest 11 has none. While nobody has set a
-   * hook, the message runs directly (the hook machinery costs a few closures and promises per message).
-   */
-  private withProcessingHooks(context: RedisStreamsContext, fn: () => Promise<void>): Promise<void> {
-    const self = this as unknown as { runWithProcessingHooks?: ProcessingHooksRunner; onProcessingStartHook?: unknown; onProcessingEndHook?: unknown };
-    const runner = self.runWithProcessingHooks;
-    if (typeof runner !== 'function') return fn();
-    if (self.onProcessingStartHook === this.defaultStartHook && self.onProcessingEndHook === undefined) return fn();
-    return runner.call(this, context, async (runEndHook: () => void) => {
-      await fn();
-      runEndHook(); // on failure Nest's runner runs it
-    });
   }
 }

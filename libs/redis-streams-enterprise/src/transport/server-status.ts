@@ -2,8 +2,10 @@ import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options
 import { parseGroupsInfo } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { errorText } from '../observability/log-format.js';
-import type { RedisStreamsStatus } from '../redis-streams.constants.js';
-import type { EnabledFeatures } from './features.js';
+import { redact } from '../connection/redis-error-codes.js';
+import type { ServerConnections } from '../consumer/server-connections.js';
+import { RedisStreamsStatus } from '../redis-streams.constants.js';
+import { enabledFeatures, type EnabledFeatures } from './features.js';
 import { assessRetention, type StreamRetentionStatus } from '../retention/retention-policy.js';
 import { retentionLimits, runRetention } from '../retention/stream-retention.js';
 import { idTimeMs, retentionWarnings } from '../retention/retention-check.js';
@@ -93,4 +95,49 @@ function retentionStatusWarnings(stream: string, retention: StreamRetentionStatu
     );
   }
   return warnings;
+}
+
+/** What `getStatus()` looks at, from the server. */
+export interface ServerStatusInput {
+  readonly config: ResolvedRedisStreamsConfig;
+  readonly state: RedisStreamsStatus;
+  readonly connections: ServerConnections;
+  readonly inFlight: number;
+  /** A reading loop (group consumer or partitioned consumer) runs. */
+  readonly reading: boolean;
+  readonly streams: readonly { readonly pattern: string; readonly stream: string }[];
+}
+
+/**
+ * The server's status: healthy while it is connected, every connection is ready and a reading loop runs, and each
+ * consumed stream's pending/lag/retention as Redis reports them; Redis errors make it unhealthy with the reason.
+ */
+export async function serverStatus(input: ServerStatusInput): Promise<RedisStreamsServerStatus> {
+  const { config, state, connections } = input;
+  const { group, consumerName } = config.consumer;
+  const { command, blocking } = connections;
+  const reading = connections.reading();
+  const base = {
+    status: state,
+    redis: {
+      command: command?.status ?? 'none',
+      blocking: reading.find((c) => c.status !== 'ready')?.status ?? blocking?.status ?? 'none',
+    },
+    group,
+    consumer: consumerName,
+    inFlight: input.inFlight,
+    features: enabledFeatures(config),
+  };
+  const live =
+    state === RedisStreamsStatus.Connected &&
+    command?.status === 'ready' &&
+    blocking !== undefined &&
+    reading.every((c) => c.status === 'ready') &&
+    input.reading;
+  try {
+    const streams = await Promise.all(input.streams.map((s) => streamStatus(connections.commandOrThrow(), config, s.pattern, s.stream)));
+    return { ...base, healthy: live, streams, warnings: streams.flatMap((s) => s.warnings) };
+  } catch (error) {
+    return { ...base, healthy: false, streams: [], warnings: [], error: redact(errorText(error)) };
+  }
 }

@@ -1,7 +1,9 @@
 import secureJsonParse from 'secure-json-parse';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { MessageDecodeError } from '../errors/message-decode.error.js';
+import { constants as bufferConstants } from 'node:buffer';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
+import { PayloadTooLargeError } from '../errors/payload-too-large.error.js';
 
 /*
  * Wire format (version 1). A message is one stream entry whose fields are:
@@ -208,6 +210,27 @@ export const MAX_DEPENDENCIES = 100;
 export function validateDependencies(keys: readonly string[]): string[] {
   if (keys.length > MAX_DEPENDENCIES) throw new InvalidMessageError('dependsOn', `a message may depend on at most ${MAX_DEPENDENCIES} messages (got ${keys.length})`);
   return keys.map((key) => validateMessageKey('dependsOn', key));
+}
+
+/**
+ * The payload's JSON, or PayloadTooLargeError when it cannot be sent. A string payload longer than the limit is
+ * refused before serialising (its JSON is longer still). JSON.stringify throws a RangeError once its result would
+ * exceed the longest string V8 can hold (2^29 - 24 characters): that is a payload too large to send, not a bug of the
+ * caller's, and must not leak as `RangeError: Invalid string length`. Other RangeErrors (a structure nested too
+ * deeply: "Maximum call stack size exceeded") pass through.
+ */
+export function serializePayloadWithin(pattern: string, data: unknown, maxPayloadBytes: number): string {
+  if (typeof data === 'string' && data.length > maxPayloadBytes) {
+    throw new PayloadTooLargeError(pattern, data.length + 2, maxPayloadBytes, { isLowerBound: true });
+  }
+  try {
+    return serializePayload(data);
+  } catch (error) {
+    if (error instanceof RangeError && /Invalid string length/i.test(error.message)) {
+      throw new PayloadTooLargeError(pattern, bufferConstants.MAX_STRING_LENGTH + 1, maxPayloadBytes, { isLowerBound: true, cause: error });
+    }
+    throw error;
+  }
 }
 
 /** Checks an idempotency key, partition key or dependency given by a producer. */
