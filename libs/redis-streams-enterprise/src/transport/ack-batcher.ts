@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { waitUntilReady } from '../connection/redis-connection.factory.js';
+import { asStreamCommands, type StreamCommands } from '../connection/stream-commands.js';
 
 /** How long a failed XACK waits for the reconnect before it gives up (the entry is then redelivered later). */
 const RETRY_ACK_WITHIN_MS = 5_000;
@@ -32,18 +32,22 @@ export class AckBatcher {
   private pending = new Map<string, PendingAck>();
   private scheduled = false;
   private readonly flushing = new Set<Promise<void>>();
+  private readonly commands: StreamCommands;
 
   /**
    * @param flushSoon `microtask`: send at the end of the current job (ordered topics, where the next message of a
    * lane waits for this ack, so a turn of the event loop per message would be its main cost); `immediate`: after the
    * I/O callbacks of this turn (more acks per XACK when many handlers finish together).
+   * @param commands the command port, or the server's command connection (wrapped in the port).
    */
   constructor(
-    private readonly redis: Redis,
+    commands: StreamCommands | Redis,
     private readonly group: string,
     private readonly onAcked: (count: number) => void,
     private readonly flushSoon: 'microtask' | 'immediate' = 'immediate',
-  ) {}
+  ) {
+    this.commands = asStreamCommands(commands);
+  }
 
   ack(stream: string, id: string): Promise<void> {
     let batch = this.pending.get(stream);
@@ -72,13 +76,13 @@ export class AckBatcher {
    */
   private async xackWithOneRetry(stream: string, ids: string[]): Promise<unknown> {
     try {
-      return await this.redis.xack(stream, this.group, ...ids);
+      return await this.commands.ack(stream, this.group, ids);
     } catch (error) {
-      if (this.redis.status === 'end') throw error;
-      await waitUntilReady(this.redis, RETRY_ACK_WITHIN_MS).catch(() => {
+      if (this.commands.isClosed()) throw error;
+      await this.commands.whenReady(RETRY_ACK_WITHIN_MS).catch(() => {
         throw error;
       });
-      return this.redis.xack(stream, this.group, ...ids);
+      return this.commands.ack(stream, this.group, ids);
     }
   }
 

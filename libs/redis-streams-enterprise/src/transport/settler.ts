@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import type { DeliveredEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
+import { asStreamCommands, isRedisConnection, type CommitOutcome, type StreamCommands } from '../connection/stream-commands.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, isErrorLike, logIds } from '../observability/log-format.js';
 import type { TransportMetrics } from '../observability/metrics.js';
@@ -9,10 +10,18 @@ import type { DeadLetterReason } from '../dead-letter/dead-letter-reason.js';
 import type { AckBatcher } from './ack-batcher.js';
 import { toWireError } from '../wire/envelope.js';
 import { decideAfterFailure } from './settlement-policy.js';
-import { doorbellFor, type DoorbellRinger } from '../cluster/doorbell.js';
+import { doorbellFor } from '../cluster/doorbell.js';
+import { sleep } from '../runtime/sleeper.js';
 
-/** Outcome of a commit (see the commit script in scripts.ts). */
-export type CommitOutcome = 'ok' | 'duplicate' | 'fenced' | 'gone';
+export type { CommitOutcome } from '../connection/stream-commands.js';
+
+/** How often a settlement that could not reach Redis is retried while the partition is ours (ordered topics). */
+const RETRY_WHILE_OWNED_MS = 250;
+
+/** Names the streams a committed transaction emitted to (cluster/doorbell.ts's DoorbellRinger). */
+export interface StreamRinger {
+  ring(stream: string): void;
+}
 
 /** What a commit writes besides the acknowledgement. */
 export interface CommitRequest {
@@ -31,21 +40,28 @@ export interface CommitRequest {
  */
 export class Settler {
   private readonly logger = new Logger('RedisStreamsServer');
+  private readonly commands: StreamCommands;
+  /** With the doorbell: names the streams a committed transaction emitted to (cluster/doorbell.ts). */
+  private readonly doorbell?: StreamRinger;
 
+  /**
+   * @param commands the command port, or the server's command connection (wrapped in the port; the doorbell, when
+   * used, rings on it).
+   * @param doorbell with a port: the ringer of the doorbell, if one is used.
+   */
   constructor(
     private readonly config: ResolvedRedisStreamsConfig,
-    private readonly redis: ScriptedRedis,
+    commands: StreamCommands | ScriptedRedis,
     private readonly keys: StreamKeys,
     private readonly acks: AckBatcher,
     private readonly metrics: TransportMetrics,
     /** Told when a retry was scheduled, so the reclaimer looks at that stream when it falls due. */
     private readonly onRetryScheduled: (stream: string, dueAtMs: number) => void = () => undefined,
+    doorbell?: StreamRinger,
   ) {
-    this.doorbell = doorbellFor(redis, keys, config.streams.doorbell);
+    this.commands = asStreamCommands(commands);
+    this.doorbell = isRedisConnection(commands) ? doorbellFor(commands, keys, config.streams.doorbell) : doorbell;
   }
-
-  /** With the doorbell: names the streams a committed transaction emitted to (cluster/doorbell.ts). */
-  private readonly doorbell?: DoorbellRinger;
 
   /**
    * @param stillOwned ordered topics: keep retrying a failed XACK while this says the partition is still ours, so
@@ -63,7 +79,7 @@ export class Settler {
     }
     if (entry.deliveryCount > 1) {
       // A retried entry succeeded: forget when it first failed. A leftover field would only be a stale timestamp.
-      this.redis.hdel(this.keys.failuresOf(entry.stream, this.config.consumer.group), entry.id).catch(() => undefined);
+      this.commands.forgetFailure(this.keys.failuresOf(entry.stream, this.config.consumer.group), entry.id).catch(() => undefined);
     }
   }
 
@@ -79,10 +95,8 @@ export class Settler {
     const delay = decision.delayMs;
     const { group, consumerName } = this.config.consumer;
     try {
-      const scheduled = await this.redis.rseScheduleRetry(
-        entry.stream,
-        this.keys.retryScheduleOf(entry.stream, group),
-        this.keys.failuresOf(entry.stream, group),
+      const scheduled = await this.commands.scheduleRetry(
+        { stream: entry.stream, retrySchedule: this.keys.retryScheduleOf(entry.stream, group), failures: this.keys.failuresOf(entry.stream, group) },
         group,
         consumerName,
         entry.id,
@@ -118,15 +132,15 @@ export class Settler {
     const err = isErrorLike(error) ? error : Object.assign(new Error(toWireError(error).message), { name: 'Error' });
     const code = (err as { code?: unknown }).code;
     try {
-      const dlqId = await this.redis.rseDeadLetter(
-        entry.stream,
-        this.keys.deadLetterOf(entry.stream),
-        this.keys.retryScheduleOf(entry.stream, group),
-        this.keys.failuresOf(entry.stream, group),
-        this.keys.blobIndexOf(this.keys.deadLetterOf(entry.stream)),
-        group,
-        entry.id,
-        this.config.deadLetter.maxLen,
+      const deadLetter = this.keys.deadLetterOf(entry.stream);
+      const keys = {
+        stream: entry.stream,
+        deadLetter,
+        retrySchedule: this.keys.retryScheduleOf(entry.stream, group),
+        failures: this.keys.failuresOf(entry.stream, group),
+        deadLetterBlobIndex: this.keys.blobIndexOf(deadLetter),
+      };
+      const dlqId = await this.commands.deadLetter(keys, group, entry.id, this.config.deadLetter.maxLen, [
         'rse.dlq.reason', reason,
         'rse.dlq.originalId', entry.id,
         'rse.dlq.stream', entry.stream,
@@ -136,7 +150,7 @@ export class Settler {
         'rse.dlq.errorMessage', err.message.slice(0, 2_000),
         'rse.dlq.errorCode', code === undefined || code === null ? '' : String(code),
         ...(attempts === undefined ? [] : ['rse.dlq.attempts', String(attempts)]),
-      );
+      ]);
       if (dlqId) {
         this.metrics.deadLettered++;
         this.logger.error(`Message dead-lettered (${reason}): ${errorText(error)} ${ids} dlqId=${String(dlqId)}`);
@@ -152,7 +166,7 @@ export class Settler {
   private async retryWhileOwned(entry: DeliveredEntry, stillOwned: () => boolean, attempt: () => Promise<boolean>, first: unknown): Promise<void> {
     this.logger.warn(`Settling failed; retrying while the partition is ours, its key waits: ${errorText(first)} ${logIds({ stream: entry.stream, id: entry.id })}`);
     while (stillOwned()) {
-      await new Promise((resolve) => setTimeout(resolve, 250).unref());
+      await sleep(RETRY_WHILE_OWNED_MS);
       try {
         if (await attempt()) return;
       } catch {
@@ -184,7 +198,7 @@ export class Settler {
       args.push(write.command, write.args.length, ...write.args);
     }
     try {
-      const outcome = (await this.redis.rseCommit(keys.length, ...keys, ...args)) as CommitOutcome;
+      const outcome = await this.commands.commit(keys, args);
       if (outcome === 'ok' || outcome === 'duplicate') this.metrics.recordAcks(1);
       if (outcome === 'ok' && this.doorbell) for (const write of request.writes) if (write.command === 'XADD') this.doorbell.ring(write.key);
       if (outcome === 'duplicate') this.metrics.duplicatesSkipped++;
@@ -204,7 +218,7 @@ export class Settler {
 
   /** Resets the idle time of an entry this consumer still owns (a long handler saying "still working"). */
   async extendClaim(entry: DeliveredEntry): Promise<boolean> {
-    const extended = await this.redis.rseExtendClaims(entry.stream, this.config.consumer.group, this.config.consumer.consumerName, entry.id);
-    return Number(extended) === 1;
+    const extended = await this.commands.extendClaims(entry.stream, this.config.consumer.group, this.config.consumer.consumerName, [entry.id]);
+    return extended === 1;
   }
 }
