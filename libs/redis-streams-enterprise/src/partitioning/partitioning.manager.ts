@@ -48,14 +48,6 @@ export interface PartitionStats {
 
 /** How long a topic's layout is trusted before it is read again (a producer also re-reads it when Redis refuses). */
 const LAYOUT_TTL_MS = 2_000;
-const LAYOUT_CAS = `
-local current = redis.call('GET', KEYS[1])
-local epoch = -1
-if current then epoch = cjson.decode(current)['epoch'] end
-if epoch ~= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-`;
 
 /**
  * Partitioning (seed section 2): a topic with partitioning or ordering enabled is a set of partition streams, each
@@ -231,7 +223,7 @@ export class PartitioningManager implements OnApplicationShutdown {
         for (const group of groups) await this.createGroup(redis, stream, group);
         await redis.set(this.keys.epochOf(stream), String(epoch));
       }
-      const swapped = await redis.eval(LAYOUT_CAS, 1, this.keys.layout(pattern), String(layout.epoch), serializeLayout(next));
+      const swapped = await redis.rseSwapLayout(this.keys.layout(pattern), String(layout.epoch), serializeLayout(next));
       if (Number(swapped) !== 1) continue; // someone else changed the layout meanwhile: start over from theirs
       // Close the old epoch in every partition that exists; partitions created above are at the new epoch already.
       // A producer that read the new layout first switches a partition itself (publish script), which is the same.

@@ -3,8 +3,12 @@ import type { WritePacket } from '@nestjs/microservices';
 import { PendingRequests } from './pending-requests.js';
 
 describe('PendingRequests', () => {
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
+  beforeEach(() => {
+    jest.useFakeTimers();
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   const recorder = () => {
     const packets: WritePacket[] = [];
