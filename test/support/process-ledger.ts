@@ -2,6 +2,8 @@ import { appendFileSync } from 'node:fs';
 import type { RawRedis } from './redis.js';
 import { lastValueFrom } from 'rxjs';
 import type { RedisStreamsClient } from 'nestjs-redis-streams-enterprise';
+import { testKeys } from './keys.js';
+import { range, reckon } from './ledger.js';
 
 /** One handling recorded by consumer-process.mjs: `${n}:${deliveryCount}:${consumerName}`. */
 export interface Handling {
@@ -16,14 +18,14 @@ export function parseHandling(record: string): Handling {
 }
 
 /** The side-effect list of a test prefix (consumer-process.mjs appends one element per successful handling). */
-export const processedKey = (prefix: string) => `${prefix}:test:processed`;
+export const processedKey = (prefix: string) => testKeys(prefix).testOwned('processed');
 
 export async function readHandlings(redis: RawRedis, prefix: string): Promise<Handling[]> {
   return (await redis.lrange(processedKey(prefix), 0, -1)).map(parseHandling);
 }
 
 /**
- * The ledger of one run: messages 0..sent-1 were emitted (each with a distinct entry id); `handlings` were recorded.
+ * The ledger of one run of consumer processes (counted by ./ledger.ts): messages 0..sent-1 were emitted (each with a distinct entry id); `handlings` were recorded.
  * lost = emitted and never handled; duplicates = handlings beyond the first of a message; unknown = handlings of
  * messages never emitted (must be none).
  */
@@ -41,31 +43,24 @@ export interface Tally {
 }
 
 export function tally(handlings: readonly Handling[], sent: number): Tally {
-  const byMessage = new Map<number, Handling[]>();
   const byConsumer = new Map<string, number>();
-  const unknown: Handling[] = [];
-  for (const h of handlings) {
-    byConsumer.set(h.consumer, (byConsumer.get(h.consumer) ?? 0) + 1);
-    if (!Number.isInteger(h.n) || h.n < 0 || h.n >= sent) {
-      unknown.push(h);
-      continue;
-    }
-    const list = byMessage.get(h.n);
-    if (list) list.push(h);
-    else byMessage.set(h.n, [h]);
-  }
-  const lost: number[] = [];
-  for (let n = 0; n < sent; n++) if (!byMessage.has(n)) lost.push(n);
-  const duplicated = new Map([...byMessage].filter(([, list]) => list.length > 1));
-  const distinct = byMessage.size;
+  for (const h of handlings) byConsumer.set(h.consumer, (byConsumer.get(h.consumer) ?? 0) + 1);
+  const expected = new Set(range(0, sent));
+  const count = reckon(
+    handlings.filter((h) => expected.has(h.n)).map((h) => h.n),
+    expected,
+  );
+  const duplicatedSet = new Set(count.duplicated);
+  const duplicated = new Map<number, Handling[]>();
+  for (const h of handlings) if (duplicatedSet.has(h.n)) duplicated.set(h.n, [...(duplicated.get(h.n) ?? []), h]);
   return {
     sent,
     handlings: handlings.length,
-    distinct,
-    lost,
-    duplicates: handlings.length - unknown.length - distinct,
+    distinct: count.distinct,
+    lost: count.lost,
+    duplicates: count.duplicates,
     duplicated,
-    unknown,
+    unknown: handlings.filter((h) => !expected.has(h.n)),
     byConsumer,
   };
 }
