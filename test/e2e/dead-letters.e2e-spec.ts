@@ -4,7 +4,8 @@ import { lastValueFrom } from 'rxjs';
 import { DeadLetterManager, RedisStreamsClient, RedisStreamsContext, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
-import { waitFor } from '../support/wait-for.js';
+import { testKeys } from '../support/keys.js';
+import { expectNothingWithin, waitFor } from '../support/wait-for.js';
 
 /** Per app: what was handled, and whether the "bug" that rejects poison is still there. */
 @Injectable()
@@ -52,6 +53,7 @@ class LedgerController {
 
 describe('dead letters and handler control (real Redis)', () => {
   const prefix = uniquePrefix('dlq');
+  const keys = testKeys(prefix);
   const apps: INestMicroservice[] = [];
   let redis: RawRedis;
   let client: RedisStreamsClient;
@@ -115,7 +117,7 @@ describe('dead letters and handler control (real Redis)', () => {
     await waitFor(() => ledger.handled.get(poison) === 1, { message: 'the redriven poison message' });
     expect(await manager.count('ledger.post')).toBe(0);
     // The audit group handled the original once and skips the copy redriven for 'ledger'.
-    await waitFor(async () => Number((await redis.xpending(`${prefix}:{ledger.post}`, 'audit'))[0]) === 0, { message: 'audit acks' });
+    await waitFor(async () => Number((await redis.xpending(keys.stream('ledger.post'), 'audit'))[0]) === 0, { message: 'audit acks' });
     expect(audit.app.get(Ledger).handled.get(poison)).toBe(1);
   });
 
@@ -133,7 +135,7 @@ describe('dead letters and handler control (real Redis)', () => {
     expect(letter).toMatchObject({ reason: 'rejected', errorName: 'RejectedByHandlerError', errorMessage: 'entry 1 has no account', deliveries: 1 });
     await waitFor(() => ledger.controlled.get(2) === 1, { message: 'the nacked message' });
     expect(ledger.nacked.get(2)).toEqual([1, 2]);
-    await waitFor(async () => Number((await redis.xpending(`${prefix}:{ledger.control}`, 'control'))[0]) === 0, { message: 'acks' });
+    await waitFor(async () => Number((await redis.xpending(keys.stream('ledger.control'), 'control'))[0]) === 0, { message: 'acks' });
     expect(await mine()).toHaveLength(1); // the ack-then-throw message was neither retried nor dead-lettered
     expect(ledger.controlled.has(3)).toBe(false);
     expect(await manager.purge('ledger.control', { group: 'control', reason: 'rejected' })).toBe(1);
@@ -151,11 +153,12 @@ describe('dead letters and handler control (real Redis)', () => {
     const b = await startConsumer({ ...config, consumer: { ...config.consumer, reclaimIntervalMs: 100 } }, [LedgerController], [Ledger]);
     apps.push(b.app);
     const done = () => (a.app.get(Ledger).controlled.get(10) ?? 0) + (b.app.get(Ledger).controlled.get(10) ?? 0);
+    const starts = () => a.app.get(Ledger).workingStarts + b.app.get(Ledger).workingStarts;
     await waitFor(() => done() >= 1, { message: 'the long handler' });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await expectNothingWithin(300, () => [done(), starts()], { message: 'no second run of the long handler' });
     expect(done()).toBe(1);
     // A takeover would have started the handler a second time, around 1 s after the first start.
-    expect(a.app.get(Ledger).workingStarts + b.app.get(Ledger).workingStarts).toBe(1);
+    expect(starts()).toBe(1);
   });
 
   it('fails a handler that never settles after consumer.handlerTimeoutMs and retries it', async () => {
@@ -172,7 +175,7 @@ describe('dead letters and handler control (real Redis)', () => {
     const { app } = await startConsumer(testConfig(prefix, { consumer: { group: 'hang', handlerTimeoutMs: 300, claimIdleMs: 5_000 } }), [HangingController]);
     apps.push(app);
     await lastValueFrom(client.emit('ledger.hang', {}));
-    await waitFor(async () => Number((await redis.xpending(`${prefix}:{ledger.hang}`, 'hang'))[0]) === 0 && app.get(HangingController).calls === 2, {
+    await waitFor(async () => Number((await redis.xpending(keys.stream('ledger.hang'), 'hang'))[0]) === 0 && app.get(HangingController).calls === 2, {
       message: 'the retry after the timeout',
     });
     expect(await manager.list('ledger.hang', { group: 'hang' })).toEqual([]);

@@ -13,6 +13,7 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { testConfig, startConsumer } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 const received: { data: unknown; stream: string; entryId: string; group: string; consumer: string; deliveryCount: number; pattern: string; headers: Record<string, string>; messageId: string }[] = [];
@@ -58,6 +59,7 @@ class DeliveryController {
 
 describe('delivery (real Redis)', () => {
   const prefix = uniquePrefix('delivery');
+  const keys = testKeys(prefix);
   let app: INestMicroservice;
   let server: RedisStreamsServer;
   let client: RedisStreamsClient;
@@ -85,14 +87,14 @@ describe('delivery (real Redis)', () => {
     await waitFor(() => received.length === 1, { message: 'the event' });
     expect(received[0]).toMatchObject({
       data: { orderId: 42, amount: 9.5 },
-      stream: `${prefix}:{orders.created}`,
+      stream: keys.stream('orders.created'),
       entryId,
       group: 'svc',
       consumer: server.config.consumer.consumerName,
       deliveryCount: 1,
       pattern: 'orders.created',
     });
-    await waitFor(async () => Number((await redis.xpending(`${prefix}:{orders.created}`, 'svc'))[0]) === 0, {
+    await waitFor(async () => Number((await redis.xpending(keys.stream('orders.created'), 'svc'))[0]) === 0, {
       message: 'the entry to be acknowledged',
     });
   });

@@ -8,6 +8,8 @@ import { RedisStreamsClient, StreamEvent } from 'nestjs-redis-streams-enterprise
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { RedisProcess } from '../support/redis-process.mjs';
 import { cleanupPrefix, rawRedis, uniquePrefix } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
+import { processedKey, readHandlings, tally } from '../support/process-ledger.js';
 import { waitFor } from '../support/wait-for.js';
 
 const consumerScript = fileURLToPath(new URL('../support/consumer-process.mjs', import.meta.url));
@@ -28,22 +30,11 @@ function killed(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Lost = emitted but never handled; duplicated = handled more than once. */
-function tally(processed: string[], count: number) {
-  const times = new Map<number, number>();
-  for (const item of processed) {
-    const n = Number(item.split(':')[0]);
-    times.set(n, (times.get(n) ?? 0) + 1);
-  }
-  const lost = Array.from({ length: count }, (_, n) => n).filter((n) => !times.has(n));
-  const duplicated = [...times].filter(([, t]) => t > 1).length;
-  return { lost, duplicated };
-}
-
 describe('faults (real Redis processes)', () => {
   it('a consumer killed with SIGKILL mid-batch loses nothing: another consumer takes over its pending entries', async () => {
     const prefix = uniquePrefix('sigkill');
     const redis = rawRedis();
+    const keys = testKeys(prefix);
     const client = new RedisStreamsClient(testConfig(prefix));
     const children: ChildProcess[] = [];
     try {
@@ -52,22 +43,22 @@ describe('faults (real Redis processes)', () => {
       children.push(victim);
       const count = 300;
       for (let n = 0; n < count; n++) await lastValueFrom(client.emit('jobs.sigkill', { n }));
-      const processedKey = `${prefix}:test:processed`;
-      await waitFor(async () => (await redis.llen(processedKey)) >= 60, { message: 'the victim to make progress' });
+      await waitFor(async () => (await redis.llen(processedKey(prefix))) >= 60, { message: 'the victim to make progress' });
       await killed(victim);
-      const pendingAtKill = Number((await redis.xpending(`${prefix}:{jobs.sigkill}`, 'workers'))[0]);
+      const pendingAtKill = Number((await redis.xpending(keys.stream('jobs.sigkill'), 'workers'))[0]);
       expect(pendingAtKill).toBeGreaterThan(0);
       const survivor = await startConsumerProcess({ ...env, HANDLER_MS: '0' });
       children.push(survivor);
-      await waitFor(async () => tally(await redis.lrange(processedKey, 0, -1), count).lost.length === 0, {
+      await waitFor(async () => tally(await readHandlings(redis, prefix), count).lost.length === 0, {
         timeoutMs: 20_000,
         message: 'every message to be handled',
       });
-      await waitFor(async () => Number((await redis.xpending(`${prefix}:{jobs.sigkill}`, 'workers'))[0]) === 0, { message: 'acks' });
-      const { lost, duplicated } = tally(await redis.lrange(processedKey, 0, -1), count);
+      await waitFor(async () => Number((await redis.xpending(keys.stream('jobs.sigkill'), 'workers'))[0]) === 0, { message: 'acks' });
+      const { lost, duplicated, unknown } = tally(await readHandlings(redis, prefix), count);
       expect(lost).toEqual([]);
+      expect(unknown).toEqual([]);
       // At-least-once: only entries that were inside the victim's handlers (at most its concurrency) can repeat.
-      expect(duplicated).toBeLessThanOrEqual(8);
+      expect(duplicated.size).toBeLessThanOrEqual(8);
     } finally {
       await Promise.all(children.map(killed));
       await client.close();
@@ -136,7 +127,7 @@ describe('faults (real Redis processes)', () => {
       await waitFor(() => seen.size === 200, { timeoutMs: 15_000, message: 'the consumer to resume and handle all 200' });
       const check = new Redis(redisServer.url);
       try {
-        await waitFor(async () => Number((await check.xpending(`${prefix}:{jobs.restart}`, 'svc'))[0]) === 0, { message: 'acks after restart' });
+        await waitFor(async () => Number((await check.xpending(testKeys(prefix).stream('jobs.restart'), 'svc'))[0]) === 0, { message: 'acks after restart' });
       } finally {
         check.disconnect();
       }

@@ -5,6 +5,8 @@ import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, RedisStreamsContext, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
+import { countsOf, range, reckon } from '../support/ledger.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** Every app gets its own recorder through DI, so two apps in one process share nothing. */
@@ -35,12 +37,13 @@ async function emitMany(client: RedisStreamsClient, count: number): Promise<void
   await Promise.all(inFlight);
 }
 
+/** Each of messages 0..count-1 handled exactly once, nothing else. */
 function assertExactlyOnceEach(seen: { n: number }[], count: number): void {
-  const counts = new Map<number, number>();
-  for (const { n } of seen) counts.set(n, (counts.get(n) ?? 0) + 1);
-  const lost = Array.from({ length: count }, (_, n) => n).filter((n) => !counts.has(n));
-  const duplicated = [...counts].filter(([, c]) => c > 1).map(([n]) => n);
-  expect({ lost, duplicated, total: seen.length }).toEqual({ lost: [], duplicated: [], total: count });
+  const { lost, duplicated, unexpected, handlings } = reckon(
+    seen.map((s) => s.n),
+    range(0, count),
+  );
+  expect({ lost, duplicated, unexpected, total: handlings }).toEqual({ lost: [], duplicated: [], unexpected: [], total: count });
 }
 
 describe('consumer groups (real Redis)', () => {
@@ -69,7 +72,7 @@ describe('consumer groups (real Redis)', () => {
     const seenB = b.app.get(Recorder).seen;
     await emitMany(producer, 2_000);
     await waitFor(() => seenA.length + seenB.length >= 2_000, { timeoutMs: 20_000, message: '2,000 deliveries' });
-    await waitFor(async () => Number((await redis.xpending(`${prefix}:{ledger.entry}`, 'workers'))[0]) === 0, { message: 'all acks' });
+    await waitFor(async () => Number((await redis.xpending(testKeys(prefix).stream('ledger.entry'), 'workers'))[0]) === 0, { message: 'all acks' });
     assertExactlyOnceEach([...seenA, ...seenB], 2_000);
     expect(seenA.length).toBeGreaterThan(0);
     expect(seenB.length).toBeGreaterThan(0);
@@ -90,9 +93,8 @@ describe('consumer groups (real Redis)', () => {
     });
     // n = 0..299 was emitted twice (once per batch), 300..1999 once: each group must see exactly that multiset.
     for (const recorder of [audit.app.get(Recorder), billing.app.get(Recorder)]) {
-      const counts = new Map<number, number>();
-      for (const { n } of recorder.seen) counts.set(n, (counts.get(n) ?? 0) + 1);
-      const wrong = Array.from({ length: 2_000 }, (_, n) => n).filter((n) => counts.get(n) !== (n < 300 ? 2 : 1));
+      const counts = countsOf(recorder.seen.map((s) => s.n));
+      const wrong = range(0, 2_000).filter((n) => counts.get(n) !== (n < 300 ? 2 : 1));
       expect({ wrong, total: recorder.seen.length }).toEqual({ wrong: [], total });
     }
   });

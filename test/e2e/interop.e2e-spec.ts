@@ -5,6 +5,7 @@ import { lastValueFrom } from 'rxjs';
 import { PayloadTooLargeError, RedisStreamsClient, RedisStreamsContext, type RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 const received: { data: unknown; pattern: string; messageId: string }[] = [];
@@ -33,8 +34,9 @@ const dlqFields = async (redis: RawRedis, key: string) =>
 
 describe('wire format and bad input (real Redis)', () => {
   const prefix = uniquePrefix('interop');
-  const stream = `${prefix}:{payments.settled}`;
-  const dlq = `${stream}:dlq`;
+  const keys = testKeys(prefix);
+  const stream = keys.stream('payments.settled');
+  const dlq = keys.deadLetter('payments.settled');
   let app: INestMicroservice;
   let server: RedisStreamsServer;
   let client: RedisStreamsClient;
@@ -105,13 +107,13 @@ describe('wire format and bad input (real Redis)', () => {
   });
 
   it("a request's replyTo must be a reply stream of this deployment: a forged one is dead-lettered and nothing is written there", async () => {
-    const requests = `${prefix}:{payments.quote}`;
-    const victims = ['victim:{orders}', `${prefix}:{payments.settled}`, `${prefix}:{reply:a}:x`, `${prefix}:{reply:}`, `other:{reply:abc}`];
+    const requests = keys.stream('payments.quote');
+    const victims = ['victim:{orders}', keys.stream('payments.settled'), `${prefix}:{reply:a}:x`, `${prefix}:{reply:}`, `other:{reply:abc}`];
     for (const [i, replyTo] of victims.entries()) {
       await redis.xadd(requests, '*', 'data', '[1,2]', 'id', `rq-${i}`, 'replyTo', replyTo);
     }
-    await waitFor(async () => (await redis.xlen(`${requests}:dlq`)) === victims.length, { message: 'the forged requests dead-lettered' });
-    const letters = await dlqFields(redis, `${requests}:dlq`);
+    await waitFor(async () => (await redis.xlen(keys.deadLetter('payments.quote'))) === victims.length, { message: 'the forged requests dead-lettered' });
+    const letters = await dlqFields(redis, keys.deadLetter('payments.quote'));
     expect(letters.map((l) => l.fields['rse.dlq.reason'])).toEqual(victims.map(() => 'invalid-reply-to'));
     expect(letters[0].fields['rse.dlq.errorName']).toBe('InvalidReplyAddressError');
     expect(letters[0].fields['rse.dlq.errorMessage']).toContain('replyTo "victim:{orders}" is not a reply stream of this deployment');

@@ -14,6 +14,7 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 const MB = 1024 * 1024;
@@ -69,6 +70,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 describe('large messages: claim-check (real Redis)', () => {
   const prefix = uniquePrefix('large');
+  const keys = testKeys(prefix);
   // Above 64 KiB a payload goes to its own key; up to 80 MiB is accepted.
   const config: RedisStreamsEnterpriseConfig = testConfig(prefix, {
     streams: { maxPayloadBytes: 80 * MB, claimCheckThresholdBytes: 64 * 1024 },
@@ -82,11 +84,11 @@ describe('large messages: claim-check (real Redis)', () => {
   let deadLetters: DeadLetterManager;
 
   const entryOf = async (pattern: string, entryId: string) => {
-    const [entry] = await redis.xrange(`${prefix}:{${pattern}}`, entryId, entryId);
+    const [entry] = await redis.xrange(keys.stream(pattern), entryId, entryId);
     const list = entry?.[1] ?? [];
     return Object.fromEntries(list.flatMap((v, i) => (i % 2 === 0 ? [[v, list[i + 1]]] : [])));
   };
-  const blobKey = (pattern: string, blobId: string) => `${prefix}:{${pattern}}:blob:${blobId}`;
+  const blobKey = (pattern: string, blobId: string) => keys.blobOf(keys.stream(pattern), blobId);
 
   beforeAll(async () => {
     redis = rawRedis();
@@ -121,7 +123,7 @@ describe('large messages: claim-check (real Redis)', () => {
     expect(sha256(got?.body ?? '')).toBe(sha256(body)); // never a 64 MB diff in the report
     expect(Object.keys(got ?? {})).toEqual(['name', 'body']);
     inbox.received.delete('big.bin');
-    await waitFor(async () => Number((await redis.xpending(`${prefix}:{files.uploaded}`, 'svc'))[0]) === 0, { message: 'the ack' });
+    await waitFor(async () => Number((await redis.xpending(keys.stream('files.uploaded'), 'svc'))[0]) === 0, { message: 'the ack' });
   });
 
   it('keeps small payloads inline and refuses payloads above maxPayloadBytes with PayloadTooLargeError', async () => {
@@ -137,14 +139,14 @@ describe('large messages: claim-check (real Redis)', () => {
 
   it('stores a large payload once when an idempotent publish is repeated (the repeated upload is dropped)', async () => {
     const record = () => new RedisStreamsRecordBuilder<Document>({ name: 'once.bin', body: textOf(100_000) }).setIdempotencyKey('once-1').build();
-    const blobsBefore = await redis.keys(`${prefix}:{files.uploaded}:blob:*`);
+    const blobsBefore = await redis.keys(keys.blobOf(keys.stream('files.uploaded'), '*'));
     const first = await lastValueFrom(client.emit('files.uploaded', record()));
     const again = await lastValueFrom(client.emit('files.uploaded', record()));
     expect(again).toBe(first);
     const { blob } = await entryOf('files.uploaded', first);
-    expect(await redis.zrange(`${prefix}:{files.uploaded}:blobs`, '0', '-1')).toContain(blob);
+    expect(await redis.zrange(keys.blobIndexOf(keys.stream('files.uploaded')), '0', '-1')).toContain(blob);
     expect(await redis.pttl(blobKey('files.uploaded', blob))).toBe(-1); // committed: no upload expiry left
-    const blobsAfter = await redis.keys(`${prefix}:{files.uploaded}:blob:*`);
+    const blobsAfter = await redis.keys(keys.blobOf(keys.stream('files.uploaded'), '*'));
     expect(blobsAfter.filter((key) => !blobsBefore.includes(key))).toEqual([blobKey('files.uploaded', blob)]);
     await waitFor(() => inbox.received.has('once.bin'));
   });
@@ -168,7 +170,7 @@ describe('large messages: claim-check (real Redis)', () => {
   });
 
   it('removes blobs with their trimmed entries, but keeps a dead letter\'s blob until the dead letter is gone', async () => {
-    const stream = `${prefix}:{files.reviewed}`;
+    const stream = keys.stream('files.reviewed');
     const doc: Document = { name: 'review.bin', body: textOf(300_000) };
     inbox.rejectNext = true;
     const entryId = await lastValueFrom(client.emit('files.reviewed', doc));
@@ -179,7 +181,7 @@ describe('large messages: claim-check (real Redis)', () => {
     await redis.xtrim(stream, 'MAXLEN', 0);
     await server.sweepBlobsNow();
     expect(await redis.exists(blobKey('files.reviewed', blob))).toBe(1);
-    expect(await redis.zcard(`${stream}:blobs`)).toBe(0);
+    expect(await redis.zcard(keys.blobIndexOf(stream))).toBe(0);
 
     // Redriven, the message arrives whole, and its blob is indexed under the new entry.
     expect((await deadLetters.redrive('files.reviewed')).redriven).toHaveLength(1);
@@ -193,13 +195,13 @@ describe('large messages: claim-check (real Redis)', () => {
     await redis.xtrim(stream, 'MAXLEN', 0);
     expect(await server.sweepBlobsNow()).toBeGreaterThanOrEqual(1);
     expect(await redis.exists(blobKey('files.reviewed', blob))).toBe(0);
-    expect(await redis.zcard(`${stream}:blobs`)).toBe(0);
-    expect(await redis.zcard(`${stream}:dlq:blobs`)).toBe(0);
+    expect(await redis.zcard(keys.blobIndexOf(stream))).toBe(0);
+    expect(await redis.zcard(keys.blobIndexOf(keys.deadLetterOf(stream)))).toBe(0);
 
     // The 64 MB blob of the first test goes the same way when its stream is trimmed.
-    await redis.xtrim(`${prefix}:{files.uploaded}`, 'MAXLEN', 0);
+    await redis.xtrim(keys.stream('files.uploaded'), 'MAXLEN', 0);
     await server.sweepBlobsNow();
-    expect(await redis.zcard(`${prefix}:{files.uploaded}:blobs`)).toBe(0);
-    expect(await redis.keys(`${prefix}:{files.uploaded}:blob:*`)).toEqual([]);
+    expect(await redis.zcard(keys.blobIndexOf(keys.stream('files.uploaded')))).toBe(0);
+    expect(await redis.keys(keys.blobOf(keys.stream('files.uploaded'), '*'))).toEqual([]);
   });
 });

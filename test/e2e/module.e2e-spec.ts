@@ -17,6 +17,7 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 @Injectable()
@@ -47,6 +48,7 @@ class Settings {
 
 describe('RedisStreamsEnterpriseModule (real Redis)', () => {
   const prefix = uniquePrefix('module');
+  const keys = testKeys(prefix);
   let redis: RawRedis;
 
   beforeAll(() => {
@@ -112,7 +114,7 @@ describe('RedisStreamsEnterpriseModule (real Redis)', () => {
     const status = await server.getStatus();
     expect(status).toMatchObject({ healthy: true, status: RedisStreamsStatus.Connected, group: 'hybrid' });
     expect(status.streams).toEqual(
-      expect.arrayContaining([expect.objectContaining({ pattern: 'inbox.add', stream: `${prefix}:{inbox.add}`, pending: 0, lag: 0, consumers: 1 })]),
+      expect.arrayContaining([expect.objectContaining({ pattern: 'inbox.add', stream: keys.stream('inbox.add'), pending: 0, lag: 0, consumers: 1 })]),
     );
     expect(server.getMetrics()).toMatchObject({ received: 1, acked: 1, failed: 0 });
     await app.close();

@@ -4,12 +4,14 @@ import { RedisStreamsClient, RedisUnavailableError, ReplicationTimeoutError } fr
 import { testConfig } from '../support/nest-apps.js';
 import { RedisProcess } from '../support/redis-process.mjs';
 import { uniquePrefix } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 describe('publishing through outages (own redis-server processes)', () => {
   it('with client.offlineQueueSize, emit waits for the reconnect (bounded) instead of failing, and nothing is lost', async () => {
     const server = await RedisProcess.start({ appendonly: true });
     const prefix = uniquePrefix('offline');
+    const keys = testKeys(prefix);
     const client = new RedisStreamsClient(
       testConfig(prefix, { connection: { url: server.url }, client: { offlineQueueSize: 3, offlineTimeoutMs: 15_000 } }),
     );
@@ -28,7 +30,7 @@ describe('publishing through outages (own redis-server processes)', () => {
       const ids = await Promise.all(waiting);
       expect(ids).toHaveLength(3);
       await check.connect();
-      const entries = await check.xrange(`${prefix}:{outage.event}`, '-', '+');
+      const entries = await check.xrange(keys.stream('outage.event'), '-', '+');
       expect(entries.map(([, fields]) => JSON.parse(fields[fields.indexOf('data') + 1]).n).sort()).toEqual([0, 1, 2, 3]);
     } finally {
       check.disconnect();
@@ -57,6 +59,7 @@ describe('publishing through outages (own redis-server processes)', () => {
     const primary = await RedisProcess.start();
     const replica = await RedisProcess.start({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
     const prefix = uniquePrefix('wait');
+    const keys = testKeys(prefix);
     const client = new RedisStreamsClient(
       testConfig(prefix, { connection: { url: primary.url, waitReplicas: 1, waitTimeoutMs: 500 } }),
     );
@@ -66,7 +69,7 @@ describe('publishing through outages (own redis-server processes)', () => {
       await waitFor(async () => /master_link_status:up/.test(await onReplica.info('replication')), { message: 'replication to start' });
       const id = await lastValueFrom(client.emit('replicated.event', { n: 1 }));
       // WAIT returned only after the replica acknowledged it, so the replica already has it.
-      expect((await onReplica.xrange(`${prefix}:{replicated.event}`, id, id)).length).toBe(1);
+      expect((await onReplica.xrange(keys.stream('replicated.event'), id, id)).length).toBe(1);
       await replica.kill();
       const error = await lastValueFrom(client.emit('replicated.event', { n: 2 })).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ReplicationTimeoutError);

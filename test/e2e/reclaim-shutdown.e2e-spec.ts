@@ -5,7 +5,8 @@ import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, RedisStreamsContext, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
-import { waitFor } from '../support/wait-for.js';
+import { testKeys } from '../support/keys.js';
+import { expectNothingWithin, waitFor } from '../support/wait-for.js';
 
 @Injectable()
 class Work {
@@ -30,7 +31,8 @@ const pendingCount = async (redis: RawRedis, stream: string, group: string) => N
 
 describe('reclaiming and shutdown (real Redis)', () => {
   const prefix = uniquePrefix('reclaim');
-  const stream = `${prefix}:{jobs.run}`;
+  const keys = testKeys(prefix);
+  const stream = keys.stream('jobs.run');
   const apps: INestMicroservice[] = [];
   let redis: RawRedis;
   let client: RedisStreamsClient;
@@ -77,9 +79,9 @@ describe('reclaiming and shutdown (real Redis)', () => {
     const finished = () => [...slow.app.get(Work).done, ...other.app.get(Work).done].filter((d) => d.job === 100);
     await waitFor(() => finished().length >= 1, { timeoutMs: 10_000, message: 'the slow job' });
     // Give a would-be thief one more reclaim interval after the job's handler finished.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const started = [...slow.app.get(Work).started, ...other.app.get(Work).started].filter((j) => j === 100);
-    expect(started).toEqual([100]);
+    const started = () => [...slow.app.get(Work).started, ...other.app.get(Work).started].filter((j) => j === 100);
+    await expectNothingWithin(300, () => [started(), finished().length], { message: 'no thief to take the job' });
+    expect(started()).toEqual([100]);
     expect(finished()).toEqual([expect.objectContaining({ deliveryCount: 1 })]);
   });
 

@@ -4,6 +4,7 @@ import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 @Injectable()
@@ -23,7 +24,8 @@ class RecoveryController {
 
 describe('recovery of groups and consumers (real Redis)', () => {
   const prefix = uniquePrefix('recovery');
-  const stream = `${prefix}:{recovery.job}`;
+  const keys = testKeys(prefix);
+  const stream = keys.stream('recovery.job');
   const apps: INestMicroservice[] = [];
   let redis: RawRedis;
   let client: RedisStreamsClient;

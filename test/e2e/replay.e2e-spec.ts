@@ -11,6 +11,7 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 const T0 = 1_700_000_000_000; // entries are written with explicit ids, so their times are known exactly
@@ -39,7 +40,8 @@ class UserEventsController {
 
 describe('replay (real Redis)', () => {
   const prefix = uniquePrefix('replay');
-  const stream = `${prefix}:{user.events}`;
+  const keys = testKeys(prefix);
+  const stream = keys.stream('user.events');
   const apps: INestMicroservice[] = [];
   let redis: RawRedis;
   let manager: ReplayManager;
@@ -67,7 +69,7 @@ describe('replay (real Redis)', () => {
   });
 
   const copied = async (pattern: string) =>
-    (await redis.xrange(`${prefix}:{${pattern}}`, '-', '+')).map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]).n as number);
+    (await redis.xrange(keys.stream(pattern), '-', '+')).map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]).n as number);
 
   it('a time range selects exactly the entries written in it', async () => {
     const result = await manager.replayMessages({
@@ -109,7 +111,7 @@ describe('replay (real Redis)', () => {
       dryRun: true,
     });
     expect(result).toMatchObject({ messagesReplayed: 30, dryRun: true, stoppedBy: 'end' });
-    expect(await redis.exists(`${prefix}:{copy.dry}`)).toBe(0);
+    expect(await redis.exists(keys.stream('copy.dry'))).toBe(0);
   });
 
   it('maxMessages, replayTimeout and cancellation stop cleanly and say so', async () => {
@@ -148,7 +150,7 @@ describe('replay (real Redis)', () => {
     const pipelines = new Map(parts.map((part) => [part, redis.pipeline()]));
     for (let n = 0; n < 400; n++) {
       const part = parts[(n * 7) % 4];
-      pipelines.get(part)?.xadd(`${prefix}:{${part}}`, `${T0 + n}-0`, 'data', JSON.stringify({ n }));
+      pipelines.get(part)?.xadd(keys.stream(part), `${T0 + n}-0`, 'data', JSON.stringify({ n }));
     }
     await Promise.all([...pipelines.values()].map((p) => p.exec()));
     const order: string[] = [];
@@ -210,7 +212,7 @@ describe('replay (real Redis)', () => {
     } finally {
       await compressing.close();
     }
-    const [[, fields]] = await redis.xrange(`${prefix}:{user.compressed}`, '-', '+', 'COUNT', 1);
+    const [[, fields]] = await redis.xrange(keys.stream('user.compressed'), '-', '+', 'COUNT', 1);
     expect(fields[fields.indexOf('enc') + 1]).toBe('gzip');
     expect(() => JSON.parse(fields[fields.indexOf('data') + 1])).toThrow();
     @Controller()

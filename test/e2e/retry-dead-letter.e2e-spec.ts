@@ -5,6 +5,7 @@ import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, RedisStreamsContext, StreamEvent } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** Per-app record of attempts: message key -> delivery counts seen, in order. */
@@ -38,8 +39,9 @@ const fieldsOf = (list: string[]) => {
 
 describe('retries and dead letters (real Redis)', () => {
   const prefix = uniquePrefix('retry');
-  const stream = `${prefix}:{invoices.issue}`;
-  const dlq = `${stream}:dlq`;
+  const keys = testKeys(prefix);
+  const stream = keys.stream('invoices.issue');
+  const dlq = keys.deadLetter('invoices.issue');
   const apps: INestMicroservice[] = [];
   let redis: RawRedis;
   let client: RedisStreamsClient;
@@ -102,10 +104,10 @@ describe('retries and dead letters (real Redis)', () => {
     expect(first).toBeGreaterThanOrEqual(before - 1_000); // server clock; same machine
     // attempts 1 and 3 are separated by the backoff of 100 + 200 ms
     expect(last - first).toBeGreaterThanOrEqual(250);
-    expect(await redis.hlen(`${stream}:failures:svc`)).toBe(0);
+    expect(await redis.hlen(keys.failures('invoices.issue', 'svc'))).toBe(0);
     expect(dlqId).toMatch(/^\d+-\d+$/);
     expect(Number((await redis.xpending(stream, 'svc'))[0])).toBe(0);
-    expect(await redis.zcard(`${stream}:retry:svc`)).toBe(0);
+    expect(await redis.zcard(keys.retrySchedule('invoices.issue', 'svc'))).toBe(0);
   });
 
   it('counts attempts in Redis, so a retry due on a consumer that stopped is taken over by another', async () => {
