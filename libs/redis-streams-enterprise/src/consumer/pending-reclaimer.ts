@@ -1,7 +1,9 @@
 import { Logger } from '@nestjs/common';
 import type { ScriptedRedis } from '../connection/scripts.js';
-import { parseClaimReply, type DeliveredEntry } from '../connection/redis-replies.js';
+import type { ClaimResult, DeliveredEntry } from '../connection/redis-replies.js';
+import { asStreamCommands, type StreamCommands } from '../connection/stream-commands.js';
 import { errorText, logIds } from '../observability/log-format.js';
+import { BackgroundLoop } from '../runtime/background-loop.js';
 import type { InFlight } from '../runtime/in-flight.js';
 
 export interface ReclaimerSettings {
@@ -30,50 +32,48 @@ export interface ReclaimerHooks {
  */
 export class PendingReclaimer {
   private readonly logger = new Logger('RedisStreamsReclaimer');
-  private timer?: NodeJS.Timeout;
+  private readonly commands: StreamCommands;
+  /** A pass every intervalMs (after the previous one ended); a failed pass is logged once and retried by the next. */
+  private readonly loop: BackgroundLoop;
   private running = false;
-  private pass?: Promise<void>;
   private readonly cursors = new Map<string, string>();
-  private failing = false;
-  private lastConsumerSweep = Date.now();
+  private lastConsumerSweep: number;
   /** Streams with a scheduled retry and when the next is due (from this process's retries and claimDue replies). */
   private readonly nextDue = new Map<string, number>();
   private lastFullSweep = 0;
 
+  /** @param commands the command port, or the server's command connection (wrapped in the port). */
   constructor(
-    private readonly redis: ScriptedRedis,
+    commands: StreamCommands | ScriptedRedis,
     private readonly settings: ReclaimerSettings,
     private readonly inFlight: InFlight,
     private readonly hooks: ReclaimerHooks,
-  ) {}
+    private readonly now: () => number = Date.now,
+  ) {
+    this.commands = asStreamCommands(commands);
+    this.lastConsumerSweep = now();
+    const group = settings.group;
+    this.loop = new BackgroundLoop(() => this.doPass(), {
+      intervalMs: settings.intervalMs,
+      onFailing: (error) => this.logger.warn(`Reclaim pass failed, will retry: ${errorText(error)} ${logIds({ group })}`),
+      onRecovered: () => this.logger.log(`Reclaiming resumed ${logIds({ group })}`),
+    });
+  }
 
   async start(): Promise<void> {
     this.running = true;
     await this.reclaimOwn();
-    this.schedule();
+    if (this.running) this.loop.start('afterInterval');
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    clearTimeout(this.timer);
-    await this.pass;
+    await this.loop.stop();
   }
 
-  /** One full pass now (also used by tests and by the timer). */
-  async runOnce(): Promise<void> {
-    if (this.pass) return this.pass;
-    this.pass = this.doPass().finally(() => {
-      this.pass = undefined;
-    });
-    return this.pass;
-  }
-
-  private schedule(): void {
-    if (!this.running) return;
-    this.timer = setTimeout(() => {
-      void this.runOnce().finally(() => this.schedule());
-    }, this.settings.intervalMs);
-    this.timer.unref();
+  /** One full pass now (also used by tests and by the timer); joins a pass in progress. Never rejects. */
+  runOnce(): Promise<void> {
+    return this.loop.runNow();
   }
 
   /** A retry was scheduled on a stream: look at it again once it is due (instead of waiting for the full sweep). */
@@ -89,39 +89,28 @@ export class PendingReclaimer {
    * scripts per stream per pass.
    */
   private async doPass(): Promise<void> {
-    try {
-      await this.extendLiveClaims();
-      const now = Date.now();
-      const full = now - this.lastFullSweep >= Math.max(this.settings.intervalMs, Math.min(this.settings.claimIdleMs / 4, 30_000));
-      if (full) this.lastFullSweep = now;
-      for (const target of this.settings.streams) {
-        if (!this.running) return;
-        const due = this.nextDue.get(target.stream);
-        if (full || (due !== undefined && due <= now)) await this.claim(target, 'due');
-        if (full) await this.claim(target, 'idle');
-      }
-      await this.removeDeadConsumers();
-      if (this.failing) {
-        this.failing = false;
-        this.logger.log(`Reclaiming resumed ${logIds({ group: this.settings.group })}`);
-      }
-    } catch (error) {
-      if (!this.failing) {
-        this.failing = true;
-        this.logger.warn(`Reclaim pass failed, will retry: ${errorText(error)} ${logIds({ group: this.settings.group })}`);
-      }
+    await this.extendLiveClaims();
+    const now = this.now();
+    const full = now - this.lastFullSweep >= Math.max(this.settings.intervalMs, Math.min(this.settings.claimIdleMs / 4, 30_000));
+    if (full) this.lastFullSweep = now;
+    for (const target of this.settings.streams) {
+      if (!this.running) return;
+      const due = this.nextDue.get(target.stream);
+      if (full || (due !== undefined && due <= now)) await this.claim(target, 'due');
+      if (full) await this.claim(target, 'idle');
     }
+    await this.removeDeadConsumers();
   }
 
   /** At most once per deadConsumerIdleMs/2 (and at least every 10 minutes), drop consumers that went away. */
   private async removeDeadConsumers(): Promise<void> {
     const { deadConsumerIdleMs, group, consumer } = this.settings;
     if (deadConsumerIdleMs <= 0) return;
-    const now = Date.now();
+    const now = this.now();
     if (now - this.lastConsumerSweep < Math.min(deadConsumerIdleMs / 2, 600_000)) return;
     this.lastConsumerSweep = now;
     for (const { stream } of this.settings.streams) {
-      const removed = (await this.redis.rseRemoveIdleConsumers(stream, group, deadConsumerIdleMs, consumer)) as string[];
+      const removed = await this.commands.removeIdleConsumers(stream, group, deadConsumerIdleMs, consumer);
       if (removed.length > 0) {
         this.logger.log(`Removed ${removed.length} consumers idle for over ${deadConsumerIdleMs} ms that owned nothing ${logIds({ stream, group })}: ${removed.join(', ')}`);
       }
@@ -134,7 +123,7 @@ export class PendingReclaimer {
     const old = this.inFlight.olderThan(Math.floor(claimIdleMs / 3));
     for (const [stream, ids] of old) {
       for (let i = 0; i < ids.length; i += 500) {
-        await this.redis.rseExtendClaims(stream, group, consumer, ...ids.slice(i, i + 500));
+        await this.commands.extendClaims(stream, group, consumer, ids.slice(i, i + 500));
       }
     }
   }
@@ -146,11 +135,10 @@ export class PendingReclaimer {
         const free = this.inFlight.available;
         if (free === 0) await this.inFlight.whenAvailable();
         if (!this.running) return;
-        const raw = await this.redis.rseReclaimIdle(
+        const result = await this.commands.reclaimIdle(
           target.stream, target.retrySchedule, this.settings.group, this.settings.consumer,
           0, Math.max(1, this.inFlight.available), cursor, this.settings.consumer,
         );
-        const result = parseClaimReply(raw, target.stream);
         this.handOver(target.stream, result.entries, result.deletedIds);
         cursor = result.nextCursor === '0-0' ? '' : result.nextCursor;
       } while (cursor && this.running);
@@ -161,14 +149,13 @@ export class PendingReclaimer {
     const free = this.inFlight.available;
     if (free === 0) return;
     const { group, consumer, claimIdleMs } = this.settings;
-    let raw: unknown;
+    let result: ClaimResult;
     if (kind === 'due') {
-      raw = await this.redis.rseClaimDue(target.stream, target.retrySchedule, group, consumer, free);
+      result = await this.commands.claimDue(target.stream, target.retrySchedule, group, consumer, free);
     } else {
       const cursor = this.cursors.get(target.stream) ?? '-';
-      raw = await this.redis.rseReclaimIdle(target.stream, target.retrySchedule, group, consumer, claimIdleMs, free, cursor, '');
+      result = await this.commands.reclaimIdle(target.stream, target.retrySchedule, group, consumer, claimIdleMs, free, cursor, '');
     }
-    const result = parseClaimReply(raw, target.stream);
     if (kind === 'due' && result.nextDueMs !== undefined) {
       if (result.nextDueMs === null) this.nextDue.delete(target.stream);
       else this.nextDue.set(target.stream, result.nextDueMs);
