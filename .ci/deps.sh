@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Architecture job: the layer rules of .dependency-cruiser.cjs (the rules file documents the layers) over the library.
-# Also proves the check can fail: a probe file that imports the Nest server from a feature must be refused.
+# Also proves the check can fail: a probe file that imports the Nest server from a feature must be refused. Then the
+# size limits of the library's files and functions.
 # Last line: "deps: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +16,7 @@ else
   passed=$((passed + 1))
 fi
 rm -f "$probe"
+# File and function sizes (scripts/quality/sizes.mjs).
+if node scripts/quality/sizes.mjs; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "deps: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

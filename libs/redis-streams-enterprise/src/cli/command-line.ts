@@ -130,39 +130,7 @@ export const commandPathOf = (path: readonly CommandSpec[]) => path.map((c) => c
  *   argument left out, extra arguments.
  */
 export function parseCommandLine(root: CommandSpec, argv: readonly string[]): CommandLine {
-  const { tokens } = parseArgs({ args: [...argv], options: tokenizerConfig(root), strict: false, allowPositionals: true, tokens: true });
-  const path: CommandSpec[] = [root];
-  const options: OptionToken[] = [];
-  const extraValues = new Map<OptionToken, string[]>();
-  const positionals: string[] = [];
-  let helpCommand = false;
-  let variadic: OptionToken | undefined; // `--stream a b`: positionals right after a variadic option are its values
-  let afterTerminator = false;
-  for (const token of tokens) {
-    if (token.kind === 'option-terminator') {
-      afterTerminator = true;
-      variadic = undefined;
-    } else if (token.kind === 'option') {
-      options.push(token);
-      variadic = token.value !== undefined && specOf(root, token)?.arity === 'many' ? token : undefined;
-      if (variadic) extraValues.set(token, []);
-    } else if (variadic && !afterTerminator) {
-      extraValues.get(variadic)!.push(token.value);
-    } else {
-      const command = path.at(-1)!;
-      if (command.commands && positionals.length === 0 && !afterTerminator) {
-        if (token.value === 'help' && !helpCommand) {
-          helpCommand = true;
-          continue;
-        }
-        const sub = command.commands.find((c) => c.name === token.value);
-        if (!sub) throw new UsageError(`unknown command '${token.value}'${suggestion(token.value, command.commands.map((c) => c.name))}`, commandPathOf(path));
-        path.push(sub);
-      } else {
-        positionals.push(token.value);
-      }
-    }
-  }
+  const { path, options, extraValues, positionals, helpCommand } = splitTokens(root, argv);
   const command = path.at(-1)!;
   const where = commandPathOf(path);
   const accepted = optionsOf(path);
@@ -180,7 +148,60 @@ export function parseCommandLine(root: CommandSpec, argv: readonly string[]): Co
   }
   if (helpCommand) return { kind: 'help', path, isError: false };
   if (!command.action) return { kind: 'help', path, isError: true };
+  const args = checkInvocation(command, accepted, given, positionals, where);
+  const flags: Record<string, unknown> = {};
+  for (const spec of accepted) {
+    if (given.has(spec)) flags[spec.key] = given.get(spec);
+    else if (spec.defaultValue !== undefined) flags[spec.key] = spec.defaultValue;
+  }
+  return { kind: 'run', path, invocation: { flags, args } };
+}
 
+interface SplitTokens {
+  readonly path: CommandSpec[];
+  readonly options: OptionToken[];
+  readonly extraValues: Map<OptionToken, string[]>;
+  readonly positionals: string[];
+  readonly helpCommand: boolean;
+}
+
+/** Walks the tokens: subcommand names extend the path, options and positionals are collected for checking. */
+function splitTokens(root: CommandSpec, argv: readonly string[]): SplitTokens {
+  const { tokens } = parseArgs({ args: [...argv], options: tokenizerConfig(root), strict: false, allowPositionals: true, tokens: true });
+  const split: SplitTokens = { path: [root], options: [], extraValues: new Map(), positionals: [], helpCommand: false };
+  let helpCommand = false;
+  let variadic: OptionToken | undefined; // `--stream a b`: positionals right after a variadic option are its values
+  let afterTerminator = false;
+  for (const token of tokens) {
+    if (token.kind === 'option-terminator') {
+      afterTerminator = true;
+      variadic = undefined;
+    } else if (token.kind === 'option') {
+      split.options.push(token);
+      variadic = token.value !== undefined && specOf(root, token)?.arity === 'many' ? token : undefined;
+      if (variadic) split.extraValues.set(token, []);
+    } else if (variadic && !afterTerminator) {
+      split.extraValues.get(variadic)!.push(token.value);
+    } else {
+      const command = split.path.at(-1)!;
+      if (command.commands && split.positionals.length === 0 && !afterTerminator) {
+        if (token.value === 'help' && !helpCommand) {
+          helpCommand = true;
+          continue;
+        }
+        const sub = command.commands.find((c) => c.name === token.value);
+        if (!sub) throw new UsageError(`unknown command '${token.value}'${suggestion(token.value, command.commands.map((c) => c.name))}`, commandPathOf(split.path));
+        split.path.push(sub);
+      } else {
+        split.positionals.push(token.value);
+      }
+    }
+  }
+  return { ...split, helpCommand };
+}
+
+/** Options that exclude each other, required options and the arguments' count and values; returns the parsed arguments. */
+function checkInvocation(command: CommandSpec, accepted: OptionSpec[], given: Map<OptionSpec, unknown>, positionals: string[], where: string): unknown[] {
   for (const [spec] of given) {
     const other = accepted.find((o) => spec.conflicts.includes(o.key) && given.has(o));
     if (other) throw new UsageError(`option '${spec.flags}' cannot be used with option '${other.flags}'`, where);
@@ -193,14 +214,7 @@ export function parseCommandLine(root: CommandSpec, argv: readonly string[]): Co
     const n = expected.length;
     throw new UsageError(`too many arguments for '${command.name}'. Expected ${n} argument${n === 1 ? '' : 's'} but got ${positionals.length}.`, where);
   }
-  const args = expected.map((spec, i) => parseValue(spec.parse, positionals[i], (why) => `argument '${spec.name}' value '${positionals[i]}' is invalid. ${why}`, where));
-
-  const flags: Record<string, unknown> = {};
-  for (const spec of accepted) {
-    if (given.has(spec)) flags[spec.key] = given.get(spec);
-    else if (spec.defaultValue !== undefined) flags[spec.key] = spec.defaultValue;
-  }
-  return { kind: 'run', path, invocation: { flags, args } };
+  return expected.map((spec, i) => parseValue(spec.parse, positionals[i], (why) => `argument '${spec.name}' value '${positionals[i]}' is invalid. ${why}`, where));
 }
 
 /** parseArgs must know which options take a value, to tell `--prefix x dlq` from `--json dlq`: every option of the tree. */

@@ -99,36 +99,53 @@ export class MultiSlotReader {
         Promise.allSettled(chunk.map((group) => this.readSlot(group.streams, group.count))),
         this.settings.watchdogMs,
       );
-      let firstError: unknown;
-      results.forEach((result, i) => {
-        if (result.status === 'rejected') {
-          firstError ??= result.reason;
-          for (const stream of chunk[i].streams) this.hot.add(stream);
-          return;
-        }
-        const reply = result.value;
-        if (reply === null || reply === undefined) {
-          for (const stream of chunk[i].streams) this.hot.delete(stream);
-          return;
-        }
-        replies.push(reply);
-        if (!Array.isArray(reply)) {
-          // Not the usual [[stream, entries], ...] shape: read these streams again rather than guess.
-          for (const stream of chunk[i].streams) this.hot.add(stream);
-          entries += 1;
-          return;
-        }
-        const found = new Map((reply as [string, unknown[]][]).map(([stream, list]) => [String(stream), list.length]));
-        for (const stream of chunk[i].streams) {
-          const n = found.get(stream) ?? 0;
-          entries += n;
-          if (n > 0) this.hot.add(stream);
-          else this.hot.delete(stream);
-        }
-      });
+      const chunkResult = this.collect(chunk, results, replies);
+      entries += chunkResult.entries;
+      const firstError = chunkResult.error;
       if (firstError !== undefined) return { replies, entries, error: firstError };
     }
     return { replies, entries };
+  }
+
+  /**
+   * Takes the replies of one chunk of slot reads: keeps the streams that returned entries (or failed, or answered in
+   * an unexpected shape) due for the next round, forgets those that returned none. Returns how many entries came and
+   * the first error.
+   */
+  private collect(
+    chunk: readonly { streams: string[] }[],
+    results: PromiseSettledResult<unknown>[],
+    replies: unknown[],
+  ): { entries: number; error?: unknown } {
+    let entries = 0;
+    let firstError: unknown;
+    results.forEach((result, i) => {
+      if (result.status === 'rejected') {
+        firstError ??= result.reason;
+        for (const stream of chunk[i].streams) this.hot.add(stream);
+        return;
+      }
+      const reply = result.value;
+      if (reply === null || reply === undefined) {
+        for (const stream of chunk[i].streams) this.hot.delete(stream);
+        return;
+      }
+      replies.push(reply);
+      if (!Array.isArray(reply)) {
+        // Not the usual [[stream, entries], ...] shape: read these streams again rather than guess.
+        for (const stream of chunk[i].streams) this.hot.add(stream);
+        entries += 1;
+        return;
+      }
+      const found = new Map((reply as [string, unknown[]][]).map(([stream, list]) => [String(stream), list.length]));
+      for (const stream of chunk[i].streams) {
+        const n = found.get(stream) ?? 0;
+        entries += n;
+        if (n > 0) this.hot.add(stream);
+        else this.hot.delete(stream);
+      }
+    });
+    return firstError === undefined ? { entries } : { entries, error: firstError };
   }
 
   /** Waits for a doorbell ring, at most `ms` and never past the next full sweep. */

@@ -101,35 +101,18 @@ export class ReplayManager implements OnApplicationShutdown {
     let stoppedBy: ReplayStop = 'end';
 
     for await (const entry of entries) {
-      if (request.signal?.aborted) {
-        stoppedBy = 'aborted';
-        break;
-      }
-      if (Date.now() > deadline) {
-        stoppedBy = 'timeout';
-        break;
-      }
-      if (tally.selected >= maxMessages) {
-        stoppedBy = 'maxMessages';
-        break;
-      }
+      stoppedBy = this.stopReason(request, deadline, tally, maxMessages) ?? stoppedBy;
+      if (stoppedBy !== 'end') break;
       if (entry.fields['rse.control'] !== undefined) continue; // partition layout marks, not messages
       tally.scanned++;
       const streamPattern = patternOf.get(entry.stream) ?? '';
-      const selected = this.select(entry, streamPattern, matchPattern, request.filter, tally);
-      if (!selected) continue;
+      if (!this.select(entry, streamPattern, matchPattern, request.filter, tally)) continue;
       tally.selected++;
       tally.firstId ??= entry.id;
       tally.lastId = entry.id;
-      if (dryRun) {
-        tally.replayed++;
-      } else if (target === 'handlers') {
-        const outcome = await (this.handlers as ReplayHandlers).replayEntry(streamPattern, entry);
-        if (outcome === 'handled') tally.replayed++;
-        else if (outcome === 'failed') tally.failed++;
-        else if (outcome === 'skipped') tally.skipped++;
-        else this.noteInvalid(tally, entry, outcome.invalid);
-      } else {
+      if (dryRun) tally.replayed++;
+      else if (target === 'handlers') await this.toHandlers(streamPattern, entry, tally);
+      else {
         copyBatch.push({ source: entry });
         if (copyBatch.length >= replay.batchSize) await this.copy(redis, target.stream, copyBatch.splice(0), tally);
       }
@@ -143,6 +126,23 @@ export class ReplayManager implements OnApplicationShutdown {
         `${tally.skipped} skipped, ${tally.failed} failed, stopped by ${stoppedBy}`,
     );
     return result;
+  }
+
+  /** Why the replay must stop before the next entry (cancelled, out of time, enough selected), or undefined. */
+  private stopReason(request: ReplayRequest, deadline: number, tally: Tally, maxMessages: number): ReplayStop | undefined {
+    if (request.signal?.aborted) return 'aborted';
+    if (Date.now() > deadline) return 'timeout';
+    if (tally.selected >= maxMessages) return 'maxMessages';
+    return undefined;
+  }
+
+  /** Hands one selected entry to its handler again and counts the outcome. */
+  private async toHandlers(streamPattern: string, entry: SourcedEntry, tally: Tally): Promise<void> {
+    const outcome = await (this.handlers as ReplayHandlers).replayEntry(streamPattern, entry);
+    if (outcome === 'handled') tally.replayed++;
+    else if (outcome === 'failed') tally.failed++;
+    else if (outcome === 'skipped') tally.skipped++;
+    else this.noteInvalid(tally, entry, outcome.invalid);
   }
 
   /** Closes the connection (called by Nest on shutdown). Idempotent. */

@@ -50,45 +50,7 @@ export class RequestResponder {
         ...encodeReply(reply),
       );
     try {
-      await this.guarded(context, message.pattern, async () => {
-        let failure: unknown;
-        let sent = Promise.resolve<unknown>(undefined);
-        let previous: { value: unknown } | undefined;
-        try {
-          const result = await handler(message.data, context);
-          const stream$: Observable<unknown> = isObservable(result) ? result : of(result);
-          await new Promise<void>((resolve) => {
-            stream$.subscribe({
-              next: (value) => {
-                if (previous) {
-                  const value0 = previous.value;
-                  sent = sent.then(() => send({ requestId: message.messageId, response: value0, done: false }));
-                }
-                previous = { value };
-              },
-              error: (error: unknown) => {
-                failure = error;
-                resolve();
-              },
-              complete: () => resolve(),
-            });
-          });
-        } catch (error) {
-          failure = error;
-        }
-        if (failure !== undefined) {
-          this.metrics.failed++;
-          if (previous) {
-            const last = previous.value;
-            sent = sent.then(() => send({ requestId: message.messageId, response: last, done: false }));
-          }
-          const wireError = this.replyError(failure, entry);
-          sent = sent.then(() => send({ requestId: message.messageId, err: wireError, done: true }));
-        } else {
-          sent = sent.then(() => send({ requestId: message.messageId, response: previous?.value, done: true }));
-        }
-        await sent;
-      });
+      await this.guarded(context, message.pattern, () => this.runAndReply(entry, message, handler, context, send));
     } catch (error) {
       // Replying failed (Redis unreachable) or the handler timed out: leave the entry pending for a retry.
       this.metrics.recordLatency(performance.now() - started);
@@ -98,6 +60,51 @@ export class RequestResponder {
     }
     this.metrics.recordLatency(performance.now() - started);
     return true;
+  }
+
+  /**
+   * Runs the handler and sends its replies in order: each value of an Observable but the last as it comes (the
+   * previous one is held back so that the last can be marked `done`), then the last value, or the error.
+   */
+  private async runAndReply(
+    entry: DeliveredEntry,
+    message: DecodedMessage,
+    handler: MessageHandler,
+    context: RedisStreamsContext,
+    send: (reply: ReplyMessage) => Promise<unknown>,
+  ): Promise<void> {
+    const requestId = message.messageId;
+    let failure: unknown;
+    let sent = Promise.resolve<unknown>(undefined);
+    let previous: { value: unknown } | undefined;
+    const sendInTurn = (reply: ReplyMessage) => (sent = sent.then(() => send(reply)));
+    try {
+      const result = await handler(message.data, context);
+      const stream$: Observable<unknown> = isObservable(result) ? result : of(result);
+      await new Promise<void>((resolve) => {
+        stream$.subscribe({
+          next: (value) => {
+            if (previous) sendInTurn({ requestId, response: previous.value, done: false });
+            previous = { value };
+          },
+          error: (error: unknown) => {
+            failure = error;
+            resolve();
+          },
+          complete: () => resolve(),
+        });
+      });
+    } catch (error) {
+      failure = error;
+    }
+    if (failure === undefined) {
+      sendInTurn({ requestId, response: previous?.value, done: true });
+    } else {
+      this.metrics.failed++;
+      if (previous) sendInTurn({ requestId, response: previous.value, done: false });
+      sendInTurn({ requestId, err: this.replyError(failure, entry), done: true });
+    }
+    await sent;
   }
 
   /**
