@@ -227,9 +227,20 @@ export function parsePendingOwners(raw: Raw): Map<string, number> {
 }
 
 /** XINFO STREAM: length and, on Redis 7+, how many entries were ever added (null before 7.0). */
-export function parseStreamInfo(raw: Raw): { length: number; entriesAdded: number | null } {
+export function parseStreamInfo(raw: Raw): { length: number; entriesAdded: number | null; lastGeneratedId: string | null } {
   const f = parseFieldsLoose(raw);
-  return { length: Number(f.length ?? 0), entriesAdded: f['entries-added'] === undefined ? null : Number(f['entries-added']) };
+  const last = f['last-generated-id'];
+  return {
+    length: Number(f.length ?? 0),
+    entriesAdded: f['entries-added'] === undefined ? null : Number(f['entries-added']),
+    lastGeneratedId: typeof last === 'string' ? last : null,
+  };
+}
+
+/** `TIME` reply: the Redis server's clock in milliseconds. */
+export function parseTimeMs(raw: Raw): number {
+  const [seconds, micros] = asArray(raw);
+  return Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000);
 }
 
 function parseFieldsLoose(raw: Raw): Record<string, unknown> {
