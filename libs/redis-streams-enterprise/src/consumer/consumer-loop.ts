@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import { parseNewEntries, type DeliveredEntry } from '../connection/redis-replies.js';
 import { classifyRedisError } from '../connection/redis-error-codes.js';
 import { errorText, logIds } from '../observability/log-format.js';
+import { BackgroundLoop } from '../runtime/background-loop.js';
 import type { InFlight } from '../runtime/in-flight.js';
-import { Sleeper } from '../runtime/sleeper.js';
 import { withReadWatchdog } from '../connection/blocking-read.js';
 
 export interface ConsumerLoopSettings {
@@ -56,6 +56,9 @@ export interface ConsumerLoopHooks {
   readonly onDeleted: (stream: string, ids: string[]) => void;
 }
 
+/** Pause after a failed read before the next (ioredis reconnects meanwhile). */
+const READ_RETRY_MS = 500;
+
 /**
  * The reading loop: reads new entries (EntryReader) and hands each to `dispatch` while holding an in-flight slot.
  * It reads only as many entries as there are free slots and waits when none are free, so a slow handler slows
@@ -66,105 +69,93 @@ export interface ConsumerLoopHooks {
  */
 export class ConsumerLoop {
   private readonly logger = new Logger('RedisStreamsConsumerLoop');
-  private running = false;
-  private loop?: Promise<void>;
-  private readonly sleeper = new Sleeper();
-  private failing = false;
+  /** One iteration hands out what was read, waits for free slots and reads once; a failed read is retried after READ_RETRY_MS. */
+  private readonly loop: BackgroundLoop;
+  // COUNT applies to each stream of a multi-stream read, so one read can return more entries than there are
+  // free slots. The surplus waits here (at most streams x batchSize entries) and nothing new is read until it
+  // has been handed out, so the number of running handlers never exceeds consumer.concurrency.
+  private backlog: DeliveredEntry[] = [];
 
   constructor(
     private readonly reader: EntryReader,
     private readonly settings: ConsumerLoopSettings,
     private readonly inFlight: InFlight,
     private readonly hooks: ConsumerLoopHooks,
-  ) {}
+  ) {
+    const { group, consumer } = settings;
+    this.loop = new BackgroundLoop(() => this.readOnce(), {
+      intervalMs: 0,
+      retryMs: READ_RETRY_MS,
+      onFailing: (error) => this.logger.warn(`Reading failed, retrying: ${errorText(error)} ${logIds({ group })}`),
+      onRecovered: () => this.logger.log(`Reading resumed ${logIds({ group, consumer })}`),
+    });
+  }
 
   get isRunning(): boolean {
-    return this.running;
+    return this.loop.isRunning;
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Stops reading. The blocking connection is disconnected by the owner to interrupt a pending BLOCK. */
   async stop(): Promise<void> {
-    this.running = false;
+    const stopped = this.loop.stop();
     this.inFlight.wakeAll();
-    this.sleeper.wake();
-    await this.loop;
-  }
-
-  private async run(): Promise<void> {
-    const { group, consumer, batchSize } = this.settings;
-    // COUNT applies to each stream of a multi-stream read, so one read can return more entries than there are
-    // free slots. The surplus waits here (at most streams x batchSize entries) and nothing new is read until it
-    // has been handed out, so the number of running handlers never exceeds consumer.concurrency.
-    let backlog: DeliveredEntry[] = [];
-    while (this.running) {
-      while (backlog.length > 0 && this.running) {
-        if (this.inFlight.available === 0) await this.inFlight.whenAvailable();
-        const free = Math.min(this.inFlight.available, backlog.length);
-        for (const entry of backlog.splice(0, free)) this.inFlight.run(entry.stream, entry.id, () => this.hooks.dispatch(entry));
-      }
-      if (!this.running) break;
-      // Read again once a batch fits or half the slots are free, whichever is smaller: reading as soon as one slot
-      // frees turns a busy consumer into a stream of one-entry reads (a round trip each), while waiting for all
-      // slots would make every batch wait for its slowest handler.
-      await this.inFlight.whenAvailable(Math.min(batchSize, Math.max(1, Math.floor(this.inFlight.limit / 2))));
-      if (!this.running) break;
-      // Never 0: XREADGROUP COUNT 0 means "no limit" (the reclaimer may have taken the free slots meanwhile).
-      const count = Math.max(1, Math.min(batchSize, this.inFlight.available));
-      let read: { replies: unknown[]; error?: unknown };
-      try {
-        read = await this.reader.read(count);
-      } catch (error) {
-        if (!this.running) break;
-        await this.onReadError(error);
-        continue;
-      }
-      if (this.failing) {
-        this.failing = false;
-        this.logger.log(`Reading resumed ${logIds({ group, consumer })}`);
-      }
-      for (const reply of read.replies) {
-        parseNewEntries(reply, (stream, entries, deleted) => {
-          for (const entry of entries) {
-            this.inFlight.hold(stream, entry.id);
-            backlog.push(entry);
-          }
-          if (deleted.length > 0) this.hooks.onDeleted(stream, deleted);
-        });
-      }
-      if (read.error !== undefined && this.running) await this.onReadError(read.error);
-    }
-    if (backlog.length > 0) {
+    await stopped;
+    if (this.backlog.length > 0) {
       // Read but never started: they stay pending in Redis and another consumer claims them.
       this.inFlight.releaseHeld();
-      backlog = [];
+      this.backlog = [];
     }
   }
 
+  private async readOnce(): Promise<void> {
+    const running = () => this.loop.isRunning;
+    const { batchSize } = this.settings;
+    while (this.backlog.length > 0 && running()) {
+      if (this.inFlight.available === 0) await this.inFlight.whenAvailable();
+      const free = Math.min(this.inFlight.available, this.backlog.length);
+      for (const entry of this.backlog.splice(0, free)) this.inFlight.run(entry.stream, entry.id, () => this.hooks.dispatch(entry));
+    }
+    if (!running()) return;
+    // Read again once a batch fits or half the slots are free, whichever is smaller: reading as soon as one slot
+    // frees turns a busy consumer into a stream of one-entry reads (a round trip each), while waiting for all
+    // slots would make every batch wait for its slowest handler.
+    await this.inFlight.whenAvailable(Math.min(batchSize, Math.max(1, Math.floor(this.inFlight.limit / 2))));
+    if (!running()) return;
+    // Never 0: XREADGROUP COUNT 0 means "no limit" (the reclaimer may have taken the free slots meanwhile).
+    const count = Math.max(1, Math.min(batchSize, this.inFlight.available));
+    let read: { replies: unknown[]; error?: unknown };
+    try {
+      read = await this.reader.read(count);
+    } catch (error) {
+      if (!running()) return;
+      return this.onReadError(error);
+    }
+    for (const reply of read.replies) {
+      parseNewEntries(reply, (stream, entries, deleted) => {
+        for (const entry of entries) {
+          this.inFlight.hold(stream, entry.id);
+          this.backlog.push(entry);
+        }
+        if (deleted.length > 0) this.hooks.onDeleted(stream, deleted);
+      });
+    }
+    if (read.error !== undefined && running()) await this.onReadError(read.error);
+  }
+
+  /**
+   * NOGROUP: recreates the groups, and the next read follows at once. Any other error (or a failed recreation) fails
+   * the iteration: the loop logs it once and reads again after READ_RETRY_MS.
+   */
   private async onReadError(error: unknown): Promise<void> {
-    const kind = classifyRedisError(error);
-    if (kind === 'nogroup') {
-      this.logger.error(
-        `Consumer group or stream disappeared (deleted, evicted, or Redis restarted without persistence); ` +
-          `recreating it. Entries written before it vanished may be lost. ${logIds({ group: this.settings.group })}`,
-      );
-      try {
-        await this.hooks.recreateGroups();
-        return;
-      } catch (recreateError) {
-        error = recreateError;
-      }
-    }
-    if (!this.failing) {
-      this.failing = true;
-      this.logger.warn(`Reading failed, retrying: ${errorText(error)} ${logIds({ group: this.settings.group })}`);
-    }
-    await this.sleeper.sleep(500);
+    if (classifyRedisError(error) !== 'nogroup') throw error;
+    this.logger.error(
+      `Consumer group or stream disappeared (deleted, evicted, or Redis restarted without persistence); ` +
+        `recreating it. Entries written before it vanished may be lost. ${logIds({ group: this.settings.group })}`,
+    );
+    await this.hooks.recreateGroups();
   }
-
 }

@@ -1,4 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { Logger, type LoggerService } from '@nestjs/common';
 import type { ClaimResult, DeliveredEntry } from '../connection/redis-replies.js';
 import type { CommitOutcome, StreamCommands } from '../connection/stream-commands.js';
 import { InFlight } from '../runtime/in-flight.js';
@@ -174,7 +175,22 @@ function setup(options: { limit?: number; settings?: Partial<ReclaimerSettings>;
   return current;
 }
 
+/** What the loop logged (Nest's Logger, captured instead of printed). */
+const logs: string[] = [];
+const capture: LoggerService = {
+  log: (message: unknown) => logs.push(`log ${String(message)}`),
+  warn: (message: unknown) => logs.push(`warn ${String(message)}`),
+  error: (message: unknown) => logs.push(`error ${String(message)}`),
+  debug: () => undefined,
+  verbose: () => undefined,
+};
+
+beforeAll(() => {
+  Logger.overrideLogger(capture);
+});
+
 beforeEach(() => {
+  logs.length = 0;
   jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate', 'clearImmediate'] });
 });
 
@@ -343,6 +359,7 @@ describe('PendingReclaimer: timer and stop', () => {
     expect(fake.of('claimDue')).toHaveLength(1); // failed
     await jest.advanceTimersByTimeAsync(1_000);
     expect(fake.of('claimDue')).toHaveLength(2);
+    expect(logs).toEqual(['warn Reclaim pass failed, will retry: Error: ECONNRESET group=g', 'log Reclaiming resumed group=g']);
   });
 
   it('stop() waits for the pass in progress and no pass runs after it', async () => {
