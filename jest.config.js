@@ -25,6 +25,8 @@ export const CLUSTER_SUITES = [
   'schema-wiring',
   'schema-defects',
   'ordering',
+  'retention',
+  'future-ids',
 ].map((name) => `<rootDir>/test/e2e/${name}.e2e-spec.ts`);
 
 const testTimeout = 30_000;
