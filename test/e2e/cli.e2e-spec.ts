@@ -7,6 +7,7 @@ import { RedisStreamsClient, StreamEvent } from 'nestjs-redis-streams-enterprise
 import { runCli } from '../../libs/redis-streams-enterprise/src/cli/program.js';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 const T0 = 1_700_000_000_000; // seeded entries have explicit ids: entry n is written at T0 + n seconds
@@ -73,7 +74,8 @@ class PaymentsController {
 
 describe('operator CLI (real Redis)', () => {
   const prefix = uniquePrefix('cli');
-  const source = `${prefix}:{${SOURCE}}`;
+  const keys = testKeys(prefix);
+  const source = keys.stream(SOURCE);
   let redis: RawRedis;
   const p = (...argv: string[]) => ['--prefix', prefix, ...argv];
 
@@ -92,9 +94,9 @@ describe('operator CLI (real Redis)', () => {
     redis.disconnect();
   });
 
-  const keysUnderPrefix = async () => (await redis.keys(`${prefix}:*`)).sort();
+  const keysUnderPrefix = async () => (await redis.keys(keys.allKeysGlob())).sort();
   const copiedNs = async (pattern: string) =>
-    (await redis.xrange(`${prefix}:{${pattern}}`, '-', '+')).map(([, f]) => (JSON.parse(f[f.indexOf('data') + 1]) as { n: number }).n);
+    (await redis.xrange(keys.stream(pattern), '-', '+')).map(([, f]) => (JSON.parse(f[f.indexOf('data') + 1]) as { n: number }).n);
   /** n of the seeded entries from `from` to `to` (seconds after T0, inclusive), creations only if `created`. */
   const selected = (from: number, to: number, created: boolean) =>
     Array.from({ length: COUNT }, (_, n) => n).filter((n) => n >= from && n <= to && (!created || patternOf(n) === 'shop.orders.created'));
@@ -181,7 +183,7 @@ describe('operator CLI (real Redis)', () => {
       expect(first.stdout).toContain(`Replayed ${expected.length} messages of "${SOURCE}" into the stream of "orders.copy"`);
       expect(first.stdout).toMatch(/stopped by end of the range/);
       expect(await copiedNs('orders.copy')).toEqual(expected);
-      const [, fields] = (await redis.xrange(`${prefix}:{orders.copy}`, '-', '+', 'COUNT', 1))[0];
+      const [, fields] = (await redis.xrange(keys.stream('orders.copy'), '-', '+', 'COUNT', 1))[0];
       expect(fields).toEqual(expect.arrayContaining(['pattern', 'shop.orders.created', 'id', `m-${expected[0]}`]));
 
       const again = await cli(args);
@@ -190,7 +192,7 @@ describe('operator CLI (real Redis)', () => {
     });
 
     it('--max bounds a copy; --stream takes several patterns, merged in time order', async () => {
-      const other = `${prefix}:{shop.refunds}`;
+      const other = keys.stream('shop.refunds');
       await redis.xadd(other, `${T0 + 10_500}-0`, 'v', '1', 'pattern', 'shop.refunds', 'id', 'r-1', 'data', JSON.stringify({ n: 10.5 }));
       const out = await cliJson<{ replayed: number; stoppedBy: string }>(
         p('replay', '--stream', SOURCE, 'shop.refunds', '--from', String(T0 + 10_000), '--max', '3', '--to-stream', 'merged'),
@@ -200,7 +202,7 @@ describe('operator CLI (real Redis)', () => {
     });
 
     it('exit codes of a replay: 0 when it stopped at the --max asked for, 1 when --timeout-ms ran out first', async () => {
-      const big = `${prefix}:{shop.big}`;
+      const big = keys.stream('shop.big');
       const pipeline = redis.pipeline();
       for (let n = 0; n < 5_000; n++) pipeline.xadd(big, '*', 'v', '1', 'pattern', 'shop.big', 'id', `b-${n}`, 'data', JSON.stringify({ n }));
       await pipeline.exec();
@@ -235,7 +237,7 @@ describe('operator CLI (real Redis)', () => {
       });
       expect(out.code).toBe(130);
       expect(JSON.parse(out.stdout)).toMatchObject({ stoppedBy: 'aborted', replayed: 0, dryRun: false });
-      expect(await redis.exists(`${prefix}:{cancelled}`)).toBe(0);
+      expect(await redis.exists(keys.stream('cancelled'))).toBe(0);
     });
 
     it('draws a progress bar on stderr when it is a terminal', async () => {
@@ -258,7 +260,7 @@ describe('operator CLI (real Redis)', () => {
       payments = app.get(Payments);
       app.useLogger(false); // the dead-lettering below is intended; its error logs would only clutter the output
       for (let n = 0; n < letters; n++) await lastValueFrom(client.emit('cli.pay', { n }));
-      await waitFor(async () => (await redis.xlen(`${prefix}:{cli.pay}:dlq`)) === letters, { timeoutMs: 15_000, message: 'the dead letters' });
+      await waitFor(async () => (await redis.xlen(keys.deadLetter('cli.pay'))) === letters, { timeoutMs: 15_000, message: 'the dead letters' });
     });
 
     afterAll(async () => {
@@ -300,7 +302,7 @@ describe('operator CLI (real Redis)', () => {
       expect(dry.code).toBe(0);
       expect(dry.stdout).toMatch(/^Dry run: would redrive 1 dead letter of "cli.pay" \(nothing was changed\)\n/);
       expect(dry.stdout).toContain('TypeError: card declined 1');
-      expect(await redis.xlen(`${prefix}:{cli.pay}:dlq`)).toBe(letters);
+      expect(await redis.xlen(keys.deadLetter('cli.pay'))).toBe(letters);
 
       payments.fixed = true;
       const redrive = await cliJson<{ redriven: { dlqId: string; newId: string }[] }>(p('dlq', 'redrive', '--pattern', 'cli.pay', '--error-message', 'declined 1'));
@@ -317,7 +319,7 @@ describe('operator CLI (real Redis)', () => {
       expect(refused.stderr).toMatch(/^error: Refusing to delete 1 dead letter of "cli.pay" without --yes \(nothing was deleted\)/);
       const dry = await cliJson<{ wouldDelete: number }>(p('dlq', 'purge', '--pattern', 'cli.pay', '--reason', 'max-deliveries', '--dry-run'));
       expect(dry.wouldDelete).toBe(letters - 1);
-      expect(await redis.xlen(`${prefix}:{cli.pay}:dlq`)).toBe(letters - 1);
+      expect(await redis.xlen(keys.deadLetter('cli.pay'))).toBe(letters - 1);
 
       const purged = await cli(p('dlq', 'purge', '--pattern', 'cli.pay', '--error-message', 'declined 2', '--yes'));
       expect(purged).toMatchObject({ code: 0, stdout: 'Deleted 1 dead letter of "cli.pay"\n' });

@@ -7,6 +7,8 @@ import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { ConsumerProcess } from '../support/process-consumers.js';
 import { readHandlings } from '../support/process-ledger.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
+import { range, reckon } from '../support/ledger.js';
 import { waitFor } from '../support/wait-for.js';
 
 /**
@@ -41,12 +43,11 @@ async function emitRange(client: RedisStreamsClient, from: number, to: number): 
 
 /** How often each message 0..count-1 was handled, over all recorders; lost and duplicated ones. */
 function ledger(handled: readonly { n: number }[], count: number) {
-  const counts = new Map<number, number>();
-  for (const { n } of handled) counts.set(n, (counts.get(n) ?? 0) + 1);
-  return {
-    lost: Array.from({ length: count }, (_, n) => n).filter((n) => !counts.has(n)),
-    duplicated: [...counts].filter(([, c]) => c > 1).map(([n]) => n),
-  };
+  const { lost, duplicated } = reckon(
+    handled.map((h) => h.n),
+    range(0, count),
+  );
+  return { lost, duplicated };
 }
 
 describe('consumer names are leased: one live instance per name (real Redis)', () => {
@@ -144,7 +145,7 @@ describe('consumer names are leased: one live instance per name (real Redis)', (
     });
     children.push(victim);
     await emitRange(client, 1_000, 1_010);
-    const stream = `${prefix}:{names.job}`;
+    const stream = testKeys(prefix).stream('names.job');
     await waitFor(async () => Number((await redis.xpending(stream, 'names'))[0]) === 4, { message: 'the victim to hold 4 entries' });
     await victim.kill();
 

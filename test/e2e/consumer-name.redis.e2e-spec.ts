@@ -3,7 +3,7 @@ import { Ctx, Payload } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
 import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, RedisStreamsContext, RedisStreamsStatus, StreamEvent } from 'nestjs-redis-streams-enterprise';
-import { StreamKeys } from '../../libs/redis-streams-enterprise/src/connection/stream-keys.js';
+import { testKeys } from '../support/keys.js';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
@@ -42,7 +42,7 @@ class JobsController {
 describe('consumer name lease and reclaim under load (raw Redis)', () => {
   const NAME_LEASE_MS = 1_500;
   const prefix = uniquePrefix('lease');
-  const keys = new StreamKeys(prefix);
+  const keys = testKeys(prefix);
   const stream = keys.stream('lease.job');
   const apps: INestMicroservice[] = [];
   let redis: RawRedis;

@@ -15,9 +15,10 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, onCluster, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
-import { waitFor } from '../support/wait-for.js';
+import { expectNothingWithin, waitFor } from '../support/wait-for.js';
 import { defineScripts } from '../../libs/redis-streams-enterprise/src/connection/scripts.js';
-import { StreamKeys } from '../../libs/redis-streams-enterprise/src/connection/stream-keys.js';
+import { testKeys } from '../support/keys.js';
+import { checkGlobalOrder, checkPerKeyOrder, range, type Keyed } from '../support/ledger.js';
 
 /** One record per handled message, shared by every app of a test through a DI value (no module state). */
 interface Handled {
@@ -55,22 +56,9 @@ class KeyedController {
   }
 }
 
-/** Per key, the handled n's must be exactly 0..count-1, each once, in increasing order. */
-function checkPerKeyOrder(log: readonly Handled[], keys: number, perKey: number) {
-  const byKey = new Map<string, number[]>();
-  for (const h of log) byKey.set(h.key, [...(byKey.get(h.key) ?? []), h.n]);
-  const outOfOrder: string[] = [];
-  const wrongCount: string[] = [];
-  for (let k = 0; k < keys; k++) {
-    const seen = byKey.get(`k${k}`) ?? [];
-    if (seen.length !== perKey || new Set(seen).size !== perKey) wrongCount.push(`k${k}:${seen.length}`);
-    if (seen.some((n, i) => i > 0 && n <= seen[i - 1])) outOfOrder.push(`k${k}`);
-  }
-  for (const key of outOfOrder) {
-    const handled = log.filter((h) => h.key === key).map((h) => `${h.n}@${h.entry ?? h.partition}(${h.consumer.slice(-6)},${h.at})`);
-    process.stdout.write(`[order check] ${key}: ${handled.join(' ')}\n`);
-  }
-  return { outOfOrder, wrongCount, total: log.length };
+/** Per key, the handled n's must be exactly the emitted ones, each once, in emit order (ledger.ts). */
+function checkOrder(log: readonly Handled[], emitted: readonly Keyed[]) {
+  return checkPerKeyOrder(log, emitted, { describe: (h) => `${h.n}@${h.entry ?? h.partition}(${h.consumer.slice(-6)},${h.at})` });
 }
 
 async function emitAll(client: RedisStreamsClient, messages: { key: string; n: number }[], window = 200): Promise<void> {
@@ -141,9 +129,10 @@ describe('ordering and partitioning (real Redis)', () => {
     const servers = await consumers(cfg, 3, log);
     const producer = new RedisStreamsClient(cfg);
     clients.push(producer);
-    await emitAll(producer, interleaved(50, 200));
+    const emitted = interleaved(50, 200);
+    await emitAll(producer, emitted);
     await waitFor(() => log.length >= 10_000, { timeoutMs: 60_000 });
-    expect(checkPerKeyOrder(log, 50, 200)).toEqual({ outOfOrder: [], wrongCount: [], total: 10_000 });
+    expect(checkOrder(log, emitted)).toEqual({ outOfOrder: [], wrongCount: [], total: 10_000 });
     // Every partition was handled by the consumers; each owns at least one once the group is balanced.
     await Promise.all(servers.map((s) => s.rebalanceNow()));
     const owned = servers.map((s) => s.ownedPartitions().length);
@@ -187,7 +176,7 @@ describe('ordering and partitioning (real Redis)', () => {
     clients.push(producer);
     await emitAll(producer, Array.from({ length: 600 }, (_, n) => ({ key: 'any', n })), 50);
     await waitFor(() => log.length >= 600, { timeoutMs: 30_000 });
-    expect(log.map((h) => h.n)).toEqual(Array.from({ length: 600 }, (_, n) => n));
+    expect(checkGlobalOrder(log.map((h) => h.n), range(0, 600))).toEqual({ lost: [], duplicated: [], unexpected: [], outOfOrder: [] });
     expect(log.map((h) => h.sequence)).toEqual(Array.from({ length: 600 }, (_, n) => n + 1));
     expect(new Set(log.map((h) => h.partition))).toEqual(new Set([0]));
   }, 60_000);
@@ -218,14 +207,15 @@ describe('ordering and partitioning (real Redis)', () => {
     expect(handled.filter((h) => h.startsWith('bad'))).toEqual(['bad#0', 'bad#2', 'bad#3']);
     expect(handled.filter((h) => h.startsWith('good'))).toEqual(['good#0', 'good#1', 'good#2', 'good#3']);
     expect(attempts.get('bad#1')).toBe(3);
-    const dlq = await redis.xrange(`${cfg.streams?.keyPrefix}:{acct.moved#0}:dlq`, '-', '+');
+    const keys = testKeys(cfg.streams?.keyPrefix as string);
+    const dlq = await redis.xrange(keys.deadLetterOf(keys.partition('acct.moved', 0)), '-', '+');
     expect(dlq).toHaveLength(1);
     // The operators' tools see the partition's dead letters, and a redrive goes back to the partition.
     const deadLetters = new DeadLetterManager(cfg);
     try {
       expect(await deadLetters.count('acct.moved')).toBe(1);
       const [letter] = await deadLetters.list('acct.moved');
-      expect(letter).toMatchObject({ reason: 'max-deliveries', errorMessage: 'poison', deliveries: 3, stream: `${cfg.streams?.keyPrefix}:{acct.moved#0}` });
+      expect(letter).toMatchObject({ reason: 'max-deliveries', errorMessage: 'poison', deliveries: 3, stream: keys.partition('acct.moved', 0) });
       healed = true;
       expect((await deadLetters.redrive('acct.moved')).redriven).toHaveLength(1);
       await waitFor(() => handled.includes('bad#1'), { timeoutMs: 5_000 });
@@ -255,7 +245,7 @@ describe('ordering and partitioning (real Redis)', () => {
     }
     expect(new Set(ids).size).toBe(1);
     await waitFor(() => log.length >= 1, { timeoutMs: 5_000 });
-    await new Promise((resolve) => setTimeout(resolve, 300)); // a second delivery would show up within this
+    await expectNothingWithin(300, () => log.length, { message: 'no second delivery' });
     expect(log).toHaveLength(1);
   }, 20_000);
 
@@ -277,14 +267,14 @@ describe('ordering and partitioning (real Redis)', () => {
   // Not on a cluster: it emits to another topic (another hash slot) in the transaction, refused there by design (TransactionCrossSlotError).
   (onCluster() ? it.skip : it)('ctx.transaction(): writes commit with the acknowledgement, and a failed attempt commits nothing', async () => {
     const cfg = keyed('order-tx', { partitioning: { partitionCount: 1 }, exactlyOnce: { enabled: true } });
-    const prefix = cfg.streams?.keyPrefix as string;
+    const keys = testKeys(cfg.streams?.keyPrefix as string);
     let calls = 0;
     @Controller()
     class LedgerController {
       @StreamEvent('acct.moved')
       async onMoved(@Payload() data: { key: string; n: number }, @Ctx() ctx: RedisStreamsContext) {
         calls++;
-        ctx.transaction().call('HINCRBY', `${prefix}:{acct.moved#0}:balance`, data.key, data.n).emit('acct.audit', { key: data.key, n: data.n });
+        ctx.transaction().call('HINCRBY', keys.beside(keys.partition('acct.moved', 0), 'balance'), data.key, data.n).emit('acct.audit', { key: data.key, n: data.n });
         if (calls === 1) throw new Error('fails after writing into the transaction: nothing may be committed');
       }
     }
@@ -294,9 +284,9 @@ describe('ordering and partitioning (real Redis)', () => {
     await lastValueFrom(client.emit('acct.moved', { key: 'alice', n: 5 }));
     await waitFor(() => server.getMetrics().acked >= 1, { timeoutMs: 5_000 });
     expect(calls).toBe(2);
-    expect(await redis.hget(`${prefix}:{acct.moved#0}:balance`, 'alice')).toBe('5');
+    expect(await redis.hget(keys.beside(keys.partition('acct.moved', 0), 'balance'), 'alice')).toBe('5');
     // Partitioned topics: the audit topic has one partition too.
-    expect(await redis.xlen(`${prefix}:{acct.audit#0}`)).toBe(1);
+    expect(await redis.xlen(keys.partition('acct.audit', 0))).toBe(1);
   }, 20_000);
 
   it('causal: a message published before its cause is handled after it', async () => {
@@ -309,7 +299,9 @@ describe('ordering and partitioning (real Redis)', () => {
     await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'shipped', n: 3 }).setIdempotencyKey('o1-shipped').setDependsOn('o1-paid').build()));
     await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'paid', n: 2 }).setIdempotencyKey('o1-paid').setDependsOn('o1-created').build()));
     await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'other', n: 9 }).build()));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // 'other' is handled; the two waiting for their cause stay waiting.
+    await waitFor(() => log.length >= 1, { timeoutMs: 5_000 });
+    await expectNothingWithin(200, () => log.map((h) => h.key), { message: 'the effects to wait for their cause' });
     expect(log.map((h) => h.key)).toEqual(['other']);
     await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'created', n: 1 }).setIdempotencyKey('o1-created').build()));
     await waitFor(() => log.length >= 4, { timeoutMs: 5_000 });
@@ -323,7 +315,8 @@ describe('ordering and partitioning (real Redis)', () => {
     const producer = new RedisStreamsClient(cfg);
     clients.push(producer);
     await lastValueFrom(producer.emit('acct.moved', new RedisStreamsRecordBuilder({ key: 'orphan', n: 1 }).setDependsOn('never-published').build()));
-    const dlqKey = `${cfg.streams?.keyPrefix}:{acct.moved#0}:dlq`;
+    const keys = testKeys(cfg.streams?.keyPrefix as string);
+    const dlqKey = keys.deadLetterOf(keys.partition('acct.moved', 0));
     await waitFor(async () => (await redis.xlen(dlqKey)) === 1, { timeoutMs: 5_000 });
     const [[, fields]] = await redis.xrange(dlqKey, '-', '+');
     expect(fields[fields.indexOf('rse.dlq.reason') + 1]).toBe('causal-timeout');
@@ -351,7 +344,7 @@ describe('ordering and partitioning (real Redis)', () => {
       await second;
       await emitAll(producer, all.slice(2 * third));
       await waitFor(() => log.length >= all.length, { timeoutMs: 60_000 });
-      expect(checkPerKeyOrder(log, 40, 60)).toEqual({ outOfOrder: [], wrongCount: [], total: all.length });
+      expect(checkOrder(log, all)).toEqual({ outOfOrder: [], wrongCount: [], total: all.length });
       const layout = await admin.layoutOf('acct.moved', true);
       expect(layout.counts).toEqual([4, 8, 4]);
       // The keys really moved: some key was handled in more than one partition.
@@ -374,7 +367,7 @@ describe('ordering and partitioning (real Redis)', () => {
     // later messages of its key, sent once the partition was switched, were stored ahead of it.
     const cfg = keyed('order-slow-scale', { partitioning: { strategy: 'dynamic', minPartitions: 1, maxPartitions: 16 } });
     const prefix = cfg.streams!.keyPrefix!;
-    const keys = new StreamKeys(prefix);
+    const keys = testKeys(prefix);
     const scripted = defineScripts(redis as never);
     const log: Handled[] = [];
     await consumers(cfg, 1, log);
@@ -414,7 +407,7 @@ describe('ordering and partitioning (real Redis)', () => {
       await slowScale(4);
       await sending;
       await waitFor(() => log.length >= all.length, { timeoutMs: 60_000 });
-      expect(checkPerKeyOrder(log, 20, 90)).toEqual({ outOfOrder: [], wrongCount: [], total: all.length });
+      expect(checkOrder(log, all)).toEqual({ outOfOrder: [], wrongCount: [], total: all.length });
       expect((await admin.layoutOf('acct.moved', true)).counts).toEqual([4, 8, 4]);
     } finally {
       await admin.close();
@@ -434,12 +427,13 @@ describe('ordering and partitioning (real Redis)', () => {
     clients.push(producer);
     const admin = new PartitioningManager(cfg);
     try {
-      await emitAll(producer, interleaved(30, 40));
+      const emitted = [...interleaved(30, 40), ...interleaved(30, 40).map((m) => ({ ...m, n: m.n + 40 }))];
+      await emitAll(producer, emitted.slice(0, 1_200));
       await waitFor(async () => (await admin.layoutOf('acct.moved', true)).counts.length > 1, { timeoutMs: 15_000 }).finally(() => gate.open());
       expect((await admin.layoutOf('acct.moved', true)).counts[1]).toBe(4);
-      await emitAll(producer, interleaved(30, 40).map((m) => ({ ...m, n: m.n + 40 })));
+      await emitAll(producer, emitted.slice(1_200));
       await waitFor(() => log.length >= 2_400, { timeoutMs: 30_000 });
-      expect(checkPerKeyOrder(log, 30, 80)).toEqual({ outOfOrder: [], wrongCount: [], total: 2_400 });
+      expect(checkOrder(log, emitted)).toEqual({ outOfOrder: [], wrongCount: [], total: 2_400 });
       // Idle now: the scaler shrinks the topic back to minPartitions.
       await waitFor(async () => (await admin.layoutOf('acct.moved', true)).counts.at(-1) === 2, { timeoutMs: 15_000 });
     } finally {

@@ -12,6 +12,7 @@ import {
   type Tally,
 } from '../support/process-ledger.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 /**
@@ -42,10 +43,11 @@ describe('process faults (consumer processes killed under load)', () => {
   /** A fresh prefix, client and consumer environment for one test; everything is cleaned up in afterAll. */
   function scenario(name: string, pattern: string) {
     const prefix = uniquePrefix(name);
+    const keys = testKeys(prefix);
     prefixes.push(prefix);
     const client = new RedisStreamsClient(testConfig(prefix));
     clients.push(client);
-    const stream = `${prefix}:{${pattern}}`;
+    const stream = keys.stream(pattern);
     const env: ConsumerEnv = { PREFIX: prefix, GROUP, PATTERN: pattern };
     const start = async (extra: Partial<ConsumerEnv>) => {
       const child = await ConsumerProcess.start({ ...env, ...extra });

@@ -22,6 +22,7 @@ import { testConfig } from '../support/nest-apps.js';
 import { RedisCluster } from '../support/redis-cluster.mjs';
 import { RedisProcess } from '../support/redis-process.mjs';
 import { uniquePrefix } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** How one emit settled, and how long after it was called. */
@@ -110,6 +111,7 @@ describe('publish path defects (issue 12, items 7–9)', () => {
     it('with a replica connected, concurrent emits resolve once the replica has their entries', async () => {
       const replica = await RedisProcess.start({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
       const prefix = uniquePrefix('wait-replica');
+      const keys = testKeys(prefix);
       const client = new RedisStreamsClient(testConfig(prefix, { connection: { url: primary.url, waitReplicas: 1, waitTimeoutMs: 5_000 } }));
       const onReplica = new Redis(replica.url, { maxRetriesPerRequest: 1, disconnectTimeout: 100 });
       onReplica.on('error', () => undefined);
@@ -121,7 +123,7 @@ describe('publish path defects (issue 12, items 7–9)', () => {
         );
         expect(outcomes.filter((o) => o.error !== undefined)).toEqual([]);
         // WAIT confirmed each one, so the replica already has every entry.
-        const onReplicaIds = (await onReplica.xrange(`${prefix}:{replicated.event}`, '-', '+')).map(([id]) => id);
+        const onReplicaIds = (await onReplica.xrange(keys.stream('replicated.event'), '-', '+')).map(([id]) => id);
         expect(onReplicaIds.sort()).toEqual(outcomes.map((o) => o.id).sort());
       } finally {
         onReplica.disconnect();
@@ -152,13 +154,14 @@ describe('publish path defects (issue 12, items 7–9)', () => {
 
     it('with waitReplicas 1, concurrent emits on every master resolve, and each replica has its master\'s entries', async () => {
       const prefix = uniquePrefix('cwait');
+      const keys = testKeys(prefix);
       const client = new RedisStreamsClient(
         testConfig(prefix, { connection: { cluster: { nodes: cluster.nodes }, waitReplicas: 1, waitTimeoutMs: 5_000 } }),
       );
       try {
         const outcomes = await emitEverywhere(client);
         expect(outcomes.filter((o) => o.error !== undefined).map((o) => String(o.error))).toEqual([]);
-        const stream = `${prefix}:{c.alpha}`;
+        const stream = keys.stream('c.alpha');
         const [replica] = await cluster.replicasOf(await cluster.masterOf(stream));
         const onReplica = new Redis(replica.port, replica.host, { maxRetriesPerRequest: 1, disconnectTimeout: 100 });
         try {
@@ -216,6 +219,7 @@ describe('publish path defects (issue 12, items 7–9)', () => {
   it('emits in flight when Redis dies fail with AmbiguousWriteError, later ones with RedisUnavailableError, never with ioredis errors', async () => {
     const server = await RedisProcess.start();
     const prefix = uniquePrefix('ambiguous');
+    const keys = testKeys(prefix);
     const client = new RedisStreamsClient(testConfig(prefix, { connection: { url: server.url } }));
     const admin = new Redis(server.url, { maxRetriesPerRequest: 1, disconnectTimeout: 100 });
     admin.on('error', () => undefined);
@@ -240,7 +244,7 @@ describe('publish path defects (issue 12, items 7–9)', () => {
       expect(ambiguous).toHaveLength(inFlight.length);
       for (const error of ambiguous) {
         expect(error).toBeInstanceOf(RedisStreamsError);
-        expect(error).toMatchObject({ code: 'WRITE_AMBIGUOUS', stream: `${prefix}:{doomed.event}` });
+        expect(error).toMatchObject({ code: 'WRITE_AMBIGUOUS', stream: keys.stream('doomed.event') });
         expect(error.messageId).toMatch(/^[0-9a-f-]{36}$/);
         expect(error.cause).toBeInstanceOf(Error);
       }

@@ -9,7 +9,7 @@ import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, RedisStreamsContext, type RedisStreamsEnterpriseConfig } from 'nestjs-redis-streams-enterprise';
 import { validateOptions } from '../../libs/redis-streams-enterprise/src/config/validate-options.js';
 import { defineScripts } from '../../libs/redis-streams-enterprise/src/connection/scripts.js';
-import { StreamKeys } from '../../libs/redis-streams-enterprise/src/connection/stream-keys.js';
+import { testKeys } from '../support/keys.js';
 import { compareIds } from '../../libs/redis-streams-enterprise/src/retention/retention-policy.js';
 import { streamStatus } from '../../libs/redis-streams-enterprise/src/transport/server-status.js';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
@@ -70,7 +70,7 @@ class RecordingLogger implements LoggerService {
 
 describe('retention of a stream whose group lags (real Redis)', () => {
   const prefix = uniquePrefix('retention');
-  const keys = new StreamKeys(prefix);
+  const keys = testKeys(prefix);
   const redis = rawRedis() as Redis;
   const scripted = defineScripts(redis);
   const logs = new RecordingLogger();
