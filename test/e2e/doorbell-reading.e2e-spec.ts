@@ -16,7 +16,9 @@ import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { keySlot, RedisCluster } from '../support/redis-cluster.mjs';
 import { RedisProcess } from '../support/redis-process.mjs';
 import { uniquePrefix } from '../support/redis.js';
-import { waitFor } from '../support/wait-for.js';
+import { testKeys } from '../support/keys.js';
+import { checkPerKeyOrder, range } from '../support/ledger.js';
+import { expectNothingWithin, staysTrue, waitFor } from '../support/wait-for.js';
 
 /**
  * Reading streams spread over many Cluster hash slots (cluster/multi-slot-reader.ts, cluster/doorbell.ts). With
@@ -62,6 +64,7 @@ const TARGETS = [
 
 describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onCluster }) => {
   const prefix = uniquePrefix('cluster-reading');
+  const keys = testKeys(prefix);
   let cluster: RedisCluster | undefined;
   let server: RedisProcess | undefined;
   let raw: Cluster | Redis;
@@ -103,7 +106,7 @@ describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onC
 
   it(`one server reads ${TOPICS} topics: every emit is delivered through the doorbell, idle costs no polling`, async () => {
     const patterns = Array.from({ length: TOPICS }, (_, i) => `cr.topic.${i}`);
-    if (onCluster) expect(new Set(patterns.map((p) => keySlot(`${prefix}:{${p}}`))).size).toBeGreaterThan(TOPICS * 0.9);
+    if (onCluster) expect(new Set(patterns.map((p) => keySlot(keys.stream(p)))).size).toBeGreaterThan(TOPICS * 0.9);
     const seen = new Map<string, number>();
     const consumer = new RedisStreamsServer(config({ consumer: { group: 'topics', sweepMs: 60_000 } }));
     for (const p of patterns) consumer.addHandler(p, async (data: { n: number }) => void seen.set(`${p}/${data.n}`, (seen.get(`${p}/${data.n}`) ?? 0) + 1), true);
@@ -113,20 +116,20 @@ describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onC
     closers.push(() => client.close());
 
     // Idle: a blocking read on the doorbell, no per-slot polling (one full sweep per sweepMs, here 60 s).
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // past the first (full) round
     const before = await xreadgroupCalls(masters);
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
     // (A blocking read over all streams, with the tests' blockMs of 200 ms, would make about 10.)
+    await staysTrue(async () => (await xreadgroupCalls(masters)) - before < 5, { forMs: 2_000, intervalMs: 100, message: 'fewer than 5 XREADGROUP calls' });
     expect((await xreadgroupCalls(masters)) - before).toBeLessThan(5);
 
     // Three waves, each to every topic, with idle gaps between them: each wave must be found through its rings.
     for (let wave = 0; wave < 3; wave++) {
       await Promise.all(patterns.map((p) => lastValueFrom(client.emit(p, { n: wave }))));
       await waitFor(() => seen.size === TOPICS * (wave + 1), { timeoutMs: 15_000, message: `every entry of wave ${wave}` });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // idle gap: the next wave must be found through its rings
     }
     expect([...seen.values()].every((count) => count === 1)).toBe(true);
-    expect(await raw.xlen(`${prefix}:{#doorbell}`)).toBeGreaterThan(0);
+    expect(await raw.xlen(keys.doorbell())).toBeGreaterThan(0);
   });
 
   it('entries written without a ring (a raw XADD) are found by the periodic sweep', async () => {
@@ -140,13 +143,13 @@ describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onC
     await lastValueFrom(client.emit('cr.raw', { n: 1 }));
     await waitFor(() => seen.length === 1, { message: 'the emitted entry' });
     // Same wire format as the client's entry, written by "another producer" that does not ring.
-    const [[, fields]] = (await raw.xrange(`${prefix}:{cr.raw}`, '-', '+', 'COUNT', 1)) as [string, string[]][];
+    const [[, fields]] = (await raw.xrange(keys.stream('cr.raw'), '-', '+', 'COUNT', 1)) as [string, string[]][];
     const data = fields.indexOf('data');
     const copy = [...fields];
     copy[data + 1] = JSON.stringify({ n: 2 });
     const id = fields.indexOf('id');
     if (id >= 0) copy[id + 1] = `${fields[id + 1]}-raw`;
-    await raw.xadd(`${prefix}:{cr.raw}`, '*', ...copy);
+    await raw.xadd(keys.stream('cr.raw'), '*', ...copy);
     await waitFor(() => seen.includes(2), { timeoutMs: 10_000, message: 'the raw entry, by the sweep' });
   });
 
@@ -157,9 +160,9 @@ describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onC
     await new Promise<void>((resolve, reject) => consumer.listen((error?: unknown) => (error ? reject(error) : resolve())));
     closers.push(() => consumer.close());
     await new Promise((resolve) => setTimeout(resolve, 300)); // past the first (full) round: only a ring wakes it now
-    const stream = `${prefix}:{cr.foreign}`;
+    const stream = keys.stream('cr.foreign');
     await raw.xadd(stream, '*', 'data', JSON.stringify({ n: 7 }));
-    await raw.xadd(`${prefix}:{#doorbell}`, 'MAXLEN', '~', 4096, '*', 's', stream);
+    await raw.xadd(keys.doorbell(), 'MAXLEN', '~', 4096, '*', 's', stream);
     await waitFor(() => seen.includes(7), { timeoutMs: 5_000, message: 'the foreign entry, by its ring' });
   });
 
@@ -183,16 +186,17 @@ describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onC
     // Both consumers hold partitions before the run (the assignment settles within a few heartbeats).
     await new Promise((resolve) => setTimeout(resolve, 2_000));
 
-    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    const orderKeys = Array.from({ length: 100 }, (_, i) => `k${i}`);
     const perKey = 20;
     for (let n = 0; n < perKey; n++) {
-      await Promise.all(keys.map((key) => lastValueFrom(client.emit('cr.partitioned', new RedisStreamsRecordBuilder({ key, n }).setPartitionKey(key).build()))));
+      await Promise.all(orderKeys.map((key) => lastValueFrom(client.emit('cr.partitioned', new RedisStreamsRecordBuilder({ key, n }).setPartitionKey(key).build()))));
       if (n % 5 === 4) await new Promise((resolve) => setTimeout(resolve, 100)); // idle gaps: reads must be woken
     }
-    await waitFor(() => log.length >= keys.length * perKey, { timeoutMs: 20_000, message: 'every message handled' });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(log).toHaveLength(keys.length * perKey);
-    for (const key of keys) expect(log.filter((h) => h.key === key).map((h) => h.n)).toEqual(Array.from({ length: perKey }, (_, n) => n));
+    await waitFor(() => log.length >= orderKeys.length * perKey, { timeoutMs: 20_000, message: 'every message handled' });
+    await expectNothingWithin(300, () => log.length, { message: 'no second delivery' });
+    expect(log).toHaveLength(orderKeys.length * perKey);
+    const emitted = range(0, perKey).flatMap((n) => orderKeys.map((key) => ({ key, n })));
+    expect(checkPerKeyOrder(log, emitted)).toEqual({ outOfOrder: [], wrongCount: [], total: orderKeys.length * perKey });
     expect(new Set(log.map((h) => h.partition)).size).toBeGreaterThan(50);
     expect(new Set(log.map((h) => h.consumer)).size).toBe(2);
   });
@@ -200,9 +204,9 @@ describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onC
   it('redrive, replay and transaction emits ring too: their entries are read at once, not at the next sweep', async () => {
     // A target pattern in the source's hash slot, so a transaction may emit to it on a Cluster.
     const first = 'cr.chain.first';
-    const slot = keySlot(`${prefix}:{${first}}`);
+    const slot = keySlot(keys.stream(first));
     let i = 0;
-    while (keySlot(`${prefix}:{cr.chain.second.${i}}`) !== slot) i++;
+    while (keySlot(keys.stream(`cr.chain.second.${i}`)) !== slot) i++;
     const second = `cr.chain.second.${i}`;
     const handled: string[] = [];
     let poisonFixed = false;
@@ -239,7 +243,7 @@ describe.each(TARGETS)('reading many streams with the doorbell: $target', ({ onC
 
     const replay = new ReplayManager(settings);
     closers.push(() => replay.close());
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // idle again before the replay (pacing, not an absence check)
     const { messagesReplayed } = await replay.replayMessages({ streamName: second, target: { stream: 'cr.chain.replayed' } });
     expect(messagesReplayed).toBe(2);
     await waitFor(() => handled.filter((h) => h.startsWith('second/')).length === 4, { message: 'the replayed copies' });

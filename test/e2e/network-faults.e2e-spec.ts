@@ -6,7 +6,9 @@ import { RedisStreamsClient, StreamEvent, type RedisStreamsServer } from 'nestjs
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-import { waitFor } from '../support/wait-for.js';
+import { testKeys } from '../support/keys.js';
+import { HandlingLog, reckon } from '../support/ledger.js';
+import { expectNothingWithin, waitFor } from '../support/wait-for.js';
 
 /*
  * Network faults between the transport and Redis, made by a TCP proxy (test/support/tcp-proxy.ts): connection
@@ -31,19 +33,12 @@ const EMIT_SETTLE_BOUND_MS = STALL_MS + 3_000;
 /** The length of a fault (not a wait for an outcome: outcomes are polled with waitFor). */
 const hold = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** n -> times handled. */
 @Injectable()
-class Ledger {
-  /** n -> times handled. */
-  readonly handled = new Map<number, number>();
-
-  record(n: number): void {
-    this.handled.set(n, (this.handled.get(n) ?? 0) + 1);
-  }
-
+class Ledger extends HandlingLog {
   /** Handled at least one message numbered `from` or later. */
   handledFrom(from: number): boolean {
-    for (const n of this.handled.keys()) if (n >= from) return true;
-    return false;
+    return this.some((n) => n >= from);
   }
 }
 
@@ -115,10 +110,10 @@ class Producer {
   }
 }
 
+/** Lost: acknowledged and never handled. Duplicates: messages handled more than once (acknowledged or not). */
 function tally(producer: Producer, ledger: Ledger) {
-  const lost = [...producer.acked].filter((n) => !ledger.handled.has(n));
-  const duplicates = [...ledger.handled.values()].filter((times) => times > 1).length;
-  return { lost, duplicates };
+  const { lost, duplicated } = reckon(ledger, producer.acked);
+  return { lost, duplicates: duplicated.length };
 }
 
 /** The figures of a run, printed for the record (resume times, duplicates, indeterminate emits). */
@@ -151,7 +146,7 @@ describe('network faults through a TCP proxy (real Redis)', () => {
 
   /** XPENDING through a direct connection (never through a proxy). */
   async function pending(p: string): Promise<number> {
-    return Number((await redis.xpending(`${p}:{${PATTERN}}`, 'svc'))[0]);
+    return Number((await redis.xpending(testKeys(p).stream(PATTERN), 'svc'))[0]);
   }
 
   async function consumer(
@@ -368,7 +363,7 @@ describe('network faults through a TCP proxy (real Redis)', () => {
       a.socket.write('two');
       const b = await open(); // a new connection stalls too
       b.socket.write('new');
-      await hold(300);
+      await expectNothingWithin(300, () => [a.received(), b.received()], { message: 'no byte to pass the stall' });
       expect([a.received(), b.received()]).toEqual(['one', '']);
       p.setMode('pass');
       await waitFor(() => a.received() === 'onetwo' && b.received() === 'new', { message: 'bytes held during the stall' });

@@ -12,6 +12,7 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 /**
@@ -20,13 +21,14 @@ import { waitFor } from '../support/wait-for.js';
  */
 describe('schema: unstamped messages, property paths, zod (draft 2020-12) schemas (real Redis)', () => {
   const prefix = uniquePrefix('schema-defects');
+  const keys = testKeys(prefix);
   const apps: INestMicroservice[] = [];
   const closers: { close(): Promise<void> }[] = [];
   let redis: RawRedis;
   let letters: DeadLetterManager;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
     testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });
-  const stream = (pattern: string) => `${prefix}:{${pattern}}`;
+  const stream = (pattern: string) => keys.stream(pattern);
   const schemaInvalid = (pattern: string) => letters.list(pattern, { reason: 'schema-invalid' });
   const refusal = async (emitting: Promise<unknown>): Promise<SchemaValidationError> => {
     const error = await emitting.catch((e: unknown) => e);

@@ -16,6 +16,7 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 class AddressV1 {
@@ -71,13 +72,14 @@ class OrdersV2Controller {
 
 describe('nested DTOs in the schema registry (real Redis)', () => {
   const prefix = uniquePrefix('schema-nested');
+  const keys = testKeys(prefix);
   const apps: INestMicroservice[] = [];
   const closers: { close(): Promise<void> }[] = [];
   let redis: RawRedis;
   let schemas: SchemaManager;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
     testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });
-  const stream = (pattern: string) => `${prefix}:{${pattern}}`;
+  const stream = (pattern: string) => keys.stream(pattern);
   const closeLater = <T extends { close(): Promise<void> }>(c: T): T => {
     closers.push(c);
     return c;

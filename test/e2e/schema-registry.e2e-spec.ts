@@ -17,6 +17,7 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, keysMatching, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 class RatingGiven {
@@ -26,12 +27,13 @@ class RatingGiven {
 
 describe('schema registries (real Redis)', () => {
   const prefix = uniquePrefix('schema-registry');
+  const keys = testKeys(prefix);
   const apps: INestMicroservice[] = [];
   const closers: { close(): Promise<void> }[] = [];
   let redis: RawRedis;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
     testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });
-  const stamps = async (pattern: string) => (await redis.xrange(`${prefix}:{${pattern}}`, '-', '+')).map(([, f]) => f[f.indexOf('schema') + 1]);
+  const stamps = async (pattern: string) => (await redis.xrange(keys.stream(pattern), '-', '+')).map(([, f]) => f[f.indexOf('schema') + 1]);
 
   beforeAll(() => {
     redis = rawRedis();
@@ -75,8 +77,8 @@ describe('schema registries (real Redis)', () => {
       }).compile();
       expect(await viaImports.get(SchemaManager).listVersions('rating.given')).toEqual(['1.0.0']);
       await viaImports.close();
-      const keys = await keysMatching(redis, `${prefix}:{schema:*`);
-      expect(keys).toEqual([]);
+      const schemaKeys = await keysMatching(redis, `${prefix}:{schema:*`);
+      expect(schemaKeys).toEqual([]);
     });
   });
 
@@ -112,7 +114,7 @@ describe('schema registries (real Redis)', () => {
     expect(refused).toBeInstanceOf(SchemaValidationError);
     expect((refused as SchemaValidationError).issues).toEqual([expect.objectContaining({ path: '$.currency' })]);
     // A v2-stamped entry that breaks v2 is dead-lettered by B's consumer, which had never loaded v2 before.
-    await redis.xadd(`${prefix}:{invoice.sent}`, '*', 'schema', 'invoice.sent@2.0.0', 'data', JSON.stringify({ id: 'i4', currency: 'XXX' }));
+    await redis.xadd(keys.stream('invoice.sent'), '*', 'schema', 'invoice.sent@2.0.0', 'data', JSON.stringify({ id: 'i4', currency: 'XXX' }));
     const sentOk = (await stamps('invoice.sent')).length - 1;
     await waitFor(() => b.server.getMetrics().acked + b.server.getMetrics().deadLettered === sentOk + 1, { message: 'B to settle every entry' });
     expect(b.server.getMetrics()).toMatchObject({ schemaInvalid: 1, deadLettered: 1 });

@@ -15,6 +15,7 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 class UserCreatedV1 {
@@ -42,13 +43,14 @@ class UsersV2Controller {
 
 describe('handlers that ask for a schema version: upcasting (real Redis)', () => {
   const prefix = uniquePrefix('schema-upcast');
+  const keys = testKeys(prefix);
   const apps: INestMicroservice[] = [];
   const closers: { close(): Promise<void> }[] = [];
   let redis: RawRedis;
   let schemas: SchemaManager;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
     testConfig(prefix, { ...overrides, schema: { enabled: true, validationMode: 'strict', ...overrides.schema } });
-  const stream = (pattern: string) => `${prefix}:{${pattern}}`;
+  const stream = (pattern: string) => keys.stream(pattern);
   const closeLater = <T extends { close(): Promise<void> }>(c: T): T => {
     closers.push(c);
     return c;

@@ -16,6 +16,7 @@ import { Test } from '@nestjs/testing';
 import { RedisStreamsEnterpriseModule, RedisStreamsExceptionFilter } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, keysMatching, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 class MemberV1 {
@@ -31,6 +32,7 @@ class MemberV2 {
 
 describe('the module SchemaManager drives the server and the client (real Redis)', () => {
   const prefix = uniquePrefix('schema-wiring');
+  const keys = testKeys(prefix);
   const apps: INestMicroservice[] = [];
   let redis: RawRedis;
   const config = (overrides: RedisStreamsEnterpriseConfig = {}) =>
@@ -86,15 +88,15 @@ describe('the module SchemaManager drives the server and the client (real Redis)
       { memberId: 'm2', email: 'bo@example.com', tier: 'gold' },
     ]);
     expect(members.every((m) => m instanceof MemberV2)).toBe(true);
-    const stamps = (await redis.xrange(`${prefix}:{member.joined}`, '-', '+')).map(([, f]) => f[f.indexOf('schema') + 1]);
+    const stamps = (await redis.xrange(keys.stream('member.joined'), '-', '+')).map(([, f]) => f[f.indexOf('schema') + 1]);
     expect(stamps).toEqual(['member.joined@1.0.0', 'member.joined@2.0.0']);
     expect(schemas.getMetrics()).toEqual({
       validationMode: 'strict',
       emit: { valid: 2, invalid: 1, skipped: 0 },
       consume: { valid: 2, invalid: 0, skipped: 0, upcast: 1, unmappable: 0 },
     });
-    const keys = await keysMatching(redis, `${prefix}:{schema:*`);
-    expect(keys).toEqual([]);
+    const schemaKeys = await keysMatching(redis, `${prefix}:{schema:*`);
+    expect(schemaKeys).toEqual([]);
   });
 
   it('counts on emit and on consume per mode in the module SchemaManager: strict refuses, warn sends, ignore skips', async () => {

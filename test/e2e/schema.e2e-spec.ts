@@ -14,6 +14,7 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 class OrderPlacedV1 {
@@ -38,6 +39,7 @@ class OrdersController {
 
 describe('schema registry and validation (real Redis)', () => {
   const prefix = uniquePrefix('schema');
+  const keys = testKeys(prefix);
   const apps: INestMicroservice[] = [];
   const closers: { close(): Promise<void> }[] = [];
   let redis: RawRedis;
@@ -92,14 +94,14 @@ describe('schema registry and validation (real Redis)', () => {
     apps.push(app);
     const client = new RedisStreamsClient(config());
     closers.push(client);
-    const before = await redis.xlen(`${prefix}:{order.placed}`);
+    const before = await redis.xlen(keys.stream('order.placed'));
     const refused = await lastValueFrom(client.emit('order.placed', { orderId: 'o-1', quantity: 0 })).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(SchemaValidationError);
     expect((refused as SchemaValidationError).issues).toEqual([expect.objectContaining({ path: '$.quantity' })]);
-    expect(await redis.xlen(`${prefix}:{order.placed}`)).toBe(before);
+    expect(await redis.xlen(keys.stream('order.placed'))).toBe(before);
     await lastValueFrom(client.emit('order.placed', { orderId: 'o-2', quantity: 2 }));
     // A producer that skips validation (another language, a buggy service) stamps a version and sends garbage.
-    await redis.xadd(`${prefix}:{order.placed}`, '*', 'schema', 'order.placed@1.1.0', 'data', JSON.stringify({ orderId: 7 }));
+    await redis.xadd(keys.stream('order.placed'), '*', 'schema', 'order.placed@1.1.0', 'data', JSON.stringify({ orderId: 7 }));
     await waitFor(() => app.get(Inbox).orders.length === 1, { message: 'the valid order' });
     const letters = new DeadLetterManager(config());
     closers.push(letters);
@@ -116,7 +118,7 @@ describe('schema registry and validation (real Redis)', () => {
     const v2 = { type: 'object', properties: { sku: { type: 'string' }, colour: { type: 'string', default: 'black' } }, required: ['sku'] };
     await schemas.registerSchema('item.added', v1, '1.0.0');
     // An old producer stamps v1 (it validated against v1 before v2 existed).
-    await redis.xadd(`${prefix}:{item.added}`, '*', 'schema', 'item.added@1.0.0', 'data', JSON.stringify({ sku: 'a' }));
+    await redis.xadd(keys.stream('item.added'), '*', 'schema', 'item.added@1.0.0', 'data', JSON.stringify({ sku: 'a' }));
     await schemas.registerSchema('item.added', v2, '1.1.0', 'full');
     @Controller()
     class ItemsController {
@@ -135,7 +137,7 @@ describe('schema registry and validation (real Redis)', () => {
     await lastValueFrom(client.emit('item.added', { sku: 'b', colour: 'red' }));
     await waitFor(() => app.get(ItemsController).items.length === 2, { message: 'both messages' });
     expect(app.get(ItemsController).items).toEqual([{ sku: 'a' }, { sku: 'b', colour: 'red' }]);
-    const [, fields] = (await redis.xrange(`${prefix}:{item.added}`, '-', '+')).at(-1) as [string, string[]];
+    const [, fields] = (await redis.xrange(keys.stream('item.added'), '-', '+')).at(-1) as [string, string[]];
     expect(fields[fields.indexOf('schema') + 1]).toBe('item.added@1.1.0');
     // v2 data is also valid v1 data (full compatibility: an old consumer reads new messages).
     expect((await schemas.validate('item.added', { sku: 'b', colour: 'red' }, '1.0.0')).issues).toEqual([]);
@@ -152,7 +154,7 @@ describe('schema registry and validation (real Redis)', () => {
     }
     const { app, server } = await startConsumer(config({ consumer: { group: 'lenient', groupStartId: '$' }, schema: { validationMode: 'warn' } }), [LenientController]);
     apps.push(app);
-    await redis.xadd(`${prefix}:{order.placed}`, '*', 'schema', 'order.placed@1.1.0', 'data', JSON.stringify({ orderId: 8 }));
+    await redis.xadd(keys.stream('order.placed'), '*', 'schema', 'order.placed@1.1.0', 'data', JSON.stringify({ orderId: 8 }));
     await waitFor(() => app.get(LenientController).seen.length === 1, { message: 'the invalid message, handled' });
     expect(server.getMetrics().schemaInvalid).toBe(1);
     const ignoring = new RedisStreamsClient(config({ schema: { validationMode: 'ignore' } }));
