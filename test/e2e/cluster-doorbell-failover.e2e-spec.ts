@@ -4,6 +4,8 @@ import { RedisStreamsClient, RedisStreamsServer } from 'nestjs-redis-streams-ent
 import { testConfig } from '../support/nest-apps.js';
 import { RedisCluster } from '../support/redis-cluster.mjs';
 import { uniquePrefix } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
+import { HandlingLog, reckon } from '../support/ledger.js';
 import { waitFor } from '../support/wait-for.js';
 
 /*
@@ -21,7 +23,8 @@ const hold = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('Redis Cluster (3 masters + 3 replicas): the master holding the doorbell is killed mid-run', () => {
   const prefix = uniquePrefix('cluster-doorbell');
-  const doorbell = `${prefix}:{#doorbell}`;
+  const keys = testKeys(prefix);
+  const doorbell = keys.doorbell();
   let cluster: RedisCluster;
   let raw: Cluster;
 
@@ -41,7 +44,7 @@ describe('Redis Cluster (3 masters + 3 replicas): the master holding the doorbel
     // Topics whose streams live on other masters, so the emits themselves survive the kill.
     const elsewhere = async (name: string) => {
       let i = 0;
-      while ((await cluster.masterOf(`${prefix}:{${name}.${i}}`)).id === bellMaster.id) i++;
+      while ((await cluster.masterOf(keys.stream(`${name}.${i}`))).id === bellMaster.id) i++;
       return `${name}.${i}`;
     };
     const pattern = await elsewhere('cd.orders');
@@ -49,9 +52,9 @@ describe('Redis Cluster (3 masters + 3 replicas): the master holding the doorbel
     // again: no later ring of a busy stream can carry it along.
     const lonely = await elsewhere('cd.lonely');
     const config = testConfig(prefix, { connection: { cluster: { nodes: cluster.nodes } }, consumer: { group: 'bell', sweepMs: 60_000 } });
-    const handled = new Map<number, number>();
+    const handled = new HandlingLog();
     const consumer = new RedisStreamsServer(config);
-    consumer.addHandler(pattern, async (data: { n: number }) => void handled.set(data.n, (handled.get(data.n) ?? 0) + 1), true);
+    consumer.addHandler(pattern, async (data: { n: number }) => handled.record(data.n), true);
     let lonelyHandled = false;
     consumer.addHandler(lonely, async () => void (lonelyHandled = true), true);
     await new Promise<void>((resolve, reject) => consumer.listen((error?: unknown) => (error ? reject(error) : resolve())));
@@ -100,9 +103,9 @@ describe('Redis Cluster (3 masters + 3 replicas): the master holding the doorbel
           if (!acked.has(n)) await hold(100);
         }
       }
-      await waitFor(() => [...acked].every((n) => handled.has(n)), { timeoutMs: 30_000, message: 'every acknowledged emit to be handled' });
+      await waitFor(() => reckon(handled, acked).lost.length === 0, { timeoutMs: 30_000, message: 'every acknowledged emit to be handled' });
       expect(acked.size).toBe(MESSAGES);
-      expect([...acked].filter((n) => !handled.has(n))).toEqual([]);
+      expect(reckon(handled, acked).lost).toEqual([]);
       expect(promotedAt).toBeGreaterThan(0);
       await waitFor(() => lonelyHandled, { timeoutMs: 15_000, message: 'the message written while the doorbell was down' });
 

@@ -5,7 +5,9 @@ import { lastValueFrom } from 'rxjs';
 import { RedisStreamsClient, ReplicationTimeoutError, StreamEvent, type RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { RedisCluster, keySlot, type ClusterNodeInfo } from '../support/redis-cluster.mjs';
-import { uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, uniquePrefix } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
+import { HandlingLog, range, reckon } from '../support/ledger.js';
 import { waitFor } from '../support/wait-for.js';
 
 /*
@@ -46,22 +48,17 @@ const MAX_CONSUMER_DUPLICATES = 2 * CONCURRENCY;
 const hold = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const key = (n: number, attempt: number) => `${n}/${attempt}`;
 
+/** Handlings by `n/attempt`; and per message, the attempts handled. */
 @Injectable()
-class Ledger {
-  /** `n/attempt` -> times handled. */
-  readonly handled = new Map<string, number>();
+class Ledger extends HandlingLog<string> {
   /** n -> attempts handled. */
   readonly attemptsOf = new Map<number, Set<number>>();
-  /** `n/attempt` -> time of its first handling (ms since epoch). */
-  readonly firstHandledAt = new Map<string, number>();
 
-  record(n: number, attempt: number): void {
-    const k = key(n, attempt);
-    this.handled.set(k, (this.handled.get(k) ?? 0) + 1);
+  recordAttempt(n: number, attempt: number): void {
+    this.record(key(n, attempt));
     const attempts = this.attemptsOf.get(n) ?? new Set<number>();
     attempts.add(attempt);
     this.attemptsOf.set(n, attempts);
-    if (!this.firstHandledAt.has(k)) this.firstHandledAt.set(k, Date.now());
   }
 }
 
@@ -72,7 +69,7 @@ class OrdersController {
   @StreamEvent(PATTERN)
   async handle(@Payload() data: { n: number; attempt: number }) {
     await new Promise<void>((resolve) => setImmediate(resolve));
-    this.ledger.record(data.n, data.attempt);
+    this.ledger.recordAttempt(data.n, data.attempt);
   }
 }
 
@@ -122,7 +119,7 @@ class Producer {
 
 describe('Redis Cluster failover (3 masters + 3 replicas): a master is killed mid-run', () => {
   const prefix = uniquePrefix('cluster-failover');
-  const stream = `${prefix}:{${PATTERN}}`;
+  const stream = testKeys(prefix).stream(PATTERN);
   let cluster: RedisCluster;
   let raw: Cluster;
   let app: INestMicroservice;
@@ -150,15 +147,7 @@ describe('Redis Cluster failover (3 masters + 3 replicas): a master is killed mi
     await client?.close();
     await app?.close();
     if (raw) {
-      // SCAN + UNLINK per master, one key per UNLINK (keys of one node may be in different slots).
-      for (const node of raw.nodes('master')) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-          cursor = next;
-          for (const k of keys) await node.unlink(k);
-        } while (cursor !== '0');
-      }
+      await cleanupPrefix(raw, prefix);
       raw.disconnect();
     }
     await cluster?.stop();
@@ -167,7 +156,7 @@ describe('Redis Cluster failover (3 masters + 3 replicas): a master is killed mi
   it('every acknowledged emit is delivered; failed emits are reported and retried; duplicates stay bounded', async () => {
     // Warm-up: the group exists and the consumer reads.
     expect(await new Producer(client).emit(-1, 0)).toBe(true);
-    await waitFor(() => ledger.handled.has(key(-1, 0)), { message: 'the warm-up message' });
+    await waitFor(() => ledger.has(key(-1, 0)), { message: 'the warm-up message' });
 
     const victim: ClusterNodeInfo = await cluster.masterOf(stream);
     const replicasBefore = await cluster.replicasOf(victim);
@@ -220,7 +209,7 @@ describe('Redis Cluster failover (3 masters + 3 replicas): a master is killed mi
 
     // Every acknowledged emit is delivered, and every message of the run was handled. A timeout of these two waits is
     // not thrown here: the figures are printed first and the assertions below say what is missing.
-    const undelivered = () => [...producer.acked.keys()].filter((k) => !ledger.handled.has(k));
+    const undelivered = () => reckon(ledger, producer.acked.keys()).lost;
     await waitFor(() => undelivered().length === 0, { timeoutMs: 30_000, message: 'every acknowledged message to be handled' }).catch(() => undefined);
     // Nothing pending and nothing unread: no further delivery (hence no further duplicate) can happen.
     await waitFor(
@@ -243,7 +232,7 @@ describe('Redis Cluster failover (3 masters + 3 replicas): a master is killed mi
     const afterKill = [...producer.acked].filter(([, a]) => a.startedAt > timeline.kill);
     const emitResumedAt = Math.min(...afterKill.map(([, a]) => a.at));
     const consumerResumedAt = Math.min(...afterKill.map(([k]) => ledger.firstHandledAt.get(k) ?? Infinity));
-    const consumerDuplicates = [...ledger.handled.values()].reduce((sum, times) => sum + times - 1, 0);
+    const consumerDuplicates = reckon(ledger, producer.acked.keys()).duplicates;
     const producerCopies = [...ledger.attemptsOf.entries()].filter(([n, attempts]) => n >= 0 && attempts.size > 1).length;
     const unconfirmed = producer.failures.filter((f) => f.unconfirmedEntryId);
     const errors = new Map<string, number>();
@@ -263,7 +252,7 @@ describe('Redis Cluster failover (3 masters + 3 replicas): a master is killed mi
       failedEmits: failedFirst,
       failedIncludingRetries: producer.failures.length,
       storedButUnconfirmed: unconfirmed.length,
-      unconfirmedDelivered: unconfirmed.filter((f) => ledger.handled.has(key(f.n, f.attempt))).length,
+      unconfirmedDelivered: unconfirmed.filter((f) => ledger.has(key(f.n, f.attempt))).length,
       lost: undelivered().length,
       missingFromStream,
       consumerDuplicates,
@@ -280,7 +269,7 @@ describe('Redis Cluster failover (3 masters + 3 replicas): a master is killed mi
     expect(ackedAfterPromotion).toBeGreaterThan(0);
     // Nothing acknowledged was lost, and the run completed.
     expect({ lost: undelivered(), missingFromStream }).toEqual({ lost: [], missingFromStream: 0 });
-    const unhandled = Array.from({ length: MESSAGES }, (_, n) => n).filter((n) => !ledger.attemptsOf.has(n));
+    const unhandled = reckon(ledger.attemptsOf.keys(), range(0, MESSAGES)).lost;
     expect(unhandled).toEqual([]);
     expect(consumerDuplicates).toBeLessThanOrEqual(MAX_CONSUMER_DUPLICATES);
     // The consumer is healthy again and has drained the stream.

@@ -13,7 +13,9 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { RedisCluster } from '../support/redis-cluster.mjs';
-import { uniquePrefix } from '../support/redis.js';
+import { cleanupPrefix, uniquePrefix } from '../support/redis.js';
+import { beside, testKeys } from '../support/keys.js';
+import { checkPerKeyOrder, range } from '../support/ledger.js';
 import { waitFor } from '../support/wait-for.js';
 
 const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
@@ -33,8 +35,7 @@ class OrderedController {
   async onOrdered(@Payload() data: { key: string; n: number; crossSlot?: string }, @Ctx() ctx: RedisStreamsContext) {
     await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 2)));
     // The effect lives in the partition's hash slot, so it commits atomically with the acknowledgement.
-    const partitionTag = ctx.getStream().slice(ctx.getStream().indexOf('{'));
-    ctx.transaction().call('HINCRBY', `${ctx.getStream().slice(0, ctx.getStream().indexOf('{'))}${partitionTag}:totals`, data.key, 1);
+    ctx.transaction().call('HINCRBY', beside(ctx.getStream(), 'totals'), data.key, 1);
     if (data.crossSlot) ctx.transaction().call('SET', data.crossSlot, '1');
     this.log.push({ key: data.key, n: data.n, partition: ctx.getPartition() });
   }
@@ -42,6 +43,7 @@ class OrderedController {
 
 describe('ordering, partitioning and exactly-once on Redis Cluster (3 local masters)', () => {
   const prefix = uniquePrefix('cluster-ordered');
+  const keys = testKeys(prefix);
   const apps: INestMicroservice[] = [];
   const log: Handled[] = [];
   let cluster: RedisCluster;
@@ -70,21 +72,14 @@ describe('ordering, partitioning and exactly-once on Redis Cluster (3 local mast
     await client?.close();
     await Promise.all(apps.map((app) => app.close()));
     if (raw) {
-      for (const node of raw.nodes('master')) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-          cursor = next;
-          for (const key of keys) await node.unlink(key);
-        } while (cursor !== '0');
-      }
+      await cleanupPrefix(raw, prefix);
       raw.disconnect();
     }
     await cluster?.stop();
   }, 30_000);
 
   it('partitions spread over slots; per-key order, nothing lost or doubled, across a change of partition count', async () => {
-    const slots = new Set(Array.from({ length: 4 }, (_, p) => keySlot(`${prefix}:{cl.ordered#${p}}`)));
+    const slots = new Set(Array.from({ length: 4 }, (_, p) => keySlot(keys.partition('cl.ordered', p))));
     expect(slots.size).toBeGreaterThan(1);
     const admin = new PartitioningManager(config);
     try {
@@ -97,22 +92,24 @@ describe('ordering, partitioning and exactly-once on Redis Cluster (3 local mast
       await admin.scalePartitions('cl.ordered', 8);
       await send(30, 60);
       await waitFor(() => log.length >= 1_200, { timeoutMs: 60_000 });
-      const byKey = new Map<string, number[]>();
-      for (const h of log) byKey.set(h.key, [...(byKey.get(h.key) ?? []), h.n]);
-      const problems = [...byKey].filter(([, ns]) => ns.length !== 60 || ns.some((n, i) => n !== i)).map(([k]) => k);
-      if (problems.length) {
+      // Per key, exactly 0..59 once each, in order (20 keys, nothing else).
+      const order = checkPerKeyOrder(
+        log,
+        range(0, 60).flatMap((n) => range(0, 20).map((k) => ({ key: `k${k}`, n }))),
+      );
+      if (order.outOfOrder.length + order.wrongCount.length > 0) {
         for (let p = 0; p < 8; p++) {
-          const entries = await raw.xrange(`${prefix}:{cl.ordered#${p}}`, '-', '+');
+          const entries = await raw.xrange(keys.partition('cl.ordered', p), '-', '+');
           const k0 = entries.filter(([, f]) => f.includes('data')).map(([, f]) => JSON.parse(f[f.indexOf('data') + 1])).filter((d) => d.key === 'k0').map((d) => d.n);
           if (k0.length) console.log('stored k0 in', p, JSON.stringify(k0));
         }
         console.log(JSON.stringify(log.filter((h) => h.key === 'k0')));
       }
-      expect({ keys: byKey.size, problems }).toEqual({ keys: 20, problems: [] });
+      expect(order).toEqual({ outOfOrder: [], wrongCount: [], total: 1_200 });
       // Each transaction committed exactly once, in the partition's own slot.
       let total = 0;
       for (let p = 0; p < 8; p++) {
-        const totals = await raw.hgetall(`${prefix}:{cl.ordered#${p}}:totals`);
+        const totals = await raw.hgetall(keys.beside(keys.partition('cl.ordered', p), 'totals'));
         total += Object.values(totals).reduce((sum, v) => sum + Number(v), 0);
       }
       expect(total).toBe(1_200);
@@ -126,7 +123,7 @@ describe('ordering, partitioning and exactly-once on Redis Cluster (3 local mast
     await lastValueFrom(client.emit('cl.ordered', new RedisStreamsRecordBuilder({ key: 'x', n: 0, crossSlot: 'elsewhere:{other}' }).build()));
     const letters = async () => {
       let count = 0;
-      for (let p = 0; p < 8; p++) count += await raw.xlen(`${prefix}:{cl.ordered#${p}}:dlq`);
+      for (let p = 0; p < 8; p++) count += await raw.xlen(keys.deadLetterOf(keys.partition('cl.ordered', p)));
       return count;
     };
     await waitFor(async () => (await letters()) === 1, { timeoutMs: 10_000 });

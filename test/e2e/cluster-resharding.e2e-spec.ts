@@ -6,6 +6,8 @@ import { RedisStreamsClient, StreamEvent, type RedisStreamsServer } from 'nestjs
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { RedisCluster, keySlot, type ClusterNodeInfo } from '../support/redis-cluster.mjs';
 import { uniquePrefix } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
+import { HandlingLog, range, reckon } from '../support/ledger.js';
 import { waitFor } from '../support/wait-for.js';
 
 /*
@@ -32,14 +34,14 @@ const MAX_CONSUMER_DUPLICATES = 2 * CONCURRENCY;
 const hold = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const key = (n: number, attempt: number) => `${n}/${attempt}`;
 
+/** Handlings by `n/attempt`; and per message, the attempts handled. */
 @Injectable()
-class Ledger {
-  readonly handled = new Map<string, number>();
+class Ledger extends HandlingLog<string> {
+  /** n -> attempts handled. */
   readonly attemptsOf = new Map<number, Set<number>>();
 
-  record(n: number, attempt: number): void {
-    const k = key(n, attempt);
-    this.handled.set(k, (this.handled.get(k) ?? 0) + 1);
+  recordAttempt(n: number, attempt: number): void {
+    this.record(key(n, attempt));
     const attempts = this.attemptsOf.get(n) ?? new Set<number>();
     attempts.add(attempt);
     this.attemptsOf.set(n, attempts);
@@ -59,7 +61,7 @@ class OrdersController {
       this.failedOnce.add(key(data.n, data.attempt));
       throw new Error('fails once: retried during the migration');
     }
-    this.ledger.record(data.n, data.attempt);
+    this.ledger.recordAttempt(data.n, data.attempt);
   }
 }
 
@@ -133,7 +135,8 @@ async function migrateSlot(
 
 describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated mid-run', () => {
   const prefix = uniquePrefix('cluster-resharding');
-  const stream = `${prefix}:{${PATTERN}}`;
+  const keys = testKeys(prefix);
+  const stream = keys.stream(PATTERN);
   let cluster: RedisCluster;
   let raw: Cluster;
   let app: INestMicroservice;
@@ -175,7 +178,7 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
     const masters = (await cluster.topology()).filter((n) => n.role === 'master');
     expect(masters).toHaveLength(3);
     const target = masters.find((m) => m.id !== source.id)!;
-    for (let i = 0; i < fillers; i++) await raw.set(`${stream}:filler:${i}`, 'x');
+    for (let i = 0; i < fillers; i++) await raw.set(keys.beside(stream, `filler:${i}`), 'x');
 
     const producer = new Producer(client, failEvery);
     const timeline: Record<string, number> = {};
@@ -207,7 +210,7 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
       }
     }
 
-    const undelivered = () => [...producer.acked.keys()].filter((k) => !ledger.handled.has(k));
+    const undelivered = () => reckon(ledger, producer.acked.keys()).lost;
     await waitFor(() => undelivered().length === 0, { timeoutMs: 30_000, message: 'every acknowledged message to be handled' }).catch(() => undefined);
     await waitFor(
       async () => {
@@ -225,7 +228,7 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
     const onTarget = await direct.call('EXISTS', stream).finally(() => direct.disconnect());
     const ackedBefore = [...producer.acked.values()].filter(({ at }) => at < timeline.migrationStart).length;
     const ackedAfter = [...producer.acked.values()].filter(({ at }) => at > timeline.migrationEnd).length;
-    const consumerDuplicates = [...ledger.handled.values()].reduce((sum, times) => sum + times - 1, 0);
+    const consumerDuplicates = reckon(ledger, producer.acked.keys()).duplicates;
     const errors = new Map<string, number>();
     for (const f of producer.failures) errors.set(f.error, (errors.get(f.error) ?? 0) + 1);
     const summary = {
@@ -256,7 +259,7 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
     expect(ownerAfter.id).toBe(target.id);
     expect(onTarget).toBe(1);
     expect({ lost: undelivered(), missingFromStream }).toEqual({ lost: [], missingFromStream: 0 });
-    const unhandled = Array.from({ length: MESSAGES }, (_, i) => base + i).filter((n) => !ledger.attemptsOf.has(n));
+    const unhandled = reckon(ledger.attemptsOf.keys(), range(base, base + MESSAGES)).lost;
     expect(unhandled).toEqual([]);
     expect(consumerDuplicates).toBeLessThanOrEqual(MAX_CONSUMER_DUPLICATES);
     const status = await server.getStatus();
@@ -266,7 +269,7 @@ describe('Redis Cluster resharding (3 masters): the slot of a stream is migrated
 
   it('every acknowledged emit is delivered, duplicates stay bounded, and the stream ends up on the new master', async () => {
     expect(await new Producer(client).emit(-1, 0)).toBe(true);
-    await waitFor(() => ledger.handled.has(key(-1, 0)), { message: 'the warm-up message' });
+    await waitFor(() => ledger.has(key(-1, 0)), { message: 'the warm-up message' });
     await reshardDuringRun('quick', 0);
   }, 120_000);
 

@@ -11,6 +11,7 @@ import { RedisStreamsEnterpriseModule, RedisStreamsServer, StreamEvent, type Red
 import { RedisStreamsTestHarness, testKeyPrefix } from 'nestjs-redis-streams-enterprise/testing';
 import { RedisCluster } from '../support/redis-cluster.mjs';
 import { keysMatching } from '../support/redis.js';
+import { testKeys } from '../support/keys.js';
 
 @Controller()
 class ClusterHarnessController {
@@ -53,7 +54,7 @@ describe('RedisStreamsTestHarness on a Redis Cluster', () => {
     app = moduleRef.createNestMicroservice({ strategy: moduleRef.get(RedisStreamsServer), logger: false });
     await app.listen();
     harness = RedisStreamsTestHarness.fromApp(app, { timeoutMs: 10_000 });
-    const other = `${testKeyPrefix('cluster-other')}:{kept}`;
+    const other = testKeys(testKeyPrefix('cluster-other')).stream('kept');
     await raw.set(other, '1');
 
     const results = await Promise.all(Array.from({ length: 24 }, (_, i) => harness!.emitAndWait('cluster.harness', { fail: i % 3 === 0 })));

@@ -15,8 +15,10 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { RedisCluster } from '../support/redis-cluster.mjs';
-import { uniquePrefix } from '../support/redis.js';
-import { waitFor } from '../support/wait-for.js';
+import { testKeys } from '../support/keys.js';
+import { range, reckon } from '../support/ledger.js';
+import { cleanupPrefix, uniquePrefix } from '../support/redis.js';
+import { expectNothingWithin, waitFor } from '../support/wait-for.js';
 
 const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
 
@@ -99,6 +101,7 @@ describe('connection.cluster validation', () => {
 
 describe('Redis Cluster (3 local masters)', () => {
   const prefix = uniquePrefix('cluster');
+  const keys = testKeys(prefix);
   const apps: INestMicroservice[] = [];
   const recorders: Recorder[] = [];
   const servers: RedisStreamsServer[] = [];
@@ -128,15 +131,7 @@ describe('Redis Cluster (3 local masters)', () => {
     await client?.close();
     await Promise.all(apps.map((app) => app.close()));
     if (raw) {
-      // SCAN + UNLINK per master, one key per UNLINK (keys of one node may be in different slots).
-      for (const node of raw.nodes('master')) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-          cursor = next;
-          for (const key of keys) await node.unlink(key);
-        } while (cursor !== '0');
-      }
+      await cleanupPrefix(raw, prefix);
       raw.disconnect();
     }
     await cluster?.stop();
@@ -153,7 +148,7 @@ describe('Redis Cluster (3 local masters)', () => {
   });
 
   it('two consumers of one group share 2,000 messages over 4 streams on different slots: none lost, none twice', async () => {
-    const slots = new Set(SHARED.map((p) => keySlot(`${prefix}:{${p}}`)));
+    const slots = new Set(SHARED.map((p) => keySlot(keys.stream(p))));
     expect(slots.size).toBeGreaterThanOrEqual(2);
     const inFlight = new Set<Promise<unknown>>();
     for (let n = 0; n < 2_000; n++) {
@@ -164,20 +159,18 @@ describe('Redis Cluster (3 local masters)', () => {
     await Promise.all(inFlight);
     const seen = () => recorders.flatMap((r) => r.seen);
     await waitFor(() => seen().length >= 2_000, { timeoutMs: 20_000, message: '2,000 handled messages' });
-    await new Promise((resolve) => setTimeout(resolve, 300)); // a duplicate would show up now
-    const counts = new Map<number, number>();
-    for (const { pattern, n } of seen()) {
-      expect(pattern).toBe(SHARED[n % SHARED.length]);
-      counts.set(n, (counts.get(n) ?? 0) + 1);
-    }
-    const lost = Array.from({ length: 2_000 }, (_, n) => n).filter((n) => !counts.has(n));
-    const duplicated = [...counts].filter(([, c]) => c > 1).map(([n]) => n);
+    await expectNothingWithin(300, () => seen().length, { message: 'no duplicate' });
+    for (const { pattern, n } of seen()) expect(pattern).toBe(SHARED[n % SHARED.length]);
+    const { lost, duplicated } = reckon(
+      seen().map((s) => s.n),
+      range(0, 2_000),
+    );
     expect({ lost, duplicated, total: seen().length }).toEqual({ lost: [], duplicated: [], total: 2_000 });
     // Both consumers took part, and every stream was read.
     expect(new Set(seen().map((s) => s.consumer))).toEqual(new Set(['c0', 'c1']));
     expect(new Set(seen().map((s) => s.pattern))).toEqual(new Set(SHARED));
     for (const pattern of SHARED) {
-      expect(await raw.xpending(`${prefix}:{${pattern}}`, 'svc')).toEqual([0, null, null, null]);
+      expect(await raw.xpending(keys.stream(pattern), 'svc')).toEqual([0, null, null, null]);
     }
   });
 
@@ -190,7 +183,7 @@ describe('Redis Cluster (3 local masters)', () => {
       expect(attempts).toBe(3); // retry.attempts of testConfig
       const [letter] = await manager.list('cl.poison');
       expect(letter).toMatchObject({ pattern: 'cl.poison', reason: 'max-deliveries', errorName: 'TypeError', group: 'svc' });
-      expect(await raw.xpending(`${prefix}:{cl.poison}`, 'svc')).toEqual([0, null, null, null]);
+      expect(await raw.xpending(keys.stream('cl.poison'), 'svc')).toEqual([0, null, null, null]);
       // patterns() scans every master.
       expect(await manager.patterns()).toEqual(['cl.poison']);
 
@@ -209,15 +202,15 @@ describe('Redis Cluster (3 local masters)', () => {
   it('ReplayManager copies a stream into another on a different slot, once', async () => {
     const source = 'cl.replay.src';
     const target = 'cl.replay.dst';
-    expect(keySlot(`${prefix}:{${source}}`)).not.toBe(keySlot(`${prefix}:{${target}}`));
-    for (let n = 0; n < 300; n++) await raw.xadd(`${prefix}:{${source}}`, '*', 'v', '1', 'pattern', source, 'id', `m-${n}`, 'data', JSON.stringify({ n }));
+    expect(keySlot(keys.stream(source))).not.toBe(keySlot(keys.stream(target)));
+    for (let n = 0; n < 300; n++) await raw.xadd(keys.stream(source), '*', 'v', '1', 'pattern', source, 'id', `m-${n}`, 'data', JSON.stringify({ n }));
     const manager = new ReplayManager(testConfig(prefix, { connection: { cluster: { nodes: cluster.nodes } }, replay: { enabled: true, batchSize: 64 } }));
     try {
       const first = await manager.replayMessages({ streamName: source, target: { stream: target } });
       expect(first).toMatchObject({ messagesReplayed: 300, stoppedBy: 'end' });
       const again = await manager.replayMessages({ streamName: source, target: { stream: target } });
       expect(again).toMatchObject({ messagesReplayed: 0, skipped: 300 }); // already copied: nothing added
-      const copied = (await raw.xrange(`${prefix}:{${target}}`, '-', '+')).map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]).n as number);
+      const copied = (await raw.xrange(keys.stream(target), '-', '+')).map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]).n as number);
       expect(copied).toEqual(Array.from({ length: 300 }, (_, n) => n)); // in order, not copied twice
     } finally {
       await manager.close();
