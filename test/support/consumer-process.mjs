@@ -25,7 +25,7 @@ import { Redis } from 'ioredis';
 import { RedisStreamsServer } from '../../libs/redis-streams-enterprise/dist/index.js';
 
 const env = process.env;
-const processedKey = `${env.PREFIX}:test:processed`;
+const processedKey = `${env.PREFIX}:test:processed`; // = testKeys(PREFIX).testOwned('processed') (test/support/keys.ts; plain JS here)
 const recorder = new Redis(env.REDIS_URL);
 const handlerMs = Number(env.HANDLER_MS ?? 0);
 const dieAfterSideEffectOf = env.DIE_AFTER_SIDE_EFFECT_OF === undefined ? undefined : Number(env.DIE_AFTER_SIDE_EFFECT_OF);

@@ -28,7 +28,7 @@ const handlerMs = Number(env.HANDLER_MS ?? 0);
 const partitions = Number(env.PARTITIONS ?? 1);
 const atomic = env.ATOMIC === '1';
 const dieAfterSideEffectOf = env.DIE_AFTER_SIDE_EFFECT_OF === undefined ? undefined : Number(env.DIE_AFTER_SIDE_EFFECT_OF);
-const eventsKey = `${env.PREFIX}:test:events`;
+const eventsKey = `${env.PREFIX}:test:events`; // = testKeys(PREFIX).testOwned('events') (test/support/keys.ts)
 
 class JobsController {
   async handle(data, ctx) {
@@ -36,7 +36,7 @@ class JobsController {
     const label = `${data.key}:${data.n}`;
     await recorder.rpush(eventsKey, `${partition}|${ctx.getConsumer()}|${label}|start|${Date.now()}`);
     if (handlerMs > 0) await new Promise((resolve) => setTimeout(resolve, handlerMs));
-    const effectsKey = `${env.PREFIX}:{${env.PATTERN}#${partition}}:effects`;
+    const effectsKey = `${env.PREFIX}:{${env.PATTERN}#${partition}}:effects`; // = testKeys(PREFIX).beside(partition, 'effects')
     if (atomic) ctx.transaction().call('RPUSH', effectsKey, label);
     else await recorder.rpush(effectsKey, label);
     if (data.n === dieAfterSideEffectOf && ctx.getDeliveryCount() === 1) {
