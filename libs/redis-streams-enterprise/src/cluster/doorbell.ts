@@ -4,6 +4,7 @@ import { isCluster } from '../connection/redis-connection.factory.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { withReadWatchdog } from '../connection/blocking-read.js';
+import { BackgroundLoop } from '../runtime/background-loop.js';
 import { Sleeper } from '../runtime/sleeper.js';
 
 /**
@@ -23,6 +24,8 @@ const NAMES_PER_RING = 256;
 /** Approximate length the doorbell stream is trimmed to; a listener more than this behind does a full sweep. */
 const DOORBELL_MAX_LEN = 4_096;
 const READ_COUNT = 512;
+/** Pause after a failed doorbell read before the next (streams are swept meanwhile). */
+const READ_RETRY_MS = 500;
 
 /**
  * Producer side. Rings after the write it announces was acknowledged (the doorbell is usually on another node, so
@@ -97,16 +100,28 @@ export class DoorbellListener {
   private missed = true;
   private lastId = '0-0';
   private running = false;
-  private loop?: Promise<void>;
-  private readonly sleeper = new Sleeper();
+  /** One blocking XREAD of the doorbell per iteration; a failed one is logged once and retried after READ_RETRY_MS. */
+  private readonly loop: BackgroundLoop;
   private readonly waiter = new Sleeper();
-  private failing = false;
 
   constructor(
     private readonly redis: Redis,
     private readonly key: string,
     private readonly settings: { readonly blockMs: number; readonly watchdogMs: number },
-  ) {}
+  ) {
+    this.loop = new BackgroundLoop(() => this.readOnce(), {
+      intervalMs: 0,
+      retryMs: READ_RETRY_MS,
+      onError: () => {
+        // Every failed read: rings may be lost, so readers sweep everything, starting now.
+        this.missed = true;
+        this.waiter.wake();
+        return 'failure';
+      },
+      onFailing: (error) => this.logger.warn(`Reading the doorbell failed, retrying (streams are swept meanwhile): ${errorText(error)}`),
+      onRecovered: () => this.logger.log(`Doorbell reading resumed ${logIds({ stream: this.key })}`),
+    });
+  }
 
   /** Starts listening from the doorbell's newest entry; a full sweep must follow (take() says so). */
   async start(): Promise<void> {
@@ -115,15 +130,15 @@ export class DoorbellListener {
     this.lastId = newest[0]?.[0] ?? '0-0';
     this.missed = true;
     this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Stops listening; the owner disconnects the connection to end the pending BLOCK. */
   async stop(): Promise<void> {
     this.running = false;
-    this.sleeper.wake();
+    const stopped = this.loop.stop();
     this.waiter.wake();
-    await this.loop;
+    await stopped;
   }
 
   /** The streams rung since the previous call, and whether rings may have been missed (then sweep everything). */
@@ -144,35 +159,20 @@ export class DoorbellListener {
     this.waiter.wake();
   }
 
-  private async run(): Promise<void> {
+  private async readOnce(): Promise<void> {
     const { blockMs, watchdogMs } = this.settings;
-    while (this.running) {
-      try {
-        const reply = (await withReadWatchdog(
-          this.redis,
-          this.redis.xread('COUNT', READ_COUNT, 'BLOCK', blockMs, 'STREAMS', this.key, this.lastId),
-          blockMs + watchdogMs,
-        )) as [string, [string, string[]][]][] | null;
-        if (this.failing) {
-          this.failing = false;
-          this.missed = true; // rings sent while the connection was down may have been trimmed away
-          this.logger.log(`Doorbell reading resumed ${logIds({ stream: this.key })}`);
-        }
-        const entries = reply?.[0]?.[1] ?? [];
-        for (const [id, fields] of entries) {
-          this.lastId = id;
-          const names = fields[fields.indexOf('s') + 1];
-          if (names) for (const name of names.split('\n')) this.rung.add(name);
-        }
-        if (entries.length > 0) this.waiter.wake();
-      } catch (error) {
-        if (!this.running) break;
-        if (!this.failing) this.logger.warn(`Reading the doorbell failed, retrying (streams are swept meanwhile): ${errorText(error)}`);
-        this.failing = true;
-        this.missed = true;
-        this.waiter.wake();
-        await this.sleeper.sleep(500);
-      }
+    const reply = (await withReadWatchdog(
+      this.redis,
+      this.redis.xread('COUNT', READ_COUNT, 'BLOCK', blockMs, 'STREAMS', this.key, this.lastId),
+      blockMs + watchdogMs,
+    )) as [string, [string, string[]][]][] | null;
+    if (this.loop.isFailing) this.missed = true; // rings sent while the connection was down may have been trimmed away
+    const entries = reply?.[0]?.[1] ?? [];
+    for (const [id, fields] of entries) {
+      this.lastId = id;
+      const names = fields[fields.indexOf('s') + 1];
+      if (names) for (const name of names.split('\n')) this.rung.add(name);
     }
+    if (entries.length > 0) this.waiter.wake();
   }
 }

@@ -10,6 +10,7 @@ import type { ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import type { TransportMetrics } from '../observability/metrics.js';
+import { BackgroundLoop } from '../runtime/background-loop.js';
 import { assessRetention, type RetentionLimits } from '../retention/retention-policy.js';
 import { RetentionReporter, retentionLimits, retentionPassMs, runRetention } from '../retention/stream-retention.js';
 import { readablePartitions } from '../partitioning/partition-layout.js';
@@ -24,7 +25,7 @@ export interface ConsumedStream {
 
 export class ConsumedStreams {
   private streams: ConsumedStream[] = [];
-  private trimTimer?: NodeJS.Timeout;
+  private trimLoop?: BackgroundLoop;
   private trimmingStopped = false;
   private blobSweeper?: BlobSweeper;
   private readonly retentionReporter = new RetentionReporter();
@@ -96,11 +97,11 @@ export class ConsumedStreams {
       if (limits) await this.retentionPass(limits);
       if (sweeps) await this.sweepBlobs();
     };
-    const tick = () => {
-      this.trimTimer = setTimeout(() => void pass().finally(() => this.trimmingStopped || tick()), everyMs);
-      this.trimTimer.unref();
-    };
-    tick();
+    this.trimLoop = new BackgroundLoop(pass, {
+      intervalMs: everyMs,
+      onFailing: (error) => this.logger.warn(`Retention pass failed, the next pass retries: ${errorText(error)}`),
+    });
+    this.trimLoop.start('afterInterval');
   }
 
   /** One retention step per stream; failures are logged at debug and retried by the next pass, never thrown. */
@@ -142,6 +143,6 @@ export class ConsumedStreams {
   /** Clears the timer; a pass that is running finishes and schedules no other. */
   stopRetentionTrimming(): void {
     this.trimmingStopped = true;
-    clearTimeout(this.trimTimer);
+    void this.trimLoop?.stop();
   }
 }

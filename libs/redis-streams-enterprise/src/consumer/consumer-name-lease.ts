@@ -27,6 +27,7 @@ import type { StreamKeys } from '../connection/stream-keys.js';
 import { ConnectionClosedError } from '../errors/connection-closed.error.js';
 import { ConsumerNameInUseError } from '../errors/consumer-name-in-use.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
+import { BackgroundLoop } from '../runtime/background-loop.js';
 import { Sleeper } from '../runtime/sleeper.js';
 import { withinMs } from '../runtime/within-ms.js';
 
@@ -39,9 +40,8 @@ export class ConsumerNameLease {
   readonly token = `${hostname().slice(0, 60)}/${process.pid}/${randomBytes(8).toString('hex')}`;
   private held = false;
   private stopped = false;
-  private failing = false;
-  private timer?: NodeJS.Timeout;
-  private renewal?: Promise<void>;
+  /** Renews every third of ttlMs (after the previous renewal ended); a failed renewal is logged once. */
+  private readonly renewals: BackgroundLoop;
   private readonly sleeper = new Sleeper();
   private readonly settings: { readonly key: string; readonly group: string; readonly consumerName: string; readonly ttlMs: number };
 
@@ -54,6 +54,11 @@ export class ConsumerNameLease {
   ) {
     const { group, consumerName, nameLeaseMs } = consumer;
     this.settings = { key: keys.consumerNameLease(group, consumerName), group, consumerName, ttlMs: nameLeaseMs };
+    this.renewals = new BackgroundLoop(() => this.renew(), {
+      intervalMs: Math.max(1, Math.floor(nameLeaseMs / 3)),
+      onFailing: (error) => this.logger.warn(`Renewing the consumer name lease failed, will retry: ${errorText(error)} ${this.ids()}`),
+      onRecovered: () => this.logger.log(`Consumer name lease renewed again ${this.ids()}`),
+    });
   }
 
   /**
@@ -80,7 +85,7 @@ export class ConsumerNameLease {
       await this.sleeper.sleep(Math.min(POLL_MS, Math.max(1, deadline - Date.now())));
     }
     this.held = true;
-    this.schedule();
+    if (!this.stopped) this.renewals.start('afterInterval');
   }
 
   /**
@@ -90,7 +95,7 @@ export class ConsumerNameLease {
   async release(timeoutMs: number): Promise<void> {
     this.stop();
     const released = (async () => {
-      await this.renewal;
+      await this.renewals.stop(); // a renewal in progress ends first
       if (!this.held) return;
       this.held = false;
       await this.redis.rseReleaseLease(this.settings.key, this.token);
@@ -106,47 +111,24 @@ export class ConsumerNameLease {
    */
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    void this.renewals.stop(); // not awaited: renew() itself calls stop() when the name was lost
     this.sleeper.wake();
   }
 
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.renewal = this.renew().finally(() => {
-        this.renewal = undefined;
-        this.schedule();
-      });
-    }, Math.max(1, Math.floor(this.settings.ttlMs / 3)));
-    this.timer.unref();
-  }
-
+  /** Renewed or taken again: resolves (the loop reports a recovery); unreachable: rejects (the loop reports it once). */
   private async renew(): Promise<void> {
     const { key, ttlMs } = this.settings;
-    try {
-      if (Number(await this.redis.rseRenewLease(key, this.token, ttlMs)) === 1) return this.recovered();
-      // Not ours any more: gone (take it again), or another instance's (lost).
-      if ((await this.redis.set(key, this.token, 'PX', ttlMs, 'NX')) === 'OK') {
-        this.logger.warn(`Consumer name lease had expired (Redis unreachable, restarted or failed over?); taken again ${this.ids()}`);
-        return this.recovered();
-      }
-      if (this.stopped) return;
-      const holder = (await this.redis.get(key)) ?? undefined;
-      this.held = false;
-      this.stop();
-      this.onLost(new ConsumerNameInUseError(this.settings.group, this.settings.consumerName, holder, 0));
-    } catch (error) {
-      if (!this.failing) {
-        this.failing = true;
-        this.logger.warn(`Renewing the consumer name lease failed, will retry: ${errorText(error)} ${this.ids()}`);
-      }
+    if (Number(await this.redis.rseRenewLease(key, this.token, ttlMs)) === 1) return;
+    // Not ours any more: gone (take it again), or another instance's (lost).
+    if ((await this.redis.set(key, this.token, 'PX', ttlMs, 'NX')) === 'OK') {
+      this.logger.warn(`Consumer name lease had expired (Redis unreachable, restarted or failed over?); taken again ${this.ids()}`);
+      return;
     }
-  }
-
-  private recovered(): void {
-    if (!this.failing) return;
-    this.failing = false;
-    this.logger.log(`Consumer name lease renewed again ${this.ids()}`);
+    if (this.stopped) return;
+    const holder = (await this.redis.get(key)) ?? undefined;
+    this.held = false;
+    this.stop();
+    this.onLost(new ConsumerNameInUseError(this.settings.group, this.settings.consumerName, holder, 0));
   }
 
   private ids(): string {

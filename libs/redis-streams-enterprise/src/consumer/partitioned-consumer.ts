@@ -13,7 +13,7 @@ import { withReadWatchdog } from '../connection/blocking-read.js';
 import type { InFlight } from '../runtime/in-flight.js';
 import type { EntryProcessor } from './entry-processor.js';
 import type { MultiSlotReader } from '../cluster/multi-slot-reader.js';
-import { Sleeper } from '../runtime/sleeper.js';
+import { BackgroundLoop, type LoopErrorVerdict } from '../runtime/background-loop.js';
 import { PartitionCoordinator, type LeasedPartition } from '../partitioning/partition-coordinator.js';
 import { parentsOf } from '../partitioning/partition-layout.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
@@ -32,6 +32,9 @@ export interface PartitionedConsumerDeps {
   readonly processor: EntryProcessor;
   readonly onDeleted: (stream: string, ids: string[]) => void;
 }
+
+/** Pause after a failed reading round before the next (ioredis reconnects meanwhile). */
+const READ_RETRY_MS = 500;
 
 /** Longest BLOCK of a partition read: a newly assigned partition is read within this even without CLIENT UNBLOCK. */
 const MAX_PARTITION_BLOCK_MS = 1_000;
@@ -56,15 +59,24 @@ export class PartitionedConsumer {
   private readInFlight?: Promise<unknown>;
   private lastSweep = Date.now();
   private wakeScheduled = false;
-  private readonly sleeper = new Sleeper();
+  /**
+   * Reading rounds: takeover, then a read. NOGROUP (groups recreated) and UNBLOCKED (a read ended on purpose) do not
+   * count as failures; any other error is logged once and retried after READ_RETRY_MS.
+   */
+  private readonly loop: BackgroundLoop;
   private running = false;
-  private loop?: Promise<void>;
-  private failing = false;
   private blockingClientId?: number;
 
   constructor(private readonly deps: PartitionedConsumerDeps) {
     const { config, command, keys, partitioning, ordering, inFlight } = deps;
     const group = config.consumer.group;
+    this.loop = new BackgroundLoop(() => this.readRound(), {
+      intervalMs: 0,
+      retryMs: READ_RETRY_MS,
+      onError: (error) => this.onReadError(error),
+      onFailing: (error) => this.logger.warn(`Reading partitions failed, retrying: ${errorText(error)} ${logIds({ group })}`),
+      onRecovered: () => this.logger.log(`Reading partitions resumed ${logIds({ group, consumer: config.consumer.consumerName })}`),
+    });
     this.dispatcher = new OrderedDispatcher(
       inFlight,
       ordering,
@@ -124,16 +136,16 @@ export class PartitionedConsumer {
     this.deps.blocking.on('ready', () => void this.rememberBlockingClientId());
     this.running = true;
     await this.coordinator.start();
-    this.loop = this.run();
+    if (this.running) this.loop.start();
   }
 
   /** Stops reading (the owner disconnects the blocking connection), lets handlers finish and gives every lease back. */
   async stopReading(): Promise<void> {
     this.running = false;
-    this.sleeper.wake();
+    const stopped = this.loop.stop();
     this.deps.slotReader?.wake();
     this.dispatcher.close();
-    await this.loop;
+    await stopped;
   }
 
   async leave(): Promise<void> {
@@ -192,31 +204,25 @@ export class PartitionedConsumer {
     }
   }
 
-  private async run(): Promise<void> {
-    const { group, consumerName } = this.deps.config.consumer;
-    while (this.running) {
-      try {
-        await this.sweepLeftovers();
-        await this.takeOverPending();
-        if (this.deps.slotReader) await this.readSlots(this.deps.slotReader);
-        else await this.readBlocking();
-        if (this.failing) {
-          this.failing = false;
-          this.logger.log(`Reading partitions resumed ${logIds({ group, consumer: consumerName })}`);
-        }
-      } catch (error) {
-        if (!this.running) break;
-        if (classifyRedisError(error) === 'nogroup') {
-          this.logger.error(`Consumer group or partition stream disappeared; recreating it. Entries written before may be lost. ${logIds({ group })}`);
-          this.coordinator.forgetGroups();
-          void this.coordinator.tick();
-        } else if (!/UNBLOCKED/.test(errorText(error)) && !this.failing) {
-          this.failing = true;
-          this.logger.warn(`Reading partitions failed, retrying: ${errorText(error)} ${logIds({ group })}`);
-        }
-        await this.sleeper.sleep(this.failing ? 500 : 0);
-      }
+  private async readRound(): Promise<void> {
+    await this.sweepLeftovers();
+    await this.takeOverPending();
+    if (this.deps.slotReader) await this.readSlots(this.deps.slotReader);
+    else await this.readBlocking();
+  }
+
+  /**
+   * After an error the next round comes after READ_RETRY_MS while reading fails, at once (a yield) otherwise: NOGROUP
+   * and UNBLOCKED leave that state as it was.
+   */
+  private onReadError(error: unknown): LoopErrorVerdict {
+    if (classifyRedisError(error) === 'nogroup') {
+      this.logger.error(`Consumer group or partition stream disappeared; recreating it. Entries written before may be lost. ${logIds({ group: this.deps.config.consumer.group })}`);
+      this.coordinator.forgetGroups();
+      void this.coordinator.tick();
+      return 'expected';
     }
+    return /UNBLOCKED/.test(errorText(error)) ? 'expected' : 'failure';
   }
 
   /** A partition may be read when it is ours, dispatched here and not being taken over. */
@@ -331,7 +337,7 @@ export class PartitionedConsumer {
   }
 
   private wakeReaderNow(): void {
-    this.sleeper.wake();
+    this.loop.wake();
     this.deps.slotReader?.wake();
     if (this.blockingClientId === undefined || isCluster(this.deps.command)) return;
     this.deps.command.client('UNBLOCK', this.blockingClientId).catch(() => undefined); // the read ends by BLOCK anyway

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
+import { BackgroundLoop } from '../runtime/background-loop.js';
 import { planAssignment, quotaOf } from './partition-assignment.js';
 
 /** Partitions whose leases are requested at once. */
@@ -52,11 +53,10 @@ export class PartitionCoordinator {
   private readonly owned = new Map<string, LeasedPartition & { validUntil: number }>();
   private readonly releasing = new Set<string>();
   private readonly groupsCreated = new Set<string>();
-  private timer?: NodeJS.Timeout;
   private running = false;
-  private tickInFlight?: Promise<void>;
-  private failing = false;
-  private lastAutoScale = Date.now();
+  /** A heartbeat every third of sessionTimeoutMs (after the previous one ended); a failed one is logged once. */
+  private readonly heartbeat: BackgroundLoop;
+  private lastAutoScale: number;
 
   constructor(
     private readonly redis: ScriptedRedis,
@@ -65,20 +65,27 @@ export class PartitionCoordinator {
     private readonly settings: CoordinatorSettings,
     private readonly hooks: CoordinatorHooks,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.lastAutoScale = now();
+    const { group, consumer } = settings;
+    this.heartbeat = new BackgroundLoop(() => this.doTick(), {
+      intervalMs: Math.max(100, Math.floor(settings.sessionTimeoutMs / 3)),
+      onFailing: (error) => this.logger.warn(`Partition coordination failed, retrying: ${errorText(error)} ${logIds({ group })}`),
+      onRecovered: () => this.logger.log(`Partition coordination resumed ${logIds({ group, consumer })}`),
+    });
+  }
 
   /** Joins the group and takes a first share of the partitions. */
   async start(): Promise<void> {
     this.running = true;
     await this.tick();
-    this.schedule();
+    if (this.running) this.heartbeat.start('afterInterval');
   }
 
   /** Leaves the group: every partition is revoked (handlers finish) and its lease released, so others take over at once. */
   async stop(): Promise<void> {
     this.running = false;
-    clearTimeout(this.timer);
-    await this.tickInFlight?.catch(() => undefined);
+    await this.heartbeat.stop();
     await Promise.all([...this.owned.values()].map((p) => this.release(p)));
     for (const pattern of this.settings.patterns) {
       await this.redis
@@ -103,38 +110,18 @@ export class PartitionCoordinator {
     return [...this.owned.values()];
   }
 
-  /** One heartbeat now (tests and the timer). */
+  /** One heartbeat now (tests and the timer); joins the one in progress. Never rejects. */
   tick(): Promise<void> {
-    this.tickInFlight ??= this.doTick().finally(() => {
-      this.tickInFlight = undefined;
-    });
-    return this.tickInFlight;
-  }
-
-  private schedule(): void {
-    if (!this.running) return;
-    this.timer = setTimeout(() => void this.tick().finally(() => this.schedule()), Math.max(100, Math.floor(this.settings.sessionTimeoutMs / 3)));
-    this.timer.unref();
+    return this.heartbeat.runNow();
   }
 
   private async doTick(): Promise<void> {
-    try {
-      await this.renew();
-      for (const pattern of this.settings.patterns) {
-        if (!this.running) return;
-        await this.balance(pattern);
-      }
-      await this.maybeAutoScale();
-      if (this.failing) {
-        this.failing = false;
-        this.logger.log(`Partition coordination resumed ${logIds({ group: this.settings.group, consumer: this.settings.consumer })}`);
-      }
-    } catch (error) {
-      if (!this.failing) {
-        this.failing = true;
-        this.logger.warn(`Partition coordination failed, retrying: ${errorText(error)} ${logIds({ group: this.settings.group })}`);
-      }
+    await this.renew();
+    for (const pattern of this.settings.patterns) {
+      if (!this.running) return;
+      await this.balance(pattern);
     }
+    await this.maybeAutoScale();
   }
 
   /** Renews every lease; one that is gone is dropped at once (someone else may own the partition already). */

@@ -4,7 +4,10 @@ import { disconnectOnce } from '../connection/redis-connection.factory.js';
 import { parseReadReply } from '../connection/redis-replies.js';
 import { errorText } from '../observability/log-format.js';
 import { decodeReply, type ReplyMessage } from '../wire/envelope.js';
-import { Sleeper } from '../runtime/sleeper.js';
+import { BackgroundLoop } from '../runtime/background-loop.js';
+
+/** Pause after a failed read before the next (ioredis reconnects meanwhile). */
+const READ_RETRY_MS = 500;
 
 /**
  * Reads one client's reply stream with XREAD (no group: the stream belongs to this client instance alone) and
@@ -14,58 +17,44 @@ import { Sleeper } from '../runtime/sleeper.js';
  */
 export class ReplyListener {
   private readonly logger = new Logger('RedisStreamsClient');
-  private running = false;
-  private loop?: Promise<void>;
   private lastId = '0-0';
-  private failing = false;
-  private readonly sleeper = new Sleeper();
+  /** One XREAD per iteration; a failed one is logged once and retried after READ_RETRY_MS. */
+  private readonly loop: BackgroundLoop;
 
   constructor(
     private readonly redis: Redis,
     private readonly stream: string,
     private readonly blockMs: number,
     private readonly onReply: (reply: ReplyMessage) => void,
-  ) {}
+  ) {
+    this.loop = new BackgroundLoop(() => this.readOnce(), {
+      intervalMs: 0,
+      retryMs: READ_RETRY_MS,
+      onFailing: (error) => this.logger.warn(`Reading replies failed, retrying: ${errorText(error)}`),
+    });
+  }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.sleeper.wake();
+    const stopped = this.loop.stop();
     disconnectOnce(this.redis);
-    await this.loop;
+    await stopped;
   }
 
-  private async run(): Promise<void> {
-    while (this.running) {
-      let raw: unknown;
+  private async readOnce(): Promise<void> {
+    const raw = await this.redis.xread('COUNT', 256, 'BLOCK', this.blockMs, 'STREAMS', this.stream, this.lastId);
+    for (const entry of parseReadReply(raw)) {
+      this.lastId = entry.id;
+      let reply: ReplyMessage | null = null;
       try {
-        raw = await this.redis.xread('COUNT', 256, 'BLOCK', this.blockMs, 'STREAMS', this.stream, this.lastId);
+        reply = decodeReply(entry.fields);
       } catch (error) {
-        if (!this.running) return;
-        if (!this.failing) {
-          this.failing = true;
-          this.logger.warn(`Reading replies failed, retrying: ${errorText(error)}`);
-        }
-        await this.sleeper.sleep(500);
-        continue;
+        this.logger.warn(`Ignoring an undecodable reply id=${entry.id}: ${errorText(error)}`);
       }
-      this.failing = false;
-      for (const entry of parseReadReply(raw)) {
-        this.lastId = entry.id;
-        let reply: ReplyMessage | null = null;
-        try {
-          reply = decodeReply(entry.fields);
-        } catch (error) {
-          this.logger.warn(`Ignoring an undecodable reply id=${entry.id}: ${errorText(error)}`);
-        }
-        if (reply) this.onReply(reply);
-      }
+      if (reply) this.onReply(reply);
     }
   }
-
 }
