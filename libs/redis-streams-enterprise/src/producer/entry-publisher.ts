@@ -23,6 +23,7 @@ import { retentionLimits } from '../retention/stream-retention.js';
 import { BLOB_UPLOAD_TTL_MS } from '../claim-check/claim-check.js';
 import type { BlobReference } from '../wire/envelope.js';
 import { ReplicaWaiter } from './replica-waiter.js';
+import { sleep } from '../runtime/sleeper.js';
 
 /** A claim-checked payload: its JSON goes to its own key, uploaded in the pipeline that writes its entry. */
 export interface ClaimCheckedPayload {
@@ -212,7 +213,7 @@ export class EntryPublisher {
     };
     for (let attempt = 1; attempt <= 8 && isCluster(connection) && writeNotExecuted(); attempt++) {
       await new Promise<void>((resolve) => connection.refreshSlotsCache(() => resolve()));
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * attempt)));
+      await sleep(Math.min(1_000, 100 * attempt));
       results = await send();
     }
     return results;

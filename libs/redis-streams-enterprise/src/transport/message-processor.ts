@@ -30,13 +30,9 @@ import type { Settler } from './settler.js';
 import type { SchemaManager } from '../schema/schema.manager.js';
 import { handlerSchemaOf, toHandlerInstance } from '../schema/handler-schema.js';
 import type { IncomingRead } from '../schema/schema-reader.js';
+import { sleep } from '../runtime/sleeper.js';
 
 const NO_OPTIONS: ProcessOptions = Object.freeze({});
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
 
 /** What the processor needs from the server: handler lookup and Nest's processing hooks. */
 export interface HandlerHost {
