@@ -32,6 +32,19 @@ export { OrderingManager, type OrderingGuarantees } from './ordering/ordering.ma
 export { type MessageHeaders, type WireError } from './wire/envelope.js';
 export { type EnabledFeatures } from './transport/features.js';
 export { type RedisStreamsMetricsSnapshot } from './observability/metrics.js';
+export {
+  aclSetUserCommand,
+  aclSetUserArguments,
+  aclCommandsFor,
+  ACL_ROLES,
+  ACL_ROLE_COMMANDS,
+  CONNECTION_COMMANDS,
+  CLUSTER_COMMANDS,
+  type AclRole,
+  type AclCommand,
+  type AclUserOptions,
+} from './connection/acl-roles.js';
+export { type PermissionProblem } from './observability/permission-problems.js';
 export { DeadLetterManager, type RedriveResult } from './dead-letter/dead-letter.manager.js';
 export { type DeadLetter, type DeadLetterFilter } from './dead-letter/dead-letter.js';
 export { DEAD_LETTER_REASONS, type DeadLetterReason } from './dead-letter/dead-letter-reason.js';

@@ -26,6 +26,15 @@ function roleOptions(role: ConnectionRole, watchdogMs: number): RedisOptions {
   return { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResendUnfulfilledCommands: false };
 }
 
+/**
+ * What each connection sends on connect, kept to what an ACL user needs to be granted (connection/acl-roles.ts):
+ * HELLO/AUTH (always allowed), CLIENT SETNAME (connection.connectionName) and INFO (ioredis' ready check, which waits
+ * while Redis loads its data after a restart). Not CLIENT SETINFO: it only tells the server "ioredis <version>", and
+ * naming it in an ACL rule fails on Redis 7.0, which does not know it (a refused one would fill ACL LOG). Users may
+ * switch it back on through connection.options.
+ */
+const LEAST_PRIVILEGE_HANDSHAKE: RedisOptions = { disableClientInfo: true };
+
 /** Reconnect with capped exponential backoff, forever: the owner decides when to give up by closing. */
 function retryStrategy(times: number): number {
   return Math.min(50 * 2 ** Math.min(times, 10), 2_000);
@@ -46,6 +55,7 @@ export function createRedisConnection(options: ConnectionOptions, role: Connecti
     // ioredis waits this long for a socket to close after disconnect(), on a timer that is not unref'd and that
     // nothing clears when the socket was already gone (a failed connect): keep it short.
     disconnectTimeout: 200,
+    ...LEAST_PRIVILEGE_HANDSHAKE,
     ...options.options,
     ...singleServerTls(options),
     ...roleOptions(role, options.blockingWatchdogMs),
@@ -111,6 +121,7 @@ function createClusterConnection(options: ConnectionOptions, role: ConnectionRol
       enableOfflineQueue,
       redisOptions: {
         disconnectTimeout: 200,
+        ...LEAST_PRIVILEGE_HANDSHAKE,
         ...user.redisOptions,
         // Every node, seeds and the ones CLUSTER SLOTS names, by IP address: see ConnectionTlsOptions.servername.
         ...(options.tls ? { tls: nodeTlsOptions(options) } : {}),

@@ -1,8 +1,9 @@
 /** Classification of Redis error replies; the only place that looks at their text. */
-export type RedisErrorKind = 'busygroup' | 'nogroup' | 'noscript' | 'oom' | 'readonly' | 'loading' | 'other';
+export type RedisErrorKind = 'busygroup' | 'nogroup' | 'noscript' | 'oom' | 'readonly' | 'loading' | 'noperm' | 'other';
 
 export function classifyRedisError(error: unknown): RedisErrorKind {
   const message = error instanceof Error ? error.message : String(error);
+  if (parseNoPerm(message)) return 'noperm';
   if (message.startsWith('BUSYGROUP')) return 'busygroup';
   if (message.startsWith('NOGROUP')) return 'nogroup';
   if (message.startsWith('NOSCRIPT')) return 'noscript';
@@ -10,6 +11,34 @@ export function classifyRedisError(error: unknown): RedisErrorKind {
   if (message.startsWith('READONLY')) return 'readonly';
   if (message.startsWith('LOADING')) return 'loading';
   return 'other';
+}
+
+/** What an ACL refusal names: a command (Redis names it, except inside a script on Redis 7.0), a key or a channel. */
+export interface NoPermReply {
+  readonly kind: 'command' | 'key' | 'channel';
+  /** The refused command in ACL form (`hdel`, `client|setname`) when Redis names it. */
+  readonly command?: string;
+  /** The refusal happened inside a Lua script. */
+  readonly inScript: boolean;
+}
+
+/**
+ * Reads an ACL refusal from a Redis error message; undefined for any other error. The forms:
+ * - `NOPERM this user has no permissions to run the 'hdel' command` (7.0), `NOPERM User u has no permissions to run
+ *   the 'hdel' command` (7.2+), `... to access one of the keys/channels used as arguments`, `NOPERM No permissions to
+ *   access a key/channel`;
+ * - inside a script: `ERR The user executing the script can't run this command or subcommand script: ...` and
+ *   `... can't access at least one of the keys/channels mentioned in the command arguments ...` (7.0, no command
+ *   named), or `ERR ACL failure in script: NOPERM ...` (7.2+).
+ */
+export function parseNoPerm(message: string): NoPermReply | undefined {
+  const inScript = /The user executing the script can't|ACL failure in script/i.test(message);
+  if (!inScript && !/\bNOPERM\b/.test(message)) return undefined;
+  const named = /no permissions to run the '([^']+)' command/i.exec(message)?.[1];
+  if (named) return { kind: 'command', command: named.toLowerCase(), inScript };
+  if (/\bkeys?\b/i.test(message)) return { kind: 'key', inScript };
+  if (/\bchannels?\b/i.test(message)) return { kind: 'channel', inScript };
+  return { kind: 'command', inScript };
 }
 
 /**

@@ -28,6 +28,7 @@ import { GroupConsumer } from '../consumer/group-consumer.js';
 import { ConsumerNameLease } from '../consumer/consumer-name-lease.js';
 import type { ReplayHandlers, ReplayOutcome } from '../replay/replay-handlers.js';
 import { processingHooksRunner } from './nest-compat.js';
+import { aclUserOf, PermissionProblems } from '../observability/permission-problems.js';
 
 export type { RedisStreamsServerStatus, StreamStatus } from './server-status.js';
 
@@ -81,6 +82,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private closing?: Promise<void>;
   /** This instance's hold on consumer.consumerName in its group (one live instance per name). */
   private nameLease?: ConsumerNameLease;
+  /** Commands Redis refuses for lack of ACL rights: logged once each, and the status unhealthy while they last. */
+  private readonly permissions: PermissionProblems;
 
   /**
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
@@ -93,6 +96,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     super();
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
+    this.permissions = new PermissionProblems(this.logger, aclUserOf(this.config.connection));
     this.connections = new ServerConnections(this.config, this.keys, this.logger, (state) => this.setState(state));
     this.streams = new ConsumedStreams(this.config, this.keys, this.logger, () => this.connections.command, this.metrics);
     // The server's own manager uses the server's connection; the injected one (module) serves users.
@@ -158,6 +162,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       inFlight: this.inFlight.size,
       reading: this.groupConsumer?.isRunning ?? this.partitioned?.isRunning ?? false,
       streams: this.streams.list,
+      permissionProblems: this.permissions.list(),
     });
   }
 
@@ -205,6 +210,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.streams.usePatterns(patterns);
     this.setState(RedisStreamsStatus.Connecting);
     const { command, blocking, slotReader } = await this.connections.open();
+    for (const connection of [command, ...this.connections.reading()]) this.permissions.watch(connection);
     // Before anything is read or taken back: a live twin's in-flight entries would look like our own.
     this.nameLease = new ConsumerNameLease(command, this.config.consumer, this.keys, (error) => this.onConsumerNameLost(error));
     await this.nameLease.acquire();

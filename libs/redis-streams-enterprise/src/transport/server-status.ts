@@ -9,6 +9,7 @@ import { enabledFeatures, type EnabledFeatures } from './features.js';
 import { assessRetention, type StreamRetentionStatus } from '../retention/retention-policy.js';
 import { retentionLimits, runRetention } from '../retention/stream-retention.js';
 import { idTimeMs, retentionWarnings } from '../retention/retention-check.js';
+import type { PermissionProblem } from '../observability/permission-problems.js';
 
 /** One consumed stream in `getStatus()`. */
 export interface StreamStatus {
@@ -51,6 +52,11 @@ export interface RedisStreamsServerStatus {
   readonly features: EnabledFeatures;
   /** Plain-sentence warnings, e.g. a group close to losing entries to trimming. Empty when all is well. */
   readonly warnings: readonly string[];
+  /**
+   * Commands Redis refused for lack of ACL rights (`{ command, kind, script?, message, since, count }`), until they
+   * succeed again; any makes the server unhealthy. Empty when none was refused.
+   */
+  readonly permissionProblems: readonly PermissionProblem[];
   readonly error?: string;
 }
 
@@ -138,11 +144,19 @@ export interface ServerStatusInput {
   /** A reading loop (group consumer or partitioned consumer) runs. */
   readonly reading: boolean;
   readonly streams: readonly { readonly pattern: string; readonly stream: string }[];
+  /** Commands Redis refused for lack of ACL rights (observability/permission-problems.ts). */
+  readonly permissionProblems?: readonly PermissionProblem[];
+}
+
+function permissionWarning(problem: PermissionProblem): string {
+  const what = problem.kind === 'command' ? problem.command : `a ${problem.kind} of ${problem.command}`;
+  return `Redis refuses ${what}${problem.script ? ` in script ${problem.script}` : ''} for lack of ACL rights (${problem.count} times since ${problem.since}); see README › Least privilege (ACL)`;
 }
 
 /**
  * The server's status: healthy while it is connected, every connection is ready and a reading loop runs, and each
- * consumed stream's pending/lag/retention as Redis reports them; Redis errors make it unhealthy with the reason.
+ * consumed stream's pending/lag/retention as Redis reports them; Redis errors make it unhealthy with the reason, and
+ * so does any command Redis refuses for lack of ACL rights (listed in `permissionProblems`).
  */
 export async function serverStatus(input: ServerStatusInput): Promise<RedisStreamsServerStatus> {
   const { config, state, connections } = input;
@@ -159,17 +173,20 @@ export async function serverStatus(input: ServerStatusInput): Promise<RedisStrea
     consumer: consumerName,
     inFlight: input.inFlight,
     features: enabledFeatures(config),
+    permissionProblems: input.permissionProblems ?? [],
   };
+  const permissionWarnings = base.permissionProblems.map(permissionWarning);
   const live =
     state === RedisStreamsStatus.Connected &&
     command?.status === 'ready' &&
     blocking !== undefined &&
     reading.every((c) => c.status === 'ready') &&
-    input.reading;
+    input.reading &&
+    base.permissionProblems.length === 0;
   try {
     const streams = await Promise.all(input.streams.map((s) => streamStatus(connections.commandOrThrow(), config, s.pattern, s.stream)));
-    return { ...base, healthy: live, streams, warnings: streams.flatMap((s) => s.warnings) };
+    return { ...base, healthy: live, streams, warnings: [...permissionWarnings, ...streams.flatMap((s) => s.warnings)] };
   } catch (error) {
-    return { ...base, healthy: false, streams: [], warnings: [], error: redact(errorText(error)) };
+    return { ...base, healthy: false, streams: [], warnings: permissionWarnings, error: redact(errorText(error)) };
   }
 }
