@@ -23,6 +23,7 @@ const guide: DefaultTheme.SidebarItem[] = [
       { text: 'Concepts', link: '/concepts' },
       { text: 'Life of a message', link: '/life-of-a-message' },
       { text: 'Delivery guarantees', link: '/guarantees' },
+      { text: 'Testing your handlers', link: '/testing' },
     ],
   },
   {
@@ -35,6 +36,7 @@ const guide: DefaultTheme.SidebarItem[] = [
       { text: 'Replay', link: '/features/replay' },
       { text: 'Large messages', link: '/features/large-messages' },
       { text: 'Redis Cluster', link: '/features/redis-cluster' },
+      { text: 'Security', link: '/features/security' },
     ],
   },
   {

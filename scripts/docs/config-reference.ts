@@ -105,12 +105,25 @@ function decoratorsOf(node: ts.PropertyDeclaration): { name: string; args: reado
   });
 }
 
+/** A string literal, or a `const` initialised with one (`{ message: SAFE_NAME_MESSAGE }`). */
+function stringConstant(node: ts.Expression): string | undefined {
+  if (ts.isStringLiteralLike(node)) return node.text;
+  if (!ts.isIdentifier(node)) return undefined;
+  let symbol = checker.getSymbolAtLocation(node);
+  if (symbol && symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
+  const declaration = symbol?.declarations?.find(ts.isVariableDeclaration);
+  return declaration?.initializer && ts.isStringLiteralLike(declaration.initializer) ? declaration.initializer.text : undefined;
+}
+
 /** `{ message: '...' }` of a decorator's options argument. */
 function messageOf(args: readonly ts.Expression[]): string | undefined {
   for (const arg of args) {
     if (!ts.isObjectLiteralExpression(arg)) continue;
     for (const p of arg.properties) {
-      if (ts.isPropertyAssignment(p) && p.name.getText() === 'message' && ts.isStringLiteralLike(p.initializer)) return p.initializer.text;
+      if (ts.isPropertyAssignment(p) && p.name.getText() === 'message') {
+        const text = stringConstant(p.initializer);
+        if (text !== undefined) return text;
+      }
     }
   }
   return undefined;
@@ -258,6 +271,61 @@ function sectionTitle(section: Section): string {
   return section.path === '' ? `\`${section.className}\` (top level)` : `\`${section.path}\``;
 }
 
+/**
+ * Hand-written notes printed under the section index: what the option classes' TSDoc does not carry (the rules
+ * across fields that `validate-options.ts` checks, and behaviour the hand-written reference of the README described).
+ * Keep them short and link the field anchors; the behaviour itself belongs on the feature pages.
+ */
+const NOTES = `
+## Configuration notes {#configuration-notes}
+
+**Rules across fields.** Checked at start together with the per-field rules below, and reported in the same
+\`InvalidOptionsError\`:
+- [\`consumer.batchSize\`](#consumer-batchsize) must not be greater than [\`consumer.concurrency\`](#consumer-concurrency).
+- With [\`consumer.handlerTimeoutMs\`](#consumer-handlertimeoutms) set, [\`consumer.claimIdleMs\`](#consumer-claimidlems)
+  must be greater than it.
+- [\`retry.backoff.maxDelayMs\`](#retry-backoff-maxdelayms) must not be smaller than [\`retry.backoff.delayMs\`](#retry-backoff-delayms).
+- [\`partitioning.partitionCount\`](#partitioning-partitioncount) must lie between \`minPartitions\` and \`maxPartitions\`.
+- [\`partitioning.autoScaling\`](#partitioning-autoscaling) needs \`partitioning.strategy: 'dynamic'\`.
+- \`ordering.strategy: 'global'\` with partitioning on needs \`partitionCount\` 1 and no \`autoScaling\` (a total order
+  needs one partition); use \`partition\` ordering with a key to scale.
+- [\`streams.trimming: 'hard'\`](#streams-trimming) needs \`maxLen\` or \`retentionMs\` (without them nothing is trimmed).
+
+**Per field:**
+- [\`connection.waitTimeoutMs\`](#connection-waittimeoutms): the longest wait of one emit for its replicas, whatever
+  else is in flight: one \`WAIT\` per connection covers every write answered before it was sent, so concurrent emits
+  share \`WAIT\`s, and each \`WAIT\`'s timeout is the time left to the oldest waiting emit (design:
+  \`transport/replica-waiter.ts\`). See [delivery guarantees](/guarantees).
+- [\`connection.cluster\`](#connection-cluster): \`nodes\` are seeds; one server uses three connections (\`Cluster\`
+  instances) whatever the number of its patterns: commands, reads, doorbell. See [Redis Cluster](/features/redis-cluster).
+- [\`connection.tls\`](#connection-tls): setup, the errors a failed handshake gives and Redis Cluster with TLS are on
+  [Security](/features/security#tls).
+- [\`streams.maxLen\`](#streams-maxlen), [\`streams.retentionMs\`](#streams-retentionms),
+  [\`streams.trimming\`](#streams-trimming): what \`'safe'\` and \`'hard'\` cost and lose, and how losses are counted:
+  [delivery guarantees](/guarantees#the-limits-stated-plainly); the status fields: [Operating it](/operations).
+- [\`streams.maxPayloadBytes\`](#streams-maxpayloadbytes): a payload whose JSON would be longer than a JavaScript
+  string can hold (2^29 − 24 characters) is refused with \`PayloadTooLargeError\` too. Above
+  [\`streams.claimCheckThresholdBytes\`](#streams-claimcheckthresholdbytes) payloads go through the
+  [claim-check](/features/large-messages).
+- [\`consumer.nameLeaseMs\`](#consumer-nameleasems): a running server that finds its name taken by another instance
+  logs an error and closes itself (status \`closed\`, \`getStatus().healthy\` false).
+- [\`consumer.blockMs\`](#consumer-blockms): with the doorbell (on a Cluster, or \`streams.doorbell: 'always'\`) it is
+  the longest wait on the doorbell.
+- [\`consumer.claimIdleMs\`](#consumer-claimidlems): entries are claimed into free handler slots only, so later when
+  all are busy ([limits](/guarantees#the-limits-stated-plainly)).
+- [\`ordering.maxConcurrency\`](#ordering-maxconcurrency): handlers at once per consumer on partitioned topics; replaces
+  \`consumer.concurrency\` there. [\`ordering.timeoutMs\`](#ordering-timeoutms) is the causal wait.
+- [\`partitioning.strategy\`](#partitioning-strategy): \`hash\`, \`roundRobin\`, \`keyBased\` and \`dynamic\` are
+  explained on [ordering and partitioning](/features/ordering-partitioning).
+  [\`partitioning.partitionCount\`](#partitioning-partitioncount) applies to new topics only (the layout is stored in
+  Redis at first use); with partitioning off, an ordered topic has 1.
+  [\`partitioning.rebalanceThreshold\`](#partitioning-rebalancethreshold) is the backlog per partition that makes
+  \`dynamic\` grow; [\`partitioning.rebalanceInterval\`](#partitioning-rebalanceinterval) the ms between
+  auto-scaling checks.
+- [\`schema.versioningStrategy\`](#schema-versioningstrategy): how \`schema.autoEvolution\` numbers a schema registered
+  without a version (\`semantic\`: next minor, \`incremental\`, \`timestamp\`); see [schema registry](/features/schema-registry).
+`;
+
 const lines: string[] = [];
 const out = (line = '') => lines.push(line);
 
@@ -280,7 +348,8 @@ out('decorators) by `scripts/docs/config-reference.ts`, and CI fails when it dif
 out('behaviour behind the options is explained on the feature pages: [Redis Cluster](/features/redis-cluster),');
 out('[large messages](/features/large-messages), [ordering and partitioning](/features/ordering-partitioning),');
 out('[exactly-once](/features/exactly-once), [schema registry](/features/schema-registry), [replay](/features/replay),');
-out('[retries and dead letters](/features/dead-letters).');
+out('[retries and dead letters](/features/dead-letters). [Configuration notes](#configuration-notes) lists the rules across');
+out('fields and what the tables leave out.');
 out();
 out('| section | class | what it configures |');
 out('|---|---|---|');
@@ -288,6 +357,8 @@ for (const s of sections) {
   if (s.path === '') continue;
   out(`| [\`${s.path}\`](#${anchor(s.path)}) | \`${s.className}\` | ${cell(s.description)} |`);
 }
+out();
+for (const line of NOTES.trim().split('\n')) out(line);
 out();
 
 function writeSection(section: Section, title: string, id: string): void {
