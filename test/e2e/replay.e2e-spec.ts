@@ -205,6 +205,13 @@ describe('replay (real Redis)', () => {
     expect(ids.slice(0, 100)).toEqual(seeded.slice(2_900, 3_000).map((e) => e.id));
   });
 
+  it('a group reset to the beginning of time (startTime 0) re-consumes the whole stream', async () => {
+    const result = await manager.replayMessages({ streamName: 'user.events', startTime: 0, target: { resetGroup: 'from-zero' } });
+    expect(result.firstId).toBe(seeded[0].id);
+    const read = await redis.xreadgroup('GROUP', 'from-zero', 'c', 'COUNT', 1, 'STREAMS', stream, '>');
+    expect((read as [string, [string, string[]][]][])[0][1][0][0]).toBe(seeded[0].id);
+  });
+
   it('with replay.compression the copy is gzip-compressed and any consumer of this library reads it', async () => {
     const compressing = new ReplayManager(testConfig(prefix, { replay: { enabled: true, compression: true } }));
     try {

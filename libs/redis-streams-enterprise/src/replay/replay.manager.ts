@@ -226,7 +226,9 @@ export class ReplayManager implements OnApplicationShutdown {
     const tally: Tally = { selected: 0, scanned: 0, replayed: 0, skipped: 0, failed: 0, invalid: [] };
     const streams = (await Promise.all(patterns.map((p) => streamsOfTopic(redis, this.keys, p)))).flat();
     for (const stream of streams) {
-      const [before] = start === '-' ? [] : await redis.xrevrange(stream, `(${start.includes('-') ? start : `${start}-0`}`, '-', 'COUNT', 1);
+      // Nothing can come before the first possible id (and Redis refuses the exclusive range `(0-0`).
+      const fromTheStart = start === '-' || /^0(-0)?$/.test(start);
+      const [before] = fromTheStart ? [] : await redis.xrevrange(stream, `(${start.includes('-') ? start : `${start}-0`}`, '-', 'COUNT', 1);
       const position = before ? String((before as unknown[])[0]) : '0';
       for await (const entry of pageThrough(redis, stream, start, end, this.config.replay.batchSize)) {
         if (tally.scanned >= maxMessages) break;
