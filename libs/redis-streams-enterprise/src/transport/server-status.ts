@@ -61,7 +61,14 @@ export interface RedisStreamsServerStatus {
 }
 
 /** Pending, lag, consumers and retention of this group on one stream (XINFO GROUPS, XPENDING, the retention script). */
-export async function streamStatus(command: ScriptedRedis, config: ResolvedRedisStreamsConfig, pattern: string, stream: string): Promise<StreamStatus> {
+export async function streamStatus(
+  command: ScriptedRedis,
+  config: ResolvedRedisStreamsConfig,
+  pattern: string,
+  stream: string,
+  /** The Redis server's clock (one TIME for a whole status); read here when not given. */
+  serverTimeMs?: number,
+): Promise<StreamStatus> {
   const { group } = config.consumer;
   const { maxLen, retentionMs, trimming } = config.streams;
   try {
@@ -79,7 +86,7 @@ export async function streamStatus(command: ScriptedRedis, config: ResolvedRedis
       ? retentionWarnings({ stream, group, lag: info.lag, oldestUnfinishedMs, nowMs: Date.now(), maxLen, retentionMs, trimming })
       : [];
     if (retention) warnings.push(...retentionStatusWarnings(stream, retention));
-    const lastIdAheadMs = await futureIdAhead(command, stream);
+    const lastIdAheadMs = await futureIdAhead(command, stream, serverTimeMs);
     if (lastIdAheadMs !== null) warnings.push(futureIdWarning(stream, lastIdAheadMs));
     return { pattern, stream, pending: info?.pending ?? null, lag: info?.lag ?? null, consumers: info?.consumers ?? null, retention, lastIdAheadMs, warnings };
   } catch (error) {
@@ -89,11 +96,10 @@ export async function streamStatus(command: ScriptedRedis, config: ResolvedRedis
 }
 
 /** How far the stream's last generated id is ahead of the server's clock, past the tolerance; null when it is not. */
-async function futureIdAhead(command: ScriptedRedis, stream: string): Promise<number | null> {
-  const [info, time] = await Promise.all([command.xinfo('STREAM', stream), command.time()]);
-  const last = parseStreamInfo(info).lastGeneratedId;
+async function futureIdAhead(command: ScriptedRedis, stream: string, serverTimeMs: number | undefined): Promise<number | null> {
+  const last = parseStreamInfo(await command.xinfo('STREAM', stream)).lastGeneratedId;
   if (last === null) return null;
-  const ahead = idTimeMs(last) - parseTimeMs(time);
+  const ahead = idTimeMs(last) - (serverTimeMs ?? parseTimeMs(await command.time()));
   return ahead > FUTURE_ID_TOLERANCE_MS ? ahead : null;
 }
 
@@ -184,7 +190,9 @@ export async function serverStatus(input: ServerStatusInput): Promise<RedisStrea
     input.reading &&
     base.permissionProblems.length === 0;
   try {
-    const streams = await Promise.all(input.streams.map((s) => streamStatus(connections.commandOrThrow(), config, s.pattern, s.stream)));
+    const command = connections.commandOrThrow();
+    const serverTimeMs = parseTimeMs(await command.time()); // once: ids are compared with Redis's clock, not ours
+    const streams = await Promise.all(input.streams.map((s) => streamStatus(command, config, s.pattern, s.stream, serverTimeMs)));
     return { ...base, healthy: live, streams, warnings: [...permissionWarnings, ...streams.flatMap((s) => s.warnings)] };
   } catch (error) {
     return { ...base, healthy: false, streams: [], warnings: permissionWarnings, error: redact(errorText(error)) };
