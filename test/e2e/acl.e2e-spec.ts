@@ -414,7 +414,7 @@ describe('least-privilege ACL users (issue 14)', () => {
         expect(status.warnings).toContainEqual(expect.stringMatching(/^Redis refuses HDEL for lack of ACL rights/));
         const lines = errorLines.filter((line) => line.startsWith('Redis refused HDEL'));
         expect(lines).toHaveLength(1);
-        expect(lines[0]).toMatch(new RegExp(`^Redis refused HDEL for user ${prefix}-nohdel: NOPERM .*'hdel' command — grant it \\(see README › Least privilege \\(ACL\\)`));
+        expect(lines[0]).toMatch(new RegExp(`^Redis refused HDEL for user ${prefix}-nohdel: NOPERM .*'hdel' command — grant it \\(see the docs › Security › Least privilege \\(ACL\\)`));
         expect(status.permissionProblems[0]!.count).toBeGreaterThanOrEqual(3);
       } finally {
         await producer.close();

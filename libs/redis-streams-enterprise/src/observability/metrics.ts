@@ -12,7 +12,7 @@ export interface RedisStreamsMetricsSnapshot {
   readonly deadLettered: number;
   /** Entries taken over from consumers that stopped. */
   readonly reclaimed: number;
-  /** Pending entries found deleted by trimming before anyone processed them (data loss, see README). */
+  /** Pending entries found deleted by trimming before anyone processed them (data loss, see the docs: Guarantees › retention). */
   readonly lostToTrimming: number;
   /**
    * Entries of this server's group that trimming deleted before the group read them (`streams.trimming: 'hard'`; in

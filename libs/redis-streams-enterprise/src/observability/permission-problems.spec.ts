@@ -61,7 +61,7 @@ describe('PermissionProblems', () => {
     expect(problems.report(new Error('ECONNRESET'))).toBe(false);
     expect(logger.lines).toHaveLength(1);
     expect(logger.lines[0]!.level).toBe('error');
-    expect(logger.lines[0]!.text).toMatch(/^Redis refused HDEL for user consumer-u: NOPERM this user has no permissions to run the 'hdel' command — grant it \(see README › Least privilege \(ACL\)/);
+    expect(logger.lines[0]!.text).toMatch(/^Redis refused HDEL for user consumer-u: NOPERM this user has no permissions to run the 'hdel' command — grant it \(see the docs › Security › Least privilege \(ACL\)/);
     expect(logger.lines[0]!.text).toMatch(/failure record/);
     expect(problems.list()).toEqual([{ command: 'HDEL', kind: 'command', message: expect.stringContaining('NOPERM'), since: expect.any(String), count: 2 }]);
     expect(problems.any).toBe(true);

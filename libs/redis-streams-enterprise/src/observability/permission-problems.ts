@@ -200,7 +200,7 @@ for (const entry of [...CONNECTION_COMMANDS, ...CLUSTER_COMMANDS, ...Object.valu
   if (!PURPOSE.has(entry.command.toUpperCase())) PURPOSE.set(entry.command.toUpperCase(), entry.why);
 }
 
-const SEE = 'see README › Least privilege (ACL), or aclSetUserCommand()';
+const SEE = 'see the docs › Security › Least privilege (ACL), or aclSetUserCommand()';
 
 /** The one log line of a refused command: what was refused, Redis's words, what to grant and what fails meanwhile. */
 export function describeDenial(denial: PermissionDenial, user: string): string {

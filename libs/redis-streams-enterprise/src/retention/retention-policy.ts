@@ -31,7 +31,7 @@ export const RETENTION_WARNING_RATIO = 0.8;
 export interface GroupRetentionStatus {
   readonly group: string;
   readonly pending: number;
-  /** Entries after its last-delivered id that are still in the stream; null when not counted (see README). */
+  /** Entries after its last-delivered id that are still in the stream; null when not counted (see the docs: Guarantees › retention). */
   readonly unread: number | null;
   /** Redis' lag (7.0+): entries-added minus entries-read, so it includes lostUnread; null on 6.2. */
   readonly lag: number | null;
@@ -56,7 +56,7 @@ export interface StreamRetentionStatus {
   readonly entriesOverLimit: number;
   /** `'safe'`, held back: how much older than `retentionMs` the oldest kept entry is (0 otherwise). */
   readonly ageOverLimitMs: number;
-  /** False once an XDEL removed an entry of the stream: loss counts may then be off (see README). */
+  /** False once an XDEL removed an entry of the stream: loss counts may then be off (see the docs: Guarantees › retention). */
   readonly lossCountExact: boolean;
   readonly groups: readonly GroupRetentionStatus[];
 }

@@ -156,7 +156,7 @@ export interface ServerStatusInput {
 
 function permissionWarning(problem: PermissionProblem): string {
   const what = problem.kind === 'command' ? problem.command : `a ${problem.kind} of ${problem.command}`;
-  return `Redis refuses ${what}${problem.script ? ` in script ${problem.script}` : ''} for lack of ACL rights (${problem.count} times since ${problem.since}); see README › Least privilege (ACL)`;
+  return `Redis refuses ${what}${problem.script ? ` in script ${problem.script}` : ''} for lack of ACL rights (${problem.count} times since ${problem.since}); see the docs › Security › Least privilege (ACL)`;
 }
 
 /**
