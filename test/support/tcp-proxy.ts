@@ -111,6 +111,8 @@ export class TcpProxy {
   /** Connections accepted since start (a reconnecting client shows up here). */
   accepted = 0;
   private readonly connections = new Set<Connection>();
+  /** Where new connections go; `retarget` changes it (a failover behind a fixed address). */
+  private target?: { host: string; port: number };
 
   private constructor(
     private readonly server: Server,
@@ -125,7 +127,8 @@ export class TcpProxy {
     });
     const address = server.address();
     const proxy = new TcpProxy(server, typeof address === 'object' && address ? address.port : 0);
-    server.on('connection', (client) => proxy.accept(client, targetHost, targetPort));
+    proxy.target = { host: targetHost, port: targetPort };
+    server.on('connection', (client) => proxy.accept(client, proxy.target?.host ?? targetHost, proxy.target?.port ?? targetPort));
     return proxy;
   }
 
@@ -156,6 +159,15 @@ export class TcpProxy {
       conn.halfOpen = true;
       conn.upstream.removeAllListeners('close').removeAllListeners('error').on('error', () => undefined).destroy();
     }
+  }
+
+  /**
+   * Sends new connections to another address from now on and resets the open ones (TCP RST), as a virtual IP or
+   * load balancer does when it moves to a promoted replica. The mode is left as it was.
+   */
+  retarget(host: string, port: number): void {
+    this.target = { host, port };
+    for (const conn of [...this.connections]) conn.destroy(true);
   }
 
   /** Destroys every connection and stops listening. */
