@@ -363,7 +363,11 @@ export async function check(input: CheckInput): Promise<Row[]> {
               pendingDetail.push(`  ${key} ${id} owner=${consumer} idle=${idleMs}ms deliveries=${deliveries} message=${emitted?.id ?? '?'} handlings=[${seen.join('; ')}]`);
             }
           }
-          if (fields.lag !== null && Number(fields.lag) > 0) lagLeft.push(`${key} group=${fields.name} lag=${fields.lag}`);
+          // Unread entries: any entry after the group's last-delivered-id. (XINFO's `lag` is not used: Redis 7.0 does
+          // not keep it exact across failovers and slot migrations, where it stays > 0 with everything read.)
+          const unread = await node.xrange(key, `(${String(fields['last-delivered-id'])}`, '+', 'COUNT', 100);
+          const messages = unread.filter(([, f]) => !f.includes('rse.control'));
+          if (messages.length > 0) lagLeft.push(`${key} group=${fields.name}: ${messages.length}${messages.length === 100 ? '+' : ''} entries after last-delivered-id ${fields['last-delivered-id']} (XINFO lag ${fields.lag})`);
         }
       }],
       ['zset', async (key: string) => {
@@ -381,7 +385,7 @@ export async function check(input: CheckInput): Promise<Row[]> {
   }
   info('streams checked for pending', streams);
   zero('entries left pending / retries queued', pendingLeft, [...pendingLeft.slice(0, 8), ...pendingDetail.slice(0, 10)]);
-  zero('entries never read (group lag)', lagLeft);
+  zero('entries never read by a group', lagLeft);
 
   info('requests sent', requests);
   info('replies', replies);

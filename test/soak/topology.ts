@@ -114,7 +114,12 @@ export class SoakTopology {
       else {
         // Graceful: hold client traffic, let the replica catch up, then promote it.
         this.proxy?.setMode('stall');
-        await this.waitInSync();
+        try {
+          await this.waitInSync(true);
+        } catch (error) {
+          this.proxy?.setMode('pass'); // no switchover: never leave the link black-holed
+          throw error;
+        }
       }
       await cli(next.port, 'REPLICAOF', 'NO', 'ONE');
       this.primary = 1 - this.primary;
@@ -156,7 +161,11 @@ export class SoakTopology {
     if (this.name === 'replicated') await this.waitInSync();
   }
 
-  private async waitInSync(timeoutMs = 30_000): Promise<void> {
+  /**
+   * Waits until the replica is online and linked; `exact` (a switchover, writes held) also until it has every byte
+   * the primary has. Under live writes the offsets rarely match at one instant, so otherwise a link that is up is enough.
+   */
+  private async waitInSync(exact = false, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const primary = this.nodes[this.primary];
@@ -164,7 +173,8 @@ export class SoakTopology {
       const info = await cli(primary.port, 'INFO', 'replication');
       const offset = /master_repl_offset:(\d+)/.exec(info)?.[1];
       const rinfo = await cli(replica.port, 'INFO', 'replication');
-      if (/master_link_status:up/.test(rinfo) && offset !== undefined && new RegExp(`slave0:.*port=${replica.port},state=online,offset=${offset}`).test(info)) return;
+      const online = new RegExp(`slave0:.*port=${replica.port},state=online,offset=(\\d+)`).exec(info);
+      if (/master_link_status:up/.test(rinfo) && online && (!exact || online[1] === offset)) return;
       await sleep(100);
     }
     throw new Error('replica did not get in sync within 30 s');
