@@ -12,8 +12,11 @@ export interface ProcessOptions {
   readonly partition?: number;
   /** Retry failures in place, up to this many attempts in all, instead of scheduling a retry (ordered topics). */
   readonly inlineAttempts?: number;
-  /** Checked between in-place attempts: false once the partition is no longer this consumer's. */
-  readonly stillOwned?: () => boolean;
+  /**
+   * Checked between in-place attempts and settlement retries: false once the partition is no longer this consumer's.
+   * May wait (a lease that lapsed locally is either renewed or lost) rather than answer at once.
+   */
+  readonly stillOwned?: () => boolean | Promise<boolean>;
   /** The message's dependencies were not handled within ordering.timeoutMs (causal). */
   readonly causalTimedOut?: boolean;
 }

@@ -14,6 +14,7 @@ import type { InFlight } from '../runtime/in-flight.js';
 import type { EntryProcessor } from './entry-processor.js';
 import type { MultiSlotReader } from '../cluster/multi-slot-reader.js';
 import { BackgroundLoop, type LoopErrorVerdict } from '../runtime/background-loop.js';
+import { sleep } from '../runtime/sleeper.js';
 import { PartitionCoordinator, type LeasedPartition } from '../partitioning/partition-coordinator.js';
 import { parentsOf } from '../partitioning/partition-layout.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
@@ -35,6 +36,9 @@ export interface PartitionedConsumerDeps {
 
 /** Pause after a failed reading round before the next (ioredis reconnects meanwhile). */
 const READ_RETRY_MS = 500;
+
+/** How often an entry waiting for a lapsed lease to be renewed (or lost) looks again. */
+const LAPSE_RECHECK_MS = 20;
 
 /** Longest BLOCK of a partition read: a newly assigned partition is read within this even without CLIENT UNBLOCK. */
 const MAX_PARTITION_BLOCK_MS = 1_000;
@@ -177,20 +181,44 @@ export class PartitionedConsumer {
 
   private process(entry: DeliveredEntry, partition: OwnedPartition, causalTimedOut: boolean): Promise<void> {
     const { stream } = partition;
-    if (!this.coordinator.holds(stream)) return Promise.resolve(); // stays pending for the partition's new owner
+    if (!this.coordinator.holds(stream)) return this.processOnceHeld(entry, partition, causalTimedOut);
     const { ordering, retry } = this.deps.config;
     return this.deps.processor.process(entry, {
       lease: this.coordinator.leaseOf(stream),
       partition: partition.partition,
       inlineAttempts: ordering.enabled ? ordering.retryAttempts : retry.attempts,
-      stillOwned: () => this.coordinator.holds(stream),
+      // Waits out a lapse: giving up on a lease that is then renewed would let the key's next entry overtake this one.
+      stillOwned: () => this.whenHeld(stream),
       causalTimedOut,
     });
   }
 
+  /**
+   * The partition's lease lapsed locally (a renewal came late: a stall, a slow or unreachable Redis). Skipping the
+   * entry would strand it: if the renewal then succeeds this consumer keeps the partition, nobody takes its pending
+   * entries over, and later entries of its key would be handled around it. So it waits — holding its lane, so nothing
+   * behind it starts — until the lease is renewed (then it is handled) or lost or given up (then it stays pending for
+   * the next owner, whose takeover claims it in id order).
+   */
+  private async processOnceHeld(entry: DeliveredEntry, partition: OwnedPartition, causalTimedOut: boolean): Promise<void> {
+    if (!(await this.whenHeld(partition.stream))) return;
+    return this.process(entry, partition, causalTimedOut);
+  }
+
+  /** Resolves true once the partition's lease is held again, false once it is gone (or this consumer stops). */
+  private async whenHeld(stream: string): Promise<boolean> {
+    for (;;) {
+      const state = this.coordinator.leaseState(stream);
+      if (state === 'held') return true;
+      if (state === 'gone' || !this.running) return false;
+      await sleep(LAPSE_RECHECK_MS);
+    }
+  }
+
   /** End of a layout epoch in this partition: everything before it is settled, so record that and move on. */
   private async control(entry: DeliveredEntry, partition: OwnedPartition): Promise<void> {
-    if (!this.coordinator.holds(partition.stream)) return;
+    // Not skipped while the lease has only lapsed: the mark of the epoch's end would never be written.
+    if (!(await this.whenHeld(partition.stream))) return;
     const { command, keys, config } = this.deps;
     const group = config.consumer.group;
     const epoch = Number(entry.fields.epoch);

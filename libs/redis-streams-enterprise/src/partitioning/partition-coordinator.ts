@@ -94,6 +94,17 @@ export class PartitionCoordinator {
     }
   }
 
+  /**
+   * Where this consumer stands with a partition: `held` (lease held and renewed recently enough: it may act),
+   * `lapsed` (still owned, but not renewed in time — a renewal is on its way or Redis is unreachable; it either comes
+   * back, or the lease is lost), `gone` (not owned, or being released).
+   */
+  leaseState(stream: string): 'held' | 'lapsed' | 'gone' {
+    const owned = this.owned.get(stream);
+    if (owned === undefined || this.releasing.has(stream)) return 'gone';
+    return this.now() < owned.validUntil ? 'held' : 'lapsed';
+  }
+
   /** True while this consumer may still act for the partition (lease held and renewed recently enough). */
   holds(stream: string): boolean {
     const owned = this.owned.get(stream);

@@ -25,7 +25,7 @@ export interface CommitFence {
   /** Lease value of the entry's partition: commits are refused once it changed. */
   readonly lease?: string;
   /** False once the partition is no longer this consumer's; keeps a failed ack or commit retrying until then. */
-  readonly stillOwned?: () => boolean;
+  readonly stillOwned?: () => boolean | Promise<boolean>;
 }
 
 export class EventCommitter {

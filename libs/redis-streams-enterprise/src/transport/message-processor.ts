@@ -192,7 +192,7 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
           `${errorText(failure.error)} ${logIds({ stream: entry.stream, id: entry.id })}`,
       );
       await sleep(delay);
-      if (options.stillOwned && !options.stillOwned()) return; // the partition moved: the new owner retries
+      if (options.stillOwned && !(await options.stillOwned())) return; // the partition moved: the new owner retries
       context = this.contextFor(entry, message, true, attempt + 1, options.partition);
     }
   }

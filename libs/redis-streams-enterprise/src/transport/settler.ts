@@ -68,7 +68,7 @@ export class Settler {
    * the next message of the key never starts while an earlier one could still be redelivered after it. Without it a
    * failed ack leaves the entry pending for the reclaimer (at-least-once).
    */
-  async ack(entry: DeliveredEntry, stillOwned?: () => boolean): Promise<void> {
+  async ack(entry: DeliveredEntry, stillOwned?: () => boolean | Promise<boolean>): Promise<void> {
     try {
       await this.acks.ack(entry.stream, entry.id);
     } catch (error) {
@@ -163,9 +163,14 @@ export class Settler {
   }
 
   /** Retries a settlement every 250 ms while `stillOwned()` is true (ordered topics: Redis unreachable for a while). */
-  private async retryWhileOwned(entry: DeliveredEntry, stillOwned: () => boolean, attempt: () => Promise<boolean>, first: unknown): Promise<void> {
+  private async retryWhileOwned(
+    entry: DeliveredEntry,
+    stillOwned: () => boolean | Promise<boolean>,
+    attempt: () => Promise<boolean>,
+    first: unknown,
+  ): Promise<void> {
     this.logger.warn(`Settling failed; retrying while the partition is ours, its key waits: ${errorText(first)} ${logIds({ stream: entry.stream, id: entry.id })}`);
-    while (stillOwned()) {
+    while (await stillOwned()) {
       await sleep(RETRY_WHILE_OWNED_MS);
       try {
         if (await attempt()) return;
@@ -179,7 +184,7 @@ export class Settler {
    * @param stillOwned as for ack(): keep retrying a commit that could not reach Redis while the partition is ours
    * (a commit is safe to repeat: it re-checks ownership and the processed record).
    */
-  async commitWhileOwned(entry: DeliveredEntry, request: CommitRequest, stillOwned: () => boolean): Promise<void> {
+  async commitWhileOwned(entry: DeliveredEntry, request: CommitRequest, stillOwned: () => boolean | Promise<boolean>): Promise<void> {
     if ((await this.commit(entry, request)) !== undefined) return;
     await this.retryWhileOwned(entry, stillOwned, async () => (await this.commit(entry, request)) !== undefined, 'commit failed');
   }
