@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { withReadWatchdog } from '../connection/blocking-read.js';
 import { disconnectOnce } from '../connection/redis-connection.factory.js';
 import { parseReadReply } from '../connection/redis-replies.js';
 import { errorText } from '../observability/log-format.js';
@@ -26,6 +27,8 @@ export class ReplyListener {
     private readonly stream: string,
     private readonly blockMs: number,
     private readonly onReply: (reply: ReplyMessage) => void,
+    /** Extra time a read may take beyond its BLOCK before its connection is presumed dead (`connection.blockingWatchdogMs`). */
+    private readonly watchdogMs: number,
   ) {
     this.loop = new BackgroundLoop(() => this.readOnce(), {
       intervalMs: 0,
@@ -45,7 +48,11 @@ export class ReplyListener {
   }
 
   private async readOnce(): Promise<void> {
-    const raw = await this.redis.xread('COUNT', 256, 'BLOCK', this.blockMs, 'STREAMS', this.stream, this.lastId);
+    // A reset socket drops a pending blocking read without settling it (blocking reads are not re-sent): the
+    // watchdog fails it at once on 'close' (or after BLOCK + watchdogMs on a half-open link), so replies keep being
+    // read after a reconnect and stop() never waits for a read that will not come back.
+    const read = this.redis.xread('COUNT', 256, 'BLOCK', this.blockMs, 'STREAMS', this.stream, this.lastId);
+    const raw = await withReadWatchdog(this.redis, read, this.blockMs + this.watchdogMs);
     for (const entry of parseReadReply(raw)) {
       this.lastId = entry.id;
       let reply: ReplyMessage | null = null;

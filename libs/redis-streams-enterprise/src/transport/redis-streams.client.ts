@@ -319,7 +319,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
         disconnectOnce(connection);
         throw new ConnectionClosedError('RedisStreamsClient');
       }
-      this.replies = new ReplyListener(connection, this.keys.replyStream(this.clientId), REPLY_BLOCK_MS, (reply) => this.pending.answer(reply));
+      this.replies = new ReplyListener(connection, this.keys.replyStream(this.clientId), REPLY_BLOCK_MS, (reply) => this.pending.answer(reply), this.config.connection.blockingWatchdogMs);
       this.replies.start();
     })();
     return this.repliesStarting;
