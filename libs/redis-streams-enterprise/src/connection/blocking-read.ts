@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { waitUntilReady } from './redis-connection.factory.js';
 
 /**
  * Runs a blocking read (XREADGROUP ... BLOCK) with a watchdog. A read that outlives BLOCK by the margin means the
@@ -23,4 +24,25 @@ export function withReadWatchdog<T>(redis: Redis, read: Promise<T>, limitMs: num
     clearTimeout(timer);
     if (onClose) redis.off('close', onClose);
   });
+}
+
+/**
+ * Issues a blocking read only once its connection is ready (waiting at most `limitMs` for a reconnect), then runs it
+ * under the watchdog. Blocking connections have no offline queue: a read issued while disconnected would otherwise
+ * wait there and be sent after its loop gave up on it, and deliver entries nobody handles; waiting here for 'ready'
+ * keeps the read as quick after a reconnect as the queue made it.
+ */
+export async function blockingRead<T>(redis: Redis, issue: () => Promise<T>, limitMs: number): Promise<T> {
+  if (redis.status !== 'ready') {
+    const status = redis.status;
+    try {
+      await waitUntilReady(redis, limitMs);
+    } catch (error) {
+      // Not ready in time: a reconnect stuck in its handshake on a dead link (half-open) never ends by itself, so the
+      // connection is replaced, as the watchdog does for a read. A connection closed for good ('end') is left alone.
+      if (redis.status !== 'end') redis.disconnect(true);
+      throw new Error(`the reading connection was not ready within ${limitMs} ms (was ${status}); connection replaced`, { cause: error });
+    }
+  }
+  return withReadWatchdog(redis, issue(), limitMs);
 }

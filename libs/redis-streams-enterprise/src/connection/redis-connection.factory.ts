@@ -23,7 +23,11 @@ function roleOptions(role: ConnectionRole, watchdogMs: number): RedisOptions {
     return { enableOfflineQueue: false, maxRetriesPerRequest: 1, socketTimeout: watchdogMs };
   }
   // A blocked XREADGROUP legitimately receives nothing for BLOCK ms, so the reading loop runs its own watchdog.
-  return { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResendUnfulfilledCommands: false };
+  // No offline queue: a read issued while the connection is down would wait and be sent on reconnect, after its loop
+  // gave up on it (the watchdog fails a read at 'close') — the entries it then delivers land in this consumer's
+  // pending list with nobody to handle them (a partitioned consumer never re-reads its own pending list). Failing at
+  // once, the loop simply reads again once the connection is back. Nor are reads in flight re-sent on reconnect.
+  return { enableOfflineQueue: false, maxRetriesPerRequest: null, autoResendUnfulfilledCommands: false };
 }
 
 /**

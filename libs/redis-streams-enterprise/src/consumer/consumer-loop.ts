@@ -5,7 +5,7 @@ import { classifyRedisError } from '../connection/redis-error-codes.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { BackgroundLoop } from '../runtime/background-loop.js';
 import type { InFlight } from '../runtime/in-flight.js';
-import { withReadWatchdog } from '../connection/blocking-read.js';
+import { blockingRead } from '../connection/blocking-read.js';
 
 export interface ConsumerLoopSettings {
   readonly group: string;
@@ -41,8 +41,8 @@ export class BlockingEntryReader implements EntryReader {
     const { streams, group, consumer, blockMs, watchdogMs } = this.settings;
     // Arrays, not spread arguments: tens of thousands of streams overflow the call stack when spread.
     // ioredis flattens array arguments; `call` would skip the reply transformation (RESP3 map to pairs).
-    const read = (this.redis.xreadgroup as (...args: unknown[]) => Promise<unknown>)('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', streams, this.ids);
-    const reply = await withReadWatchdog(this.redis, read, blockMs + watchdogMs);
+    const read = () => (this.redis.xreadgroup as (...args: unknown[]) => Promise<unknown>)('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', streams, this.ids);
+    const reply = await blockingRead(this.redis, read, blockMs + watchdogMs);
     return { replies: reply === null || reply === undefined ? [] : [reply] };
   }
 }

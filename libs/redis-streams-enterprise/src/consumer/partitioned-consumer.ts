@@ -9,7 +9,7 @@ import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { OrderedDispatcher, type OwnedPartition } from '../ordering/ordered-dispatcher.js';
 import type { OrderingManager } from '../ordering/ordering.manager.js';
-import { withReadWatchdog } from '../connection/blocking-read.js';
+import { blockingRead } from '../connection/blocking-read.js';
 import type { InFlight } from '../runtime/in-flight.js';
 import type { EntryProcessor } from './entry-processor.js';
 import type { MultiSlotReader } from '../cluster/multi-slot-reader.js';
@@ -269,10 +269,10 @@ export class PartitionedConsumer {
     }
     const count = Math.max(1, Math.min(batchSize, ...streams.map((s) => this.dispatcher.room(s))));
     const block = Math.min(blockMs, MAX_PARTITION_BLOCK_MS);
-    const read = withReadWatchdog(
+    const read = blockingRead(
       blocking,
       // Arrays, not spread arguments: thousands of partitions overflow the call stack when spread.
-      (blocking.xreadgroup as (...args: unknown[]) => Promise<unknown>)('GROUP', group, consumerName, 'COUNT', count, 'BLOCK', block, 'STREAMS', streams, streams.map(() => '>')),
+      () => (blocking.xreadgroup as (...args: unknown[]) => Promise<unknown>)('GROUP', group, consumerName, 'COUNT', count, 'BLOCK', block, 'STREAMS', streams, streams.map(() => '>')),
       block + config.connection.blockingWatchdogMs,
     );
     this.readInFlight = read;

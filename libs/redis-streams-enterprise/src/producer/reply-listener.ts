@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { withReadWatchdog } from '../connection/blocking-read.js';
+import { blockingRead } from '../connection/blocking-read.js';
 import { disconnectOnce } from '../connection/redis-connection.factory.js';
 import { parseReadReply } from '../connection/redis-replies.js';
 import { errorText } from '../observability/log-format.js';
@@ -51,8 +51,7 @@ export class ReplyListener {
     // A reset socket drops a pending blocking read without settling it (blocking reads are not re-sent): the
     // watchdog fails it at once on 'close' (or after BLOCK + watchdogMs on a half-open link), so replies keep being
     // read after a reconnect and stop() never waits for a read that will not come back.
-    const read = this.redis.xread('COUNT', 256, 'BLOCK', this.blockMs, 'STREAMS', this.stream, this.lastId);
-    const raw = await withReadWatchdog(this.redis, read, this.blockMs + this.watchdogMs);
+    const raw = await blockingRead(this.redis, () => this.redis.xread('COUNT', 256, 'BLOCK', this.blockMs, 'STREAMS', this.stream, this.lastId), this.blockMs + this.watchdogMs);
     for (const entry of parseReadReply(raw)) {
       this.lastId = entry.id;
       let reply: ReplyMessage | null = null;
