@@ -8,20 +8,19 @@ import { fileURLToPath } from 'node:url';
  * The soak (test/soak, `npm run test:soak`) with a fixed seed and a short duration, so CI keeps the harness, the
  * nemesis and the checker working: real redis-server (AOF), consumer and producer child processes on the built
  * library, every fault of the single topology. Asserts the checker's verdict: exit code 0 and a zero in every
- * row that must be zero. Long runs (30 minutes, overnight) are manual: see the README's "Soak" section.
+ * row that must be zero. Long runs (30 minutes, overnight) are manual: see docs/development.md › Soak.
  *
- * Two features are left out here because of library bugs the soak found, each with a focused reproduction; the soak
- * reports them as violations, and a CI test that fails at random would only hide other regressions. Add them back to
- * FEATURES when they are fixed:
- * - `requests`: RedisStreamsClient.close() never resolves after a connection reset once the client has made a
- *   request (test/soak/repro/client-close-after-reset.mjs).
- * - `keyed`, `global`, `scale`: an entry read while a partition lease has lapsed locally (late renewal after a
- *   stall, a pause, a Redis restart) is skipped and stays pending in the same consumer's PEL, while later messages
- *   of its key are handled (test/soak/repro/lease-lapse-skips-entry.mjs).
+ * One feature is left out here because of a library bug the soak found and this CI run must not fail at random on:
+ * - `global`: on seed 11 (90 s, single topology) a global-ordered producer's message 94 was committed after its
+ *   100, the same consumer starting 95 before 94 ended (npm run test:soak -- --seed 11 --duration 90s). Not yet
+ *   understood; add `global` back to FEATURES once it is fixed.
+ * The three bugs found before (a skipped entry while a partition lease had lapsed locally, an entry delivered by a
+ * read queued during a Redis restart, the reply reader of a client after a connection reset) are fixed, with focused
+ * tests (lease-lapse, restart-during-commit, reply-after-reset), and their features are back in.
  */
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SEED = 20261207;
-const FEATURES = 'plain,poison,redrive,replay';
+const FEATURES = 'plain,poison,requests,keyed,redrive,replay,scale';
 const ARGS = ['--seed', String(SEED), '--duration', '40s', '--features', FEATURES, '--mean-gap', '3s', '--drain-timeout', '45s'];
 
 interface Row {
