@@ -181,7 +181,7 @@ export class PartitionedConsumer {
 
   private process(entry: DeliveredEntry, partition: OwnedPartition, causalTimedOut: boolean): Promise<void> {
     const { stream } = partition;
-    if (!this.coordinator.holds(stream)) return this.processOnceHeld(entry, partition, causalTimedOut);
+    if (!this.coordinator.holds(stream)) return this.whenHeld(stream).then((held) => (held ? this.process(entry, partition, causalTimedOut) : undefined));
     const { ordering, retry } = this.deps.config;
     return this.deps.processor.process(entry, {
       lease: this.coordinator.leaseOf(stream),
@@ -194,18 +194,11 @@ export class PartitionedConsumer {
   }
 
   /**
-   * The partition's lease lapsed locally (a renewal came late: a stall, a slow or unreachable Redis). Skipping the
-   * entry would strand it: if the renewal then succeeds this consumer keeps the partition, nobody takes its pending
-   * entries over, and later entries of its key would be handled around it. So it waits — holding its lane, so nothing
-   * behind it starts — until the lease is renewed (then it is handled) or lost or given up (then it stays pending for
-   * the next owner, whose takeover claims it in id order).
+   * True once the partition's lease is held again, false once it is gone (or this consumer stops). A lease that lapsed
+   * locally (a late renewal: a stall, a slow Redis) is waited out, holding the entry's lane: skipped, the entry would
+   * be stranded if the renewal then succeeds (nobody takes this consumer's pending entries over) while later entries
+   * of its key are handled. Once gone, the entry stays pending for the next owner, whose takeover claims it in order.
    */
-  private async processOnceHeld(entry: DeliveredEntry, partition: OwnedPartition, causalTimedOut: boolean): Promise<void> {
-    if (!(await this.whenHeld(partition.stream))) return;
-    return this.process(entry, partition, causalTimedOut);
-  }
-
-  /** Resolves true once the partition's lease is held again, false once it is gone (or this consumer stops). */
   private async whenHeld(stream: string): Promise<boolean> {
     for (;;) {
       const state = this.coordinator.leaseState(stream);
