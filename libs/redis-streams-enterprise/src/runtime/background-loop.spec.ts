@@ -230,18 +230,30 @@ describe('BackgroundLoop: stop()', () => {
   });
 
   it('leaves no timer that keeps the process alive (real timers: every pause is unref()ed)', async () => {
-    const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    const before = timeouts();
-    const loop = loopOf(() => Promise.resolve(), { intervalMs: 60_000 });
-    loop.start();
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    expect(timeouts()).toBe(before);
-    const sleeper = new Sleeper();
-    const sleeping = sleeper.sleep(60_000);
-    expect(timeouts()).toBe(before);
-    sleeper.wake();
-    await sleeping;
-    await loop.stop();
+    // The timers of this test's pauses, told apart by their unusual delays (counting every active timer of the
+    // process would also count whatever else runs in this jest worker).
+    const PAUSE_MS = 61_234;
+    const created: NodeJS.Timeout[] = [];
+    const original = globalThis.setTimeout;
+    const spy = jest.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+      const timer = original(fn, ms);
+      if (ms === PAUSE_MS) created.push(timer);
+      return timer;
+    }) as typeof setTimeout);
+    try {
+      const loop = loopOf(() => Promise.resolve(), { intervalMs: PAUSE_MS });
+      loop.start();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const sleeper = new Sleeper();
+      const sleeping = sleeper.sleep(PAUSE_MS);
+      expect(created.length).toBeGreaterThanOrEqual(2); // the loop's pause and the sleeper's
+      expect(created.map((timer) => timer.hasRef())).toEqual(created.map(() => false));
+      sleeper.wake();
+      await sleeping;
+      await loop.stop();
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 
