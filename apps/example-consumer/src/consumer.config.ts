@@ -19,3 +19,12 @@ export function consumerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Red
     retry: { attempts: 3, backoff: { type: 'exponential', delayMs: 200, maxDelayMs: 5_000, jitter: 0.2 } },
   };
 }
+
+/**
+ * Port of the HTTP side (health probes, metrics): `PORT` (the Kubernetes example sets 3000). Unset, a free port is
+ * picked (printed in the ready line), so several consumers run side by side on one machine (the demo).
+ */
+export function httpPortFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const port = Number(env.PORT);
+  return env.PORT !== undefined && Number.isInteger(port) && port >= 0 && port < 65_536 ? port : 0;
+}

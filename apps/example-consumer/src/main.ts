@@ -1,9 +1,8 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { AsyncMicroserviceOptions } from '@nestjs/microservices';
 import { RedisStreamsExceptionFilter, RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
-import { consumerConfigFromEnv } from './consumer.config.js';
+import { consumerConfigFromEnv, httpPortFromEnv } from './consumer.config.js';
 import { ConsumerAppModule } from './consumer-app.module.js';
 import { logLevelsFromEnv } from './log-levels.js';
 import { redactUrl } from './redact-url.js';
@@ -14,26 +13,25 @@ const READY_LINE = 'example-consumer ready';
 async function bootstrap(): Promise<void> {
   const logger = new Logger('ExampleConsumer');
   const config = consumerConfigFromEnv();
-  // The server is a provider of RedisStreamsEnterpriseModule; Nest hands it over as the transport strategy.
-  const app = await NestFactory.createMicroservice<AsyncMicroserviceOptions>(ConsumerAppModule.forRoot(config), {
-    inject: [RedisStreamsServer],
-    useFactory: (server: RedisStreamsServer) => ({ strategy: server }),
-    logger: logLevelsFromEnv(),
-  });
+  // A hybrid app: HTTP for the health probes (and metrics), the Redis Streams server for the messages. The server is
+  // a provider of RedisStreamsEnterpriseModule; Nest hands it over as the transport strategy.
+  const app = await NestFactory.create(ConsumerAppModule.forRoot(config), { logger: logLevelsFromEnv() });
+  const microservice = app.connectMicroservice({ strategy: app.get(RedisStreamsServer) });
   // Handler errors reach the transport unchanged, so dead-letter records name the real error (callers of send()
   // still get only RpcException payloads or "Internal server error").
-  app.useGlobalFilters(new RedisStreamsExceptionFilter());
+  microservice.useGlobalFilters(new RedisStreamsExceptionFilter());
   // SIGTERM/SIGINT: stop reading, finish in-flight handlers, flush acks, close connections, then exit 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   try {
-    await app.listen();
+    await app.startAllMicroservices();
+    await app.listen(httpPortFromEnv());
   } catch (error) {
     await app.close().catch(() => undefined); // best effort: the start error below is what matters
     throw error;
   }
   logger.log(
     `${READY_LINE}: redis=${redactUrl(config.connection?.url)} group=${config.consumer?.group} ` +
-      `prefix=${config.streams?.keyPrefix} pid=${process.pid}`,
+      `prefix=${config.streams?.keyPrefix} pid=${process.pid} http=${String(app.getHttpServer().address()?.port)}`,
   );
 }
 

@@ -9,6 +9,15 @@ export { type RedisStreamsModuleExtras } from './redis-streams.module-definition
 export { REDIS_STREAMS_OPTIONS, REDIS_STREAMS_TRANSPORT, RedisStreamsStatus } from './redis-streams.constants.js';
 
 export { RedisStreamsServer, type RedisStreamsServerStatus, type StreamStatus } from './transport/redis-streams.server.js';
+export { type ProbeVerdict } from './transport/server-health.js';
+export { type LoopHealthReport } from './observability/loop-health.js';
+export { type RedisPreflightReport } from './observability/redis-preflight.js';
+export {
+  RedisStreamsHealthIndicator,
+  type RedisStreamsHealthResult,
+  type RedisStreamsHealthCheckOptions,
+} from './health/redis-streams.health-indicator.js';
+export { type RedisStreamsReadinessThresholds } from './health/health-thresholds.js';
 export { type StreamRetentionStatus, type GroupRetentionStatus, type TrimmingMode } from './retention/retention-policy.js';
 export { RedisStreamsClient } from './transport/redis-streams.client.js';
 export { RedisStreamsContext } from './transport/redis-streams.context.js';

@@ -4,6 +4,7 @@ import { parseNewEntries, type DeliveredEntry } from '../connection/redis-replie
 import { classifyRedisError } from '../connection/redis-error-codes.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { BackgroundLoop } from '../runtime/background-loop.js';
+import { loopReport, type LoopHealthReport } from '../observability/loop-health.js';
 import type { InFlight } from '../runtime/in-flight.js';
 import { blockingRead } from '../connection/blocking-read.js';
 
@@ -75,6 +76,8 @@ export class ConsumerLoop {
   // free slots. The surplus waits here (at most streams x batchSize entries) and nothing new is read until it
   // has been handed out, so the number of running handlers never exceeds consumer.concurrency.
   private backlog: DeliveredEntry[] = [];
+  /** When the read in progress started (waiting for free slots is not reading: slow handlers are not a stuck loop). */
+  private readingSince?: number;
 
   constructor(
     private readonly reader: EntryReader,
@@ -93,6 +96,15 @@ export class ConsumerLoop {
 
   get isRunning(): boolean {
     return this.loop.isRunning;
+  }
+
+  /**
+   * Its health: failing reads in a row, or one read that outlived `stuckAfterMs` (the watchdog should have ended it
+   * at BLOCK plus its margin).
+   */
+  health(stuckAfterMs: number | null, now: number = Date.now()): LoopHealthReport {
+    const report = loopReport('reading', this.loop.health(now), stuckAfterMs);
+    return { ...report, busyMs: this.readingSince === undefined ? null : Math.max(0, now - this.readingSince) };
   }
 
   start(): void {
@@ -128,11 +140,14 @@ export class ConsumerLoop {
     // Never 0: XREADGROUP COUNT 0 means "no limit" (the reclaimer may have taken the free slots meanwhile).
     const count = Math.max(1, Math.min(batchSize, this.inFlight.available));
     let read: { replies: unknown[]; error?: unknown };
+    this.readingSince = Date.now();
     try {
       read = await this.reader.read(count);
     } catch (error) {
       if (!running()) return;
       return this.onReadError(error);
+    } finally {
+      this.readingSince = undefined;
     }
     for (const reply of read.replies) {
       parseNewEntries(reply, (stream, entries, deleted) => {

@@ -13,6 +13,7 @@ import type { InFlight } from '../runtime/in-flight.js';
 import type { EntryProcessor } from './entry-processor.js';
 import { PendingReclaimer } from './pending-reclaimer.js';
 import type { ReadingConnections } from './server-connections.js';
+import type { LoopHealthReport } from '../observability/loop-health.js';
 
 export interface GroupConsumerDeps extends ReadingConnections {
   readonly config: ResolvedRedisStreamsConfig;
@@ -30,6 +31,8 @@ export class GroupConsumer {
   private readonly reclaimer: PendingReclaimer;
   private readonly loop: ConsumerLoop;
   private readonly streamCount: number;
+  /** A read running longer than this is stuck (the blocking-read watchdog ends a read at BLOCK plus its margin). */
+  private readonly readStuckAfterMs: number;
 
   constructor(deps: GroupConsumerDeps) {
     const { consumer, connection } = deps.config;
@@ -50,6 +53,7 @@ export class GroupConsumer {
     );
     const streams = deps.streams.map((s) => s.stream);
     this.streamCount = streams.length;
+    this.readStuckAfterMs = consumer.blockMs + connection.blockingWatchdogMs + 30_000;
     const reader = slotReader
       ? new ClusterEntryReader(slotReader, streams, consumer.blockMs)
       : new BlockingEntryReader(blocking, {
@@ -69,6 +73,12 @@ export class GroupConsumer {
 
   get isRunning(): boolean {
     return this.loop.isRunning;
+  }
+
+  /** Health of the reading loop (when there are streams to read) and of the reclaimer. */
+  health(): LoopHealthReport[] {
+    const reclaiming = this.reclaimer.health();
+    return this.streamCount > 0 ? [this.loop.health(this.readStuckAfterMs), reclaiming] : [reclaiming];
   }
 
   /** Takes back this consumer's own pending entries first (reclaimer), then starts reading (when there are streams). */

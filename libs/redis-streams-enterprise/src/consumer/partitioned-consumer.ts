@@ -14,6 +14,7 @@ import type { InFlight } from '../runtime/in-flight.js';
 import type { EntryProcessor } from './entry-processor.js';
 import type { MultiSlotReader } from '../cluster/multi-slot-reader.js';
 import { BackgroundLoop, type LoopErrorVerdict } from '../runtime/background-loop.js';
+import { loopReport, type LoopHealthReport } from '../observability/loop-health.js';
 import { sleep } from '../runtime/sleeper.js';
 import { PartitionCoordinator, type LeasedPartition } from '../partitioning/partition-coordinator.js';
 import { parentsOf } from '../partitioning/partition-layout.js';
@@ -169,6 +170,9 @@ export class PartitionedConsumer {
   get isRunning(): boolean {
     return this.running;
   }
+
+  /** Health of the reading rounds: failures in a row (a round waits for partitions, so no stuck limit). */
+  health = (): LoopHealthReport => loopReport('reading partitions', this.loop.health(), null);
 
   private async assigned(partition: LeasedPartition): Promise<void> {
     this.deps.processor.addStream(partition.stream, partition.pattern);

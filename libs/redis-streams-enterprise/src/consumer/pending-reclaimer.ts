@@ -4,6 +4,7 @@ import type { ClaimResult, DeliveredEntry } from '../connection/redis-replies.js
 import { asStreamCommands, type StreamCommands } from '../connection/stream-commands.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { BackgroundLoop } from '../runtime/background-loop.js';
+import { FailureStreak, loopReport, type LoopHealthReport } from '../observability/loop-health.js';
 import type { InFlight } from '../runtime/in-flight.js';
 
 export interface ReclaimerSettings {
@@ -41,6 +42,11 @@ export class PendingReclaimer {
   /** Streams with a scheduled retry and when the next is due (from this process's retries and claimDue replies). */
   private readonly nextDue = new Map<string, number>();
   private lastFullSweep = 0;
+  /**
+   * Failed passes in a row, for health: a pass that found nothing to do (no sweep, no retry due) neither fails nor
+   * ends a run of failures, so sweeps that fail every time are seen between the idle passes.
+   */
+  private readonly streak = new FailureStreak();
 
   /** @param commands the command port, or the server's command connection (wrapped in the port). */
   constructor(
@@ -71,6 +77,16 @@ export class PendingReclaimer {
     await this.loop.stop();
   }
 
+  /**
+   * Its health: failing passes in a row (NOPERM, NOSCRIPT, OOM: entries then stay pending), or a pass that has run
+   * longer than max(60 s, 2 x claimIdleMs) (a Redis that stopped answering).
+   */
+  health(): LoopHealthReport {
+    const loop = this.loop.health();
+    const streak = this.streak.health();
+    return loopReport('reclaiming', { ...loop, failures: streak.failures, failingSinceMs: streak.failingSinceMs, lastError: streak.lastError }, Math.max(60_000, 2 * this.settings.claimIdleMs));
+  }
+
   /** One full pass now (also used by tests and by the timer); joins a pass in progress. Never rejects. */
   runOnce(): Promise<void> {
     return this.loop.runNow();
@@ -89,17 +105,32 @@ export class PendingReclaimer {
    * scripts per stream per pass.
    */
   private async doPass(): Promise<void> {
-    await this.extendLiveClaims();
+    try {
+      if (await this.sweep()) this.streak.succeeded();
+    } catch (error) {
+      this.streak.failed(error);
+      throw error;
+    }
+  }
+
+  /** One pass; true when it did more than look at the clock (a sweep, a due retry, claims extended). */
+  private async sweep(): Promise<boolean> {
+    const extended = await this.extendLiveClaims();
     const now = this.now();
     const full = now - this.lastFullSweep >= Math.max(this.settings.intervalMs, Math.min(this.settings.claimIdleMs / 4, 30_000));
     if (full) this.lastFullSweep = now;
+    let worked = extended || full;
     for (const target of this.settings.streams) {
-      if (!this.running) return;
+      if (!this.running) return worked;
       const due = this.nextDue.get(target.stream);
-      if (full || (due !== undefined && due <= now)) await this.claim(target, 'due');
+      if (full || (due !== undefined && due <= now)) {
+        worked = true;
+        await this.claim(target, 'due');
+      }
       if (full) await this.claim(target, 'idle');
     }
     await this.removeDeadConsumers();
+    return worked;
   }
 
   /** At most once per deadConsumerIdleMs/2 (and at least every 10 minutes), drop consumers that went away. */
@@ -118,7 +149,7 @@ export class PendingReclaimer {
   }
 
   /** Entries in handlers for a third of claimIdleMs get their idle time reset, long before anyone may claim them. */
-  private async extendLiveClaims(): Promise<void> {
+  private async extendLiveClaims(): Promise<boolean> {
     const { group, consumer, claimIdleMs } = this.settings;
     const old = this.inFlight.olderThan(Math.floor(claimIdleMs / 3));
     for (const [stream, ids] of old) {
@@ -126,6 +157,7 @@ export class PendingReclaimer {
         await this.commands.extendClaims(stream, group, consumer, ids.slice(i, i + 500));
       }
     }
+    return old.size > 0;
   }
 
   private async reclaimOwn(): Promise<void> {

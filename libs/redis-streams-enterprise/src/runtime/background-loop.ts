@@ -9,6 +9,19 @@ import { Sleeper } from './sleeper.js';
  */
 export type LoopErrorVerdict = 'failure' | 'expected';
 
+/** A loop's state for health checks (BackgroundLoop.health()). */
+export interface BackgroundLoopHealth {
+  readonly running: boolean;
+  /** Failed iterations in a row (0 when the last one completed). */
+  readonly failures: number;
+  /** When the current run of failures began (epoch ms); null when not failing. */
+  readonly failingSinceMs: number | null;
+  /** The last error of the current run of failures. */
+  readonly lastError: unknown;
+  /** How long the iteration in progress has run; null between iterations. */
+  readonly busyMs: number | null;
+}
+
 export interface BackgroundLoopOptions {
   /**
    * Pause after an iteration that completed. 0: the next one starts at once (a loop that waits inside its iteration,
@@ -42,6 +55,11 @@ export class BackgroundLoop {
   private loop?: Promise<void>;
   private current?: Promise<boolean>;
   private failures = 0;
+  /** When the current run of failures began, and its last error (for health reports). */
+  private failingSince?: number;
+  private lastError?: unknown;
+  /** When the iteration in progress started. */
+  private busySince?: number;
   /** Counts start() calls, so a loop stopped and started again never runs twice. */
   private generation = 0;
 
@@ -58,6 +76,20 @@ export class BackgroundLoop {
   /** True after a failed iteration until one completes. */
   get isFailing(): boolean {
     return this.failures > 0;
+  }
+
+  /**
+   * What a health check needs to know: running, failures in a row (with when they began and the last error) and how
+   * long the iteration in progress has run. `now` is the caller's clock (Date.now).
+   */
+  health(now: number = Date.now()): BackgroundLoopHealth {
+    return {
+      running: this.running,
+      failures: this.failures,
+      failingSinceMs: this.failures > 0 ? (this.failingSince ?? null) : null,
+      lastError: this.failures > 0 ? this.lastError : undefined,
+      busyMs: this.busySince === undefined ? null : Math.max(0, now - this.busySince),
+    };
   }
 
   /**
@@ -125,15 +157,25 @@ export class BackgroundLoop {
 
   /** Resolves true when the iteration threw (and the error was handled), false when it completed. */
   private async runIteration(): Promise<boolean> {
+    this.busySince = Date.now();
     try {
       await this.iteration();
     } catch (error) {
       if (this.stopping) return true; // stopping interrupts what the iteration waited for: not a failure
-      if ((this.options.onError?.(error) ?? 'failure') === 'failure' && ++this.failures === 1) this.options.onFailing?.(error);
+      if ((this.options.onError?.(error) ?? 'failure') === 'failure') {
+        this.lastError = error;
+        if (++this.failures === 1) {
+          this.failingSince = Date.now();
+          this.options.onFailing?.(error);
+        }
+      }
       return true;
+    } finally {
+      this.busySince = undefined;
     }
     if (this.failures > 0 && !this.stopping) {
       this.failures = 0;
+      this.lastError = undefined;
       this.options.onRecovered?.();
     }
     return false;

@@ -29,6 +29,7 @@ import { ConsumerNameLease } from '../consumer/consumer-name-lease.js';
 import type { ReplayHandlers, ReplayOutcome } from '../replay/replay-handlers.js';
 import { processingHooksRunner } from './nest-compat.js';
 import { aclUserOf, PermissionProblems } from '../observability/permission-problems.js';
+import { runPreflight, type RedisPreflightReport } from '../observability/redis-preflight.js';
 
 export type { RedisStreamsServerStatus, StreamStatus } from './server-status.js';
 
@@ -64,6 +65,9 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   /** Topics that are not partitioned: reading loop and reclaimer. */
   private groupConsumer?: GroupConsumer;
   private acks?: AckBatcher;
+  private settler?: Settler;
+  /** What the start-up checks of the Redis server found (observability/redis-preflight.ts). */
+  private preflight?: RedisPreflightReport;
   private processor?: MessageProcessor;
   private schemas?: SchemaManager;
   /** The module's SchemaManager (its registry, its counts); closed by the module, not by the server. */
@@ -153,7 +157,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     return this.metrics.snapshot(this.inFlight.size);
   }
 
-  /** Health, connection states, per-stream pending and lag of this group (XINFO GROUPS), enabled features. */
+  /**
+   * Health (liveness and readiness, with the reasons when not), connection states, background loops, per-stream
+   * pending, lag and oldest pending entry of this group (XINFO GROUPS, XPENDING), enabled features, warnings.
+   */
   getStatus(): Promise<RedisStreamsServerStatus> {
     return serverStatus({
       config: this.config,
@@ -163,6 +170,9 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       reading: this.groupConsumer?.isRunning ?? this.partitioned?.isRunning ?? false,
       streams: this.streams.list,
       permissionProblems: this.permissions.list(),
+      loops: [...(this.groupConsumer?.health() ?? []), ...(this.partitioned ? [this.partitioned.health()] : []), ...(this.settler ? [this.settler.health()] : [])],
+      draining: this.closing !== undefined,
+      preflight: this.preflight,
     });
   }
 
@@ -210,6 +220,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.streams.usePatterns(patterns);
     this.setState(RedisStreamsStatus.Connecting);
     const { command, blocking, slotReader } = await this.connections.open();
+    // Before the watch: a CONFIG GET the ACL refuses is "could not verify", not a permission problem.
+    this.preflight = await runPreflight(command, { waitReplicas: this.config.connection.waitReplicas }, this.logger);
     for (const connection of [command, ...this.connections.reading()]) this.permissions.watch(connection);
     // Before anything is read or taken back: a live twin's in-flight entries would look like our own.
     this.nameLease = new ConsumerNameLease(command, this.config.consumer, this.keys, (error) => this.onConsumerNameLost(error));
@@ -248,7 +260,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private createProcessor(command: ScriptedRedis, partitioned: boolean): MessageProcessor {
     const acks = new AckBatcher(command, this.config.consumer.group, (n) => this.metrics.recordAcks(n), partitioned ? 'microtask' : 'immediate');
     this.acks = acks;
-    const settler = new Settler(this.config, command, this.keys, acks, this.metrics, (stream, dueAtMs) => this.groupConsumer?.noteRetry(stream, dueAtMs));
+    const settler = (this.settler = new Settler(this.config, command, this.keys, acks, this.metrics, (stream, dueAtMs) => this.groupConsumer?.noteRetry(stream, dueAtMs)));
     this.schemas = this.config.schema.enabled ? (this.injectedSchemas ?? new SchemaManager(this.config)) : undefined;
     const processor = new MessageProcessor(
       this.config,

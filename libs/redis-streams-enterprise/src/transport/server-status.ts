@@ -10,6 +10,9 @@ import { assessRetention, type StreamRetentionStatus } from '../retention/retent
 import { retentionLimits, runRetention } from '../retention/stream-retention.js';
 import { idTimeMs, retentionWarnings } from '../retention/retention-check.js';
 import type { PermissionProblem } from '../observability/permission-problems.js';
+import type { LoopHealthReport } from '../observability/loop-health.js';
+import type { RedisPreflightReport } from '../observability/redis-preflight.js';
+import { liveness, readiness, type ProbeVerdict } from './server-health.js';
 
 /** One consumed stream in `getStatus()`. */
 export interface StreamStatus {
@@ -30,6 +33,11 @@ export interface StreamStatus {
    * FUTURE_ID_TOLERANCE_MS (an entry written by hand with an id in the future); null otherwise.
    */
   readonly lastIdAheadMs: number | null;
+  /**
+   * Age of the oldest entry pending in this group (the time part of its id against the Redis server's clock, ms); null
+   * when nothing is pending.
+   */
+  readonly oldestPendingMs: number | null;
   /** Retention warnings for this stream (see `warnings` of the server status). */
   readonly warnings: readonly string[];
 }
@@ -57,6 +65,21 @@ export interface RedisStreamsServerStatus {
    * succeed again; any makes the server unhealthy. Empty when none was refused.
    */
   readonly permissionProblems: readonly PermissionProblem[];
+  /** Alive: background loops neither failing again and again nor stuck, no refused command, Redis answers. */
+  readonly liveness: ProbeVerdict;
+  /** Ready for work: live, listening with every connection ready, and not draining on shutdown. */
+  readonly readiness: ProbeVerdict;
+  /** Why the server is not healthy (the readiness reasons, liveness's included); empty when healthy. */
+  readonly reasons: readonly string[];
+  /** close() has begun: reads stopped, in-flight handlers finish. */
+  readonly draining: boolean;
+  /** The background loops: reading, reclaiming, retries and dead-lettering. */
+  readonly loops: readonly LoopHealthReport[];
+  /**
+   * The start-up checks of the Redis server (version, maxmemory-policy, AOF, appendfsync, replicas for waitReplicas):
+   * what was found, its warnings (also first in `warnings`) and what could not be verified. Null before listen().
+   */
+  readonly preflight: RedisPreflightReport | null;
   readonly error?: string;
 }
 
@@ -74,11 +97,14 @@ export async function streamStatus(
   try {
     const info = parseGroupsInfo(await command.xinfo('GROUPS', stream)).find((g) => g.name === group);
     let oldestUnfinishedMs: number | null = null;
+    // XPENDING's summary: [count, smallest id, greatest id, consumers].
+    const oldestPendingId = info && info.pending > 0 ? ((await command.xpending(stream, group)) as unknown[])[1] : undefined;
+    const nowMs = serverTimeMs ?? parseTimeMs(await command.time());
+    const oldestPendingMs = typeof oldestPendingId === 'string' ? Math.max(0, nowMs - idTimeMs(oldestPendingId)) : null;
     if (info && retentionMs !== undefined) {
       // Oldest pending entry, and the first entry not yet delivered: whichever is older.
-      const summary = (await command.xpending(stream, group)) as unknown[];
       const firstUndelivered = await command.xrange(stream, `(${info.lastDeliveredId}`, '+', 'COUNT', 1);
-      const candidates = [summary[1], firstUndelivered[0]?.[0]].filter((id): id is string => typeof id === 'string');
+      const candidates = [oldestPendingId, firstUndelivered[0]?.[0]].filter((id): id is string => typeof id === 'string');
       oldestUnfinishedMs = candidates.length ? Math.min(...candidates.map(idTimeMs)) : null;
     }
     const retention = await retentionStatus(command, config, stream);
@@ -86,11 +112,14 @@ export async function streamStatus(
       ? retentionWarnings({ stream, group, lag: info.lag, oldestUnfinishedMs, nowMs: Date.now(), maxLen, retentionMs, trimming })
       : [];
     if (retention) warnings.push(...retentionStatusWarnings(stream, retention));
-    const lastIdAheadMs = await futureIdAhead(command, stream, serverTimeMs);
+    const lastIdAheadMs = await futureIdAhead(command, stream, nowMs);
     if (lastIdAheadMs !== null) warnings.push(futureIdWarning(stream, lastIdAheadMs));
-    return { pattern, stream, pending: info?.pending ?? null, lag: info?.lag ?? null, consumers: info?.consumers ?? null, retention, lastIdAheadMs, warnings };
+    const counts = { pending: info?.pending ?? null, lag: info?.lag ?? null, consumers: info?.consumers ?? null };
+    return { pattern, stream, ...counts, retention, lastIdAheadMs, oldestPendingMs, warnings };
   } catch (error) {
-    if (/no such key/i.test(errorText(error))) return { pattern, stream, pending: null, lag: null, consumers: null, retention: null, lastIdAheadMs: null, warnings: [] };
+    if (/no such key/i.test(errorText(error))) {
+      return { pattern, stream, pending: null, lag: null, consumers: null, retention: null, lastIdAheadMs: null, oldestPendingMs: null, warnings: [] };
+    }
     throw error;
   }
 }
@@ -152,6 +181,10 @@ export interface ServerStatusInput {
   readonly streams: readonly { readonly pattern: string; readonly stream: string }[];
   /** Commands Redis refused for lack of ACL rights (observability/permission-problems.ts). */
   readonly permissionProblems?: readonly PermissionProblem[];
+  readonly loops?: readonly LoopHealthReport[];
+  readonly draining?: boolean;
+  /** What the start-up checks of the Redis server found; its warnings are listed first in `warnings`. */
+  readonly preflight?: RedisPreflightReport;
 }
 
 function permissionWarning(problem: PermissionProblem): string {
@@ -160,9 +193,10 @@ function permissionWarning(problem: PermissionProblem): string {
 }
 
 /**
- * The server's status: healthy while it is connected, every connection is ready and a reading loop runs, and each
+ * The server's status: healthy while it is live and ready (server-health.ts, with the reasons when not), and each
  * consumed stream's pending/lag/retention as Redis reports them; Redis errors make it unhealthy with the reason, and
- * so does any command Redis refuses for lack of ACL rights (listed in `permissionProblems`).
+ * so does any command Redis refuses for lack of ACL rights (listed in `permissionProblems`) and any background loop
+ * that keeps failing or is stuck (`loops`).
  */
 export async function serverStatus(input: ServerStatusInput): Promise<RedisStreamsServerStatus> {
   const { config, state, connections } = input;
@@ -180,21 +214,25 @@ export async function serverStatus(input: ServerStatusInput): Promise<RedisStrea
     inFlight: input.inFlight,
     features: enabledFeatures(config),
     permissionProblems: input.permissionProblems ?? [],
+    preflight: input.preflight ?? null,
   };
   const permissionWarnings = base.permissionProblems.map(permissionWarning);
-  const live =
-    state === RedisStreamsStatus.Connected &&
-    command?.status === 'ready' &&
-    blocking !== undefined &&
-    reading.every((c) => c.status === 'ready') &&
-    input.reading &&
-    base.permissionProblems.length === 0;
+  const health = { state, connections, reading: input.reading, draining: input.draining ?? false, loops: input.loops ?? [], permissionReasons: permissionWarnings };
+  const verdicts = (redisError?: string) => {
+    const live = liveness({ ...health, redisError });
+    const ready = readiness(health, live);
+    return { liveness: live, readiness: ready, reasons: ready.reasons, healthy: ready.ok, draining: health.draining, loops: health.loops };
+  };
+  const upfront = [...(input.preflight?.warnings ?? []), ...permissionWarnings];
   try {
     const command = connections.commandOrThrow();
     const serverTimeMs = parseTimeMs(await command.time()); // once: ids are compared with Redis's clock, not ours
     const streams = await Promise.all(input.streams.map((s) => streamStatus(command, config, s.pattern, s.stream, serverTimeMs)));
-    return { ...base, healthy: live, streams, warnings: [...permissionWarnings, ...streams.flatMap((s) => s.warnings)] };
+    return { ...base, ...verdicts(), streams, warnings: [...upfront, ...streams.flatMap((s) => s.warnings)] };
   } catch (error) {
-    return { ...base, healthy: false, streams: [], warnings: permissionWarnings, error: redact(errorText(error)) };
+    const text = redact(errorText(error));
+    // Before listen() and after close() there is nobody to ask: that is not Redis failing to answer.
+    const asked = connections.command !== undefined && !health.draining && state !== RedisStreamsStatus.Closed;
+    return { ...base, ...verdicts(asked ? text : undefined), streams: [], warnings: upfront, error: text };
   }
 }

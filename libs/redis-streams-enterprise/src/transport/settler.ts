@@ -12,6 +12,7 @@ import { toWireError } from '../wire/envelope.js';
 import { decideAfterFailure } from './settlement-policy.js';
 import { doorbellFor } from '../cluster/doorbell.js';
 import { sleep } from '../runtime/sleeper.js';
+import { FailureStreak, loopReport, type LoopHealthReport } from '../observability/loop-health.js';
 
 export type { CommitOutcome } from '../connection/stream-commands.js';
 
@@ -43,6 +44,8 @@ export class Settler {
   private readonly commands: StreamCommands;
   /** With the doorbell: names the streams a committed transaction emitted to (cluster/doorbell.ts). */
   private readonly doorbell?: StreamRinger;
+  /** Scheduling retries and dead-lettering: failures in a row (a refused script keeps every failed entry pending). */
+  private readonly settling = new FailureStreak();
 
   /**
    * @param commands the command port, or the server's command connection (wrapped in the port; the doorbell, when
@@ -61,6 +64,11 @@ export class Settler {
   ) {
     this.commands = asStreamCommands(commands);
     this.doorbell = isRedisConnection(commands) ? doorbellFor(commands, keys, config.streams.doorbell) : doorbell;
+  }
+
+  /** Health of retries and dead-lettering (failures in a row of their scripts). */
+  health(): LoopHealthReport {
+    return loopReport('retries and dead-lettering', this.settling.health(), null);
   }
 
   /**
@@ -102,6 +110,7 @@ export class Settler {
         entry.id,
         delay,
       );
+      this.settling.succeeded();
       if (scheduled) {
         this.metrics.retried++;
         this.onRetryScheduled(entry.stream, Date.now() + delay);
@@ -111,6 +120,7 @@ export class Settler {
           logIds({ stream: entry.stream, group, id: entry.id }),
       );
     } catch (scheduleError) {
+      this.settling.failed(scheduleError);
       this.logger.warn(
         `Handler failed and the retry could not be scheduled; the entry stays pending and is reclaimed after ` +
           `consumer.claimIdleMs: ${errorText(scheduleError)} ${logIds({ stream: entry.stream, id: entry.id })}`,
@@ -151,11 +161,13 @@ export class Settler {
         'rse.dlq.errorCode', code === undefined || code === null ? '' : String(code),
         ...(attempts === undefined ? [] : ['rse.dlq.attempts', String(attempts)]),
       ]);
+      this.settling.succeeded();
       if (dlqId) {
         this.metrics.deadLettered++;
         this.logger.error(`Message dead-lettered (${reason}): ${errorText(error)} ${ids} dlqId=${String(dlqId)}`);
       }
     } catch (dlqError) {
+      this.settling.failed(dlqError);
       this.logger.error(
         `Dead-lettering failed; the entry stays pending and is retried after consumer.claimIdleMs: ${errorText(dlqError)} ${ids}`,
       );
