@@ -5,7 +5,8 @@
  *   1. ground floor  connection/ (keys, scripts, replies, connections), wire/ (the envelope format), runtime/
  *                    (sleeps, in-flight slots, backoff, deadlines, optional packages), errors/, config/,
  *                    observability/, redis-streams.constants.ts — imports no feature
- *   2. features      partitioning/, ordering/, schema/, replay/, dead-letter/, cluster/, retention/, claim-check/ —
+ *   2. features      telemetry/ (OpenTelemetry tracer, metric exporters; loaded only when configured),
+ *                    partitioning/, ordering/, schema/, replay/, dead-letter/, cluster/, retention/, claim-check/ —
  *                    built on the ground floor; they never import the consumers, producers or the Nest transport
  *   3. engine        consumer/ (reading loops, reclaimer, partitioned consumer), producer/ (writes, routing of
  *                    partitioned topics, replica waits, reply listening) — use features, know nothing of Nest
@@ -16,7 +17,7 @@
  */
 const SRC = '^libs/redis-streams-enterprise/src/';
 const GROUND = `${SRC}(connection|wire|runtime|errors|config|observability)/|${SRC}redis-streams\\.constants\\.ts$`;
-const FEATURES = `${SRC}(partitioning|ordering|schema|replay|dead-letter|cluster|retention|claim-check)/`;
+const FEATURES = `${SRC}(partitioning|ordering|schema|replay|dead-letter|cluster|retention|claim-check|telemetry)/`;
 const ENGINE = `${SRC}(consumer|producer)/`;
 const TRANSPORT = `${SRC}transport/`;
 const TOP = `${SRC}(cli|testing|health)/|${SRC}redis-streams\\.module[^/]*\\.ts$|${SRC}index\\.ts$`;

@@ -7,6 +7,7 @@ import { ConsumerOptions } from './consumer.options.js';
 import { BackoffOptions, DeadLetterOptions, RetryOptions } from './retry.options.js';
 import { ClientOptions } from './client.options.js';
 import { ExactlyOnceOptions, OrderingOptions, PartitioningOptions, ReplayOptions, SchemaOptions } from './features.options.js';
+import { MetricsOptions, ObservabilityOptions, TracingOptions } from './observability.options.js';
 
 /** The complete, validated configuration. Every field has a default; see each section's class. */
 export class RedisStreamsEnterpriseOptions {
@@ -21,6 +22,7 @@ export class RedisStreamsEnterpriseOptions {
   @ValidateNested() @Type(() => SchemaOptions) schema: SchemaOptions = new SchemaOptions();
   @ValidateNested() @Type(() => ReplayOptions) replay: ReplayOptions = new ReplayOptions();
   @ValidateNested() @Type(() => ExactlyOnceOptions) exactlyOnce: ExactlyOnceOptions = new ExactlyOnceOptions();
+  @ValidateNested() @Type(() => ObservabilityOptions) observability: ObservabilityOptions = new ObservabilityOptions();
 }
 
 type Fields<T> = { [K in keyof T as T[K] extends (...args: never[]) => unknown ? never : K]?: T[K] };
@@ -41,6 +43,7 @@ export interface RedisStreamsEnterpriseConfig {
   schema?: Fields<SchemaOptions>;
   replay?: Fields<ReplayOptions>;
   exactlyOnce?: Fields<ExactlyOnceOptions>;
+  observability?: { tracing?: Fields<TracingOptions>; metrics?: Fields<MetricsOptions> };
 }
 
 /** The validated, frozen configuration that every part of the library reads. */

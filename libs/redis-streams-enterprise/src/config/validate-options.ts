@@ -30,6 +30,7 @@ function splitNonData(raw: Record<string, unknown>): {
   redisOptions: unknown;
   clusterOptions: unknown;
   partitionKeyExtractor: unknown;
+  metricsRegistry: unknown;
 } {
   const data: Record<string, unknown> = { ...raw };
   let redisOptions: unknown;
@@ -51,7 +52,14 @@ function splitNonData(raw: Record<string, unknown>): {
     partitionKeyExtractor = extractor;
     data.partitioning = rest;
   }
-  return { data, redisOptions, clusterOptions, partitionKeyExtractor };
+  const observability = raw.observability;
+  let metricsRegistry: unknown;
+  if (isPlainObject(observability) && isPlainObject(observability.metrics) && 'registry' in observability.metrics) {
+    const { registry, ...rest } = observability.metrics;
+    metricsRegistry = registry;
+    data.observability = { ...observability, metrics: rest };
+  }
+  return { data, redisOptions, clusterOptions, partitionKeyExtractor, metricsRegistry };
 }
 
 function toViolations(errors: ValidationError[], parentPath = ''): ConfigViolation[] {
@@ -162,6 +170,8 @@ function freezeSections(config: RedisStreamsEnterpriseOptions): ResolvedRedisStr
   Object.freeze(config.retry.backoff);
   if (config.consumer.patterns) Object.freeze(config.consumer.patterns);
   if (config.connection.tls) Object.freeze(config.connection.tls);
+  Object.freeze(config.observability.tracing);
+  Object.freeze(config.observability.metrics);
   return Object.freeze(config);
 }
 
@@ -174,15 +184,19 @@ export function validateConfig(raw: RedisStreamsEnterpriseConfig | undefined): C
       errors: [{ path: '(root)', rule: 'isObject', message: '(root) configuration must be an object' }],
     };
   }
-  const { data, redisOptions, clusterOptions, partitionKeyExtractor } = splitNonData(input);
+  const { data, redisOptions, clusterOptions, partitionKeyExtractor, metricsRegistry } = splitNonData(input);
   const instance = plainToInstance(RedisStreamsEnterpriseOptions, data, { exposeDefaultValues: true });
   const errors = toViolations(validateSync(instance, { whitelist: true, forbidNonWhitelisted: true }));
   if (errors.length === 0) errors.push(...crossFieldViolations(instance, partitionKeyExtractor));
+  if (metricsRegistry !== undefined && (!isPlainObject(metricsRegistry) || typeof metricsRegistry.registerMetric !== 'function')) {
+    errors.push({ path: 'observability.metrics.registry', rule: 'isRegistry', message: 'observability.metrics.registry must be a prom-client Registry' });
+  }
   if (errors.length === 0) errors.push(...tlsViolations(instance.connection, redisOptions, clusterOptions));
   if (errors.length > 0) return { valid: false, errors };
   if (redisOptions !== undefined) instance.connection.options = redisOptions as never;
   if (clusterOptions !== undefined && instance.connection.cluster) instance.connection.cluster.options = clusterOptions as never;
   if (partitionKeyExtractor !== undefined) instance.partitioning.partitionKeyExtractor = partitionKeyExtractor as never;
+  if (metricsRegistry !== undefined) instance.observability.metrics.registry = metricsRegistry as never;
   return { valid: true, errors: [], config: freezeSections(instance) };
 }
 

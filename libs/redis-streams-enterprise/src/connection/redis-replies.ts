@@ -215,6 +215,12 @@ export function parseRetentionReply(raw: Raw): RetentionReply | null {
   };
 }
 
+/** XPENDING summary form: how many entries are pending and the smallest pending id (null when none is). */
+export function parsePendingSummary(raw: Raw): { count: number; minId: string | null } {
+  const [count, minId] = asArray(raw);
+  return { count: Number(count ?? 0), minId: minId === null || minId === undefined ? null : String(minId) };
+}
+
 /** XPENDING summary form: how many entries each consumer holds. */
 export function parsePendingOwners(raw: Raw): Map<string, number> {
   const owners = new Map<string, number>();

@@ -22,7 +22,7 @@ export interface GroupConsumerDeps extends ReadingConnections {
   readonly processor: EntryProcessor;
   /** Called when Redis says the group is gone (stream deleted, Redis restarted without persistence). */
   readonly recreateGroups: () => Promise<void>;
-  readonly onReclaimed: (count: number) => void;
+  readonly onReclaimed: (count: number, stream: string) => void;
   /** Entries whose payload was deleted by trimming while pending. */
   readonly onDeleted: (stream: string, ids: string[]) => void;
 }

@@ -19,7 +19,7 @@ export interface ReclaimerSettings {
 
 export interface ReclaimerHooks {
   readonly dispatch: (entry: DeliveredEntry) => Promise<void>;
-  readonly onReclaimed: (count: number) => void;
+  readonly onReclaimed: (count: number, stream: string) => void;
   readonly onDeleted: (stream: string, ids: string[]) => void;
 }
 
@@ -194,7 +194,7 @@ export class PendingReclaimer {
     }
     if (kind === 'idle') this.cursors.set(target.stream, result.nextCursor === '0-0' ? '-' : result.nextCursor);
     if (kind === 'idle' && result.entries.length > 0) {
-      this.hooks.onReclaimed(result.entries.length);
+      this.hooks.onReclaimed(result.entries.length, target.stream);
       this.logger.warn(
         `Reclaimed ${result.entries.length} entries idle for over ${claimIdleMs} ms from stopped consumers ` +
           logIds({ stream: target.stream, group }),

@@ -1,3 +1,6 @@
+import type { LabelledMetrics } from './labelled-metrics.js';
+import type { MessageTracer } from './telemetry.js';
+
 /** Snapshot returned by `RedisStreamsServer.getMetrics()`. */
 export interface RedisStreamsMetricsSnapshot {
   /** Entries handed to handlers (first deliveries, retries and reclaims). */
@@ -54,6 +57,12 @@ export class TransportMetrics {
   schemaInvalid = 0;
   duplicatesSkipped = 0;
   fencedCommits = 0;
+  /**
+   * Exported metrics per pattern (observability.metrics), and the tracer (observability.tracing): set by the server
+   * when configured, undefined otherwise, so the places that count test one field and do nothing more when off.
+   */
+  labelled?: LabelledMetrics;
+  tracer?: MessageTracer;
 
   private readonly latencies = new Float64Array(RESERVOIR_SIZE);
   private latencyCount = 0;
@@ -62,9 +71,21 @@ export class TransportMetrics {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  recordLatency(ms: number): void {
+  /** A handler run took `ms`; with `stream`, also into the exported handler duration histogram (when exported). */
+  recordLatency(ms: number, stream?: string): void {
     this.latencies[this.latencyCount % RESERVOIR_SIZE] = ms;
     this.latencyCount++;
+    if (stream !== undefined) this.labelled?.observe('handler_duration', stream, ms / 1_000);
+  }
+
+  countReclaimed(count: number, stream: string): void {
+    this.reclaimed += count;
+    this.labelled?.count('reclaimed', stream, count);
+  }
+
+  countLostToTrimming(count: number, stream: string): void {
+    this.lostToTrimming += count;
+    this.labelled?.count('lost_to_trimming', stream, count);
   }
 
   recordAcks(count: number): void {

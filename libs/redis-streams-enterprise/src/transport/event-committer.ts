@@ -17,7 +17,8 @@ import { errorText } from '../observability/log-format.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import { encodeMessage, serializePayload, type DecodedMessage } from '../wire/envelope.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
-import type { RedisStreamsTransaction } from './redis-streams.transaction.js';
+import type { RedisStreamsTransaction, TransactionEmit } from './redis-streams.transaction.js';
+import type { MessageTracer } from '../observability/telemetry.js';
 import type { CommitRequest, Settler } from './settler.js';
 
 /** The ownership of a partitioned entry's partition (see ProcessOptions): commits are fenced by it. */
@@ -32,6 +33,8 @@ export class EventCommitter {
   // Same context as the rest of the processing path, so users filter one logger for every delivery outcome.
   private readonly logger = new Logger('RedisStreamsServer');
   private partitioning?: PartitioningManager;
+  /** Tracing (observability.tracing): transactional emits carry the trace context like any other publish. */
+  tracer?: MessageTracer;
 
   constructor(
     private readonly config: ResolvedRedisStreamsConfig,
@@ -90,6 +93,17 @@ export class EventCommitter {
     else await this.settler.commit(entry, request);
   }
 
+  /** Each emit gets a PRODUCER span (a child of the process span) whose context its headers carry. */
+  private withTraceHeaders(emits: readonly TransactionEmit[]): TransactionEmit[] {
+    return emits.map((emit) => {
+      const span = this.tracer?.startPublish({ operation: 'publish', pattern: emit.pattern, messageId: emit.options.messageId });
+      const headers: Record<string, string> = { ...emit.options.headers };
+      span?.inject(headers);
+      span?.end({});
+      return { ...emit, options: { ...emit.options, headers } };
+    });
+  }
+
   /** The key a message is deduplicated by: its idempotency key, else its message id. */
   private dedupeKeyOf(message: DecodedMessage): string {
     return message.idempotencyKey ?? message.messageId;
@@ -112,7 +126,7 @@ export class EventCommitter {
    */
   private async resolveWrites(entry: DeliveredEntry, tx: RedisStreamsTransaction): Promise<CommitRequest['writes']> {
     const writes: { command: string; key: string; args: readonly string[] }[] = [...tx.writes];
-    for (const emit of tx.emits) {
+    for (const emit of this.tracer ? this.withTraceHeaders(tx.emits) : tx.emits) {
       const route = this.partitioning?.enabled
         ? await this.partitioning.routeToSend(emit.pattern, emit.data, { partitionKey: emit.options.partitionKey, idempotencyKey: emit.options.idempotencyKey })
         : undefined;

@@ -14,6 +14,7 @@ import type { EntryProcessor, ProcessOptions } from '../consumer/entry-processor
 import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import { NoHandlerError } from '../errors/no-handler.error.js';
 import type { TransportMetrics } from '../observability/metrics.js';
+import type { ProcessInfo } from '../observability/telemetry.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { decodeMessage, type DecodedMessage } from '../wire/envelope.js';
 import { StreamKeys } from '../connection/stream-keys.js';
@@ -66,6 +67,7 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
     this.keys = new StreamKeys(config.streams.keyPrefix);
     this.committer = new EventCommitter(config, redis, this.keys, settler);
     this.requests = new RequestResponder(config, redis, metrics, (context, pattern, work) => this.guarded(context, pattern, work));
+    this.committer.tracer = metrics.tracer;
   }
 
   /** Routes transactional emits to partitioned topics. */
@@ -81,6 +83,7 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
   /** Processes one entry. Never rejects: every outcome is settled in Redis or left pending for the reclaimer. */
   async process(entry: DeliveredEntry, options: ProcessOptions = NO_OPTIONS): Promise<void> {
     this.metrics.received++;
+    this.metrics.labelled?.count('received', entry.stream);
     const streamPattern = this.streamPatterns.get(entry.stream) ?? '';
     const onlyFor = entry.fields['rse.redrive.group'];
     if (onlyFor !== undefined && onlyFor !== this.config.consumer.group) {
@@ -121,15 +124,36 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
     }
     if (isEvent && this.config.exactlyOnce.enabled && (await this.committer.processedAlready(entry, message))) {
       this.metrics.duplicatesSkipped++;
+      this.metrics.labelled?.count('duplicates_skipped', entry.stream);
       return this.settler.ack(entry);
     }
     const context = this.contextFor(entry, message, isEvent, entry.deliveryCount, options.partition);
+    // Tracing: a CONSUMER span, child of the producer's, around the handler and the settlement of its outcome.
+    const span = this.metrics.tracer?.startProcess(this.spanInfo(entry, message, options.partition, !isEvent), message.headers);
+    if (!span) return this.dispatch(entry, message, handler, context, options, isEvent);
+    return span.run(() => this.dispatch(entry, message, handler, context, options, isEvent)).finally(() => span.end());
+  }
+
+  private async dispatch(
+    entry: DeliveredEntry,
+    message: DecodedMessage,
+    handler: MessageHandler,
+    context: RedisStreamsContext,
+    options: ProcessOptions,
+    isEvent: boolean,
+  ): Promise<void> {
     if (isEvent || message.replyTo === undefined) {
       await this.processEvent(entry, message, handler, context, options);
     } else if (await this.requests.answer(entry, message, handler, context, message.replyTo)) {
       // Acknowledged only once the final reply is in the reply stream; otherwise it stays pending for a retry.
       await this.settler.ack(entry);
     }
+  }
+
+  private spanInfo(entry: DeliveredEntry, message: DecodedMessage, partition: number | undefined, isRequest: boolean, isReplay = false): ProcessInfo {
+    const { group, consumerName } = this.config.consumer;
+    const { stream, id, deliveryCount } = entry;
+    return { stream, pattern: message.pattern, group, consumer: consumerName, entryId: id, messageId: message.messageId, deliveryCount, partition, isRequest, isReplay };
   }
 
   private contextFor(entry: DeliveredEntry, message: DecodedMessage, isEvent: boolean, deliveryCount: number, partition?: number): RedisStreamsContext {
@@ -172,7 +196,8 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
       } catch (error) {
         failure = { error };
       }
-      this.metrics.recordLatency(performance.now() - started);
+      this.metrics.recordLatency(performance.now() - started, entry.stream);
+      if (!failure) this.metrics.labelled?.handled(entry.stream, entry.id);
       if (context.isSettled()) return this.awaitSettlement(context);
       if (!failure) {
         // A transaction that cannot be committed (cross-slot keys, an emit that cannot be routed) fails the attempt.
@@ -183,10 +208,14 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
       if (options.inlineAttempts === undefined) return this.settler.fail(entry, failure.error);
       // Ordered topics retry in place: the message's key (or partition) waits, nothing behind it overtakes it.
       this.metrics.failed++;
+      this.metrics.labelled?.count('failed', entry.stream);
+      this.metrics.tracer?.fail(failure.error);
       const decision = decideAfterFailure({ attempt, maxAttempts: options.inlineAttempts, inPlace: true, backoff: this.config.retry.backoff });
       if (decision.action === 'dead-letter') return this.settler.deadLetter(entry, decision.reason, failure.error, decision.attempts);
       const delay = decision.delayMs;
       this.metrics.retried++;
+      this.metrics.labelled?.count('retried', entry.stream);
+      this.metrics.tracer?.event('retry in place', { 'messaging.redis_streams.attempt': attempt, 'messaging.redis_streams.retry_delay_ms': delay });
       this.logger.warn(
         `Handler failed (attempt ${attempt} of ${options.inlineAttempts}), retrying in ${delay} ms while its key waits: ` +
           `${errorText(failure.error)} ${logIds({ stream: entry.stream, id: entry.id })}`,
@@ -225,13 +254,27 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
       undefined,
       true,
     );
-    try {
+    // Tracing: a replay is not caused by the original publish, so its span links to that trace instead of joining it.
+    const tracer = this.metrics.tracer;
+    const span = tracer?.startProcess(this.spanInfo(entry, message, undefined, false, true), message.headers);
+    const run = async () => {
       const result: unknown = await handler(message.data, context);
       if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+    };
+    const traced = async () => {
+      await run().catch((error: unknown) => {
+        tracer?.fail(error);
+        throw error;
+      });
+    };
+    try {
+      await (span && tracer ? span.run(() => tracer.unsuppressed(traced)) : run());
       return 'handled';
     } catch (error) {
       this.logger.warn(`Replayed handler failed: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
       return 'failed';
+    } finally {
+      span?.end();
     }
   }
 
@@ -254,7 +297,10 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
       // The registry did not answer: a transient failure, retried like a failed handler (never dead-lettered at once).
       return { retry: error };
     }
-    if (read.invalid) this.metrics.schemaInvalid++;
+    if (read.invalid) {
+      this.metrics.schemaInvalid++;
+      this.metrics.labelled?.countPattern('schema_invalid', message.pattern);
+    }
     if (read.rejection) return { deadLetter: read.rejection };
     return { message: read.data === message.data ? message : { ...message, data: read.data } };
   }
@@ -288,6 +334,9 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
 
   /** Runs a handler's work inside Nest's processing hooks (tracing) and bounded by consumer.handlerTimeoutMs. */
   private guarded(context: RedisStreamsContext, pattern: string, work: () => Promise<void>): Promise<void> {
+    const tracer = this.metrics.tracer;
+    // Tracing: the handler and Nest's processing hooks run in the process span with tracing no longer suppressed.
+    if (tracer) return tracer.unsuppressed(() => this.host.withProcessingHooks(context, () => this.withTimeout(pattern, work)));
     return this.host.withProcessingHooks(context, () => this.withTimeout(pattern, work));
   }
 

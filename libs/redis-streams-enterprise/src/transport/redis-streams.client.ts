@@ -28,6 +28,8 @@ import { PartitionedPublisher } from '../producer/partitioned-publisher.js';
 import { InvalidUsageError } from '../errors/invalid-usage.error.js';
 import { runDispatchHook } from './nest-compat.js';
 import { PendingRequests } from './pending-requests.js';
+import { ClientTelemetry } from './client-telemetry.js';
+import type { PublishSpan } from '../observability/telemetry.js';
 
 /** Block time of the reply reader; only bounds how quickly close() is noticed on a dead socket. */
 const REPLY_BLOCK_MS = 5_000;
@@ -62,6 +64,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   private hasConnected = false;
   /** Writes each encoded entry (and rings the Cluster doorbell). */
   private readonly entries: EntryPublisher;
+  /** Tracing and metrics of writes (observability.*); `observing` false when off. */
+  private readonly telemetry: ClientTelemetry;
 
   /**
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
@@ -78,6 +82,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
     this.entries = new EntryPublisher(this.config, this.keys, () => this.readyConnection());
     this.pending = new PendingRequests(this.config.client.maxPendingRequests, this.config.client.requestTimeoutMs);
+    this.telemetry = new ClientTelemetry(this.config);
   }
 
   /** Connects the command connection (called by emit/send; may be called early to fail fast at start-up). */
@@ -95,6 +100,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     if (this.closed) return;
     this.closed = true;
     this.pending.failAll(new ConnectionClosedError('RedisStreamsClient'));
+    this.telemetry.stop();
     await this.replies?.stop();
     await withinMs(this.entries.drainRings(), 1_000);
     if (this.schemas !== this.injectedSchemas) await this.schemas?.close();
@@ -151,7 +157,10 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   protected async dispatchEvent<T = string>(packet: ReadPacket): Promise<T> {
     const pattern = this.normalizePattern(packet.pattern);
     // Not awaited here: a partitioned topic's send turn is taken first, so a schema lookup cannot reorder emits.
-    return (await this.publishMessage(packet, pattern, randomUUID(), undefined, this.checkSchema(pattern, packet.data))) as T;
+    const schema = this.checkSchema(pattern, packet.data);
+    const messageId = randomUUID();
+    if (!this.telemetry.observing) return (await this.publishMessage(packet, pattern, messageId, undefined, schema)) as T;
+    return (await this.telemetry.observed(pattern, messageId, undefined, (span) => this.publishMessage(packet, pattern, messageId, undefined, schema, span))) as T;
   }
 
   /**
@@ -166,6 +175,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     messageId: string,
     replyTo: string | undefined,
     schema: Promise<string | undefined>,
+    trace?: PublishSpan,
   ): Promise<string> {
     const record = packet.data instanceof RedisStreamsRecord ? packet.data.options : undefined;
     const data = packet.data instanceof RedisStreamsRecord ? packet.data.data : packet.data;
@@ -175,13 +185,15 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     let stamp: string | undefined;
     const send = async (route: PartitionRoute | undefined) => {
       const key = route?.key ?? (record?.partitionKey === undefined ? undefined : validateMessageKey('partitionKey', record.partitionKey));
-      const encoded = this.encode(packet, pattern, messageId, replyTo, stamp, { key, idempotencyKey, epoch: route?.epoch, dependsOn });
+      const encoded = this.encode(packet, pattern, messageId, replyTo, stamp, { key, idempotencyKey, epoch: route?.epoch, dependsOn, trace });
       // The layout epoch is checked by the publish script only where the partition count can change (`dynamic`, or a
       // topic whose count was changed already); a fixed layout publishes with a plain XADD.
       const checkEpoch = route !== undefined && (route.epoch > 0 || this.config.partitioning.strategy === 'dynamic');
       const stream = route?.stream ?? this.keys.stream(pattern);
       const epoch = checkEpoch ? route.epoch : undefined;
-      return this.entries.publish(stream, encoded.fields, { messageId: encoded.messageId, idempotencyKey, epoch, blob: encoded.blob });
+      const options = { messageId: encoded.messageId, idempotencyKey, epoch, blob: encoded.blob };
+      if (trace) return trace.runWrite(() => this.entries.publish(stream, encoded.fields, options));
+      return this.entries.publish(stream, encoded.fields, options);
     };
     const stamped = schema.then((s) => void (stamp = s));
     if (!partitioned) {
@@ -242,15 +254,21 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     const requestId = randomUUID();
     let pattern: string;
     let dispose: () => void;
+    let span: PublishSpan | undefined;
     try {
       pattern = this.normalizePattern(packet.pattern);
-      dispose = this.pending.add(requestId, pattern, callback);
+      const traced = this.telemetry.tracer ? this.telemetry.requestSpan(pattern, requestId, callback) : { callback };
+      span = traced.span;
+      dispose = this.pending.add(requestId, pattern, traced.callback);
     } catch (error) {
+      span?.end({ error });
       callback({ err: error, isDisposed: true });
       return () => undefined;
     }
+    const write = (trace?: PublishSpan) =>
+      this.publishMessage(packet, pattern, requestId, this.keys.replyStream(this.clientId), this.checkSchema(pattern, packet.data), trace);
     this.startReplies()
-      .then(() => this.publishMessage(packet, pattern, requestId, this.keys.replyStream(this.clientId), this.checkSchema(pattern, packet.data)))
+      .then(() => (this.telemetry.observing ? this.telemetry.observed(pattern, requestId, span, write) : write()))
       .catch((error: unknown) => this.pending.fail(requestId, error));
     return dispose;
   }
@@ -261,7 +279,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     messageId: string,
     replyTo: string | undefined,
     schema: string | undefined,
-    extra: { key?: string; idempotencyKey?: string; epoch?: number; dependsOn?: readonly string[] },
+    extra: { key?: string; idempotencyKey?: string; epoch?: number; dependsOn?: readonly string[]; trace?: PublishSpan },
   ): { fields: string[]; blob?: ClaimCheckedPayload; messageId: string } {
     let data: unknown = packet.data;
     let headers: MessageHeaders | undefined;
@@ -272,6 +290,11 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     }
     const metadata = (packet as ReadPacket & { metadata?: Record<string, string> }).metadata;
     if (metadata) headers = { ...metadata, ...headers };
+    if (extra.trace) {
+      const traced: Record<string, string> = { ...headers };
+      extra.trace.inject(traced);
+      headers = traced;
+    }
     const { maxPayloadBytes, claimCheckThresholdBytes } = this.config.streams;
     const json = serializePayloadWithin(pattern, data, maxPayloadBytes);
     if (exceedsBytes(json, maxPayloadBytes)) {
@@ -301,6 +324,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
       // producer's messages of one key in the order they were sent.
       await Promise.all(connection.nodes('master').map((node) => node.ping().catch(() => undefined))); // a node that is down fails the publish itself
     }
+    if (!this.closed) this.telemetry.start();
     return ready;
   }
 

@@ -28,6 +28,7 @@ import { GroupConsumer } from '../consumer/group-consumer.js';
 import { ConsumerNameLease } from '../consumer/consumer-name-lease.js';
 import type { ReplayHandlers, ReplayOutcome } from '../replay/replay-handlers.js';
 import { processingHooksRunner } from './nest-compat.js';
+import { attachServerTelemetry } from './server-telemetry.js';
 import { aclUserOf, PermissionProblems } from '../observability/permission-problems.js';
 import { runPreflight, type RedisPreflightReport } from '../observability/redis-preflight.js';
 
@@ -37,7 +38,6 @@ export type { RedisStreamsServerStatus, StreamStatus } from './server-status.js'
 interface Reading extends ReadingConnections {
   readonly processor: MessageProcessor;
 }
-
 
 /**
  * Nest microservice server over Redis Streams consumer groups.
@@ -80,7 +80,6 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private readonly streams: ConsumedStreams;
   private state = RedisStreamsStatus.Disconnected;
   private readonly handlerCache = new Map<string, MessageHandler>();
-  /** Nest's no-op start hook, to tell whether anyone installed a real one. */
   /** Runs one message inside Nest's processing hooks (nest-compat.ts). */
   private readonly runInProcessingHooks: (context: unknown, fn: () => Promise<void>) => Promise<void>;
   private closing?: Promise<void>;
@@ -110,6 +109,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.inFlight = new InFlight(this.partitioning.enabled ? this.ordering.maxConcurrency : this.config.consumer.concurrency);
     this.transportId = REDIS_STREAMS_TRANSPORT;
     this.runInProcessingHooks = processingHooksRunner(this);
+    attachServerTelemetry(this.config, this.keys, this.metrics, this.status, { command: () => this.connections.command, streams: () => this.streams.list, inFlight: () => this.inFlight.size, ownedPartitions: () => this.ownedPartitions() });
     this.initializeSerializer(undefined);
     this.initializeDeserializer(undefined);
   }
@@ -117,7 +117,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   /** Connects, creates the consumer groups and starts reading. Called by Nest. */
   async listen(callback: (error?: unknown, ...info: unknown[]) => void): Promise<void> {
     try {
-      await this.start();
+      await (this.metrics.tracer ? this.metrics.tracer.suppressed(() => this.start()) : this.start()); // reading loops: no spans of their own
       callback();
     } catch (error) {
       await this.nameLease?.release(this.config.consumer.shutdownTimeoutMs);
@@ -305,14 +305,14 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
       streams: this.streams.list,
       inFlight: this.inFlight,
       recreateGroups: () => this.streams.ensureGroups(),
-      onReclaimed: (n) => (this.metrics.reclaimed += n),
+      onReclaimed: (n, stream) => this.metrics.countReclaimed(n, stream),
       onDeleted: (stream, ids) => this.onDeletedByTrimming(stream, ids),
     });
     await this.groupConsumer.start();
   }
 
   private onDeletedByTrimming(stream: string, ids: string[]): void {
-    this.metrics.lostToTrimming += ids.length;
+    this.metrics.countLostToTrimming(ids.length, stream);
     this.logger.error(
       `${ids.length} pending entries were deleted by trimming before they were processed (data loss; raise ` +
         `streams.maxLen/retentionMs) ${logIds({ stream, group: this.config.consumer.group })} ids=${ids.slice(0, 20).join(',')}`,

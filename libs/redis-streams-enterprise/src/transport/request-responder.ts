@@ -53,12 +53,15 @@ export class RequestResponder {
       await this.guarded(context, message.pattern, () => this.runAndReply(entry, message, handler, context, send));
     } catch (error) {
       // Replying failed (Redis unreachable) or the handler timed out: leave the entry pending for a retry.
-      this.metrics.recordLatency(performance.now() - started);
+      this.metrics.recordLatency(performance.now() - started, entry.stream);
       this.metrics.failed++;
+      this.metrics.labelled?.count('failed', entry.stream);
+      this.metrics.tracer?.fail(error);
       this.logger.warn(`Request not answered, left pending: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
       return false;
     }
-    this.metrics.recordLatency(performance.now() - started);
+    this.metrics.recordLatency(performance.now() - started, entry.stream);
+    this.metrics.labelled?.handled(entry.stream, entry.id);
     return true;
   }
 
@@ -101,6 +104,8 @@ export class RequestResponder {
       sendInTurn({ requestId, response: previous?.value, done: true });
     } else {
       this.metrics.failed++;
+      this.metrics.labelled?.count('failed', entry.stream);
+      this.metrics.tracer?.fail(failure);
       if (previous) sendInTurn({ requestId, response: previous.value, done: false });
       sendInTurn({ requestId, err: this.replyError(failure, entry), done: true });
     }

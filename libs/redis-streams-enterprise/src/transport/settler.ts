@@ -16,6 +16,9 @@ import { FailureStreak, loopReport, type LoopHealthReport } from '../observabili
 
 export type { CommitOutcome } from '../connection/stream-commands.js';
 
+/** Dead-letter reasons counted as decode failures in the exported metrics. */
+const DECODE_FAILURES: ReadonlySet<string> = new Set(['decode-failed', 'decrypt-failed']);
+
 /** How often a settlement that could not reach Redis is retried while the partition is ours (ordered topics). */
 const RETRY_WHILE_OWNED_MS = 250;
 
@@ -85,6 +88,7 @@ export class Settler {
       this.logger.warn(`Ack failed, entry will be redelivered: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
       return;
     }
+    this.metrics.labelled?.count('acked', entry.stream);
     if (entry.deliveryCount > 1) {
       // A retried entry succeeded: forget when it first failed. A leftover field would only be a stale timestamp.
       this.commands.forgetFailure(this.keys.failuresOf(entry.stream, this.config.consumer.group), entry.id).catch(() => undefined);
@@ -97,6 +101,8 @@ export class Settler {
    */
   async fail(entry: DeliveredEntry, error: unknown, requestedDelayMs?: number): Promise<void> {
     this.metrics.failed++;
+    this.metrics.labelled?.count('failed', entry.stream);
+    this.metrics.tracer?.fail(error);
     const { attempts, backoff } = this.config.retry;
     const decision = decideAfterFailure({ attempt: entry.deliveryCount, maxAttempts: attempts, inPlace: false, backoff, requestedDelayMs });
     if (decision.action === 'dead-letter') return this.deadLetter(entry, decision.reason, error);
@@ -113,6 +119,8 @@ export class Settler {
       this.settling.succeeded();
       if (scheduled) {
         this.metrics.retried++;
+        this.metrics.labelled?.count('retried', entry.stream);
+        this.metrics.tracer?.event('retry scheduled', { 'messaging.redis_streams.attempt': entry.deliveryCount, 'messaging.redis_streams.retry_delay_ms': delay });
         this.onRetryScheduled(entry.stream, Date.now() + delay);
       }
       this.logger.warn(
@@ -134,6 +142,7 @@ export class Settler {
    */
   async deadLetter(entry: DeliveredEntry, reason: DeadLetterReason, error: unknown, attempts?: number): Promise<void> {
     const { group, consumerName } = this.config.consumer;
+    if (DECODE_FAILURES.has(reason)) this.metrics.labelled?.count('decode_failures', entry.stream);
     const ids = logIds({ stream: entry.stream, group, id: entry.id });
     if (!this.config.deadLetter.enabled) {
       this.logger.error(`Message dropped (${reason}; dead-lettering is disabled): ${errorText(error)} ${ids}`);
@@ -164,6 +173,8 @@ export class Settler {
       this.settling.succeeded();
       if (dlqId) {
         this.metrics.deadLettered++;
+        this.metrics.labelled?.count('dead_lettered', entry.stream);
+        this.metrics.tracer?.event('dead-lettered', { 'messaging.redis_streams.dead_letter.reason': reason, 'messaging.redis_streams.dead_letter.id': String(dlqId) });
         this.logger.error(`Message dead-lettered (${reason}): ${errorText(error)} ${ids} dlqId=${String(dlqId)}`);
       }
     } catch (dlqError) {
@@ -216,11 +227,19 @@ export class Settler {
     }
     try {
       const outcome = await this.commands.commit(keys, args);
-      if (outcome === 'ok' || outcome === 'duplicate') this.metrics.recordAcks(1);
+      if (outcome === 'ok' || outcome === 'duplicate') {
+        this.metrics.recordAcks(1);
+        this.metrics.labelled?.count('acked', entry.stream);
+      }
       if (outcome === 'ok' && this.doorbell) for (const write of request.writes) if (write.command === 'XADD') this.doorbell.ring(write.key);
-      if (outcome === 'duplicate') this.metrics.duplicatesSkipped++;
+      if (outcome === 'duplicate') {
+        this.metrics.duplicatesSkipped++;
+        this.metrics.labelled?.count('duplicates_skipped', entry.stream);
+      }
       if (outcome === 'fenced' || outcome === 'gone') {
         this.metrics.fencedCommits++;
+        this.metrics.labelled?.count('fenced_commits', entry.stream);
+        this.metrics.tracer?.event('commit fenced', { 'messaging.redis_streams.commit.outcome': outcome });
         this.logger.warn(
           `Commit refused (${outcome === 'fenced' ? 'the partition lease passed to another consumer' : 'the entry was reclaimed or settled elsewhere'}); ` +
             `its effects were discarded and the new owner handles it ${logIds({ stream: entry.stream, group, id: entry.id })}`,

@@ -1,0 +1,134 @@
+/**
+ * The OpenTelemetry MessageTracer: PRODUCER spans on writes with the context injected into the message headers
+ * through the registered propagator (W3C `traceparent`/`tracestate` and `baggage` with the usual SDK setup), and
+ * CONSUMER spans around each processing, children of the extracted producer context (a replay links to it instead).
+ * Attributes follow the OpenTelemetry messaging semantic conventions. `@opentelemetry/api` is an optional peer,
+ * loaded on first use; without an SDK registered its tracer makes non-recording spans and nothing is exported.
+ */
+import type { Attributes, Context, Link, Span } from '@opentelemetry/api';
+import type { TracingOptions } from '../config/observability.options.js';
+import type { MessageTracer, ProcessInfo, ProcessSpan, PublishInfo, PublishSpan } from '../observability/telemetry.js';
+import { errorText } from '../observability/log-format.js';
+import { INSTRUMENTATION_NAME, openTelemetryApi, type OtelApi } from './otel-meter-exporter.js';
+
+/** `messaging.system` of the spans (no registered value exists for Redis Streams). */
+export const MESSAGING_SYSTEM = 'redis_streams';
+
+/**
+ * The key @opentelemetry/core's suppressTracing() sets (instrumentations such as instrumentation-ioredis check it).
+ * createContextKey uses Symbol.for, so the api alone can build it without depending on core.
+ */
+const SUPPRESS_TRACING_KEY = 'OpenTelemetry SDK Context Key SUPPRESS_TRACING';
+
+/** The envelope's limit of a header value (wire/envelope.ts): a bigger `baggage` is not propagated. */
+const MAX_PROPAGATED_VALUE = 4_096;
+
+export function createOtelTracer(options: TracingOptions): MessageTracer {
+  return new OtelTracer(openTelemetryApi('OpenTelemetry tracing'), options.traceRedisCommands);
+}
+
+class OtelTracer implements MessageTracer {
+  private readonly suppressKey: symbol;
+
+  constructor(
+    private readonly api: OtelApi,
+    private readonly traceRedisCommands: boolean,
+  ) {
+    this.suppressKey = api.createContextKey(SUPPRESS_TRACING_KEY);
+  }
+
+  private get tracer() {
+    // Looked up per span: the app may register its SDK after the module was created.
+    return this.api.trace.getTracer(INSTRUMENTATION_NAME);
+  }
+
+  private quiet(ctx: Context): Context {
+    return this.traceRedisCommands ? ctx : ctx.setValue(this.suppressKey, true);
+  }
+
+  startPublish(info: PublishInfo): PublishSpan {
+    const { api } = this;
+    const parent = api.context.active();
+    const attributes: Attributes = {
+      'messaging.system': MESSAGING_SYSTEM,
+      'messaging.operation.type': 'send',
+      'messaging.operation.name': info.operation,
+      'messaging.redis_streams.pattern': info.pattern,
+    };
+    if (info.stream !== undefined) attributes['messaging.destination.name'] = info.stream;
+    if (info.messageId !== undefined) attributes['messaging.message.id'] = info.messageId;
+    const span = this.tracer.startSpan(`${info.operation} ${info.pattern}`, { kind: api.SpanKind.PRODUCER, attributes }, parent);
+    const ctx = api.trace.setSpan(parent, span);
+    let ended = false;
+    return {
+      inject: (headers) => {
+        const carrier: Record<string, string> = {};
+        api.propagation.inject(ctx, carrier);
+        for (const [name, value] of Object.entries(carrier)) if (value.length <= MAX_PROPAGATED_VALUE) headers[name] = value;
+      },
+      runWrite: (fn) => api.context.with(this.quiet(ctx), fn),
+      end: ({ entryId, stream, error }) => {
+        if (ended) return;
+        ended = true;
+        if (stream !== undefined) span.setAttribute('messaging.destination.name', stream);
+        if (entryId !== undefined) span.setAttribute('messaging.redis_streams.entry_id', entryId);
+        if (error !== undefined) this.markFailed(span, error);
+        span.end();
+      },
+    };
+  }
+
+  startProcess(info: ProcessInfo, headers: Readonly<Record<string, string>>): ProcessSpan {
+    const { api } = this;
+    const extracted = api.propagation.extract(api.ROOT_CONTEXT, headers);
+    const remote = api.trace.getSpanContext(extracted);
+    // A replay is not caused by the original publish: it starts a trace of its own that links to the original one.
+    const parent = info.isReplay ? api.ROOT_CONTEXT : extracted;
+    const links: Link[] = info.isReplay && remote && api.isSpanContextValid(remote) ? [{ context: remote, attributes: { 'messaging.redis_streams.link': 'replayed-from' } }] : [];
+    const attributes: Attributes = {
+      'messaging.system': MESSAGING_SYSTEM,
+      'messaging.operation.type': 'process',
+      'messaging.operation.name': info.isReplay ? 'replay' : 'process',
+      'messaging.destination.name': info.stream,
+      'messaging.consumer.group.name': info.group,
+      'messaging.client.id': info.consumer,
+      'messaging.message.id': info.messageId,
+      'messaging.redis_streams.pattern': info.pattern,
+      'messaging.redis_streams.entry_id': info.entryId,
+      'messaging.redis_streams.delivery_count': info.deliveryCount,
+    };
+    if (info.partition !== undefined) attributes['messaging.destination.partition.id'] = String(info.partition);
+    if (info.isRequest) attributes['messaging.redis_streams.request'] = true;
+    const span = this.tracer.startSpan(`process ${info.pattern}`, { kind: api.SpanKind.CONSUMER, attributes, links }, parent);
+    const active = api.trace.setSpan(parent, span);
+    const settling = this.quiet(active);
+    return {
+      run: (fn) => api.context.with(settling, fn),
+      end: () => span.end(),
+    };
+  }
+
+  event(name: string, attributes?: Readonly<Record<string, string | number | boolean>>): void {
+    this.api.trace.getActiveSpan()?.addEvent(name, attributes);
+  }
+
+  fail(error: unknown): void {
+    const span = this.api.trace.getActiveSpan();
+    if (span) this.markFailed(span, error);
+  }
+
+  suppressed<T>(fn: () => T): T {
+    if (this.traceRedisCommands) return fn();
+    return this.api.context.with(this.quiet(this.api.context.active()), fn);
+  }
+
+  unsuppressed<T>(fn: () => T): T {
+    if (this.traceRedisCommands) return fn();
+    return this.api.context.with(this.api.context.active().deleteValue(this.suppressKey), fn);
+  }
+
+  private markFailed(span: Span, error: unknown): void {
+    span.recordException(error instanceof Error ? error : errorText(error));
+    span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: errorText(error).slice(0, 500) });
+  }
+}
