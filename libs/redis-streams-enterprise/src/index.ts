@@ -138,3 +138,7 @@ export { type SchemaMetricsSnapshot, type SchemaDirectionCounts } from './schema
 export { SchemaUpcastError } from './errors/schema-upcast.error.js';
 export { SchemaRegistryMissingError } from './errors/schema-registry-missing.error.js';
 export { OptionalDependencyMissingError } from './errors/optional-dependency-missing.error.js';
+export { EncryptionKeyProvider, type EncryptionKey } from './payload-codec/key-ring.js';
+export { EncryptionOptions, EncryptionKeyOptions, CompressionOptions } from './config/payload-codec.options.js';
+export { DecryptFailedError } from './errors/decrypt-failed.error.js';
+export { CodecUnavailableError } from './errors/codec-unavailable.error.js';

@@ -13,6 +13,11 @@ import { OrderingManager } from './ordering/ordering.manager.js';
 import { PartitioningManager } from './partitioning/partitioning.manager.js';
 import { createPartitioner, Partitioner } from './partitioning/partitioner.js';
 import { SchemaRegistry } from './schema/schema-registry.js';
+import { EncryptionKeyProvider } from './payload-codec/key-ring.js';
+
+// With encryption.keyProvider 'external', the EncryptionKeyProvider the application provides (a global module, or
+// forRootAsync({ imports })); missing, the server and client fail to start naming encryption.keyProvider.
+const KEY_PROVIDER = { token: EncryptionKeyProvider, optional: true };
 
 /**
  * Registers the validated configuration, the server and the client as providers.
@@ -52,14 +57,15 @@ import { SchemaRegistry } from './schema/schema-registry.js';
     },
     {
       provide: RedisStreamsServer,
-      inject: [REDIS_STREAMS_OPTIONS, Partitioner, OrderingManager, SchemaManager],
-      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner, ordering: OrderingManager, schemas: SchemaManager) =>
-        new RedisStreamsServer(config, { partitioner, ordering, schemas }),
+      inject: [REDIS_STREAMS_OPTIONS, Partitioner, OrderingManager, SchemaManager, KEY_PROVIDER],
+      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner, ordering: OrderingManager, schemas: SchemaManager, keyProvider?: EncryptionKeyProvider) =>
+        new RedisStreamsServer(config, { partitioner, ordering, schemas, keyProvider: keyProvider ?? undefined }),
     },
     {
       provide: RedisStreamsClient,
-      inject: [REDIS_STREAMS_OPTIONS, Partitioner, SchemaManager],
-      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner, schemas: SchemaManager) => new RedisStreamsClient(config, partitioner, schemas),
+      inject: [REDIS_STREAMS_OPTIONS, Partitioner, SchemaManager, KEY_PROVIDER],
+      useFactory: (config: ResolvedRedisStreamsConfig, partitioner: Partitioner, schemas: SchemaManager, keyProvider?: EncryptionKeyProvider) =>
+        new RedisStreamsClient(config, partitioner, schemas, keyProvider ?? undefined),
     },
     {
       provide: DeadLetterManager,
@@ -69,8 +75,8 @@ import { SchemaRegistry } from './schema/schema-registry.js';
     {
       provide: ReplayManager,
       // Replay reaches the handlers through ReplayHandlers, which the app's server implements.
-      inject: [REDIS_STREAMS_OPTIONS, ReplayHandlers],
-      useFactory: (config: ResolvedRedisStreamsConfig, handlers: ReplayHandlers) => new ReplayManager(config, handlers),
+      inject: [REDIS_STREAMS_OPTIONS, ReplayHandlers, KEY_PROVIDER],
+      useFactory: (config: ResolvedRedisStreamsConfig, handlers: ReplayHandlers, keyProvider?: EncryptionKeyProvider) => new ReplayManager(config, handlers, keyProvider ?? undefined),
     },
     {
       provide: ReplayHandlers,

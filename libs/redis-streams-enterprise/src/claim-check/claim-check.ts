@@ -64,7 +64,9 @@ export async function fetchClaimChecked(
   const blobId = entry.fields.blob;
   if (entry.fields.data !== undefined || blobId === undefined) return { fields: entry.fields };
   const declared = Number(entry.fields.size);
-  if (Number.isFinite(declared) && declared > maxPayloadBytes) {
+  // An encoded payload (`enc`: encrypted, so base64) may take up to 4/3 of the limit, plus the cipher's overhead.
+  const limit = entry.fields.enc === undefined ? maxPayloadBytes : Math.ceil((maxPayloadBytes + 64) / 3) * 4;
+  if (Number.isFinite(declared) && declared > limit) {
     return { invalid: new MessageDecodeError(`claim-checked payload of ${declared} bytes is larger than streams.maxPayloadBytes (${maxPayloadBytes})`) };
   }
   let json: string | null;

@@ -8,6 +8,7 @@ import { BackoffOptions, DeadLetterOptions, RetryOptions } from './retry.options
 import { ClientOptions } from './client.options.js';
 import { ExactlyOnceOptions, OrderingOptions, PartitioningOptions, ReplayOptions, SchemaOptions } from './features.options.js';
 import { MetricsOptions, ObservabilityOptions, TracingOptions } from './observability.options.js';
+import { CompressionOptions, EncryptionKeyOptions, EncryptionOptions } from './payload-codec.options.js';
 
 /** The complete, validated configuration. Every field has a default; see each section's class. */
 export class RedisStreamsEnterpriseOptions {
@@ -23,6 +24,8 @@ export class RedisStreamsEnterpriseOptions {
   @ValidateNested() @Type(() => ReplayOptions) replay: ReplayOptions = new ReplayOptions();
   @ValidateNested() @Type(() => ExactlyOnceOptions) exactlyOnce: ExactlyOnceOptions = new ExactlyOnceOptions();
   @ValidateNested() @Type(() => ObservabilityOptions) observability: ObservabilityOptions = new ObservabilityOptions();
+  @ValidateNested() @Type(() => EncryptionOptions) encryption: EncryptionOptions = new EncryptionOptions();
+  @ValidateNested() @Type(() => CompressionOptions) compression: CompressionOptions = new CompressionOptions();
 }
 
 type Fields<T> = { [K in keyof T as T[K] extends (...args: never[]) => unknown ? never : K]?: T[K] };
@@ -44,6 +47,8 @@ export interface RedisStreamsEnterpriseConfig {
   replay?: Fields<ReplayOptions>;
   exactlyOnce?: Fields<ExactlyOnceOptions>;
   observability?: { tracing?: Fields<TracingOptions>; metrics?: Fields<MetricsOptions> };
+  encryption?: Omit<Fields<EncryptionOptions>, 'keys'> & { keys?: Fields<EncryptionKeyOptions>[] };
+  compression?: Fields<CompressionOptions>;
 }
 
 /** The validated, frozen configuration that every part of the library reads. */

@@ -9,6 +9,7 @@ import {
   type RedisStreamsEnterpriseConfig,
   type ResolvedRedisStreamsConfig,
 } from './redis-streams.options.js';
+import { payloadCodecViolations } from './payload-codec.options.js';
 
 /** Result of `ConfigValidator.validateConfig`. */
 export interface ConfigValidationResult {
@@ -172,6 +173,9 @@ function freezeSections(config: RedisStreamsEnterpriseOptions): ResolvedRedisStr
   if (config.connection.tls) Object.freeze(config.connection.tls);
   Object.freeze(config.observability.tracing);
   Object.freeze(config.observability.metrics);
+  for (const key of config.encryption.keys) Object.freeze(key);
+  Object.freeze(config.encryption.keys);
+  Object.freeze(config.encryption.encryptHeaders);
   return Object.freeze(config);
 }
 
@@ -192,6 +196,7 @@ export function validateConfig(raw: RedisStreamsEnterpriseConfig | undefined): C
     errors.push({ path: 'observability.metrics.registry', rule: 'isRegistry', message: 'observability.metrics.registry must be a prom-client Registry' });
   }
   if (errors.length === 0) errors.push(...tlsViolations(instance.connection, redisOptions, clusterOptions));
+  if (errors.length === 0) errors.push(...payloadCodecViolations(instance.encryption));
   if (errors.length > 0) return { valid: false, errors };
   if (redisOptions !== undefined) instance.connection.options = redisOptions as never;
   if (clusterOptions !== undefined && instance.connection.cluster) instance.connection.cluster.options = clusterOptions as never;

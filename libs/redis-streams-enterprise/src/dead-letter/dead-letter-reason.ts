@@ -8,9 +8,23 @@
  * - `causal-timeout`: its dependencies were not handled within `ordering.timeoutMs` (`causalTimeoutPolicy: 'deadLetter'`);
  * - `invalid-reply-to`: a request whose `replyTo` is not a reply stream of this deployment (`<prefix>:{reply:<id>}`);
  *   nothing was written to it;
- * - `rejected`: the handler called `ctx.deadLetter(reason)`.
+ * - `rejected`: the handler called `ctx.deadLetter(reason)`;
+ * - `decrypt-failed`: an encrypted message that cannot be decrypted (tampered, truncated, an unknown key id, moved
+ *   from another pattern's stream, or encryption off here), or a plaintext one with `encryption.acceptPlaintext` false;
+ * - `codec-unavailable`: compressed with a codec this consumer lacks (an unknown name, or `lz4-napi` / `snappy` not
+ *   installed).
  */
-export const DEAD_LETTER_REASONS = ['max-deliveries', 'decode-failed', 'no-handler', 'schema-invalid', 'causal-timeout', 'invalid-reply-to', 'rejected'] as const;
+export const DEAD_LETTER_REASONS = [
+  'max-deliveries',
+  'decode-failed',
+  'no-handler',
+  'schema-invalid',
+  'causal-timeout',
+  'invalid-reply-to',
+  'rejected',
+  'decrypt-failed',
+  'codec-unavailable',
+] as const;
 
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 

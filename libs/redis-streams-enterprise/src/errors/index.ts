@@ -27,3 +27,5 @@ export { PartitionLayoutError, PartitionScaleError } from './partition-layout.er
 export { ClaimCheckLostError } from './claim-check-lost.error.js';
 export { InvalidReplyAddressError } from './invalid-reply-address.error.js';
 export { OptionalDependencyMissingError } from './optional-dependency-missing.error.js';
+export { DecryptFailedError } from './decrypt-failed.error.js';
+export { CodecUnavailableError } from './codec-unavailable.error.js';

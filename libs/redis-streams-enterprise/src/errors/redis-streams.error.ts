@@ -34,7 +34,9 @@ export type RedisStreamsErrorCode =
   | 'CLAIM_CHECK_LOST'
   | 'INVALID_REPLY_ADDRESS'
   | 'CONSUMER_NAME_IN_USE'
-  | 'OPTIONAL_DEPENDENCY_MISSING';
+  | 'OPTIONAL_DEPENDENCY_MISSING'
+  | 'DECRYPT_FAILED'
+  | 'CODEC_UNAVAILABLE';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.

@@ -4,7 +4,7 @@ import { blockingRead } from '../connection/blocking-read.js';
 import { disconnectOnce } from '../connection/redis-connection.factory.js';
 import { parseReadReply } from '../connection/redis-replies.js';
 import { errorText } from '../observability/log-format.js';
-import { decodeReply, type ReplyMessage } from '../wire/envelope.js';
+import { decodeReply, toWireError, type ReplyMessage } from '../wire/envelope.js';
 import { BackgroundLoop } from '../runtime/background-loop.js';
 
 /** Pause after a failed read before the next (ioredis reconnects meanwhile). */
@@ -27,8 +27,12 @@ export class ReplyListener {
     private readonly stream: string,
     private readonly blockMs: number,
     private readonly onReply: (reply: ReplyMessage) => void,
-    /** Extra time a read may take beyond its BLOCK before its connection is presumed dead (`connection.blockingWatchdogMs`). */
-    private readonly watchdogMs: number,
+    private readonly options: {
+      /** Extra time a read may take beyond its BLOCK before its connection is presumed dead (`connection.blockingWatchdogMs`). */
+      readonly watchdogMs: number;
+      /** Undoes a reply's encryption (PayloadCodec.decodeReply); a reply that cannot be opened fails its request. */
+      readonly open?: (fields: Record<string, string>) => Promise<Record<string, string>>;
+    },
   ) {
     this.loop = new BackgroundLoop(() => this.readOnce(), {
       intervalMs: 0,
@@ -51,12 +55,20 @@ export class ReplyListener {
     // A reset socket drops a pending blocking read without settling it (blocking reads are not re-sent): the
     // watchdog fails it at once on 'close' (or after BLOCK + watchdogMs on a half-open link), so replies keep being
     // read after a reconnect and stop() never waits for a read that will not come back.
-    const raw = await blockingRead(this.redis, () => this.redis.xread('COUNT', 256, 'BLOCK', this.blockMs, 'STREAMS', this.stream, this.lastId), this.blockMs + this.watchdogMs);
+    const raw = await blockingRead(this.redis, () => this.redis.xread('COUNT', 256, 'BLOCK', this.blockMs, 'STREAMS', this.stream, this.lastId), this.blockMs + this.options.watchdogMs);
     for (const entry of parseReadReply(raw)) {
       this.lastId = entry.id;
       let reply: ReplyMessage | null = null;
+      let fields = entry.fields;
       try {
-        reply = decodeReply(entry.fields);
+        if (this.options.open) fields = await this.options.open(fields);
+      } catch (error) {
+        // The caller learns why its request failed instead of waiting for its timeout; the reason holds no plaintext.
+        if (fields.id !== undefined) this.onReply({ requestId: fields.id, done: true, err: toWireError(error) });
+        continue;
+      }
+      try {
+        reply = decodeReply(fields);
       } catch (error) {
         this.logger.warn(`Ignoring an undecodable reply id=${entry.id}: ${errorText(error)}`);
       }

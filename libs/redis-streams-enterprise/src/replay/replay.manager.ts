@@ -15,6 +15,8 @@ import { concatenate, mergeById, pageThrough, type SourcedEntry } from './replay
 import { streamsOfTopic } from '../partitioning/topic-streams.js';
 import { compareIds, replayRange } from './replay-range.js';
 import type { ReplayedMessage, ReplayRequest, ReplayResult, ReplayStop, ReplayTarget } from './replay-request.js';
+import { PayloadCodec } from '../payload-codec/payload-codec.js';
+import { EncryptionKeyProvider } from '../payload-codec/key-ring.js';
 
 interface Tally {
   /** Entries selected so far (what maxMessages limits). */
@@ -52,12 +54,16 @@ export class ReplayManager implements OnApplicationShutdown {
   readonly config: ResolvedRedisStreamsConfig;
   private readonly keys: StreamKeys;
   private readonly connection: LazyConnection;
+  /** Opens encrypted or compressed payloads for `filter` (copies keep them as they are). */
+  private readonly codec: PayloadCodec;
 
   constructor(
     @Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig,
     @Optional() private readonly handlers?: ReplayHandlers,
+    @Optional() keyProvider?: EncryptionKeyProvider,
   ) {
     this.config = resolveConfig(config);
+    this.codec = new PayloadCodec(this.config, keyProvider);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
     this.connection = new LazyConnection(this.config.connection, 'replay', 'ReplayManager');
   }
@@ -106,7 +112,7 @@ export class ReplayManager implements OnApplicationShutdown {
       if (entry.fields['rse.control'] !== undefined) continue; // partition layout marks, not messages
       tally.scanned++;
       const streamPattern = patternOf.get(entry.stream) ?? '';
-      if (!this.select(entry, streamPattern, matchPattern, request.filter, tally)) continue;
+      if (!(await this.select(entry, streamPattern, matchPattern, request.filter, tally))) continue;
       tally.selected++;
       tally.firstId ??= entry.id;
       tally.lastId = entry.id;
@@ -155,13 +161,13 @@ export class ReplayManager implements OnApplicationShutdown {
   }
 
   /** Decides whether an entry is replayed; counts skipped and invalid ones. */
-  private select(
+  private async select(
     entry: SourcedEntry,
     streamPattern: string,
     matchPattern: ((pattern: string) => boolean) | undefined,
     filter: ((message: ReplayedMessage) => boolean) | undefined,
     tally: Tally,
-  ): boolean {
+  ): Promise<boolean> {
     const pattern = entry.fields.pattern ?? streamPattern;
     if (matchPattern && !matchPattern(pattern)) {
       tally.skipped++;
@@ -169,7 +175,8 @@ export class ReplayManager implements OnApplicationShutdown {
     }
     if (!filter) return true;
     try {
-      const decoded = decodeMessage(entry.id, entry.fields, streamPattern, this.config.streams.maxPayloadBytes);
+      const fields = await this.codec.decode(entry.fields, streamPattern, entry.id);
+      const decoded = decodeMessage(entry.id, fields, streamPattern, this.config.streams.maxPayloadBytes);
       const message: ReplayedMessage = { stream: entry.stream, entryId: entry.id, pattern: decoded.pattern, messageId: decoded.messageId, data: decoded.data, headers: decoded.headers };
       if (filter(message)) return true;
     } catch (error) {

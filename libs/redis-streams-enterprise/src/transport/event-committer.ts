@@ -20,6 +20,7 @@ import type { RedisStreamsContext } from './redis-streams.context.js';
 import type { RedisStreamsTransaction, TransactionEmit } from './redis-streams.transaction.js';
 import type { MessageTracer } from '../observability/telemetry.js';
 import type { CommitRequest, Settler } from './settler.js';
+import type { PayloadCodec } from '../payload-codec/payload-codec.js';
 
 /** The ownership of a partitioned entry's partition (see ProcessOptions): commits are fenced by it. */
 export interface CommitFence {
@@ -41,6 +42,7 @@ export class EventCommitter {
     private readonly redis: ScriptedRedis,
     private readonly keys: StreamKeys,
     private readonly settler: Settler,
+    private readonly codec: PayloadCodec,
   ) {}
 
   /** Routes transactional emits to partitioned topics. */
@@ -130,11 +132,15 @@ export class EventCommitter {
       const route = this.partitioning?.enabled
         ? await this.partitioning.routeToSend(emit.pattern, emit.data, { partitionKey: emit.options.partitionKey, idempotencyKey: emit.options.idempotencyKey })
         : undefined;
+      const messageId = emit.options.messageId ?? randomUUID();
+      // Transactional emits are encrypted and compressed like any other message (encryption.*, compression.*).
+      const encoded = await this.codec.encode(serializePayload(emit.data), emit.pattern, messageId, emit.options.headers);
       const fields = encodeMessage({
         pattern: emit.pattern,
-        messageId: emit.options.messageId ?? randomUUID(),
-        json: serializePayload(emit.data),
-        headers: emit.options.headers,
+        messageId,
+        json: encoded.json,
+        encoding: encoded.encoding,
+        headers: encoded.headers,
         key: route?.key ?? emit.options.partitionKey,
         idempotencyKey: emit.options.idempotencyKey,
         epoch: route?.epoch,

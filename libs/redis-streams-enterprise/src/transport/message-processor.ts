@@ -32,6 +32,9 @@ import type { SchemaManager } from '../schema/schema.manager.js';
 import { handlerSchemaOf, toHandlerInstance } from '../schema/handler-schema.js';
 import type { IncomingRead } from '../schema/schema-reader.js';
 import { sleep } from '../runtime/sleeper.js';
+import { PayloadCodec } from '../payload-codec/payload-codec.js';
+import { DecryptFailedError } from '../errors/decrypt-failed.error.js';
+import { CodecUnavailableError } from '../errors/codec-unavailable.error.js';
 
 const NO_OPTIONS: ProcessOptions = Object.freeze({});
 
@@ -63,10 +66,11 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
     private readonly metrics: TransportMetrics,
     private readonly host: HandlerHost,
     private readonly schemas?: SchemaManager,
+    private readonly codec = new PayloadCodec(config),
   ) {
     this.keys = new StreamKeys(config.streams.keyPrefix);
-    this.committer = new EventCommitter(config, redis, this.keys, settler);
-    this.requests = new RequestResponder(config, redis, metrics, (context, pattern, work) => this.guarded(context, pattern, work));
+    this.committer = new EventCommitter(config, redis, this.keys, settler, codec);
+    this.requests = new RequestResponder(config, redis, metrics, (context, pattern, work) => this.guarded(context, pattern, work), codec);
     this.committer.tracer = metrics.tracer;
   }
 
@@ -100,9 +104,9 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
     }
     let message: DecodedMessage;
     try {
-      message = decodeMessage(entry.id, fields, streamPattern, this.config.streams.maxPayloadBytes);
+      message = await this.decode(entry, fields, streamPattern);
     } catch (error) {
-      return this.settler.deadLetter(entry, 'decode-failed', error);
+      return this.settler.deadLetter(entry, deadLetterReasonOf(error), error);
     }
     const handler = this.host.getHandlerByPattern(message.pattern);
     if (!handler) {
@@ -236,7 +240,7 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
     if ('unavailable' in claimed) return { invalid: errorText(claimed.unavailable) };
     let message: DecodedMessage;
     try {
-      message = decodeMessage(entry.id, claimed.fields, streamPattern, this.config.streams.maxPayloadBytes);
+      message = await this.decode(entry, claimed.fields, streamPattern);
     } catch (error) {
       return { invalid: errorText(error) };
     }
@@ -305,6 +309,12 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
     return { message: read.data === message.data ? message : { ...message, data: read.data } };
   }
 
+  /** Undoes the payload's codecs (decryption, decompression), then decodes the message. */
+  private async decode(entry: DeliveredEntry, fields: Record<string, string>, streamPattern: string): Promise<DecodedMessage> {
+    const plain = await this.codec.decode(fields, streamPattern, entry.id);
+    return decodeMessage(entry.id, plain, streamPattern, this.config.streams.maxPayloadBytes);
+  }
+
   /** The handler settled its message itself; wait for that, so close() and the slot count cover it. */
   private async awaitSettlement(context: RedisStreamsContext): Promise<void> {
     await context.ack().catch(() => undefined);
@@ -350,4 +360,10 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
     });
     return Promise.race([work(), timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+/** The dead-letter reason of a message that could not be decoded. */
+function deadLetterReasonOf(error: unknown): 'decrypt-failed' | 'codec-unavailable' | 'decode-failed' {
+  if (error instanceof DecryptFailedError) return 'decrypt-failed';
+  return error instanceof CodecUnavailableError ? 'codec-unavailable' : 'decode-failed';
 }

@@ -30,6 +30,8 @@ import { runDispatchHook } from './nest-compat.js';
 import { PendingRequests } from './pending-requests.js';
 import { ClientTelemetry } from './client-telemetry.js';
 import type { PublishSpan } from '../observability/telemetry.js';
+import { PayloadCodec } from '../payload-codec/payload-codec.js';
+import type { EncryptionKeyProvider } from '../payload-codec/key-ring.js';
 
 /** Block time of the reply reader; only bounds how quickly close() is noticed on a dead socket. */
 const REPLY_BLOCK_MS = 5_000;
@@ -66,6 +68,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   private readonly entries: EntryPublisher;
   /** Tracing and metrics of writes (observability.*); `observing` false when off. */
   private readonly telemetry: ClientTelemetry;
+  /** Encryption and compression of payloads; opens encrypted replies. */
+  private readonly codec: PayloadCodec;
 
   /**
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
@@ -76,6 +80,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     private readonly partitioner?: Partitioner,
     /** The module's SchemaManager (its registry, its counts); closed by the module, not by the client. */
     private readonly injectedSchemas?: SchemaManager,
+    /** With encryption.keyProvider 'external': where the encryption keys come from. */
+    keyProvider?: EncryptionKeyProvider,
   ) {
     super();
     this.config = resolveConfig(config);
@@ -83,6 +89,7 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     this.entries = new EntryPublisher(this.config, this.keys, () => this.readyConnection());
     this.pending = new PendingRequests(this.config.client.maxPendingRequests, this.config.client.requestTimeoutMs);
     this.telemetry = new ClientTelemetry(this.config);
+    this.codec = new PayloadCodec(this.config, keyProvider);
   }
 
   /** Connects the command connection (called by emit/send; may be called early to fail fast at start-up). */
@@ -185,14 +192,14 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     let stamp: string | undefined;
     const send = async (route: PartitionRoute | undefined) => {
       const key = route?.key ?? (record?.partitionKey === undefined ? undefined : validateMessageKey('partitionKey', record.partitionKey));
-      const encoded = this.encode(packet, pattern, messageId, replyTo, stamp, { key, idempotencyKey, epoch: route?.epoch, dependsOn, trace });
+      const encoded = await this.encode(packet, pattern, messageId, replyTo, stamp, { key, idempotencyKey, epoch: route?.epoch, dependsOn, trace });
       // The layout epoch is checked by the publish script only where the partition count can change (`dynamic`, or a
       // topic whose count was changed already); a fixed layout publishes with a plain XADD.
       const checkEpoch = route !== undefined && (route.epoch > 0 || this.config.partitioning.strategy === 'dynamic');
       const stream = route?.stream ?? this.keys.stream(pattern);
       const epoch = checkEpoch ? route.epoch : undefined;
       const options = { messageId: encoded.messageId, idempotencyKey, epoch, blob: encoded.blob };
-      if (trace) return trace.runWrite(() => this.entries.publish(stream, encoded.fields, options));
+      if (trace) return trace.runWrite(stream, () => this.entries.publish(stream, encoded.fields, options));
       return this.entries.publish(stream, encoded.fields, options);
     };
     const stamped = schema.then((s) => void (stamp = s));
@@ -273,14 +280,14 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     return dispose;
   }
 
-  private encode(
+  private async encode(
     packet: ReadPacket,
     pattern: string,
     messageId: string,
     replyTo: string | undefined,
     schema: string | undefined,
     extra: { key?: string; idempotencyKey?: string; epoch?: number; dependsOn?: readonly string[]; trace?: PublishSpan },
-  ): { fields: string[]; blob?: ClaimCheckedPayload; messageId: string } {
+  ): Promise<{ fields: string[]; blob?: ClaimCheckedPayload; messageId: string }> {
     let data: unknown = packet.data;
     let headers: MessageHeaders | undefined;
     if (data instanceof RedisStreamsRecord) {
@@ -300,13 +307,16 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
     if (exceedsBytes(json, maxPayloadBytes)) {
       throw new PayloadTooLargeError(pattern, Buffer.byteLength(json), maxPayloadBytes);
     }
-    // Above the threshold the JSON goes to its own key as it is (a string: ioredis copies a Buffer once more).
-    const ref = claimCheckOf(json, claimCheckThresholdBytes);
-    const fields = encodeMessage({ pattern, messageId, json, blob: ref, headers: headers && validateHeaders(headers), replyTo, schema, ...extra });
-    return { fields, blob: ref && { ref, json }, messageId };
+    // Compressed and encrypted first (compression.*, encryption.*), so a claim-checked blob holds ciphertext too.
+    const encoded = await this.codec.encode(json, pattern, messageId, headers && validateHeaders(headers));
+    // Above the threshold the payload goes to its own key as it is (a string: ioredis copies a Buffer once more).
+    const ref = claimCheckOf(encoded.json, claimCheckThresholdBytes);
+    const fields = encodeMessage({ pattern, messageId, json: encoded.json, encoding: encoded.encoding, blob: ref, headers: encoded.headers, replyTo, schema, ...extra });
+    return { fields, blob: ref && { ref, json: encoded.json }, messageId };
   }
 
   private async openCommandConnection(): Promise<Redis> {
+    await this.codec.start(); // a missing key, key provider or codec package fails here, before anything is sent
     const command = defineScripts(createRedisConnection(this.config.connection, 'command', `client-${this.clientId.slice(0, 8)}`));
     command.on('error', (error: unknown) => this.logger.debug?.(`Redis connection error: ${redact(errorText(error))}`));
     command.on('ready', () => {
@@ -343,7 +353,9 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
         disconnectOnce(connection);
         throw new ConnectionClosedError('RedisStreamsClient');
       }
-      this.replies = new ReplyListener(connection, this.keys.replyStream(this.clientId), REPLY_BLOCK_MS, (reply) => this.pending.answer(reply), this.config.connection.blockingWatchdogMs);
+      const stream = this.keys.replyStream(this.clientId);
+      const options = { watchdogMs: this.config.connection.blockingWatchdogMs, open: (fields: Record<string, string>) => this.codec.decodeReply(fields, stream) };
+      this.replies = new ReplyListener(connection, stream, REPLY_BLOCK_MS, (reply) => this.pending.answer(reply), options);
       this.replies.start();
     })();
     return this.repliesStarting;

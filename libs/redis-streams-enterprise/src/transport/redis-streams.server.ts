@@ -31,6 +31,8 @@ import { processingHooksRunner } from './nest-compat.js';
 import { attachServerTelemetry } from './server-telemetry.js';
 import { aclUserOf, PermissionProblems } from '../observability/permission-problems.js';
 import { runPreflight, type RedisPreflightReport } from '../observability/redis-preflight.js';
+import { PayloadCodec } from '../payload-codec/payload-codec.js';
+import type { EncryptionKeyProvider } from '../payload-codec/key-ring.js';
 
 export type { RedisStreamsServerStatus, StreamStatus } from './server-status.js';
 
@@ -87,6 +89,8 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
   private nameLease?: ConsumerNameLease;
   /** Commands Redis refuses for lack of ACL rights: logged once each, and the status unhealthy while they last. */
   private readonly permissions: PermissionProblems;
+  /** Encryption and compression of payloads (and replies). */
+  private readonly codec: PayloadCodec;
 
   /**
    * @param config the same configuration as `RedisStreamsEnterpriseModule.forRoot`; validated here.
@@ -94,7 +98,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
    */
   constructor(
     config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig = {},
-    providers: { readonly partitioner?: Partitioner; readonly ordering?: OrderingManager; readonly schemas?: SchemaManager } = {},
+    providers: { readonly partitioner?: Partitioner; readonly ordering?: OrderingManager; readonly schemas?: SchemaManager; readonly keyProvider?: EncryptionKeyProvider } = {},
   ) {
     super();
     this.config = resolveConfig(config);
@@ -106,6 +110,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     this.partitioning = new PartitioningManager(this.config, providers.partitioner, () => this.connections.commandOrReject());
     this.ordering = providers.ordering ?? new OrderingManager(this.config);
     this.injectedSchemas = providers.schemas;
+    this.codec = new PayloadCodec(this.config, providers.keyProvider);
     this.inFlight = new InFlight(this.partitioning.enabled ? this.ordering.maxConcurrency : this.config.consumer.concurrency);
     this.transportId = REDIS_STREAMS_TRANSPORT;
     this.runInProcessingHooks = processingHooksRunner(this);
@@ -219,9 +224,10 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
     const partitioned = this.partitioning.enabled;
     this.streams.usePatterns(patterns);
     this.setState(RedisStreamsStatus.Connecting);
+    await this.codec.start(); // a missing key, key provider or codec package fails the start
     const { command, blocking, slotReader } = await this.connections.open();
     // Before the watch: a CONFIG GET the ACL refuses is "could not verify", not a permission problem.
-    this.preflight = await runPreflight(command, { waitReplicas: this.config.connection.waitReplicas }, this.logger);
+    this.preflight = await runPreflight(command, { waitReplicas: this.config.connection.waitReplicas, user: aclUserOf(this.config.connection) }, this.logger);
     for (const connection of [command, ...this.connections.reading()]) this.permissions.watch(connection);
     // Before anything is read or taken back: a live twin's in-flight entries would look like our own.
     this.nameLease = new ConsumerNameLease(command, this.config.consumer, this.keys, (error) => this.onConsumerNameLost(error));
@@ -272,6 +278,7 @@ export class RedisStreamsServer extends Server implements CustomTransportStrateg
         withProcessingHooks: (context, fn) => this.runInProcessingHooks(context, fn),
       },
       this.schemas,
+      this.codec,
     );
     for (const s of this.streams.list) processor.addStream(s.stream, s.pattern);
     processor.usePartitioning(this.partitioning);

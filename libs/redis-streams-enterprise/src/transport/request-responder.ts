@@ -14,6 +14,7 @@ import { errorText, logIds } from '../observability/log-format.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import { encodeReply, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from '../wire/envelope.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
+import type { PayloadCodec } from '../payload-codec/payload-codec.js';
 
 /** Runs a handler's work inside Nest's processing hooks and the handler timeout (MessageProcessor's guard). */
 export type GuardedRun = (context: RedisStreamsContext, pattern: string, work: () => Promise<void>) => Promise<void>;
@@ -27,6 +28,8 @@ export class RequestResponder {
     private readonly redis: ScriptedRedis,
     private readonly metrics: TransportMetrics,
     private readonly guarded: GuardedRun,
+    /** Seals replies when encryption is on: a reply stream holds ciphertext too. */
+    private readonly codec: PayloadCodec,
   ) {}
 
   /**
@@ -42,12 +45,12 @@ export class RequestResponder {
     replyTo: string,
   ): Promise<boolean> {
     const started = performance.now();
-    const send = (reply: ReplyMessage) =>
+    const send = async (reply: ReplyMessage) =>
       this.redis.rseSendReply(
         replyTo,
         this.config.client.replyStreamMaxLen,
         this.config.client.replyStreamTtlMs,
-        ...encodeReply(reply),
+        ...(await this.codec.encodeReply(encodeReply(reply), replyTo)),
       );
     try {
       await this.guarded(context, message.pattern, () => this.runAndReply(entry, message, handler, context, send));

@@ -27,7 +27,7 @@ describe('decideAfterFailure', () => {
 
 describe('dead-letter reasons', () => {
   it('are one closed list', () => {
-    expect(DEAD_LETTER_REASONS).toEqual(['max-deliveries', 'decode-failed', 'no-handler', 'schema-invalid', 'causal-timeout', 'invalid-reply-to', 'rejected']);
+    expect(DEAD_LETTER_REASONS).toEqual(['max-deliveries', 'decode-failed', 'no-handler', 'schema-invalid', 'causal-timeout', 'invalid-reply-to', 'rejected', 'decrypt-failed', 'codec-unavailable']);
     expect(isDeadLetterReason('rejected')).toBe(true);
     expect(isDeadLetterReason('upcast-failed')).toBe(false);
   });

@@ -15,7 +15,18 @@ import { PayloadTooLargeError } from '../errors/payload-too-large.error.js';
  *   size     payload bytes             with `blob`: the byte length of the stored JSON
  *   headers  JSON object of strings    optional
  *   replyTo  reply stream key          set by send(); absent for events
- *   enc      "gzip"                    optional: data is base64 of gzip'ed JSON (replay copies with replay.compression)
+ *   enc      codec chain               optional: `data` (or the blob) is base64 of the JSON after these codecs, applied
+ *                                      left to right and undone right to left: a compression (`gzip`, `lz4`, `snappy`),
+ *                                      then `aes256gcm` (end-to-end encryption), e.g. "lz4+aes256gcm"; "gzip" alone is
+ *                                      also what replay copies with replay.compression carry. An unknown codec, or one
+ *                                      whose package the consumer lacks, dead-letters the entry (codec-unavailable)
+ *   kid      key id                    with aes256gcm: the key of the ring that encrypted `data` (and `eheaders`)
+ *   eheaders encrypted headers         optional, with aes256gcm: base64 of the sealed JSON object of the headers named
+ *                                      by encryption.encryptHeaders (merged into `headers` once decrypted)
+ *                                      Sealed values are IV (12 bytes) | ciphertext | GCM tag (16 bytes); the
+ *                                      authenticated data binds them to the pattern, `id`, `kid` and `enc`
+ *                                      (see payload-codec/aes-gcm.ts), so a moved or relabelled entry fails
+ *                                      (decrypt-failed). Replies seal `response` or `err` the same way (enc, kid).
  *   schema   "<event type>@<version>"  optional: the registered schema version the payload was written with;
  *                                      unstamped, a consumer with schema.enabled validates it against the latest
  *                                      version of the pattern's event type (strict, warn; types without schema: not)
@@ -64,6 +75,13 @@ export interface BlobReference {
   readonly bytes: number;
 }
 
+/** The codec fields of an encoded payload (compression, encryption): see `enc`, `kid`, `eheaders` above. */
+export interface PayloadEncoding {
+  readonly enc: string;
+  readonly kid?: string;
+  readonly sealedHeaders?: string;
+}
+
 /** What a producer writes. */
 export interface OutgoingMessage {
   readonly pattern: string;
@@ -79,6 +97,8 @@ export interface OutgoingMessage {
   readonly idempotencyKey?: string;
   readonly epoch?: number;
   readonly dependsOn?: readonly string[];
+  /** Set when `json` (or the blob) holds the payload after codecs (base64): written as `enc`, `kid`, `eheaders`. */
+  readonly encoding?: PayloadEncoding;
 }
 
 /** A reply as it travels back to the requester. */
@@ -124,6 +144,11 @@ export function encodeMessage(message: OutgoingMessage): string[] {
   const fields = message.blob
     ? ['v', WIRE_VERSION, 'pattern', message.pattern, 'id', message.messageId, 'blob', message.blob.id, 'size', String(message.blob.bytes)]
     : ['v', WIRE_VERSION, 'pattern', message.pattern, 'id', message.messageId, 'data', message.json];
+  if (message.encoding) {
+    fields.push('enc', message.encoding.enc);
+    if (message.encoding.kid !== undefined) fields.push('kid', message.encoding.kid);
+    if (message.encoding.sealedHeaders !== undefined) fields.push('eheaders', message.encoding.sealedHeaders);
+  }
   if (message.headers && Object.keys(message.headers).length > 0) {
     fields.push('headers', JSON.stringify(validateHeaders(message.headers)));
   }

@@ -1,0 +1,46 @@
+import { createCipheriv, createDecipheriv, randomBytes, type KeyObject } from 'node:crypto';
+import { DecryptFailedError } from '../errors/decrypt-failed.error.js';
+
+/** Codec name of AES-256-GCM in a message's `enc` chain. */
+export const AES_256_GCM = 'aes256gcm';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+/**
+ * What the ciphertext is bound to (GCM's additional authenticated data): the kind of field, the pattern (or reply
+ * stream), the message id, the key id and the codec chain. A ciphertext moved to another stream, another message or
+ * another field, or relabelled, fails authentication. JSON of an array, so no two bindings serialize alike.
+ */
+export function bindingOf(kind: 'message' | 'headers' | 'reply', scope: string, messageId: string, kid: string, enc: string): Buffer {
+  return Buffer.from(JSON.stringify(['rse/1', kind, scope, messageId, kid, enc]), 'utf8');
+}
+
+/**
+ * Encrypts with a fresh random 96-bit IV per call (never a counter: producers share keys across processes, and a
+ * repeated IV under one key would reveal plaintext). Output: IV (12 bytes) | ciphertext | tag (16 bytes).
+ */
+export function seal(key: KeyObject, plaintext: Buffer, aad: Buffer): Buffer {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad);
+  const body = Buffer.concat([iv, cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([body, cipher.getAuthTag()]);
+}
+
+/**
+ * Decrypts and authenticates what `seal` produced.
+ * @throws DecryptFailedError when it is truncated, tampered with, or bound to something else (no detail of the
+ *   plaintext or key is given, nor available).
+ */
+export function open(key: KeyObject, sealed: Buffer, aad: Buffer): Buffer {
+  if (sealed.length < IV_BYTES + TAG_BYTES) throw new DecryptFailedError(`the ciphertext is truncated (${sealed.length} bytes)`);
+  const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
+  decipher.setAAD(aad);
+  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+  try {
+    return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
+  } catch {
+    // The only failure here is authentication; the crypto error adds nothing, and no detail of it is passed on.
+    throw new DecryptFailedError('authentication failed: the ciphertext was tampered with or truncated, or moved from another stream or message');
+  }
+}
