@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { parseNewEntries, type DeliveredEntry } from '../connection/redis-replies.js';
 import { classifyRedisError } from '../connection/redis-error-codes.js';
-import { errorText, logIds } from '../observability/log-format.js';
+import { errorText, logFields, logIds } from '../observability/log-format.js';
 import { BackgroundLoop } from '../runtime/background-loop.js';
 import { loopReport, type LoopHealthReport } from '../observability/loop-health.js';
 import type { InFlight } from '../runtime/in-flight.js';
@@ -89,7 +89,7 @@ export class ConsumerLoop {
     this.loop = new BackgroundLoop(() => this.readOnce(), {
       intervalMs: 0,
       retryMs: READ_RETRY_MS,
-      onFailing: (error) => this.logger.warn(`Reading failed, retrying: ${errorText(error)} ${logIds({ group })}`),
+      onFailing: (error) => this.logger.warn(`Reading failed, retrying: ${errorText(error)} ${logIds({ group })}`, logFields({ group, consumer, reason: 'read-failed', error })),
       onRecovered: () => this.logger.log(`Reading resumed ${logIds({ group, consumer })}`),
     });
   }

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { ClaimResult, DeliveredEntry } from '../connection/redis-replies.js';
 import { asStreamCommands, type StreamCommands } from '../connection/stream-commands.js';
-import { errorText, logIds } from '../observability/log-format.js';
+import { errorText, logFields, logIds } from '../observability/log-format.js';
 import { BackgroundLoop } from '../runtime/background-loop.js';
 import { FailureStreak, loopReport, type LoopHealthReport } from '../observability/loop-health.js';
 import type { InFlight } from '../runtime/in-flight.js';
@@ -61,7 +61,7 @@ export class PendingReclaimer {
     const group = settings.group;
     this.loop = new BackgroundLoop(() => this.doPass(), {
       intervalMs: settings.intervalMs,
-      onFailing: (error) => this.logger.warn(`Reclaim pass failed, will retry: ${errorText(error)} ${logIds({ group })}`),
+      onFailing: (error) => this.logger.warn(`Reclaim pass failed, will retry: ${errorText(error)} ${logIds({ group })}`, logFields({ group, reason: 'reclaim-failed', error })),
       onRecovered: () => this.logger.log(`Reclaiming resumed ${logIds({ group })}`),
     });
   }

@@ -92,7 +92,15 @@ export function preflightWarnings(found: Omit<RedisPreflightReport, 'warnings' |
  */
 export async function runPreflight(
   redis: Redis | Cluster,
-  settings: { readonly waitReplicas: number; readonly timeoutMs?: number },
+  settings: {
+    readonly waitReplicas: number;
+    readonly timeoutMs?: number;
+    /**
+     * The ACL user of the connection. CONFIG GET is tried as `default` only: the library's least-privilege roles do
+     * not grant CONFIG (it can read secrets), and a refusal would land in ACL LOG on every start.
+     */
+    readonly user: string;
+  },
   logger: PreflightLogger,
 ): Promise<RedisPreflightReport> {
   const unverified: string[] = [];
@@ -108,7 +116,12 @@ export async function runPreflight(
   };
   const infoText = await attempt('INFO (version, maxmemory-policy, AOF, replicas)', () => redis.info());
   const info = parseInfo(infoText ?? '');
-  const config = await attempt('CONFIG GET appendfsync (grant +config|get, or check it yourself)', () => redis.config('GET', 'appendfsync'));
+  let config: unknown;
+  if (settings.user === 'default') {
+    config = await attempt('CONFIG GET appendfsync (the ACL or a renamed command refused it: check appendfsync yourself)', () => redis.config('GET', 'appendfsync'));
+  } else {
+    unverified.push(`appendfsync: CONFIG GET is not tried as ACL user ${escapeControl(settings.user)} (outside the least-privilege roles); check it yourself`);
+  }
   const number = (name: string) => (info.has(name) ? Number(info.get(name)) : null);
   const found = {
     serverVersion: info.get('redis_version') ?? null,

@@ -4,7 +4,7 @@ import type { DeliveredEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import { asStreamCommands, isRedisConnection, type CommitOutcome, type StreamCommands } from '../connection/stream-commands.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
-import { errorText, isErrorLike, logIds } from '../observability/log-format.js';
+import { errorText, isErrorLike, logFields, logIds } from '../observability/log-format.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import type { DeadLetterReason } from '../dead-letter/dead-letter-reason.js';
 import type { AckBatcher } from './ack-batcher.js';
@@ -85,7 +85,8 @@ export class Settler {
     } catch (error) {
       if (stillOwned) return this.retryWhileOwned(entry, stillOwned, () => this.acks.ack(entry.stream, entry.id).then(() => true), error);
       // The entry stays pending and is reclaimed later: it will be processed again (at-least-once).
-      this.logger.warn(`Ack failed, entry will be redelivered: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+      const ids = { stream: entry.stream, group: this.config.consumer.group, id: entry.id };
+      this.logger.warn(`Ack failed, entry will be redelivered: ${errorText(error)} ${logIds(ids)}`, logFields({ ...ids, reason: 'ack-failed', error }));
       return;
     }
     this.metrics.labelled?.count('acked', entry.stream);
@@ -126,12 +127,14 @@ export class Settler {
       this.logger.warn(
         `Handler failed (attempt ${entry.deliveryCount} of ${attempts}), retry in ${delay} ms: ${errorText(error)} ` +
           logIds({ stream: entry.stream, group, id: entry.id }),
+        logFields({ stream: entry.stream, group, id: entry.id, reason: 'retry-scheduled', error }),
       );
     } catch (scheduleError) {
       this.settling.failed(scheduleError);
       this.logger.warn(
         `Handler failed and the retry could not be scheduled; the entry stays pending and is reclaimed after ` +
           `consumer.claimIdleMs: ${errorText(scheduleError)} ${logIds({ stream: entry.stream, id: entry.id })}`,
+        logFields({ stream: entry.stream, group, id: entry.id, reason: 'retry-not-scheduled', error: scheduleError }),
       );
     }
   }
@@ -144,8 +147,9 @@ export class Settler {
     const { group, consumerName } = this.config.consumer;
     if (DECODE_FAILURES.has(reason)) this.metrics.labelled?.count('decode_failures', entry.stream);
     const ids = logIds({ stream: entry.stream, group, id: entry.id });
+    const fields = (why: string, cause: unknown) => logFields({ stream: entry.stream, group, id: entry.id, reason: why, error: cause });
     if (!this.config.deadLetter.enabled) {
-      this.logger.error(`Message dropped (${reason}; dead-lettering is disabled): ${errorText(error)} ${ids}`);
+      this.logger.error(`Message dropped (${reason}; dead-lettering is disabled): ${errorText(error)} ${ids}`, fields(reason, error));
       return this.ack(entry);
     }
     const err = isErrorLike(error) ? error : Object.assign(new Error(toWireError(error).message), { name: 'Error' });
@@ -175,12 +179,13 @@ export class Settler {
         this.metrics.deadLettered++;
         this.metrics.labelled?.count('dead_lettered', entry.stream);
         this.metrics.tracer?.event('dead-lettered', { 'messaging.redis_streams.dead_letter.reason': reason, 'messaging.redis_streams.dead_letter.id': String(dlqId) });
-        this.logger.error(`Message dead-lettered (${reason}): ${errorText(error)} ${ids} dlqId=${String(dlqId)}`);
+        this.logger.error(`Message dead-lettered (${reason}): ${errorText(error)} ${ids} dlqId=${String(dlqId)}`, fields(reason, error));
       }
     } catch (dlqError) {
       this.settling.failed(dlqError);
       this.logger.error(
         `Dead-lettering failed; the entry stays pending and is retried after consumer.claimIdleMs: ${errorText(dlqError)} ${ids}`,
+        fields('dead-letter-failed', dlqError),
       );
     }
   }
@@ -247,7 +252,10 @@ export class Settler {
       }
       return outcome;
     } catch (error) {
-      this.logger.warn(`Commit failed, entry will be redelivered: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+      this.logger.warn(
+        `Commit failed, entry will be redelivered: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`,
+        logFields({ stream: entry.stream, group, id: entry.id, reason: 'commit-failed', error }),
+      );
       return undefined;
     }
   }
