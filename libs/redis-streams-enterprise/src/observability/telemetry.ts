@@ -21,8 +21,11 @@ export interface PublishSpan {
    * values the envelope would refuse (over its header value limit) are left out rather than failing the write.
    */
   inject(headers: Record<string, string>): void;
-  /** Runs `fn` (the Redis write) with the transport's own commands kept out of tracing (unless asked for). */
-  runWrite<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` (the Redis write to `stream`, named by the span) with the transport's own commands kept out of tracing
+   * (unless asked for).
+   */
+  runWrite<T>(stream: string, fn: () => Promise<T>): Promise<T>;
   end(outcome: { entryId?: string; stream?: string; error?: unknown }): void;
 }
 

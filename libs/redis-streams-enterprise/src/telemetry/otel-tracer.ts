@@ -66,7 +66,10 @@ class OtelTracer implements MessageTracer {
         api.propagation.inject(ctx, carrier);
         for (const [name, value] of Object.entries(carrier)) if (value.length <= MAX_PROPAGATED_VALUE) headers[name] = value;
       },
-      runWrite: (fn) => api.context.with(this.quiet(ctx), fn),
+      runWrite: (stream, fn) => {
+        span.setAttribute('messaging.destination.name', stream);
+        return api.context.with(this.quiet(ctx), fn);
+      },
       end: ({ entryId, stream, error }) => {
         if (ended) return;
         ended = true;
