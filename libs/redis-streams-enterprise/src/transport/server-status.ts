@@ -77,7 +77,7 @@ export interface RedisStreamsServerStatus {
   readonly loops: readonly LoopHealthReport[];
   /**
    * The start-up checks of the Redis server (version, maxmemory-policy, AOF, appendfsync, replicas for waitReplicas):
-   * what was found, its warnings (also first in `warnings`) and what could not be verified. Null before listen().
+   * what was found, its warnings and what could not be verified. Null before listen().
    */
   readonly preflight: RedisPreflightReport | null;
   readonly error?: string;
@@ -183,7 +183,7 @@ export interface ServerStatusInput {
   readonly permissionProblems?: readonly PermissionProblem[];
   readonly loops?: readonly LoopHealthReport[];
   readonly draining?: boolean;
-  /** What the start-up checks of the Redis server found; its warnings are listed first in `warnings`. */
+  /** What the start-up checks of the Redis server found (`preflight` of the status). */
   readonly preflight?: RedisPreflightReport;
 }
 
@@ -223,16 +223,16 @@ export async function serverStatus(input: ServerStatusInput): Promise<RedisStrea
     const ready = readiness(health, live);
     return { liveness: live, readiness: ready, reasons: ready.reasons, healthy: ready.ok, draining: health.draining, loops: health.loops };
   };
-  const upfront = [...(input.preflight?.warnings ?? []), ...permissionWarnings];
+  // Preflight warnings stay in `preflight`: they describe the Redis server, not this consumer's streams.
   try {
     const command = connections.commandOrThrow();
     const serverTimeMs = parseTimeMs(await command.time()); // once: ids are compared with Redis's clock, not ours
     const streams = await Promise.all(input.streams.map((s) => streamStatus(command, config, s.pattern, s.stream, serverTimeMs)));
-    return { ...base, ...verdicts(), streams, warnings: [...upfront, ...streams.flatMap((s) => s.warnings)] };
+    return { ...base, ...verdicts(), streams, warnings: [...permissionWarnings, ...streams.flatMap((s) => s.warnings)] };
   } catch (error) {
     const text = redact(errorText(error));
     // Before listen() and after close() there is nobody to ask: that is not Redis failing to answer.
     const asked = connections.command !== undefined && !health.draining && state !== RedisStreamsStatus.Closed;
-    return { ...base, ...verdicts(asked ? text : undefined), streams: [], warnings: upfront, error: text };
+    return { ...base, ...verdicts(asked ? text : undefined), streams: [], warnings: permissionWarnings, error: text };
   }
 }
