@@ -1,25 +1,17 @@
-import 'reflect-metadata';
-import { Controller, Get, Header, Inject, Injectable, Module, type DynamicModule, type INestApplication } from '@nestjs/common';
+import { Controller, Inject, Injectable, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Registry } from 'prom-client';
 import { lastValueFrom } from 'rxjs';
-import {
-  RedisStreamsClient,
-  RedisStreamsContext,
-  RedisStreamsEnterpriseModule,
-  RedisStreamsExceptionFilter,
-  RedisStreamsServer,
-  StreamEvent,
-  type RedisStreamsEnterpriseConfig,
-} from 'nestjs-redis-streams-enterprise';
+import { RedisStreamsClient, RedisStreamsContext, RedisStreamsServer, StreamEvent } from 'nestjs-redis-streams-enterprise';
+import { ConsumerAppModule, consumerConfigFromEnv } from '../../apps/example-consumer/src/index.js';
 import { testConfig } from '../support/nest-apps.js';
-import { parsePrometheus, sampleValue, type PromSample } from '../support/prometheus.js';
+import { sampleValue, type PromSample } from '../support/prometheus.js';
+import { scrape, startMeteredHttpApp } from '../support/metered-http-app.js';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
-const METRICS_REGISTRY = Symbol('METRICS_REGISTRY');
 const PATTERN = 'orders.metered';
 
 @Injectable()
@@ -42,47 +34,6 @@ class OrdersController {
   }
 }
 
-/** The `/metrics` endpoint an app already has: it serves its prom-client registry. */
-@Controller()
-class MetricsController {
-  constructor(@Inject(METRICS_REGISTRY) private readonly registry: Registry) {}
-
-  @Get('metrics')
-  @Header('Content-Type', Registry.PROMETHEUS_CONTENT_TYPE)
-  metrics(): Promise<string> {
-    return this.registry.metrics();
-  }
-}
-
-@Module({})
-class MeteredAppModule {
-  static forRoot(config: RedisStreamsEnterpriseConfig, registry: Registry): DynamicModule {
-    return {
-      module: MeteredAppModule,
-      imports: [RedisStreamsEnterpriseModule.forRoot(config)],
-      controllers: [OrdersController, MetricsController],
-      providers: [Handled, { provide: METRICS_REGISTRY, useValue: registry }],
-    };
-  }
-}
-
-/** A hybrid app: HTTP (for /metrics) with the Redis Streams server connected. */
-async function startHttpApp(config: RedisStreamsEnterpriseConfig, registry: Registry): Promise<{ app: INestApplication; url: string }> {
-  const app = await NestFactory.create(MeteredAppModule.forRoot(config, registry), { logger: false });
-  app.connectMicroservice({ strategy: app.get(RedisStreamsServer) });
-  app.useGlobalFilters(new RedisStreamsExceptionFilter());
-  await app.startAllMicroservices();
-  await app.listen(0, '127.0.0.1');
-  return { app, url: `${await app.getUrl()}/metrics`.replace('[::1]', '127.0.0.1') };
-}
-
-async function scrape(url: string): Promise<PromSample[]> {
-  const response = await fetch(url);
-  expect(response.status).toBe(200);
-  expect(response.headers.get('content-type')).toContain('text/plain');
-  return parsePrometheus(await response.text());
-}
-
 describe('metrics through prom-client, scraped over HTTP (real Redis)', () => {
   const prefix = uniquePrefix('metrics');
   const keys = testKeys(prefix);
@@ -97,7 +48,7 @@ describe('metrics through prom-client, scraped over HTTP (real Redis)', () => {
       retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 50, maxDelayMs: 50, jitter: 0 } },
       observability: { metrics: { prometheus: true, registry, gaugeCacheMs: 0 } },
     });
-    ({ app, url } = await startHttpApp(config, registry));
+    ({ app, metricsUrl: url } = await startMeteredHttpApp(config, registry, [OrdersController], [Handled]));
   });
 
   afterAll(async () => {
@@ -166,5 +117,34 @@ describe('metrics through prom-client, scraped over HTTP (real Redis)', () => {
     release();
     await waitFor(() => handled.succeeded.includes('held'), { message: 'held handled' });
     await waitFor(async () => sampleValue(await scrape(url), 'redis_streams_pending_messages', stream) === 0, { message: 'nothing pending' });
+  });
+});
+
+describe('the example consumer app serves /metrics (real Redis)', () => {
+  const prefix = uniquePrefix('example-metrics');
+  let redis: RawRedis;
+  let app: INestApplication;
+
+  beforeAll(async () => {
+    redis = rawRedis();
+    // The app's own configuration (observability included), pointed at the test Redis and prefix.
+    const config = testConfig(prefix, { ...consumerConfigFromEnv({}), connection: undefined, streams: { keyPrefix: prefix } });
+    app = await NestFactory.create(ConsumerAppModule.forRoot(config), { logger: false });
+    app.connectMicroservice({ strategy: app.get(RedisStreamsServer) });
+    await app.startAllMicroservices();
+    await app.listen(0, '127.0.0.1');
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await cleanupPrefix(redis, prefix);
+    redis.disconnect();
+  });
+
+  it('shows the transport metrics in the scrape of GET /metrics', async () => {
+    const { port } = app.getHttpServer().address() as { port: number };
+    const samples = await scrape(`http://127.0.0.1:${port}/metrics`);
+    expect(sampleValue(samples, 'redis_streams_in_flight_messages', { group: 'billing' })).toBe(0);
+    expect(samples.some((s) => s.name === 'redis_streams_pending_messages' && s.labels.group === 'billing')).toBe(true);
   });
 });

@@ -3,6 +3,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { RedisStreamsEnterpriseModule, RedisStreamsHealthIndicator, type RedisStreamsEnterpriseConfig } from 'nestjs-redis-streams-enterprise';
 import { BillingLedger } from './billing-ledger.service.js';
 import { HealthController } from './health.controller.js';
+import { MetricsController } from './metrics.controller.js';
 import { OrdersController } from './orders.controller.js';
 
 /**
@@ -16,7 +17,7 @@ export class ConsumerAppModule {
     return {
       module: ConsumerAppModule,
       imports: [RedisStreamsEnterpriseModule.forRoot(config), TerminusModule],
-      controllers: [OrdersController, HealthController],
+      controllers: [OrdersController, HealthController, MetricsController],
       providers: [BillingLedger, RedisStreamsHealthIndicator],
     };
   }

@@ -17,6 +17,9 @@ export function consumerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Red
       shutdownTimeoutMs: 5_000,
     },
     retry: { attempts: 3, backoff: { type: 'exponential', delayMs: 200, maxDelayMs: 5_000, jitter: 0.2 } },
+    // Metrics into prom-client's default registry, served on /metrics (metrics.controller.ts); spans when the process
+    // registers an OpenTelemetry SDK (without one, tracing costs nothing).
+    observability: { tracing: { enabled: true }, metrics: { prometheus: true } },
   };
 }
 
