@@ -20,6 +20,7 @@ import {
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
 import { testConfig } from '../support/nest-apps.js';
+import { RedisProcess } from '../support/redis-process.mjs';
 import { cleanupPrefix, redisUrl, uniquePrefix } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -31,6 +32,7 @@ class Gate {
   private opened = false;
   private waiting: (() => void)[] = [];
   handled = 0;
+  started = 0;
 
   wait(): Promise<void> {
     return this.opened ? Promise.resolve() : new Promise((resolve) => this.waiting.push(resolve));
@@ -50,6 +52,14 @@ class SlowController {
   async slow() {
     await this.gate.wait();
     this.gate.handled++;
+  }
+
+  /** Fails once the gate opens (its retry then has to be scheduled). */
+  @StreamEvent('health.fail')
+  async fail() {
+    this.gate.started++;
+    await this.gate.wait();
+    throw new Error('handler failed on purpose');
   }
 }
 
@@ -71,6 +81,12 @@ class HealthController {
   @HealthCheck()
   ready() {
     return this.health.check([() => this.streams.isReady()]);
+  }
+
+  @Get('live-fast')
+  @HealthCheck()
+  liveFast() {
+    return this.health.check([() => this.streams.isLive('redis-streams', { timeoutMs: 300 })]);
   }
 
   @Get('ready-strict')
@@ -226,6 +242,60 @@ describe('health over HTTP with Terminus (issue 15)', () => {
       // The preflight does not try CONFIG as a least-privilege user (no ACL LOG entry on every start): it says so.
       expect(status.preflight?.unverified).toEqual([expect.stringMatching(/^appendfsync: CONFIG GET is not tried as ACL user .*; check it yourself$/)]);
       expect(status.permissionProblems.map((p) => p.command)).not.toContain('CONFIG|GET');
+    }, 30_000);
+  });
+
+  describe('on a throw-away Redis that runs out of memory, then stops answering', () => {
+    const prefix = uniquePrefix('health-oom');
+    const gate = new Gate();
+    let redis: RedisProcess;
+    let admin: Redis;
+    let http: HttpApp;
+    let client: RedisStreamsClient;
+
+    beforeAll(async () => {
+      redis = await RedisProcess.start();
+      admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      const config = testConfig(prefix, { connection: { url: redis.url } });
+      http = await startHttpApp(config, gate);
+      client = new RedisStreamsClient(config);
+    }, 30_000);
+
+    afterAll(async () => {
+      gate.open();
+      await admin.config('SET', 'maxmemory', '0').catch(() => undefined);
+      await client.close();
+      await http.app.close();
+      admin.disconnect();
+      await redis.stop();
+    }, 30_000);
+
+    it('fails liveness while retries keep failing on OOM, with the reason; live again once Redis has memory', async () => {
+      for (let n = 0; n < 3; n++) await lastValueFrom(client.emit('health.fail', { n }));
+      await waitFor(() => gate.started === 3, { message: 'three handlers running' });
+      // Every write is refused from now on (noeviction): scheduling the retries of the three failures included.
+      await admin.config('SET', 'maxmemory', '1');
+      gate.open();
+      await waitFor(async () => (await http.server.getStatus()).loops.some((l) => l.name === 'retries and dead-lettering' && l.failures >= 3), {
+        message: 'three retries in a row not scheduled',
+      });
+      const live = await http.get('/health/live');
+      expect(live.status).toBe(503);
+      expect(entryOf(live.body).reasons).toContainEqual(
+        expect.stringMatching(/^retries and dead-lettering keeps failing \(3 times in a row since \S+\): ReplyError: OOM command not allowed/),
+      );
+      await admin.config('SET', 'maxmemory', '0');
+      // The entries stayed pending; the reclaimer retries them and the next settlement succeeds.
+      await waitFor(async () => (await http.get('/health/live')).status === 200, { timeoutMs: 15_000, message: 'live again' });
+    }, 30_000);
+
+    it('fails liveness when Redis does not answer within the timeout (CLIENT PAUSE), and recovers', async () => {
+      expect((await http.get('/health/live-fast')).status).toBe(200);
+      await admin.call('CLIENT', 'PAUSE', '1500', 'ALL');
+      const paused = await http.get('/health/live-fast');
+      expect(paused.status).toBe(503);
+      expect(entryOf(paused.body).reasons).toEqual(['Redis did not answer within 300 ms']);
+      await waitFor(async () => (await http.get('/health/live-fast')).status === 200, { message: 'live again after the pause' });
     }, 30_000);
   });
 });
