@@ -4,7 +4,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { lastValueFrom } from 'rxjs';
-import { RedisStreamsClient } from 'nestjs-redis-streams-enterprise';
+import { DeadLetterManager, RedisStreamsClient } from 'nestjs-redis-streams-enterprise';
 import { ConsumerProcess } from '../support/process-consumers.js';
 import { cleanupPrefix, rawRedis, redisUrl, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { testKeys } from '../support/keys.js';
@@ -140,6 +140,22 @@ describe('tracing across a producer and a consumer process (OpenTelemetry in-mem
     const deadLettered = last?.events.find((e) => e.name === 'dead-lettered');
     expect(deadLettered?.attributes['messaging.redis_streams.dead_letter.reason']).toBe('max-deliveries');
     expect(last?.status.code).toBe(SpanStatusCode.ERROR);
+
+    // Redriven, the message is processed in a trace of its own that links to the original publish.
+    const publish = exporter.getFinishedSpans().find((s) => s.attributes['messaging.redis_streams.entry_id'] === entryId);
+    const deadLetters = new DeadLetterManager({ connection: { url: redisUrl() }, streams: { keyPrefix: prefix } });
+    try {
+      const { redriven } = await deadLetters.redrive('orders.traced');
+      expect(redriven).toHaveLength(1);
+      const newId = redriven[0].newId;
+      const after = await remoteSpans((all) => all.some((s) => s.attributes['messaging.redis_streams.entry_id'] === newId));
+      const redrivenSpan = after.find((s) => s.attributes['messaging.redis_streams.entry_id'] === newId);
+      expect(redrivenSpan?.parentSpanId).toBeUndefined();
+      expect(redrivenSpan?.attributes['messaging.redis_streams.copied_by']).toBe('redrive');
+      expect(redrivenSpan?.links).toEqual([expect.objectContaining({ traceId: publish?.spanContext().traceId, spanId: publish?.spanContext().spanId })]);
+    } finally {
+      await deadLetters.close();
+    }
   });
 
   it('keeps a request span open until its reply, with the consumer span of the request inside it', async () => {

@@ -41,8 +41,10 @@ export interface ProcessInfo {
   readonly partition?: number;
   /** A request (`@MessagePattern`) rather than an event. */
   readonly isRequest?: boolean;
-  /** Replays link to the original trace instead of continuing it. */
+  /** A replay to handlers: links to the original trace instead of continuing it. */
   readonly isReplay?: boolean;
+  /** A copy made by a replay to a stream or by a dead-letter redrive: links to the original trace too. */
+  readonly copiedBy?: 'replay' | 'redrive';
 }
 
 /** A CONSUMER span around a handler run and the settlement of its entry. */

@@ -7,7 +7,7 @@ import { BUCKETS_SECONDS, COUNTERS, HISTOGRAMS, type CounterName, type Histogram
 import type { GaugeName, MetricSource } from '../observability/metric-source.js';
 
 export const COUNTER_METRICS: Readonly<Record<CounterName, { readonly base: string; readonly help: string }>> = {
-  published: { base: 'messages_published', help: 'Messages written to a stream (emit, send, transactional emits).' },
+  published: { base: 'messages_published', help: 'Messages a client wrote to a stream (emit, send).' },
   received: { base: 'messages_received', help: 'Deliveries handed to the processing pipeline (first deliveries, retries, reclaims).' },
   acked: { base: 'messages_acked', help: 'Entries acknowledged after their handler succeeded (or committed).' },
   failed: { base: 'messages_failed', help: 'Failed handler attempts.' },
@@ -58,6 +58,8 @@ export function collectCounter(sources: Iterable<MetricSource>, counter: Counter
   const index = COUNTERS.indexOf(counter);
   const out = new Map<string, LabelledValue>();
   for (const source of sources) {
+    // Clients (no group) only publish; servers count everything else: no always-zero series of the other kind.
+    if ((counter === 'published') !== (source.group === '')) continue;
     for (const series of source.metrics.series()) {
       const value = series.counters[index];
       const labels = { pattern: series.pattern, group: source.group };

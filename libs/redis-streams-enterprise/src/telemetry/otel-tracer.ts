@@ -85,9 +85,11 @@ class OtelTracer implements MessageTracer {
     const { api } = this;
     const extracted = api.propagation.extract(api.ROOT_CONTEXT, headers);
     const remote = api.trace.getSpanContext(extracted);
-    // A replay is not caused by the original publish: it starts a trace of its own that links to the original one.
-    const parent = info.isReplay ? api.ROOT_CONTEXT : extracted;
-    const links: Link[] = info.isReplay && remote && api.isSpanContextValid(remote) ? [{ context: remote, attributes: { 'messaging.redis_streams.link': 'replayed-from' } }] : [];
+    // A replay or a redrive is not caused by the original publish: it starts a trace of its own linked to the original.
+    const copied = info.isReplay === true || info.copiedBy !== undefined;
+    const parent = copied ? api.ROOT_CONTEXT : extracted;
+    const reason = info.copiedBy === 'redrive' ? 'redriven-from' : 'replayed-from';
+    const links: Link[] = copied && remote && api.isSpanContextValid(remote) ? [{ context: remote, attributes: { 'messaging.redis_streams.link': reason } }] : [];
     const attributes: Attributes = {
       'messaging.system': MESSAGING_SYSTEM,
       'messaging.operation.type': 'process',
@@ -102,6 +104,7 @@ class OtelTracer implements MessageTracer {
     };
     if (info.partition !== undefined) attributes['messaging.destination.partition.id'] = String(info.partition);
     if (info.isRequest) attributes['messaging.redis_streams.request'] = true;
+    if (info.copiedBy !== undefined) attributes['messaging.redis_streams.copied_by'] = info.copiedBy;
     const span = this.tracer.startSpan(`process ${info.pattern}`, { kind: api.SpanKind.CONSUMER, attributes, links }, parent);
     const active = api.trace.setSpan(parent, span);
     const settling = this.quiet(active);

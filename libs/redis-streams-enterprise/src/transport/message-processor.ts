@@ -156,8 +156,9 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
 
   private spanInfo(entry: DeliveredEntry, message: DecodedMessage, partition: number | undefined, isRequest: boolean, isReplay = false): ProcessInfo {
     const { group, consumerName } = this.config.consumer;
-    const { stream, id, deliveryCount } = entry;
-    return { stream, pattern: message.pattern, group, consumer: consumerName, entryId: id, messageId: message.messageId, deliveryCount, partition, isRequest, isReplay };
+    const { stream, id, deliveryCount, fields } = entry;
+    const copiedBy = fields['rse.replay.from'] !== undefined ? 'replay' : fields['rse.redrive.from'] !== undefined ? 'redrive' : undefined;
+    return { stream, pattern: message.pattern, group, consumer: consumerName, entryId: id, messageId: message.messageId, deliveryCount, partition, isRequest, isReplay, copiedBy };
   }
 
   private contextFor(entry: DeliveredEntry, message: DecodedMessage, isEvent: boolean, deliveryCount: number, partition?: number): RedisStreamsContext {
