@@ -14,6 +14,7 @@ import {
   ReplayManager,
   StreamEvent,
   type EncryptionKey,
+  type ReplayedMessage,
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
@@ -47,8 +48,9 @@ class PaymentsController {
   constructor(@Inject(Inbox) private readonly inbox: Inbox) {}
 
   @StreamEvent('pay.captured')
-  captured(@Payload() data: Received['data'] & { reject?: boolean }, @Ctx() ctx: RedisStreamsContext) {
+  captured(@Payload() data: Received['data'] & { reject?: boolean; forward?: boolean }, @Ctx() ctx: RedisStreamsContext) {
     if (data.reject) return ctx.deadLetter('refused by the test');
+    if (data.forward) ctx.transaction().emit('pay.refunded', { card: data.card, n: (data.n ?? 0) + 100 });
     this.inbox.received.push({ pattern: 'pay.captured', data, headers: { ...ctx.getHeaders() }, messageId: ctx.getMessageId() });
   }
 
@@ -157,7 +159,11 @@ describe('end-to-end encryption (real Redis)', () => {
     expect(first).toMatchObject({ data: { card: SECRET }, headers: { 'x-ssn': HEADER_SECRET, tenant: 'acme' } });
     const replay = new ReplayManager(config);
     closables.push(replay);
-    expect((await replay.replayMessages({ streamName: 'pay.captured', target: { stream: 'pay.audit' } })).replayed).toBe(3);
+    // The filter sees the decrypted payload (the copies themselves stay as they were written). A filter does not
+    // fetch claim-checked payloads, so the large message counts as failed, as without encryption.
+    const filter = (m: ReplayedMessage) => (m.data as { card?: string }).card === SECRET;
+    const result = await replay.replayMessages({ streamName: 'pay.captured', target: { stream: 'pay.audit' }, filter });
+    expect([result.replayed, result.failed]).toEqual([2, 1]);
     // A copy still decrypts (bound to its own pattern) and reaches the pay.captured handler again.
     await waitFor(() => inbox.count('pay.captured', 1) === 2, { message: 'the replayed copy' }).catch(async (e) => {
       throw new Error(`${e}: ${JSON.stringify((await deadLetters.list('pay.audit')).map((l) => [l.reason, l.errorMessage]))}`);
@@ -174,7 +180,7 @@ describe('end-to-end encryption (real Redis)', () => {
     const replies = await entries(keys.replyStream(client.clientId));
     expect(replies.length).toBeGreaterThan(0);
     for (const { fields } of replies) expect(fields).toMatchObject({ enc: 'aes256gcm', kid: 'k1' });
-    expect(await entries(keys.stream('pay.audit'))).toHaveLength(3);
+    expect(await entries(keys.stream('pay.audit'))).toHaveLength(2);
 
     // Nothing under the prefix holds the plaintext: every stream entry, string, hash and sorted set is read.
     const dump: string[] = [];
@@ -186,8 +192,18 @@ describe('end-to-end encryption (real Redis)', () => {
       else if (type === 'zset') dump.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
     }
     const everything = dump.join('\n');
-    expect(everything).toContain(keys.stream('pay.audit').slice(prefix.length)); // the dump did read the copies
+    expect(everything).toContain('rse.replay.from'); // the dump did read the replay copies
     for (const secret of [SECRET, HEADER_SECRET, '"card"', 'pppppppp']) expect(everything).not.toContain(secret);
+  });
+
+  it('encrypts what a handler emits in its transaction', async () => {
+    await lastValueFrom(client.emit('pay.captured', { card: SECRET, n: 5, forward: true }));
+    await waitFor(() => inbox.count('pay.refunded', 105) === 1, { message: 'the transactional emit' });
+    expect(inbox.received.find((r) => r.data.n === 105)?.data.card).toBe(SECRET);
+    const refunded = await entries(keys.stream('pay.refunded'));
+    expect(refunded).toHaveLength(1);
+    expect(refunded[0].fields).toMatchObject({ enc: 'aes256gcm', kid: 'k1' });
+    expect(JSON.stringify(refunded)).not.toContain(SECRET);
   });
 
   it('binds a ciphertext to its stream: copied into another pattern\'s stream it is dead-lettered decrypt-failed, unhandled', async () => {

@@ -6,7 +6,7 @@ import { DecryptFailedError } from '../errors/decrypt-failed.error.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { MessageDecodeError } from '../errors/message-decode.error.js';
 import { encodeMessage } from '../wire/envelope.js';
-import { bindingOf, open, seal } from './aes-gcm.js';
+import { bindingOf, open, RandomIvs, seal } from './aes-gcm.js';
 import { Compressors } from './compressors.js';
 import { EncryptionKeyProvider, type EncryptionKey } from './key-ring.js';
 import { PayloadCodec } from './payload-codec.js';
@@ -34,16 +34,17 @@ describe('AES-256-GCM sealing', () => {
   it('never repeats an IV: 100,000 messages under one key get 100,000 distinct IVs', () => {
     const key = createSecretKey(randomBytes(32));
     const aad = bindingOf('message', 'p', 'id', 'k', 'aes256gcm');
-    const ivs = new Set<string>();
+    const seen = new Set<string>();
     const plaintext = Buffer.from('{}');
-    for (let i = 0; i < 100_000; i++) ivs.add(seal(key, plaintext, aad).subarray(0, 12).toString('hex'));
-    expect(ivs.size).toBe(100_000);
+    const ivs = new RandomIvs(); // refills from the CSPRNG 390 times on the way
+    for (let i = 0; i < 100_000; i++) seen.add(seal(key, plaintext, aad, ivs).subarray(0, 12).toString('hex'));
+    expect(seen.size).toBe(100_000);
   });
 
   it('refuses a flipped bit, a truncated ciphertext, another binding and another key', () => {
     const key = createSecretKey(randomBytes(32));
     const aad = bindingOf('message', 'orders', 'm-1', 'k1', 'aes256gcm');
-    const sealed = seal(key, Buffer.from('{"card":"4111"}'), aad);
+    const sealed = seal(key, Buffer.from('{"card":"4111"}'), aad, new RandomIvs());
     expect(open(key, sealed, aad).toString()).toBe('{"card":"4111"}');
     const flipped = Buffer.from(sealed);
     flipped[14] ^= 1;
@@ -141,6 +142,9 @@ describe('PayloadCodec', () => {
     expect(() => validateOptions({ encryption: { enabled: true } })).toThrow(/encryption.keys needs at least one key/);
     process.env.RSE_SPEC_KEYS = `k1:${keyA},k2:${short}`;
     expect(() => validateOptions({ encryption: { enabled: true, keysFromEnv: 'RSE_SPEC_KEYS' } })).toThrow(/key "k2" must be 32 bytes/);
+    process.env.RSE_SPEC_KEYS = `k1:${keyA}, k2:${keyB}`;
+    const fromEnv = codecWith({ encryption: { enabled: true, keys: [{ id: 'k0', key: keyB }], keysFromEnv: 'RSE_SPEC_KEYS' } });
+    expect((await entryOf(fromEnv, { n: 1 })).kid).toBe('k2'); // options keys first, then the variable's; the last encrypts
     delete process.env.RSE_SPEC_KEYS;
     const external = codecWith({ encryption: { enabled: true, keyProvider: 'external' } });
     await expect(external.start()).rejects.toThrow(/no EncryptionKeyProvider was provided/);
