@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { RedisStreamsExceptionFilter, RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
+import { RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
 import { consumerConfigFromEnv, httpPortFromEnv } from './consumer.config.js';
 import { ConsumerAppModule } from './consumer-app.module.js';
 import { logLevelsFromEnv } from './log-levels.js';
@@ -16,10 +16,8 @@ async function bootstrap(): Promise<void> {
   // A hybrid app: HTTP for the health probes (and metrics), the Redis Streams server for the messages. The server is
   // a provider of RedisStreamsEnterpriseModule; Nest hands it over as the transport strategy.
   const app = await NestFactory.create(ConsumerAppModule.forRoot(config), { logger: logLevelsFromEnv() });
-  const microservice = app.connectMicroservice({ strategy: app.get(RedisStreamsServer) });
-  // Handler errors reach the transport unchanged, so dead-letter records name the real error (callers of send()
-  // still get only RpcException payloads or "Internal server error").
-  microservice.useGlobalFilters(new RedisStreamsExceptionFilter());
+  // OrdersController carries RedisStreamsExceptionFilter (a global one would also take the HTTP routes).
+  app.connectMicroservice({ strategy: app.get(RedisStreamsServer) });
   // SIGTERM/SIGINT: stop reading, finish in-flight handlers, flush acks, close connections, then exit 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   try {

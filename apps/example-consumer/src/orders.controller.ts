@@ -1,6 +1,6 @@
-import { Controller, Logger } from '@nestjs/common';
+import { Controller, Logger, UseFilters } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
-import { RedisStreamsContext, RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
+import { RedisStreamsContext, RedisStreamsExceptionFilter, RedisStreamsServer } from 'nestjs-redis-streams-enterprise';
 import { BillingLedger } from './billing-ledger.service.js';
 import { OrderCreatedDto } from './dto/order-created.dto.js';
 import { QuoteRequestDto } from './dto/quote-request.dto.js';
@@ -24,6 +24,10 @@ import {
  * Note `@EventPattern<string>(...)`: on Nest 12 the untyped form `@EventPattern('x')` picks a new typed overload
  * that rejects a typed `@Ctx()` parameter (TS1241); the explicit `<string>` also compiles on Nest 11.
  */
+// On the controller rather than global: in the hybrid app (main.ts) a global filter would also take the HTTP routes.
+// It keeps handler errors unchanged for the transport, so dead-letter records name the real error (callers of send()
+// still get only RpcException payloads or "Internal server error").
+@UseFilters(new RedisStreamsExceptionFilter())
 @Controller()
 export class OrdersController {
   private readonly logger = new Logger(OrdersController.name);
