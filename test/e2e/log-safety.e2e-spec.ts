@@ -7,7 +7,16 @@
 import { ConsoleLogger, Controller, type INestMicroservice, type LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
-import { RedisStreamsEnterpriseModule, RedisStreamsExceptionFilter, RedisStreamsServer, StreamEvent } from 'nestjs-redis-streams-enterprise';
+import { Payload } from '@nestjs/microservices';
+import { lastValueFrom } from 'rxjs';
+import {
+  RedisStreamsClient,
+  RedisStreamsEnterpriseModule,
+  RedisStreamsExceptionFilter,
+  RedisStreamsServer,
+  StreamEvent,
+  StreamMessage,
+} from 'nestjs-redis-streams-enterprise';
 import { testConfig } from '../support/nest-apps.js';
 import { testKeys } from '../support/keys.js';
 import { cleanupPrefix, redisUrl, uniquePrefix } from '../support/redis.js';
@@ -17,6 +26,12 @@ import { waitFor } from '../support/wait-for.js';
 class SafeController {
   @StreamEvent('log.safe')
   safe() {}
+
+  /** Throws an error quoting the request: its message and stack reach the log. */
+  @StreamMessage('log.ask')
+  ask(@Payload() data: { text: string }) {
+    throw new Error(`cannot answer ${data.text}`);
+  }
 }
 
 /** What a JSON logger (nestjs-pino, ConsoleLogger json) is handed: the message and the objects after it. */
@@ -57,6 +72,7 @@ describe('log lines from untrusted message fields (issue 15)', () => {
   const admin = new Redis(redisUrl(), { maxRetriesPerRequest: 1 });
   const logger = new RecordingLogger();
   let app: INestMicroservice;
+  let client: RedisStreamsClient;
   let output = '';
   const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
 
@@ -69,6 +85,7 @@ describe('log lines from untrusted message fields (issue 15)', () => {
     app.useLogger(logger);
     app.useGlobalFilters(new RedisStreamsExceptionFilter());
     await app.listen();
+    client = moduleRef.get(RedisStreamsClient);
     // Capture what the ConsoleLogger prints (it writes to process.stdout/stderr directly).
     for (const name of ['stdout', 'stderr'] as const) {
       const original = writes[name];
@@ -80,6 +97,7 @@ describe('log lines from untrusted message fields (issue 15)', () => {
   }, 30_000);
 
   afterAll(async () => {
+    await client.close();
     process.stdout.write = writes.stdout;
     process.stderr.write = writes.stderr;
     await app.close();
@@ -119,5 +137,13 @@ describe('log lines from untrusted message fields (issue 15)', () => {
         if (typeof value === 'string') expect(value).not.toMatch(/[\n\u001b]/);
       }
     }
+  }, 30_000);
+
+  it('escapes a request handler error that quotes the request, in its message and in its stack', async () => {
+    await expect(lastValueFrom(client.send('log.ask', { text: `x\nFORGED-STACK${ESC}[31m` }))).rejects.toMatchObject({ message: 'Internal server error' });
+    await waitFor(() => output.includes('FORGED-STACK'), { message: 'the request failure logged' });
+    expect(output).not.toMatch(/(^|\n)FORGED/);
+    expect(output).not.toContain(ESC);
+    expect(output).toContain('cannot answer x\\nFORGED-STACK\\x1b[31m');
   }, 30_000);
 });

@@ -320,3 +320,31 @@ async function until(predicate: () => boolean, turns = 100): Promise<void> {
   }
   throw new Error(`condition not met after ${turns} turns`);
 }
+
+describe('ConsumerLoop: health', () => {
+  it('counts failed reads in a row with the last error, and forgets them after a read that worked', async () => {
+    const { loop, reader } = setup();
+    loop.start();
+    for (let i = 1; i <= 3; i++) {
+      await until(() => reader.reads.length === i);
+      reader.last().answer.reject(new Error(`OOM command not allowed ${i}`));
+      await jest.advanceTimersByTimeAsync(500);
+    }
+    await until(() => reader.reads.length === 4);
+    expect(loop.health(null)).toMatchObject({ name: 'reading', running: true, failures: 3, lastError: 'Error: OOM command not allowed 3' });
+    reader.last().answer.resolve({ replies: [] });
+    await until(() => reader.reads.length === 5);
+    expect(loop.health(null)).toMatchObject({ failures: 0, failingSince: null, lastError: null });
+  });
+
+  it('measures a read in progress (not the wait for free slots), so a read that outlives its limit shows as stuck', async () => {
+    const { loop, reader } = setup();
+    loop.start();
+    await until(() => reader.reads.length === 1);
+    const at = Date.now();
+    expect(loop.health(5_000, at + 6_000)).toMatchObject({ busyMs: 6_000, stuckAfterMs: 5_000 });
+    reader.last().answer.resolve({ replies: [] });
+    await until(() => reader.reads.length === 2);
+    expect(loop.health(5_000, Date.now()).busyMs).toBe(0);
+  });
+});

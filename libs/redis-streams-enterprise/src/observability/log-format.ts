@@ -69,6 +69,11 @@ export function isErrorLike(value: unknown): value is Error {
   return value instanceof Error || (typeof value === 'object' && value !== null && typeof (value as Error).message === 'string' && typeof (value as Error).name === 'string');
 }
 
+/** An error's stack for `logger.error(text, stack)`, its message (which may quote a message) escaped. */
+export function stackText(error: Error): string | undefined {
+  return error.stack?.replace(error.message, escapeControl(error.message));
+}
+
 /** Message of an unknown thrown value, for logs; control characters escaped (error messages may quote a message). */
 export function errorText(error: unknown): string {
   return escapeControl(isErrorLike(error) ? `${error.name}: ${error.message}` : String(error));

@@ -15,7 +15,7 @@ import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import { NoHandlerError } from '../errors/no-handler.error.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import type { ProcessInfo } from '../observability/telemetry.js';
-import { errorText, logIds } from '../observability/log-format.js';
+import { errorText, logFields, logIds } from '../observability/log-format.js';
 import { decodeMessage, type DecodedMessage } from '../wire/envelope.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
@@ -224,6 +224,7 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
       this.logger.warn(
         `Handler failed (attempt ${attempt} of ${options.inlineAttempts}), retrying in ${delay} ms while its key waits: ` +
           `${errorText(failure.error)} ${logIds({ stream: entry.stream, id: entry.id })}`,
+        logFields({ stream: entry.stream, group: this.config.consumer.group, id: entry.id, messageId: message.messageId, pattern: message.pattern, reason: 'retry-in-place', error: failure.error }),
       );
       await sleep(delay);
       if (options.stillOwned && !(await options.stillOwned())) return; // the partition moved: the new owner retries
@@ -276,7 +277,10 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
       await (span && tracer ? span.run(() => tracer.unsuppressed(traced)) : run());
       return 'handled';
     } catch (error) {
-      this.logger.warn(`Replayed handler failed: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+      this.logger.warn(
+        `Replayed handler failed: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`,
+        logFields({ stream: entry.stream, id: entry.id, messageId: message.messageId, pattern: message.pattern, reason: 'replay-failed', error }),
+      );
       return 'failed';
     } finally {
       span?.end();

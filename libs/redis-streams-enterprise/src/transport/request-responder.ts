@@ -10,7 +10,7 @@ import { isObservable, of, type Observable } from 'rxjs';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import type { DeliveredEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
-import { errorText, logIds } from '../observability/log-format.js';
+import { errorText, logFields, logIds, stackText } from '../observability/log-format.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import { encodeReply, toWireError, type DecodedMessage, type ReplyMessage, type WireError } from '../wire/envelope.js';
 import type { RedisStreamsContext } from './redis-streams.context.js';
@@ -60,7 +60,10 @@ export class RequestResponder {
       this.metrics.failed++;
       this.metrics.labelled?.count('failed', entry.stream);
       this.metrics.tracer?.fail(error);
-      this.logger.warn(`Request not answered, left pending: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+      this.logger.warn(
+        `Request not answered, left pending: ${errorText(error)} ${logIds({ stream: entry.stream, id: entry.id })}`,
+        logFields({ stream: entry.stream, id: entry.id, messageId: message.messageId, pattern: message.pattern, reason: 'request-not-answered', error }),
+      );
       return false;
     }
     this.metrics.recordLatency(performance.now() - started, entry.stream);
@@ -122,7 +125,8 @@ export class RequestResponder {
    */
   private replyError(failure: unknown, entry: DeliveredEntry): WireError {
     if (failure instanceof RpcException || !(failure instanceof Error)) return toWireError(failure);
-    this.logger.error(`Request handler failed: ${errorText(failure)} ${logIds({ stream: entry.stream, id: entry.id })}`, failure.stack);
+    // The stack's first line repeats the message, which may quote the request: escaped like the message.
+    this.logger.error(`Request handler failed: ${errorText(failure)} ${logIds({ stream: entry.stream, id: entry.id })}`, stackText(failure));
     return { name: 'Error', message: 'Internal server error', status: 'error' };
   }
 }
