@@ -58,9 +58,13 @@ export interface ProcessSpan {
 }
 
 export interface MessageTracer {
-  startPublish(info: PublishInfo): PublishSpan;
-  /** `headers` come from the message: the propagator parses them (bounded by the envelope's header limits). */
-  startProcess(info: ProcessInfo, headers: Readonly<Record<string, string>>): ProcessSpan;
+  /** A PRODUCER span; undefined while no SDK is registered (then nothing is injected and the write runs as without). */
+  startPublish(info: PublishInfo): PublishSpan | undefined;
+  /**
+   * A CONSUMER span; undefined while no SDK is registered. `headers` come from the message: the propagator parses them
+   * (bounded by the envelope's header limits).
+   */
+  startProcess(info: ProcessInfo, headers: Readonly<Record<string, string>>): ProcessSpan | undefined;
   /** Adds an event to the span active now (a retry, a dead letter, a fenced commit), if any. */
   event(name: string, attributes?: Readonly<Record<string, string | number | boolean>>): void;
   /** Marks the span active now as failed with `error`. */

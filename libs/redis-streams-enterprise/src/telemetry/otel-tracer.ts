@@ -5,7 +5,7 @@
  * Attributes follow the OpenTelemetry messaging semantic conventions. `@opentelemetry/api` is an optional peer,
  * loaded on first use; without an SDK registered its tracer makes non-recording spans and nothing is exported.
  */
-import type { Attributes, Context, Link, Span } from '@opentelemetry/api';
+import type { Attributes, Context, Link, Span, Tracer, TracerProvider } from '@opentelemetry/api';
 import type { TracingOptions } from '../config/observability.options.js';
 import type { MessageTracer, ProcessInfo, ProcessSpan, PublishInfo, PublishSpan } from '../observability/telemetry.js';
 import { errorText } from '../observability/log-format.js';
@@ -37,17 +37,24 @@ class OtelTracer implements MessageTracer {
     this.suppressKey = api.createContextKey(SUPPRESS_TRACING_KEY);
   }
 
-  private get tracer() {
-    // Looked up per span: the app may register its SDK after the module was created.
-    return this.api.trace.getTracer(INSTRUMENTATION_NAME);
+  /**
+   * The SDK's tracer, or undefined while no SDK is registered: then nothing is traced at all (no context objects, no
+   * headers, no spans), so enabling tracing in an app that does not trace costs next to nothing. Looked up per
+   * message: the app may register its SDK after the module was created.
+   */
+  private tracer(): Tracer | undefined {
+    const provider = this.api.trace.getTracerProvider() as TracerProvider & { getDelegateTracer?: (name: string) => Tracer | undefined };
+    return typeof provider.getDelegateTracer === 'function' ? provider.getDelegateTracer(INSTRUMENTATION_NAME) : provider.getTracer(INSTRUMENTATION_NAME);
   }
 
   private quiet(ctx: Context): Context {
     return this.traceRedisCommands ? ctx : ctx.setValue(this.suppressKey, true);
   }
 
-  startPublish(info: PublishInfo): PublishSpan {
+  startPublish(info: PublishInfo): PublishSpan | undefined {
     const { api } = this;
+    const tracer = this.tracer();
+    if (!tracer) return undefined;
     const parent = api.context.active();
     const attributes: Attributes = {
       'messaging.system': MESSAGING_SYSTEM,
@@ -57,7 +64,7 @@ class OtelTracer implements MessageTracer {
     };
     if (info.stream !== undefined) attributes['messaging.destination.name'] = info.stream;
     if (info.messageId !== undefined) attributes['messaging.message.id'] = info.messageId;
-    const span = this.tracer.startSpan(`${info.operation} ${info.pattern}`, { kind: api.SpanKind.PRODUCER, attributes }, parent);
+    const span = tracer.startSpan(`${info.operation} ${info.pattern}`, { kind: api.SpanKind.PRODUCER, attributes }, parent);
     const ctx = api.trace.setSpan(parent, span);
     let ended = false;
     return {
@@ -81,8 +88,10 @@ class OtelTracer implements MessageTracer {
     };
   }
 
-  startProcess(info: ProcessInfo, headers: Readonly<Record<string, string>>): ProcessSpan {
+  startProcess(info: ProcessInfo, headers: Readonly<Record<string, string>>): ProcessSpan | undefined {
     const { api } = this;
+    const tracer = this.tracer();
+    if (!tracer) return undefined;
     const extracted = api.propagation.extract(api.ROOT_CONTEXT, headers);
     const remote = api.trace.getSpanContext(extracted);
     // A replay or a redrive is not caused by the original publish: it starts a trace of its own linked to the original.
@@ -105,7 +114,7 @@ class OtelTracer implements MessageTracer {
     if (info.partition !== undefined) attributes['messaging.destination.partition.id'] = String(info.partition);
     if (info.isRequest) attributes['messaging.redis_streams.request'] = true;
     if (info.copiedBy !== undefined) attributes['messaging.redis_streams.copied_by'] = info.copiedBy;
-    const span = this.tracer.startSpan(`process ${info.pattern}`, { kind: api.SpanKind.CONSUMER, attributes, links }, parent);
+    const span = tracer.startSpan(`process ${info.pattern}`, { kind: api.SpanKind.CONSUMER, attributes, links }, parent);
     const active = api.trace.setSpan(parent, span);
     const settling = this.quiet(active);
     return {
@@ -129,7 +138,7 @@ class OtelTracer implements MessageTracer {
   }
 
   unsuppressed<T>(fn: () => T): T {
-    if (this.traceRedisCommands) return fn();
+    if (this.traceRedisCommands || !this.tracer()) return fn();
     return this.api.context.with(this.api.context.active().deleteValue(this.suppressKey), fn);
   }
 

@@ -48,14 +48,20 @@ export class ClientTelemetry {
    * Runs one write with its metrics and span. `span` is the request's (ended by its reply) or undefined for an emit,
    * whose span is made here and ended with the write.
    */
-  async observed(pattern: string, messageId: string, requestSpan: PublishSpan | undefined, write: (span?: PublishSpan) => Promise<string>): Promise<string> {
+  observed(pattern: string, messageId: string, requestSpan: PublishSpan | undefined, write: (span?: PublishSpan) => Promise<string>): Promise<string> {
     const span = requestSpan ?? this.tracer?.startPublish({ operation: 'publish', pattern, messageId });
+    // Tracing on without an SDK (no span) and no metrics: nothing to record.
+    if (!span && !this.telemetry.metrics) return write(undefined);
+    return this.recorded(pattern, span, requestSpan === undefined, write);
+  }
+
+  private async recorded(pattern: string, span: PublishSpan | undefined, endsHere: boolean, write: (span?: PublishSpan) => Promise<string>): Promise<string> {
     const started = performance.now();
     try {
       const entryId = await write(span);
       this.telemetry.metrics?.countPattern('published', pattern);
       this.telemetry.metrics?.observePattern('publish_duration', pattern, (performance.now() - started) / 1_000);
-      if (requestSpan === undefined) span?.end({ entryId });
+      if (endsHere) span?.end({ entryId });
       return entryId;
     } catch (error) {
       span?.end({ error });
