@@ -23,6 +23,13 @@ describe('loading @nestjs/terminus', () => {
     await expect(loadHealthIndicatorService(() => Promise.reject(missing))).rejects.toThrow(OptionalDependencyMissingError);
     await expect(loadHealthIndicatorService(() => Promise.reject(missing))).rejects.toThrow(/npm install @nestjs\/terminus/);
     await expect(loadHealthIndicatorService(async () => ({}))).rejects.toThrow(/Terminus 11 or later/);
+    // Terminus 11 (CommonJS) seen through import(): named exports, or only a default export.
+    class FakeService {
+      check(key: string) {
+        return { up: () => ({ [key]: { status: 'up' } }), down: () => ({ [key]: { status: 'down' } }) };
+      }
+    }
+    expect(await loadHealthIndicatorService(async () => ({ default: { HealthIndicatorService: FakeService } }))).toBe(FakeService);
     const Service = await loadHealthIndicatorService();
     expect(new Service().check('x').up({ a: 1 })).toEqual({ x: { status: 'up', a: 1 } });
   });

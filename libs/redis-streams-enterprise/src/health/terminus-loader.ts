@@ -27,7 +27,7 @@ export type ImportFn = (id: string) => Promise<unknown>;
  * @throws OptionalDependencyMissingError when @nestjs/terminus is not installed (or too old to have the service).
  */
 export async function loadHealthIndicatorService(importFn: ImportFn = (id) => import(id)): Promise<HealthIndicatorServiceClass> {
-  let terminus: { HealthIndicatorService?: HealthIndicatorServiceClass };
+  let terminus: { HealthIndicatorService?: HealthIndicatorServiceClass; default?: { HealthIndicatorService?: HealthIndicatorServiceClass } };
   try {
     terminus = (await importFn('@nestjs/terminus')) as typeof terminus;
   } catch (error) {
@@ -37,9 +37,11 @@ export async function loadHealthIndicatorService(importFn: ImportFn = (id) => im
     }
     throw error;
   }
-  if (typeof terminus.HealthIndicatorService !== 'function') {
+  // Terminus 11 is CommonJS: its named exports are found by Node's static analysis, else they are on `default`.
+  const Service = terminus.HealthIndicatorService ?? terminus.default?.HealthIndicatorService;
+  if (typeof Service !== 'function') {
     // Terminus before 11 has no HealthIndicatorService: the same fix (install a current one).
     throw new OptionalDependencyMissingError('@nestjs/terminus', `${TERMINUS.feature} (Terminus 11 or later)`, TERMINUS.packages);
   }
-  return terminus.HealthIndicatorService;
+  return Service;
 }
