@@ -10,7 +10,9 @@
  *
  * Each run sends a warm-up batch, then times `messages` from the first emit to the last handled message (producer,
  * Redis and consumer in one process, so each figure includes both sides), then measures the bytes the stream takes
- * in Redis (MEMORY USAGE ... SAMPLES 0, divided by the entries; every run writes its own prefix). Rounds interleave
+ * in Redis (MEMORY USAGE ... SAMPLES 0, divided by the entries; every run writes its own prefix) and the process's
+ * CPU time per message (process.cpuUsage: producer and consumer work, not Redis's; steadier than msg/s on a shared
+ * machine, as waiting for a busy CPU does not count). Rounds interleave
  * the variants (rotated order each round); the table shows the median msg/s, the spread (min-max) and each variant's
  * ratio to `none` of the same size in the same run.
  *
@@ -116,6 +118,8 @@ async function sendAll(count: number, send: (seq: number) => Promise<unknown>): 
 interface RunFigures {
   readonly msgPerSec: number;
   readonly bytesPerEntry: number;
+  /** CPU time (user + system) of this process per message: producer and consumer side, not Redis. */
+  readonly cpuMicrosPerMsg: number;
 }
 
 /** One timed run of one variant and size. */
@@ -135,13 +139,15 @@ async function run(url: string, admin: Redis, variant: Variant, size: PayloadSiz
     await admin.xtrim(`${prefix}:{${PATTERN}}`, 'MAXLEN', 0); // the stream then holds the timed entries only
     handled = 0;
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     await sendAll(size.messages, emit);
     await waitUntil(() => handled >= size.messages, 600_000, `${size.messages} handled messages`);
     const seconds = (performance.now() - started) / 1_000;
+    const cpu = process.cpuUsage(cpuBefore);
     const stream = `${prefix}:{${PATTERN}}`;
     const bytes = Number(await admin.call('MEMORY', 'USAGE', stream, 'SAMPLES', '0'));
     const entries = await admin.xlen(stream);
-    return { msgPerSec: size.messages / seconds, bytesPerEntry: bytes / entries };
+    return { msgPerSec: size.messages / seconds, bytesPerEntry: bytes / entries, cpuMicrosPerMsg: (cpu.user + cpu.system) / size.messages };
   } finally {
     await client.close();
     await app.close();
@@ -174,7 +180,10 @@ async function main(): Promise<void> {
           const figures = await run(url, admin, variant, size);
           const key = `${size.name}|${variant}`;
           results.set(key, [...(results.get(key) ?? []), figures]);
-          console.log(`  ${size.name.padEnd(5)} ${variant.padEnd(9)} round ${round + 1}: ${fmt(figures.msgPerSec)} msg/s, ${fmt(figures.bytesPerEntry)} B/entry`);
+          console.log(
+            `  ${size.name.padEnd(5)} ${variant.padEnd(9)} round ${round + 1}: ${fmt(figures.msgPerSec)} msg/s, ` +
+              `${fmt(figures.bytesPerEntry)} B/entry, ${fmt(figures.cpuMicrosPerMsg)} us CPU/msg`,
+          );
         }
       }
     }
@@ -187,18 +196,20 @@ async function main(): Promise<void> {
     const baseline = results.get(`${size.name}|none`) ?? [];
     const baseRate = median(baseline.map((f) => f.msgPerSec));
     const baseBytes = median(baseline.map((f) => f.bytesPerEntry));
+    const baseCpu = median(baseline.map((f) => f.cpuMicrosPerMsg));
     for (const variant of variants) {
       const figures = results.get(`${size.name}|${variant}`) ?? [];
       const rates = figures.map((f) => f.msgPerSec);
       const rate = median(rates);
       const bytes = median(figures.map((f) => f.bytesPerEntry));
+      const cpu = median(figures.map((f) => f.cpuMicrosPerMsg));
       const spread = `${fmt(Math.min(...rates))}-${fmt(Math.max(...rates))}`;
-      rows.push([size.name, variant, fmt(bytes), (bytes / baseBytes).toFixed(2), fmt(rate), spread, (rate / baseRate).toFixed(2)]);
+      rows.push([size.name, variant, fmt(bytes), (bytes / baseBytes).toFixed(2), fmt(rate), spread, (rate / baseRate).toFixed(2), fmt(cpu), (cpu / baseCpu).toFixed(2)]);
     }
   }
   console.log('');
   console.log(`payload codecs: producer and consumer in one process, median of ${rounds} interleaved rounds; ratios to "none" of the same size`);
-  console.log(table(['payload', 'codec', 'bytes/entry in Redis', 'ratio', 'msg/s', 'spread (min-max)', 'ratio'], rows, 2));
+  console.log(table(['payload', 'codec', 'bytes/entry in Redis', 'ratio', 'msg/s', 'spread (min-max)', 'ratio', 'CPU us/msg', 'ratio'], rows, 2));
 }
 
 main().catch((error: unknown) => {

@@ -42,8 +42,9 @@ export function seal(key: KeyObject, plaintext: Buffer, aad: Buffer, ivs: Random
   const iv = ivs.next();
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad);
-  const body = Buffer.concat([iv, cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([body, cipher.getAuthTag()]);
+  const body = cipher.update(plaintext);
+  const last = cipher.final();
+  return Buffer.concat([iv, body, last, cipher.getAuthTag()]); // one copy of the ciphertext, not two
 }
 
 /**
