@@ -43,6 +43,7 @@ const guide: DefaultTheme.SidebarItem[] = [
     text: 'Operations',
     items: [
       { text: 'Operating it', link: '/operations' },
+      { text: 'Tracing and metrics', link: '/features/observability' },
       { text: 'Command line', link: '/cli' },
       { text: 'Scale', link: '/scale' },
     ],

@@ -36,5 +36,7 @@ export function tourConfig(redisUrl: string, keyPrefix: string, consumerName?: s
     exactlyOnce: { enabled: true, windowMs: 600_000 },
     schema: { enabled: true, validationMode: 'strict', compatibilityCheck: true },
     replay: { enabled: true, batchSize: 200 },
+    // Spans only once an OpenTelemetry SDK is registered (the tracing step registers one); free until then.
+    observability: { tracing: { enabled: true } },
   };
 }

@@ -9,6 +9,7 @@ import { PaymentCalls, runExactlyOnceStep } from './exactly-once.step.js';
 import { OpenedAccounts, runSchemaStep } from './schema.step.js';
 import { runReplayStep } from './replay.step.js';
 import { AmountRules, InvoiceBook, runDeadLettersStep } from './dead-letters.step.js';
+import { runTracingStep } from './tracing.step.js';
 import { TOUR_GROUP, tourConfig } from './tour.config.js';
 import { errorText, shortName, type StepReport, type Tour, type TourConsumer } from './tour-checks.js';
 import { TourModule } from './tour.module.js';
@@ -31,7 +32,7 @@ export interface TourResult {
 }
 
 const CONSUMERS = 2;
-const STEPS: readonly ((tour: Tour) => Promise<StepReport>)[] = [runOrderingStep, runExactlyOnceStep, runSchemaStep, runReplayStep, runDeadLettersStep];
+const STEPS: readonly ((tour: Tour) => Promise<StepReport>)[] = [runOrderingStep, runExactlyOnceStep, runSchemaStep, runReplayStep, runDeadLettersStep, runTracingStep];
 
 /**
  * The tour of the seed document's enterprise features, run after the delivery phase: two consumers (Nest
