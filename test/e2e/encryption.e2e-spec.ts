@@ -223,6 +223,14 @@ describe('end-to-end encryption (real Redis)', () => {
     expect(inbox.count('pay.refunded', 10) + inbox.count('pay.captured', 10)).toBe(1);
   });
 
+  it('replays encrypted messages to the handlers, decrypted, and counts entries moved in from another stream as failed', async () => {
+    const handled = inbox.count('pay.refunded', 11);
+    const result = await apps[0].get(ReplayManager).replayMessages({ streamName: 'pay.refunded', target: 'handlers' });
+    expect(inbox.count('pay.refunded', 11)).toBe(handled + 1);
+    expect(inbox.received.filter((r) => r.data.n === 105).map((r) => r.data.card)).toEqual([SECRET, SECRET]);
+    expect([result.replayed, result.failed]).toEqual([2, 2]);
+  });
+
   it('dead-letters tampered, truncated and unknown-key messages (decrypt-failed), keeps running, and logs no plaintext or key', async () => {
     const entryId = await lastValueFrom(client.emit('pay.captured', { card: SECRET, n: 20 }));
     await waitFor(() => inbox.count('pay.captured', 20) === 1);
