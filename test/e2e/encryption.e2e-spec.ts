@@ -92,6 +92,16 @@ class KmsController {
   }
 }
 
+@Controller()
+class PartitionedController {
+  constructor(@Inject(Inbox) private readonly inbox: Inbox) {}
+
+  @StreamEvent('pay.partitioned')
+  partitioned(@Payload() data: Received['data'] & { key: string }, @Ctx() ctx: RedisStreamsContext) {
+    this.inbox.received.push({ pattern: 'pay.partitioned', data, headers: { key: data.key, partition: String(ctx.getPartition()) }, messageId: ctx.getMessageId() });
+  }
+}
+
 /** Every log line of the apps, at every level. */
 class CapturingLogger implements LoggerService {
   readonly lines: string[] = [];
@@ -271,6 +281,30 @@ describe('end-to-end encryption (real Redis)', () => {
     expect([kids[before], kids[after]]).toEqual(['k1', 'k2']);
     const got = rotated.app.get(Inbox);
     await waitFor(() => got.count('pay.rotated', 30) === 1 && got.count('pay.rotated', 31) === 1, { message: 'both keys' });
+  });
+
+  it('encrypts partitioned, ordered topics: each partition stream holds ciphertext, each key keeps its order', async () => {
+    const partitioned = await startConsumer(
+      testConfig(prefix, {
+        encryption,
+        consumer: { group: 'part' },
+        partitioning: { enabled: true, strategy: 'hash', partitionCount: 2, partitionKey: 'key', sessionTimeoutMs: 1_500 },
+        ordering: { enabled: true, strategy: 'partition', partitionKey: 'key' },
+      }),
+      [PartitionedController],
+      [Inbox],
+    );
+    apps.push(partitioned.app);
+    for (let n = 0; n < 40; n++) await lastValueFrom(partitioned.client.emit('pay.partitioned', { key: `k${n % 4}`, n, card: SECRET }));
+    const got = partitioned.app.get(Inbox);
+    await waitFor(() => got.count('pay.partitioned') === 40, { message: '40 partitioned messages' });
+    for (let k = 0; k < 4; k++) {
+      const ns = got.received.filter((r) => r.headers.key === `k${k}`).map((r) => r.data.n as number);
+      expect(ns).toEqual([...ns].sort((a, b) => a - b));
+    }
+    const stored = [...(await entries(keys.partition('pay.partitioned', 0))), ...(await entries(keys.partition('pay.partitioned', 1)))];
+    expect(stored.filter((e) => e.fields.enc === 'aes256gcm')).toHaveLength(40);
+    expect(JSON.stringify(stored)).not.toContain(SECRET);
   });
 
   it('takes its keys from a KMS provider injected through forRootAsync, and refuses a wrong key length at start', async () => {
