@@ -27,11 +27,11 @@ const USAGE = `usage: npm run test:soak -- [--seed <n>] [--duration <time>] [--t
        [--features ${ALL_FEATURES.join(',')}] [--rate <msg/s>] [--consumers <per kind>] [--producers <n>]
        [--mean-gap <time>] [--drain-timeout <time>] [--poison-rate <0..1>] [--max-heap-mb <n>]
        [--max-dup-ratio <0..1>] [--handler-ms <n>] [--out <dir>] [--keep]
-time: 90s, 5m, 1h30m, or milliseconds`;
+time: 90s, 5m, 1h30m, 2500ms, or a bare number of seconds`;
 
-/** `90s`, `5m`, `1h30m`, `2500ms` or a bare number of milliseconds. */
+/** `90s`, `5m`, `1h30m`, `2500ms` or a bare number of seconds (`--duration 90` is a minute and a half, not 90 ms). */
 export function parseDuration(text: string): number {
-  if (/^\d+$/.test(text)) return Number(text);
+  if (/^\d+$/.test(text) && Number(text) > 0) return Number(text) * 1_000;
   let total = 0;
   const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/g;
   let consumed = 0;

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { isCluster } from '../connection/redis-connection.factory.js';
 import { classifyRedisError } from '../connection/redis-error-codes.js';
-import { parseClaimReply, parseNewEntries, parsePendingOwners, type DeliveredEntry } from '../connection/redis-replies.js';
+import type { DeliveredEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
@@ -19,6 +19,7 @@ import { sleep } from '../runtime/sleeper.js';
 import { PartitionCoordinator, type LeasedPartition } from '../partitioning/partition-coordinator.js';
 import { parentsOf } from '../partitioning/partition-layout.js';
 import type { PartitioningManager } from '../partitioning/partitioning.manager.js';
+import { PartitionTakeover } from './partition-takeover.js';
 
 export interface PartitionedConsumerDeps {
   readonly config: ResolvedRedisStreamsConfig;
@@ -55,14 +56,10 @@ export class PartitionedConsumer {
   private readonly logger = new Logger('RedisStreamsPartitions');
   private readonly coordinator: PartitionCoordinator;
   private readonly dispatcher: OrderedDispatcher;
-  /**
-   * Partitions whose pending entries are being taken over: stream -> XPENDING cursor and whose entries ('' = any
-   * consumer's, on assignment; a name = that consumer's leftovers, found by the sweep).
-   */
-  private readonly takeover = new Map<string, { cursor: string; owner: string }>();
+  /** Claims of pending entries (on assignment, after a stale read of a former owner) and what reads may dispatch. */
+  private readonly takeover: PartitionTakeover;
   /** The XREADGROUP in progress, so a revocation can wait until no more entries of the partition arrive here. */
   private readInFlight?: Promise<unknown>;
-  private lastSweep = Date.now();
   private wakeScheduled = false;
   /**
    * Reading rounds: takeover, then a read. NOGROUP (groups recreated) and UNBLOCKED (a read ended on purpose) do not
@@ -101,6 +98,15 @@ export class PartitionedConsumer {
       },
       { queueLimit: Math.max(config.consumer.batchSize * 2, 16), causalTimeoutMs: config.ordering.timeoutMs },
     );
+    this.takeover = new PartitionTakeover({
+      config,
+      command,
+      keys,
+      dispatcher: this.dispatcher,
+      onDeleted: deps.onDeleted,
+      owned: () => this.coordinator.ownedPartitions().map((p) => p.stream),
+      logger: this.logger,
+    });
     const { partitioning: p } = config;
     this.coordinator = new PartitionCoordinator(
       command,
@@ -118,14 +124,14 @@ export class PartitionedConsumer {
       {
         assigned: async (partition) => this.assigned(partition),
         revoked: async (partition) => {
-          this.takeover.delete(partition.stream);
+          this.takeover.end(partition.stream);
           await this.dispatcher.remove(partition.stream);
           // A read already sent may still deliver entries of this partition to this consumer; only once it returned
           // may the next owner take over (it claims whatever is pending, including those).
           await this.readBarrier();
         },
         lost: (partition) => {
-          this.takeover.delete(partition.stream);
+          this.takeover.end(partition.stream);
           void this.dispatcher.remove(partition.stream);
         },
       },
@@ -177,7 +183,7 @@ export class PartitionedConsumer {
   private async assigned(partition: LeasedPartition): Promise<void> {
     this.deps.processor.addStream(partition.stream, partition.pattern);
     this.dispatcher.add(partition);
-    this.takeover.set(partition.stream, { cursor: '-', owner: '' });
+    this.takeover.begin(partition.stream);
     this.deps.slotReader?.markDue(partition.stream);
     this.logger.log(`Partition assigned ${logIds({ stream: partition.stream, group: this.deps.config.consumer.group })} lease=${partition.lease}`);
     this.wakeReader();
@@ -230,8 +236,7 @@ export class PartitionedConsumer {
   }
 
   private async readRound(): Promise<void> {
-    await this.sweepLeftovers();
-    await this.takeOverPending();
+    await this.takeover.round();
     if (this.deps.slotReader) await this.readSlots(this.deps.slotReader);
     else await this.readBlocking();
   }
@@ -273,7 +278,7 @@ export class PartitionedConsumer {
       block + config.connection.blockingWatchdogMs,
     );
     this.readInFlight = read;
-    this.deliver(await read.finally(() => (this.readInFlight = undefined)));
+    await this.takeover.deliver(await read.finally(() => (this.readInFlight = undefined)));
   }
 
   /**
@@ -289,57 +294,12 @@ export class PartitionedConsumer {
     const read = reader.read(streams, countOf);
     this.readInFlight = read;
     const { replies, entries, error } = await read.finally(() => (this.readInFlight = undefined));
-    for (const reply of replies) this.deliver(reply);
+    for (const reply of replies) await this.takeover.deliver(reply);
     if (error !== undefined) throw error;
     if (entries > 0 || !this.running) return;
     const block = Math.min(blockMs, MAX_PARTITION_BLOCK_MS);
     await Promise.race([reader.wait(block), this.dispatcher.whenRoom(block)]);
     reader.wake(); // ends whichever wait is left
-  }
-
-  private deliver(reply: unknown): void {
-    parseNewEntries(reply, (stream, entries, deleted) => {
-      if (deleted.length > 0) this.deps.onDeleted(stream, deleted);
-      this.dispatcher.push(stream, entries);
-    });
-  }
-
-  /** Claims the pending entries of newly assigned partitions (in id order, as far as the queue has room). */
-  private async takeOverPending(): Promise<void> {
-    const { command, keys, config } = this.deps;
-    const { group, consumerName } = config.consumer;
-    for (const [stream, { cursor, owner }] of [...this.takeover]) {
-      const room = this.dispatcher.room(stream);
-      if (room === 0) continue;
-      const raw = await command.rseReclaimIdle(stream, keys.retryScheduleOf(stream, group), group, consumerName, 0, room, cursor, owner);
-      const result = parseClaimReply(raw, stream);
-      if (result.deletedIds.length > 0) this.deps.onDeleted(stream, result.deletedIds);
-      if (!this.takeover.has(stream)) continue; // revoked meanwhile
-      this.dispatcher.push(stream, result.entries);
-      if (result.nextCursor === '0-0') this.takeover.delete(stream);
-      else this.takeover.set(stream, { cursor: result.nextCursor, owner });
-    }
-  }
-
-  /**
-   * A partition this consumer holds should have no entries pending for anyone else. Some can appear when a previous
-   * owner lost its lease while a read was on its way (a pause): they are claimed here, at most one heartbeat late.
-   */
-  private async sweepLeftovers(): Promise<void> {
-    const { config, command } = this.deps;
-    const every = Math.max(100, Math.floor(config.partitioning.sessionTimeoutMs / 3));
-    if (Date.now() - this.lastSweep < every) return;
-    this.lastSweep = Date.now();
-    const streams = this.coordinator.ownedPartitions().map((p) => p.stream).filter((s) => !this.takeover.has(s) && this.dispatcher.has(s));
-    // Concurrent (ioredis pipelines them): one round trip for all, not one per partition.
-    const summaries = await Promise.all(streams.map((stream) => command.xpending(stream, config.consumer.group)));
-    streams.forEach((stream, i) => {
-      const other = [...parsePendingOwners(summaries[i])].find(([name, count]) => name !== config.consumer.consumerName && count > 0);
-      if (other && this.dispatcher.has(stream) && !this.takeover.has(stream)) {
-        this.logger.warn(`Found ${other[1]} entries of a previous owner pending in an owned partition; taking them over ${logIds({ stream })}`);
-        this.takeover.set(stream, { cursor: '-', owner: other[0] });
-      }
-    });
   }
 
   /** Resolves once the read in progress (if any) returned; interrupts its BLOCK. */
