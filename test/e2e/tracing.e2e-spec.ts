@@ -158,6 +158,18 @@ describe('tracing across a producer and a consumer process (OpenTelemetry in-mem
     }
   });
 
+  it('carries the trace through a transactional emit: process -> publish (in the consumer) -> process of the emitted message', async () => {
+    const entryId = await lastValueFrom(client.emit<string>('orders.forward', { id: 'f-1' }));
+    const spans = await remoteSpans((all) => all.some((s) => s.name === 'process orders.traced' && all.some((p) => p.name === 'publish orders.traced' && p.spanId === s.parentSpanId)));
+    const forward = spans.find((s) => s.name === 'process orders.forward' && s.attributes['messaging.redis_streams.entry_id'] === entryId);
+    const emitted = spans.find((s) => s.name === 'publish orders.traced' && s.parentSpanId === forward?.spanId);
+    expect(emitted?.kind).toBe(SpanKind.PRODUCER);
+    const processed = spans.find((s) => s.name === 'process orders.traced' && s.parentSpanId === emitted?.spanId);
+    expect(processed?.traceId).toBe(forward?.traceId);
+    const publish = exporter.getFinishedSpans().find((s) => s.attributes['messaging.redis_streams.entry_id'] === entryId);
+    expect(forward?.traceId).toBe(publish?.spanContext().traceId);
+  });
+
   it('keeps a request span open until its reply, with the consumer span of the request inside it', async () => {
     const reply = await lastValueFrom(client.send<{ total: number }>('orders.quote', { n: 21 }));
     expect(reply).toEqual({ total: 42 });

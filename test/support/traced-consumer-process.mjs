@@ -5,7 +5,8 @@
 //   TRACING_SDK         'memory': register an OpenTelemetry SDK with an in-memory exporter (W3C trace context and
 //                       baggage propagators, AsyncLocalStorage context); 'none': no SDK at all (the api's no-ops)
 // Handlers: event 'orders.traced' ({ id, failUntil }: fails while the delivery count is below failUntil; does its own
-// work in a span 'billing.work'), request 'orders.quote' ({ n } -> { total: 2n }).
+// work in a span 'billing.work'), request 'orders.quote' ({ n } -> { total: 2n }), event 'orders.forward' ({ id }:
+// emits { id: `fwd-${id}`, failUntil: 0 } to 'orders.traced' in ctx.transaction()).
 // IPC to the parent: { listening } once listening; on { dump: true } -> { spans: [...] } (finished spans, as plain
 // objects); on { replay: { id, fields } } -> { replayed: outcome } (server.replayEntry); on { emitSelf: n } -> emits
 // n events with a client of this process and answers { selfHandled, traceparents } once they were handled.
@@ -47,12 +48,19 @@ class BillingController {
   quote(data) {
     return { total: data.n * 2 };
   }
+
+  forward(data, ctx) {
+    ctx.transaction().emit('orders.traced', { id: `fwd-${data.id}`, failUntil: 0 });
+  }
 }
 Payload()(BillingController.prototype, 'handle', 0);
 Ctx()(BillingController.prototype, 'handle', 1);
 EventPattern('orders.traced')(BillingController.prototype, 'handle', Object.getOwnPropertyDescriptor(BillingController.prototype, 'handle'));
 Payload()(BillingController.prototype, 'quote', 0);
 MessagePattern('orders.quote')(BillingController.prototype, 'quote', Object.getOwnPropertyDescriptor(BillingController.prototype, 'quote'));
+Payload()(BillingController.prototype, 'forward', 0);
+Ctx()(BillingController.prototype, 'forward', 1);
+EventPattern('orders.forward')(BillingController.prototype, 'forward', Object.getOwnPropertyDescriptor(BillingController.prototype, 'forward'));
 Controller()(BillingController);
 
 class AppModule {}

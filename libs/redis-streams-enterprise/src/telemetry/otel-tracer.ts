@@ -29,12 +29,15 @@ export function createOtelTracer(options: TracingOptions): MessageTracer {
 
 class OtelTracer implements MessageTracer {
   private readonly suppressKey: symbol;
+  /** Marks a suppression made here, so that only ours is lifted again (never one the app or an instrumentation made). */
+  private readonly ownSuppressionKey: symbol;
 
   constructor(
     private readonly api: OtelApi,
     private readonly traceRedisCommands: boolean,
   ) {
     this.suppressKey = api.createContextKey(SUPPRESS_TRACING_KEY);
+    this.ownSuppressionKey = api.createContextKey('nestjs-redis-streams-enterprise suppressed its own commands');
   }
 
   /**
@@ -48,14 +51,20 @@ class OtelTracer implements MessageTracer {
   }
 
   private quiet(ctx: Context): Context {
-    return this.traceRedisCommands ? ctx : ctx.setValue(this.suppressKey, true);
+    return this.traceRedisCommands ? ctx : ctx.setValue(this.suppressKey, true).setValue(this.ownSuppressionKey, true);
+  }
+
+  /** `ctx` without the suppression made by quiet() (a handler, an emit of its transaction must be traced). */
+  private lifted(ctx: Context): Context {
+    return ctx.getValue(this.ownSuppressionKey) === true ? ctx.deleteValue(this.suppressKey).deleteValue(this.ownSuppressionKey) : ctx;
   }
 
   startPublish(info: PublishInfo): PublishSpan | undefined {
     const { api } = this;
     const tracer = this.tracer();
     if (!tracer) return undefined;
-    const parent = api.context.active();
+    // An emit of a handler's transaction is made while the transport's commands are kept quiet: lift that here.
+    const parent = this.lifted(api.context.active());
     const attributes: Attributes = {
       'messaging.system': MESSAGING_SYSTEM,
       'messaging.operation.type': 'send',
@@ -139,7 +148,7 @@ class OtelTracer implements MessageTracer {
 
   unsuppressed<T>(fn: () => T): T {
     if (this.traceRedisCommands || !this.tracer()) return fn();
-    return this.api.context.with(this.api.context.active().deleteValue(this.suppressKey), fn);
+    return this.api.context.with(this.lifted(this.api.context.active()), fn);
   }
 
   private markFailed(span: Span, error: unknown): void {
