@@ -99,6 +99,21 @@ describe('metrics through prom-client, scraped over HTTP (real Redis)', () => {
     expect(sampleValue(samples, 'redis_streams_in_flight_messages', { group: 'svc' })).toBe(0);
   });
 
+  it('counts an entry reclaimed from a consumer that died holding it', async () => {
+    const stream = keys.stream(PATTERN);
+    const consumer = { pattern: PATTERN, group: 'svc' };
+    const reclaimedBefore = sampleValue(await scrape(url), 'redis_streams_messages_reclaimed_total', consumer) ?? 0;
+    // Written and read by a consumer of the group that then "dies" (never acknowledges), in one transaction so that the
+    // server's own blocked read cannot take the entry first.
+    await redis
+      .multi()
+      .xadd(stream, '*', 'data', JSON.stringify({ id: 'ghosted', failUntil: 0 }))
+      .xreadgroup('GROUP', 'svc', 'ghost', 'COUNT', '1', 'STREAMS', stream, '>')
+      .exec();
+    await waitFor(() => app.get(Handled).succeeded.includes('ghosted'), { message: 'the ghost\'s entry reclaimed and handled', timeoutMs: 15_000 });
+    await waitFor(async () => sampleValue(await scrape(url), 'redis_streams_messages_reclaimed_total', consumer) === reclaimedBefore + 1, { message: 'one reclaim counted' });
+  });
+
   it('reports the entry a running handler holds: in flight, pending, and its age', async () => {
     const client = app.get(RedisStreamsClient);
     const handled = app.get(Handled);
