@@ -19,6 +19,13 @@ export interface ProcessOptions {
   readonly stillOwned?: () => boolean | Promise<boolean>;
   /** The message's dependencies were not handled within ordering.timeoutMs (causal). */
   readonly causalTimedOut?: boolean;
+  /** The entry's ordered lane (OrderedDispatcher): entries of one lane are handled one at a time, in order. */
+  readonly lane?: string;
+  /**
+   * Frees the lane for its next entry before this one is settled: called once the handler succeeded and its
+   * acknowledgement is queued in lane order. Without a call the lane is freed when process() resolves.
+   */
+  readonly releaseLane?: () => void;
 }
 
 export interface EntryProcessor {

@@ -83,7 +83,7 @@ export class PartitionedConsumer {
       inFlight,
       ordering,
       {
-        process: (entry, partition, flags) => this.process(entry, partition, flags.causalTimedOut),
+        process: (entry, partition, flags) => this.process(entry, partition, flags),
         control: (entry, partition) => this.control(entry, partition),
         parentsDrained: async (partition, epoch) => {
           const layout = await partitioning.layoutOf(partition.pattern, true);
@@ -189,9 +189,9 @@ export class PartitionedConsumer {
     this.wakeReader();
   }
 
-  private process(entry: DeliveredEntry, partition: OwnedPartition, causalTimedOut: boolean): Promise<void> {
+  private process(entry: DeliveredEntry, partition: OwnedPartition, flags: { causalTimedOut: boolean; lane: string | null; releaseLane: () => void }): Promise<void> {
     const { stream } = partition;
-    if (!this.coordinator.holds(stream)) return this.whenHeld(stream).then((held) => (held ? this.process(entry, partition, causalTimedOut) : undefined));
+    if (!this.coordinator.holds(stream)) return this.whenHeld(stream).then((held) => (held ? this.process(entry, partition, flags) : undefined));
     const { ordering, retry } = this.deps.config;
     return this.deps.processor.process(entry, {
       lease: this.coordinator.leaseOf(stream),
@@ -199,7 +199,9 @@ export class PartitionedConsumer {
       inlineAttempts: ordering.enabled ? ordering.retryAttempts : retry.attempts,
       // Waits out a lapse: giving up on a lease that is then renewed would let the key's next entry overtake this one.
       stillOwned: () => this.whenHeld(stream),
-      causalTimedOut,
+      causalTimedOut: flags.causalTimedOut,
+      lane: flags.lane ?? undefined,
+      releaseLane: flags.releaseLane,
     });
   }
 

@@ -67,8 +67,12 @@ class FakeHooks implements DispatchHooks {
 
   constructor(private readonly inFlight: InFlight) {}
 
-  process(e: DeliveredEntry, partition: OwnedPartition, flags: { causalTimedOut: boolean }): Promise<void> {
-    this.flags.set(e.id, flags);
+  /** releaseLane of each started entry, to let the lane's next entry start before it finished. */
+  readonly releases = new Map<string, () => void>();
+
+  process(e: DeliveredEntry, partition: OwnedPartition, flags: { causalTimedOut: boolean; releaseLane: () => void }): Promise<void> {
+    this.flags.set(e.id, { causalTimedOut: flags.causalTimedOut });
+    this.releases.set(e.id, flags.releaseLane);
     return this.begin(e, partition);
   }
 
@@ -156,6 +160,23 @@ afterEach(async () => {
 });
 
 describe('OrderedDispatcher: lanes', () => {
+  it("starts a lane's next entry once the running one releases the lane, while it still runs (its ack on its way)", async () => {
+    const { dispatcher, hooks, inFlight } = setup();
+    dispatcher.push(P0.stream, [entry('a1', { lane: 'a' }), entry('a2', { lane: 'a' }), entry('a3', { lane: 'a' })]);
+    expect(hooks.started).toEqual(['a1']);
+    hooks.releases.get('a1')?.();
+    hooks.releases.get('a1')?.(); // a second call changes nothing
+    await until(() => hooks.started.includes('a2'), 'a2 to start');
+    await turns();
+    expect(hooks.started).toEqual(['a1', 'a2']);
+    expect(inFlight.size).toBe(2); // a1 still holds its slot until it settles
+    hooks.finish('a2'); // finished without releasing: the lane is free when it settles
+    await until(() => hooks.started.includes('a3'), 'a3 to start');
+    expect(hooks.isRunning('a1')).toBe(true);
+    hooks.finishAll();
+    await until(() => hooks.finished.length === 3, 'all to finish');
+  });
+
   it('runs the entries of one lane one at a time, in stream order', async () => {
     const { dispatcher, hooks } = setup();
     dispatcher.push(P0.stream, [entry('a1', { lane: 'a' }), entry('a2', { lane: 'a' })]);

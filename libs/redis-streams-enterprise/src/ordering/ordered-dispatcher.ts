@@ -11,8 +11,11 @@ export interface LaneRule {
 
 /** What the dispatcher needs done (implemented by the partitioned consumer). */
 export interface DispatchHooks {
-  /** Handles one entry to the end (retries, ack or dead letter). Never rejects. */
-  process(entry: DeliveredEntry, partition: OwnedPartition, flags: { causalTimedOut: boolean }): Promise<void>;
+  /**
+   * Handles one entry to the end (retries, ack or dead letter). Never rejects. `releaseLane` may be called before it
+   * resolves to let the lane's next entry start (its handler succeeded, its ack is queued in lane order).
+   */
+  process(entry: DeliveredEntry, partition: OwnedPartition, flags: { causalTimedOut: boolean; lane: string | null; releaseLane: () => void }): Promise<void>;
   /** Handles a control entry (end of a layout epoch) once everything before it in its partition is settled. */
   control(entry: DeliveredEntry, partition: OwnedPartition): Promise<void>;
   /** True when every parent of the partition processed what was written before `epoch` (parent-first rule). */
@@ -200,21 +203,30 @@ export class OrderedDispatcher {
       }
       state.queue.splice(i, 1);
       this.causal.delete(causalId(state.stream, entry.id));
-      this.run(state, entry, lane, () => this.hooks.process(entry, state, { causalTimedOut }));
+      this.run(state, entry, lane, (releaseLane) => this.hooks.process(entry, state, { causalTimedOut, lane, releaseLane }));
     }
     if (needsRecheck) this.scheduleRecheck();
     if (state.queue.length < this.settings.queueLimit) this.wakeRoomWaiters();
   }
 
-  private run(state: PartitionState, entry: DeliveredEntry, lane: string | null, work: () => Promise<void>): void {
+  private run(state: PartitionState, entry: DeliveredEntry, lane: string | null, work: (releaseLane: () => void) => Promise<void>): void {
     if (lane !== null) this.busyLanes.add(lane);
     state.running++;
+    let laneHeld = lane !== null;
+    const releaseLane = () => {
+      if (!laneHeld) return;
+      laneHeld = false;
+      this.busyLanes.delete(lane as string);
+      // Not in this job: the caller goes on to await its ack, the lane's next entry starts right after.
+      queueMicrotask(() => this.pump(state));
+    };
     void this.inFlight
       .run(state.stream, entry.id, async () => {
         try {
-          await work();
+          await work(releaseLane);
         } finally {
-          if (lane !== null) this.busyLanes.delete(lane);
+          if (laneHeld) this.busyLanes.delete(lane as string);
+          laneHeld = false;
           state.running--;
           if (!state.active && state.running === 0) state.idle?.resolve();
         }

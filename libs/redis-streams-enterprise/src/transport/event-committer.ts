@@ -28,6 +28,10 @@ export interface CommitFence {
   readonly lease?: string;
   /** False once the partition is no longer this consumer's; keeps a failed ack or commit retrying until then. */
   readonly stillOwned?: () => boolean | Promise<boolean>;
+  /** The entry's ordered lane (a key, a partition, the topic), when it has one. */
+  readonly lane?: string;
+  /** Lets the lane's next entry start before this one's acknowledgement is confirmed (see complete()). */
+  readonly releaseLane?: () => void;
 }
 
 export class EventCommitter {
@@ -85,7 +89,16 @@ export class EventCommitter {
       await this.markHandled(message);
     }
     const exactlyOnce = this.config.exactlyOnce.enabled;
-    if (!exactlyOnce && writes.length === 0) return this.settler.ack(entry, fence.stillOwned);
+    if (!exactlyOnce && writes.length === 0) {
+      const { lane, releaseLane, stillOwned } = fence;
+      if (lane === undefined || !releaseLane || !stillOwned) return this.settler.ack(entry, stillOwned);
+      // An ordered lane with nothing to commit but the ack: the next entry of the lane starts now, while the ack is on
+      // its way; acks are confirmed in lane order, so a failed one can never let a later entry's ack overtake it.
+      // Commits (exactly-once, transactions) keep the lane until confirmed: the next handler may read their writes.
+      const confirmed = this.settler.ackInLaneOrder(entry, lane, fence.lease ?? '', stillOwned);
+      releaseLane();
+      return confirmed;
+    }
     const request = {
       lease: fence.lease,
       processedKey: exactlyOnce ? this.keys.processedOf(entry.stream, this.config.consumer.group, this.dedupeKeyOf(message)) : undefined,

@@ -8,6 +8,7 @@ import { errorText, isErrorLike, logFields, logIds } from '../observability/log-
 import type { TransportMetrics } from '../observability/metrics.js';
 import type { DeadLetterReason } from '../dead-letter/dead-letter-reason.js';
 import type { AckBatcher } from './ack-batcher.js';
+import { LaneAcks } from './lane-acks.js';
 import { toWireError } from '../wire/envelope.js';
 import { decideAfterFailure } from './settlement-policy.js';
 import { doorbellFor } from '../cluster/doorbell.js';
@@ -49,6 +50,8 @@ export class Settler {
   private readonly doorbell?: StreamRinger;
   /** Scheduling retries and dead-lettering: failures in a row (a refused script keeps every failed entry pending). */
   private readonly settling = new FailureStreak();
+  /** Acks of ordered lanes, confirmed in lane order (created on first use). */
+  private laneAcks?: LaneAcks;
 
   /**
    * @param commands the command port, or the server's command connection (wrapped in the port; the doorbell, when
@@ -92,6 +95,31 @@ export class Settler {
     this.metrics.labelled?.count('acked', entry.stream);
     if (entry.deliveryCount > 1) {
       // A retried entry succeeded: forget when it first failed. A leftover field would only be a stale timestamp.
+      this.commands.forgetFailure(this.keys.failuresOf(entry.stream, this.config.consumer.group), entry.id).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Acknowledges an entry of an ordered lane after every earlier entry of the lane (lane-acks.ts): the lane's next
+   * handler may start before this resolves. Resolves once Redis confirmed it, or once it was abandoned because the
+   * partition is no longer ours (the entry stays pending for the next owner).
+   */
+  async ackInLaneOrder(entry: DeliveredEntry, lane: string, lease: string, stillOwned: () => boolean | Promise<boolean>): Promise<void> {
+    this.laneAcks ??= new LaneAcks(
+      this.commands,
+      this.config.consumer.group,
+      (stream, ids) => {
+        this.metrics.recordAcks(ids.length);
+        this.metrics.labelled?.count('acked', stream, ids.length);
+      },
+      (stream, what, error) => {
+        const ids = { stream, group: this.config.consumer.group };
+        const text = what === 'retrying' ? 'Ack failed; retrying while the partition is ours, later acks of its lane wait' : 'Ack abandoned: the partition is no longer ours, its new owner handles the entry again';
+        this.logger.warn(`${text}: ${errorText(error)} ${logIds(ids)}`, logFields({ ...ids, reason: what === 'retrying' ? 'ack-failed' : 'ack-abandoned', error }));
+      },
+    );
+    const confirmed = await this.laneAcks.ack({ stream: entry.stream, id: entry.id, lane, lease, stillOwned });
+    if (confirmed && entry.deliveryCount > 1) {
       this.commands.forgetFailure(this.keys.failuresOf(entry.stream, this.config.consumer.group), entry.id).catch(() => undefined);
     }
   }
