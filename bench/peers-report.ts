@@ -8,9 +8,13 @@ import { fmt, median, table } from './report-utils.js';
 export const PEER_MODES = ['raw', 'library', 'nest-redis', 'de-novo'] as const;
 export type PeerMode = (typeof PEER_MODES)[number];
 
-/** `rate` 0: live throughput (as fast as the sends in flight allow); otherwise a fixed rate in msg/s. */
+/**
+ * live: as fast as the sends in flight allow, the consumer reading. latency: a fixed `rate` in msg/s. backlog: the
+ * same messages sent while no consumer runs (its group exists: it ran before), then the consumer starts and drains.
+ */
 export interface PeerScenario {
   readonly name: string;
+  readonly kind: 'live' | 'latency' | 'backlog';
   readonly rate: number;
 }
 
@@ -101,12 +105,20 @@ export function peersReport(input: Input): PeersFigures {
   const rows: PeerRow[] = [
     row(input, `live throughput, ${settings.messages.toLocaleString('en-US')} msgs, ${input.base.producerConcurrency} in flight`, 'msg/s', 'live', (r) => r.throughput, true),
   ];
-  for (const s of scenarios.filter((x) => x.rate > 0)) {
+  for (const s of scenarios.filter((x) => x.kind === 'latency')) {
     const at = `@ ${s.rate.toLocaleString('en-US')} msg/s`;
     rows.push(row(input, `latency p50 send -> handler ${at}`, 'ms', s.name, (r) => r.p50, false));
     rows.push(row(input, `latency p99 send -> handler ${at}`, 'ms', s.name, (r) => r.p99, false));
   }
+  if (scenarios.some((x) => x.kind === 'backlog')) {
+    const what = `backlog drain, ${settings.messages.toLocaleString('en-US')} msgs sent while the consumer was down`;
+    rows.push(row(input, what, 'msg/s', 'backlog', (r) => r.throughput, true));
+  }
   rows.push(row(input, 'consumer peak RSS during live', 'MB', 'live', (r) => r.peakRssMb, false));
+  if (scenarios.some((x) => x.kind === 'backlog')) {
+    // A consumer that received none of the backlog (pub/sub) drained nothing: its RSS is not a drain's.
+    rows.push(row(input, 'consumer peak RSS during backlog drain', 'MB', 'backlog', (r) => (r.unique > 0 ? r.peakRssMb : Number.NaN), false));
+  }
 
   const integrity: PeersFigures['integrity'] = {};
   let ok = true;
@@ -135,12 +147,13 @@ export function peersReport(input: Input): PeersFigures {
     versions: input.versions,
     definitions: {
       'live throughput': 'messages sent / (last message handled, and acknowledged where the transport acknowledges, - first send); n/a when a message was lost',
+      backlog:
+        'messages sent while no consumer ran (the group existed), then messages / (last acknowledged - consumer starts reading); pub/sub delivers none of them (lost, throughput n/a)',
       latency: 'consumer handler time - producer send time (same machine clock) at a fixed rate; the first latencyWarmup messages dropped',
       ratio: 'implementation / raw of the same round, median and min-max over the rounds',
       lost: 'sent (Redis answered the XADD / PUBLISH) but never handled, after the consumer made no progress for stallMs',
       'nest-redis': "Nest's built-in Redis transport: PUBLISH / SUBSCRIBE, no storage, no acknowledgement",
       'de-novo': '@de-novo/nestjs-redis-streams: XADD / XREADGROUP / XACK per message, stream key = pattern',
-      drain: 'not compared here: pub/sub keeps no backlog to drain (n/a); see the drain row of the raw / library table',
     },
     rows,
     integrity,
@@ -185,6 +198,6 @@ export function printPeersTable(f: PeersFigures): void {
     `  x raw: median of the per-round ratios (min-max over ${f.settings.rounds} rounds); below 1 is slower for msg/s, ` +
       `above 1 is slower for ms and MB. Consumer RSS includes each implementation's own Nest / ioredis.`,
   );
-  console.log('  drain (a pre-filled backlog) is not in this table: n/a for nest-redis, pub/sub keeps no backlog.');
+  console.log('  backlog: pub/sub stores nothing for a consumer that is down, so those messages count as lost and its drain is n/a.');
   if (!f.ok) console.error('  side by side: raw or the library lost or duplicated messages, or a run failed');
 }

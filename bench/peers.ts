@@ -16,8 +16,8 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ThrowawayRedis } from '../apps/demo/src/redis-server.process.js';
 import type { OrderingBaseSettings } from './ordering.js';
-import { EVENT_PATTERN, errorText, sleep, type ConsumerResult, type ProducerResult } from './protocol.js';
-import { envInt } from './report-utils.js';
+import { EVENT_PATTERN, GROUP, errorText, sleep, type ConsumerResult, type ProducerResult } from './protocol.js';
+import { envInt, fmt } from './report-utils.js';
 import { PEER_MODES, peersReport, printPeersTable, type PeerMode, type PeerRun, type PeerScenario, type PeersFigures } from './peers-report.js';
 import { WorkerProcess, killAllWorkers } from './worker-process.js';
 
@@ -78,14 +78,15 @@ function names(mode: PeerMode, prefix: string): { pattern: string; stream: strin
 }
 
 async function runOne(url: string, admin: Redis, base: OrderingBaseSettings, s: PeersSettings, mode: PeerMode, scenario: PeerScenario, prefix: string): Promise<PeerRun> {
-  const count = scenario.rate === 0 ? s.messages : scenario.rate * s.latencySeconds;
+  const count = scenario.kind === 'latency' ? scenario.rate * s.latencySeconds : s.messages;
+  const expectedSeconds = scenario.kind === 'latency' ? s.latencySeconds : count / 1_000;
   const { pattern, stream } = names(mode, prefix);
   const common = { mode, redisUrl: url, keyPrefix: prefix, stream, pattern, autoPipelining: base.autoPipelining };
   const c = worker(mode, 'consumer');
   const consumer = new WorkerProcess(`${mode} consumer`, c.script, {
     ...common,
     ...c.extra,
-    scenario: scenario.rate === 0 ? 'live' : 'latency',
+    scenario: scenario.kind === 'backlog' ? 'drain' : scenario.kind,
     expected: count,
     batchSize: base.batchSize,
     concurrency: base.concurrency,
@@ -93,11 +94,20 @@ async function runOne(url: string, admin: Redis, base: OrderingBaseSettings, s: 
     latencyWarmup: s.latencyWarmup,
     memorySampleMs: base.memorySampleMs,
   });
-  try {
-    await consumer.waitFor('initialized', STARTUP_TIMEOUT_MS);
+  const listen = async () => {
     consumer.post({ type: 'start' });
     await consumer.waitFor('listening', STARTUP_TIMEOUT_MS);
-    const expectedSeconds = scenario.rate === 0 ? count / 1_000 : s.latencySeconds;
+  };
+  try {
+    await consumer.waitFor('initialized', STARTUP_TIMEOUT_MS);
+    // backlog: the consumer group exists (a consumer ran before) but no consumer reads while the producer sends.
+    // (The raw worker creates its group when it starts, before 'initialized'.)
+    if (scenario.kind === 'backlog' && mode !== 'nest-redis') {
+      await admin.xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM').catch((error: Error) => {
+        if (!error.message.startsWith('BUSYGROUP')) throw error;
+      });
+    }
+    if (scenario.kind !== 'backlog') await listen();
     const p = worker(mode, 'producer');
     const producer = new WorkerProcess(`${mode} producer`, p.script, {
       ...common,
@@ -111,6 +121,7 @@ async function runOne(url: string, admin: Redis, base: OrderingBaseSettings, s: 
     producer.post({ type: 'start' });
     const produced: ProducerResult = (await producer.waitFor('produced', 30_000 + expectedSeconds * 2_000)).result;
     await producer.finish(10_000);
+    if (scenario.kind === 'backlog') await listen();
     consumer.post({ type: 'expect', count: produced.sent });
     // Until every message was handled (and acknowledged), or no progress for stallMs (pub/sub may lose some).
     const until = Date.now() + 30_000 + expectedSeconds * 1_000;
@@ -119,7 +130,9 @@ async function runOne(url: string, admin: Redis, base: OrderingBaseSettings, s: 
     consumer.post({ type: 'stop' });
     const result: ConsumerResult = (await consumer.waitFor('result', 30_000)).result;
     await consumer.finish(10_000);
-    const complete = Number.isFinite(result.completeAt);
+    // live: from the first send; backlog: from the moment the consumer starts reading; to the last acknowledgement.
+    const from = scenario.kind === 'backlog' ? result.startAt : produced.firstSendAt;
+    const complete = Number.isFinite(result.completeAt) && scenario.kind !== 'latency';
     return {
       sent: produced.sent,
       failedSends: produced.failed,
@@ -127,7 +140,7 @@ async function runOne(url: string, admin: Redis, base: OrderingBaseSettings, s: 
       unique: result.unique,
       duplicates: result.duplicates,
       lost: produced.sent - result.unique,
-      throughput: scenario.rate === 0 && complete ? produced.sent / ((result.completeAt - produced.firstSendAt) / 1_000) : Number.NaN,
+      throughput: complete ? produced.sent / ((result.completeAt - from) / 1_000) : Number.NaN,
       p50: result.latencyMs?.p50 ?? Number.NaN,
       p99: result.latencyMs?.p99 ?? Number.NaN,
       peakRssMb: result.memory.peakRssMb,
@@ -140,7 +153,7 @@ async function runOne(url: string, admin: Redis, base: OrderingBaseSettings, s: 
 
 function describe(scenario: PeerScenario, o: PeerRun): string {
   if (o.error) return `FAILED (${o.error})`;
-  const head = scenario.rate === 0 ? `${Math.round(o.throughput)} msg/s` : `p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms`;
+  const head = scenario.kind !== 'latency' ? `${fmt(o.throughput)} msg/s` : `p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms`;
   const failed = o.failedSends ? `, ${o.failedSends} sends failed (${o.firstSendError})` : '';
   return `${head}; sent ${o.sent}, lost ${o.lost}, duplicates ${o.duplicates}${failed}; consumer peak rss ${o.peakRssMb.toFixed(0)} MB`;
 }
@@ -161,7 +174,11 @@ export async function runPeersBench(url: string, base: OrderingBaseSettings): Pr
     `  versions: library ${versions.library}; Nest Redis transport @nestjs/microservices ${versions['nest-redis']} (Nest ${versions['nest (root)']})` +
       (versions['de-novo'] ? `; @de-novo/nestjs-redis-streams ${versions['de-novo']} (Nest ${versions['nest (de-novo folder)']})` : ''),
   );
-  const scenarios: PeerScenario[] = [{ name: 'live', rate: 0 }, ...s.rates.map((rate) => ({ name: `latency@${rate}`, rate }))];
+  const scenarios: PeerScenario[] = [
+    { name: 'live', kind: 'live', rate: 0 },
+    ...s.rates.map((rate) => ({ name: `latency@${rate}`, kind: 'latency' as const, rate })),
+    { name: 'backlog', kind: 'backlog', rate: 0 },
+  ];
   const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await admin.connect();
   const runId = randomBytes(3).toString('hex');
@@ -187,7 +204,9 @@ export async function runPeersBench(url: string, base: OrderingBaseSettings): Pr
   } finally {
     await admin.quit();
   }
-  const figures = peersReport({ settings: { ...s, modes }, base, versions, scenarios, runs });
+  const { batchSize, concurrency, producerConcurrency, blockMs, payloadBytes, autoPipelining, stallMs, memorySampleMs } = base;
+  const settings = { batchSize, concurrency, producerConcurrency, blockMs, payloadBytes, autoPipelining, stallMs, memorySampleMs };
+  const figures = peersReport({ settings: { ...s, modes }, base: settings, versions, scenarios, runs });
   printPeersTable(figures);
   return figures;
 }

@@ -8,7 +8,8 @@
  *            The consumer samples its own rss/heapUsed every 100 ms (peaks reported).
  *   latency  a fixed rate (1,000 msg/s) for a few seconds; p50/p99 of handler time minus send time.
  * Lost (sent, never received) and duplicated messages are counted everywhere.
- * Then replay, schema (schema.ts), ordering (ordering.ts) and every feature at once (all-features.ts).
+ * Then replay, schema (schema.ts), ordering (ordering.ts), every feature at once (all-features.ts) and side by side
+ * with Nest's Redis transport and @de-novo/nestjs-redis-streams (peers.ts).
  *
  * Settings (environment): see SETTINGS below and bench/README.md.
  */
@@ -42,6 +43,7 @@ import { measureReplay, type ReplayFigures } from './replay.js';
 import { runSchemaBench } from './schema.js';
 import { runOrderingBench } from './ordering.js';
 import { runAllFeaturesBench } from './all-features.js';
+import { runPeersBench } from './peers.js';
 import { WorkerProcess, killAllWorkers } from './worker-process.js';
 
 function envInt(name: string, fallback: number, min = 1): number {
@@ -87,7 +89,7 @@ const SETTINGS = {
   /** A consumer that makes no progress for this long after the producer finished is given up on (lost messages). */
   stallMs: envInt('BENCH_STALL_MS', 5_000),
   /** The whole run is aborted after this. */
-  maxSeconds: envInt('BENCH_MAX_SECONDS', 420),
+  maxSeconds: envInt('BENCH_MAX_SECONDS', 900),
   scenarios: envList<ScenarioKind>('BENCH_SCENARIOS', ['live', 'drain', 'latency']),
   /** Messages for the replay measurement (0 skips it). */
   replayMessages: envInt('BENCH_REPLAY_MESSAGES', 100_000, 0),
@@ -563,6 +565,7 @@ async function main(): Promise<void> {
   const schema = await runSchemaBench(currentRedisUrl);
   const ordering = await runOrderingBench(currentRedisUrl, SETTINGS);
   const allFeatures = await runAllFeaturesBench(currentRedisUrl, SETTINGS);
+  const peers = await runPeersBench(currentRedisUrl, SETTINGS);
 
   const report = {
     date: new Date().toISOString(),
@@ -582,6 +585,7 @@ async function main(): Promise<void> {
     schema,
     ordering,
     allFeatures,
+    peers,
     memory,
     integrity: Object.fromEntries(
       SETTINGS.scenarios.map((s) => [
@@ -599,6 +603,7 @@ async function main(): Promise<void> {
   await ownRedis?.stop();
   console.log('');
   console.log(`wrote ${SETTINGS.resultsFile}; run took ${report.durationSeconds} s. Figures on a shared 2-core machine are noisy.`);
+  if (peers && !peers.ok) process.exitCode = 1;
   if (lostTotal > 0 || failures > 0) {
     console.error(`bench: ${lostTotal} messages lost, ${failures} failed runs`);
     process.exitCode = 1;
