@@ -14,14 +14,14 @@
  *   4. transport     transport/ (the Nest server, client, context, decorators): the consume pipeline that runs
  *                    Nest handlers and settles their outcome, wired to the engine through small interfaces
  *   5. top           redis-streams.module*.ts (DI), cli/ (operator command), testing/ (helpers users import), health/ (the
- *                    Terminus indicator, over the server's status), index.ts
+ *                    Terminus indicator, over the server's status), console/ (the operator web console), index.ts
  */
 const SRC = '^libs/redis-streams-enterprise/src/';
 const GROUND = `${SRC}(connection|wire|runtime|errors|config|observability)/|${SRC}redis-streams\\.constants\\.ts$`;
 const FEATURES = `${SRC}(partitioning|ordering|schema|replay|dead-letter|cluster|retention|claim-check|telemetry|payload-codec)/`;
 const ENGINE = `${SRC}(consumer|producer)/`;
 const TRANSPORT = `${SRC}transport/`;
-const TOP = `${SRC}(cli|testing|health)/|${SRC}redis-streams\\.module[^/]*\\.ts$|${SRC}index\\.ts$`;
+const TOP = `${SRC}(cli|testing|health|console)/|${SRC}redis-streams\\.module[^/]*\\.ts$|${SRC}index\\.ts$`;
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {

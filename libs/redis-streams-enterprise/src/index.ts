@@ -18,6 +18,15 @@ export {
   type RedisStreamsHealthCheckOptions,
 } from './health/redis-streams.health-indicator.js';
 export { type RedisStreamsReadinessThresholds } from './health/health-thresholds.js';
+export { RedisStreamsConsoleModule } from './console/redis-streams-console.module.js';
+export {
+  REDIS_STREAMS_CONSOLE_WRITE,
+  REDIS_STREAMS_CONSOLE_MIRROR,
+  isConsoleWrite,
+  type RedisStreamsConsoleOptions,
+  type ConsoleMirrorSource,
+  type ConsoleMirrorStatus,
+} from './console/console.options.js';
 export { type StreamRetentionStatus, type GroupRetentionStatus, type TrimmingMode } from './retention/retention-policy.js';
 export { RedisStreamsClient } from './transport/redis-streams.client.js';
 export { RedisStreamsContext } from './transport/redis-streams.context.js';

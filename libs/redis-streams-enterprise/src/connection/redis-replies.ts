@@ -141,6 +141,27 @@ export function parseGroupsInfo(raw: Raw): GroupInfo[] {
   });
 }
 
+/** One consumer of a group as reported by XINFO CONSUMERS. */
+export interface ConsumerInfo {
+  readonly name: string;
+  /** Entries delivered to it and not yet acknowledged. */
+  readonly pending: number;
+  /** Milliseconds since it last interacted with Redis (read, claim). */
+  readonly idleMs: number;
+  /** Milliseconds since its last successful read or claim (Redis 7.2+; null before). */
+  readonly inactiveMs: number | null;
+}
+
+/** XINFO CONSUMERS reply. */
+export function parseConsumersInfo(raw: Raw): ConsumerInfo[] {
+  return asArray(raw).map((consumer) => {
+    const f = parseFieldsLoose(consumer);
+    const inactive = f.inactive === undefined || f.inactive === null ? null : Number(f.inactive);
+    // Redis 7.2 reports -1 for a consumer that never read successfully.
+    return { name: String(f.name), pending: Number(f.pending ?? 0), idleMs: Number(f.idle ?? 0), inactiveMs: inactive !== null && inactive < 0 ? null : inactive };
+  });
+}
+
 /** One consumer group of a stream, as the retention script (connection/scripts.ts) reports it. */
 export interface RetentionGroup {
   readonly name: string;
