@@ -6,8 +6,8 @@
  *                    (sleeps, in-flight slots, backoff, deadlines, optional packages), errors/, config/,
  *                    observability/, redis-streams.constants.ts — imports no feature
  *   2. features      telemetry/ (OpenTelemetry tracer, metric exporters; loaded only when configured),
- *                    partitioning/, ordering/, schema/, replay/, dead-letter/, cluster/, retention/, claim-check/,
- *                    payload-codec/ (encryption, compression) —
+ *                    partitioning/, ordering/, schema/, replay/, dead-letter/, cluster/, retention/, claim-check/, compliance/,
+ *                    payload-codec/ (encryption, compression), replication/ (StreamMirror: cross-region copies) —
  *                    built on the ground floor; they never import the consumers, producers or the Nest transport
  *   3. engine        consumer/ (reading loops, reclaimer, partitioned consumer), producer/ (writes, routing of
  *                    partitioned topics, replica waits, reply listening) — use features, know nothing of Nest
@@ -18,7 +18,7 @@
  */
 const SRC = '^libs/redis-streams-enterprise/src/';
 const GROUND = `${SRC}(connection|wire|runtime|errors|config|observability)/|${SRC}redis-streams\\.constants\\.ts$`;
-const FEATURES = `${SRC}(partitioning|ordering|schema|replay|dead-letter|cluster|retention|claim-check|telemetry|payload-codec)/`;
+const FEATURES = `${SRC}(partitioning|ordering|schema|replay|dead-letter|cluster|retention|claim-check|telemetry|payload-codec|replication|compliance)/`;
 const ENGINE = `${SRC}(consumer|producer)/`;
 const TRANSPORT = `${SRC}transport/`;
 const TOP = `${SRC}(cli|testing|health|console)/|${SRC}redis-streams\\.module[^/]*\\.ts$|${SRC}index\\.ts$`;

@@ -29,8 +29,13 @@ exitCode = await runCli(process.argv.slice(2), {
       process.stderr.write('\nCancelling (press Ctrl-C again to quit at once)…\n');
       handler();
     };
+    // SIGTERM (a process manager stopping a long-running command such as `mirror`) ends it as cleanly as Ctrl-C.
     process.on('SIGINT', onSigint);
-    return () => process.off('SIGINT', onSigint);
+    process.on('SIGTERM', onSigint);
+    return () => {
+      process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigint);
+    };
   },
 });
 // No process.exit(): the managers were closed, so the process ends by itself once stdout is flushed.

@@ -7,7 +7,7 @@
  * - `consumer`: a `RedisStreamsServer` (reading, acks, retries, reclaims, dead letters, exactly-once commits, replies,
  *   partitions, schema validation, retention, claim-check sweeps);
  * - `operator`: the command line and the managers it uses (dead letters: list, redrive, delete; replay into a stream
- *   and group resets; schema registration and deletion).
+ *   and group resets; schema registration and deletion; StreamMirror, on both the source and the target region).
  * A process that both consumes and emits (a Nest app with the server and the client on one connection config) needs
  * the union of `consumer` and `producer`: pass both roles.
  *
@@ -23,6 +23,7 @@ import { DROP_BLOBS, PUBLISH, SEND_REPLY } from './scripts/publish.scripts.js';
 import { REDRIVE, REGISTER_SCHEMA, REPLAY_COPY } from './scripts/operator.scripts.js';
 import { ACQUIRE_LEASE, CLOSE_EPOCH, HEARTBEAT, RELEASE_LEASE, RENEW_LEASE, SWAP_LAYOUT } from './scripts/partitions.scripts.js';
 import { RETENTION } from './scripts/retention.scripts.js';
+import { MIRROR_APPEND } from './scripts/mirror.scripts.js';
 
 export type AclRole = 'producer' | 'consumer' | 'operator';
 
@@ -140,6 +141,12 @@ const OPERATOR: readonly AclCommand[] = [
   { command: 'exec', why: 'schema registry: deletes a version atomically' },
   { command: 'hdel', why: 'schema registry: deletes a version' },
   { command: 'lrem', why: 'schema registry: deletes a version' },
+  { command: 'xread', why: 'StreamMirror: reads the source region\'s streams' },
+  { command: 'xinfo|stream', why: 'StreamMirror: the source streams\' counters (lag)' },
+  { command: 'hgetall', why: 'StreamMirror: loads a checkpoint' },
+  { command: 'hset', why: 'StreamMirror: moves a checkpoint with its batch (mirrorAppend script)' },
+  { command: 'hincrby', why: 'StreamMirror: counts copies in the checkpoint (mirrorAppend script)' },
+  { command: 'set', why: 'StreamMirror: gives a topic the source region\'s partition layout (SET NX)' },
 ];
 
 /** Commands of each role, besides CONNECTION_COMMANDS (and CLUSTER_COMMANDS on a Redis Cluster). */
@@ -174,6 +181,8 @@ const SCRIPT_ROLES: Readonly<Record<string, { readonly lua: string; readonly rol
   rseRetention: { lua: RETENTION, roles: ['consumer', 'producer'] },
   rseCommit: { lua: COMMIT, roles: ['consumer'] },
   rseDropBlobs: { lua: DROP_BLOBS, roles: ['consumer'] },
+  // StreamMirror (replication/) writes copies into its own region's streams: an operator-side process.
+  rseMirrorAppend: { lua: MIRROR_APPEND, roles: ['operator'] },
 };
 
 /** Commands with subcommands, named `container|subcommand` in ACL rules. */

@@ -295,3 +295,42 @@ export function parseDropBlobsReply(raw: Raw): { unindexed: number; deleted: num
 export function parseReadReply(raw: Raw): StreamEntry[] {
   return parseReadGroupReply(raw).flatMap((s) => s.entries.filter((e): e is StreamEntry => !('deleted' in e)));
 }
+
+/** One entry as a mirror copies it: id and the field/value list exactly as stored (order and repeats kept). */
+export interface RawStreamEntry {
+  readonly id: string;
+  readonly fields: readonly string[];
+}
+
+/** XREAD reply of several streams, keeping each entry's fields as a flat list (StreamMirror copies them unchanged). */
+export function parseRawReadReply(raw: Raw): { stream: string; entries: RawStreamEntry[] }[] {
+  if (raw === null || raw === undefined) return [];
+  const streams = Array.isArray(raw) ? raw : asArray(raw).reduce<Raw[][]>((acc, v, i, all) => {
+    if (i % 2 === 0) acc.push([v, all[i + 1]]);
+    return acc;
+  }, []);
+  return streams.map((item) => {
+    const [stream, rawEntries] = asArray(item);
+    const entries: RawStreamEntry[] = [];
+    for (const e of asArray(rawEntries)) {
+      const [id, fields] = asArray(e);
+      if (typeof id === 'string' && fields !== null && fields !== undefined) entries.push({ id, fields: asArray(fields).map(String) });
+    }
+    return { stream: String(stream), entries };
+  });
+}
+
+/** Reply of the mirrorAppend script: copied (with the running total), or stale (with the stored checkpoint). */
+export function parseMirrorAppendReply(raw: Raw): { outcome: 'ok'; copied: number } | { outcome: 'stale'; storedId: string } {
+  const [outcome, value] = asArray(raw);
+  if (outcome === 'ok') return { outcome: 'ok', copied: Number(value ?? 0) };
+  return { outcome: 'stale', storedId: typeof value === 'string' ? value : '' };
+}
+
+/** The mirror checkpoint hash (StreamKeys.mirrorCheckpointOf): last source id covered, its ordinal, entries copied. */
+export function parseMirrorCheckpoint(raw: Raw): { id: string; ordinal: number | null; copied: number } | null {
+  const f = parseFieldsLoose(raw);
+  if (typeof f.id !== 'string' || f.id === '') return null;
+  const ordinal = typeof f.n === 'string' && /^\d{1,20}$/.test(f.n) ? Number(f.n) : null;
+  return { id: f.id, ordinal, copied: Number(f.copied ?? 0) || 0 };
+}

@@ -4,6 +4,7 @@ import { PUBLISH, SEND_REPLY, DROP_BLOBS } from './scripts/publish.scripts.js';
 import { REDRIVE, REPLAY_COPY, REGISTER_SCHEMA } from './scripts/operator.scripts.js';
 import { ACQUIRE_LEASE, RENEW_LEASE, RELEASE_LEASE, HEARTBEAT, CLOSE_EPOCH, SWAP_LAYOUT } from './scripts/partitions.scripts.js';
 import { RETENTION } from './scripts/retention.scripts.js';
+import { MIRROR_APPEND } from './scripts/mirror.scripts.js';
 
 /*
  * Every Lua script of the library, registered here and written in scripts/ (one file per area). Each declares all
@@ -30,6 +31,7 @@ const SCRIPTS = {
   rseCloseEpoch: { numberOfKeys: 2, lua: CLOSE_EPOCH },
   rseSwapLayout: { numberOfKeys: 1, lua: SWAP_LAYOUT },
   rseRetention: { numberOfKeys: 1, lua: RETENTION },
+  rseMirrorAppend: { numberOfKeys: 2, lua: MIRROR_APPEND },
   // Variable key count: the first argument is the number of keys.
   rseCommit: { numberOfKeys: undefined, lua: COMMIT },
   rseDropBlobs: { numberOfKeys: undefined, lua: DROP_BLOBS },

@@ -29,3 +29,4 @@ export { InvalidReplyAddressError } from './invalid-reply-address.error.js';
 export { OptionalDependencyMissingError } from './optional-dependency-missing.error.js';
 export { DecryptFailedError } from './decrypt-failed.error.js';
 export { CodecUnavailableError } from './codec-unavailable.error.js';
+export { MirrorRefusedError } from './mirror-refused.error.js';

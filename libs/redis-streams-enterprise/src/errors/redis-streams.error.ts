@@ -36,7 +36,8 @@ export type RedisStreamsErrorCode =
   | 'CONSUMER_NAME_IN_USE'
   | 'OPTIONAL_DEPENDENCY_MISSING'
   | 'DECRYPT_FAILED'
-  | 'CODEC_UNAVAILABLE';
+  | 'CODEC_UNAVAILABLE'
+  | 'MIRROR_REFUSED';
 
 /**
  * Base class of every error thrown by nestjs-redis-streams-enterprise.
