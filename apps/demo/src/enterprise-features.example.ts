@@ -38,6 +38,8 @@ export interface EnterpriseFeaturesExampleOptions {
   deliveryTimeoutMs?: number;
   /** After the delivery phase, the tour of ordering, exactly-once, schemas, replay and dead letters. @default true */
   tour?: boolean;
+  /** Leave Redis and the demo's keys in place: the result's `keep` cleans up later (DEMO_STAY_UP). @default false */
+  stayUp?: boolean;
 }
 
 export interface EnterpriseFeaturesExampleResult {
@@ -49,6 +51,8 @@ export interface EnterpriseFeaturesExampleResult {
   /** One line per failed check. */
   readonly failures: readonly string[];
   readonly summary: string;
+  /** With `stayUp`: where the run's keys are, and the clean-up to call when done with them. */
+  readonly keep?: { readonly redisUrl: string; readonly keyPrefix: string; readonly cleanup: () => Promise<void> };
 }
 
 /** redis-server is needed (no REDIS_URL given) but not installed. */
@@ -169,6 +173,7 @@ export async function enterpriseFeaturesExample(options: EnterpriseFeaturesExamp
     void cleanup().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSigint);
+  let kept = false;
 
   try {
     // 2. Consumer process
@@ -370,9 +375,10 @@ export async function enterpriseFeaturesExample(options: EnterpriseFeaturesExamp
     ];
     check(outcome === 'done', 'not every event was handled before the timeout');
     const summary = renderTable(`Summary (Redis ${redactUrl(url)}, prefix ${prefix})`, rows);
-    return { ok: failures.length === 0, failures, summary };
+    kept = options.stayUp === true;
+    return { ok: failures.length === 0, failures, summary, ...(kept ? { keep: { redisUrl: url, keyPrefix: prefix, cleanup } } : {}) };
   } finally {
     process.removeListener('SIGINT', onSigint);
-    await cleanup();
+    if (!kept) await cleanup();
   }
 }
