@@ -119,7 +119,9 @@ describe('dead letters and handler control (real Redis)', () => {
     // The audit group handled the original once and skips the copy redriven for 'ledger'.
     await waitFor(async () => Number((await redis.xpending(keys.stream('ledger.post'), 'audit'))[0]) === 0, { message: 'audit acks' });
     expect(audit.app.get(Ledger).handled.get(poison)).toBe(1);
-  });
+    // 20,000 handlings and 10,000 emits: CPU-bound, 2-3 s alone, but several times that beside the other suites on 2
+    // cores; its own waits are bounded, so the test may take longer than the 30 s default.
+  }, 90_000);
 
   it('ctx.deadLetter(reason) parks a message at once; ctx.nack retries after the given delay; ctx.ack survives a later throw', async () => {
     const { app } = await startConsumer(testConfig(prefix, { consumer: { group: 'control' } }), [LedgerController], [Ledger]);
