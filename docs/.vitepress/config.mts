@@ -45,6 +45,7 @@ const guide: DefaultTheme.SidebarItem[] = [
       { text: 'Operating it', link: '/operations' },
       { text: 'Tracing and metrics', link: '/features/observability' },
       { text: 'Command line', link: '/cli' },
+      { text: 'Operator console', link: '/features/console' },
       { text: 'Scale', link: '/scale' },
     ],
   },

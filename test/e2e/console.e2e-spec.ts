@@ -38,6 +38,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOTS = fileURLToPath(new URL('../../docs/public/console/', import.meta.url));
 const XSS = '<script>window.__xss = 1</script><img src=x onerror=window.__xss=2>';
 const OPS = 'Bearer ops-token';
+/** Not a readable key tag: its stream key is hashed. */
+const HASHED = 'console <b>hashed</b> topic';
 const VIEWER = 'Bearer viewer-token';
 
 /** What the handler saw, and whether its "bug" is still there. */
@@ -83,6 +85,7 @@ describe('operator console in a headless browser (issue 17)', () => {
   let userDataDir: string;
   let redis: RawRedis;
   let client: RedisStreamsClient;
+  let payments: RedisStreamsClient;
   const dialogs: string[] = [];
 
   const api = (path: string, init: RequestInit & { headers?: Record<string, string> } = {}) => fetch(`${base}${path}`, init);
@@ -120,6 +123,10 @@ describe('operator console in a headless browser (issue 17)', () => {
     await redis.xgroup('CREATE', reports, 'reporting', '0');
     await redis.xreadgroup('GROUP', 'reporting', 'stuck-worker', 'COUNT', 2, 'STREAMS', reports, '>');
     await redis.xgroup('CREATE', reports, '<img src=x onerror="window.__xss = 3">', '$');
+    // A partitioned topic nobody consumes yet, and a pattern whose key tag is hashed (its name comes from its entries).
+    payments = new RedisStreamsClient(testConfig(prefix, { partitioning: { enabled: true, partitionCount: 3, partitionKey: 'accountId' } }));
+    for (let n = 0; n < 9; n++) await lastValueFrom(payments.emit('console.payments', { accountId: `acc-${n}`, amount: n }));
+    await lastValueFrom(client.emit(HASHED, { hello: 'world' }));
     await app.get(SchemaManager).registerSchema('console.orders', { type: 'object', properties: { orderId: { type: 'string' } }, required: ['orderId'] }, '1.0.0');
     await app.get(SchemaManager).registerSchema('console.orders', { type: 'object', properties: { orderId: { type: 'string' }, note: { type: 'string' } }, required: ['orderId'] }, '1.1.0');
 
@@ -142,6 +149,7 @@ describe('operator console in a headless browser (issue 17)', () => {
     await browser?.close();
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
     await client?.close();
+    await payments?.close();
     await app?.close();
     if (redis) {
       await cleanupPrefix(redis, prefix);
@@ -169,6 +177,11 @@ describe('operator console in a headless browser (issue 17)', () => {
     await open('/ops/console');
     const orderRow = page.locator('#topics tr[data-topic="console.orders"]');
     expect(await orderRow.locator('td[data-col="length"]').textContent()).toBe('3');
+    const paymentsRow = page.locator('#topics tr[data-topic="console.payments"]');
+    expect(await paymentsRow.locator('td[data-col="partitions"]').textContent()).toBe('3');
+    expect(await paymentsRow.locator('td[data-col="length"]').textContent()).toBe('9');
+    expect(await paymentsRow.locator('td[data-col="per-partition"]').textContent()).toMatch(/^p0: \d, p1: \d, p2: \d$/);
+    expect(await page.locator('#topics td[data-col="pattern"]', { hasText: HASHED }).count()).toBe(1);
     const reporting = page.locator('#groups tr[data-topic="console.reports"][data-group="reporting"]');
     expect(await reporting.locator('td[data-col="lag"]').textContent()).toBe('4');
     expect(await reporting.locator('td[data-col="pending"]').textContent()).toBe('2');
@@ -178,10 +191,10 @@ describe('operator console in a headless browser (issue 17)', () => {
     expect(await page.locator('#schemas tr[data-event-type="console.orders"] button.version').allTextContents()).toEqual(['1.1.0', '1.0.0']);
     expect(await page.locator('#mirror').textContent()).toContain('No mirror configured.');
     expect(await page.locator('#mode').textContent()).toBe('writes allowed');
+    await screenshot('console-overview.png');
     await page.locator('#schemas button.version', { hasText: '1.1.0' }).click();
     await page.waitForSelector('#schema-detail:not([hidden])');
     expect(await page.locator('#schema-detail').textContent()).toContain('"note"');
-    await screenshot('console-overview.png');
   });
 
   it('shows hostile text from Redis as text: no script runs, no element is injected', async () => {

@@ -31,6 +31,8 @@ button:disabled { opacity: .5; cursor: default; }
 #notice { margin: 8px 20px 0; min-height: 1.2em; }
 #notice.error { color: var(--accent); }
 pre { background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: 8px; max-height: 360px; overflow: auto; white-space: pre-wrap; overflow-wrap: anywhere; }
+td[data-col="id"], .actions { white-space: nowrap; }
+td pre { margin: 0; padding: 3px 6px; max-height: 200px; }
 progress { width: 220px; height: 14px; vertical-align: middle; }
 ul.consumers { list-style: none; margin: 0; padding: 0; }
 ul.consumers li { white-space: nowrap; }

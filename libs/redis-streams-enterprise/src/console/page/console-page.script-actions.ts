@@ -49,7 +49,7 @@ function loadLetters(after) {
   letters.after = after || null;
   return api('dead-letters?' + q({ pattern: letters.pattern, after: letters.after, limit: state.pageSize })).then(function (data) {
     var rows = data.items.map(function (l) {
-      var actions = el('span', {}, [
+      var actions = el('span', { className: 'actions' }, [
         el('button', { type: 'button', className: 'inspect', text: 'Inspect', onclick: function () { inspect(l.dlqId); } }),
         writeButton('Redrive', 'redrive', function (event) { event.target.disabled = true; redrive([l.dlqId]); }),
         deleteButton(l.dlqId)

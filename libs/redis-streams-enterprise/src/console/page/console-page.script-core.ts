@@ -145,7 +145,8 @@ function loadTopics(offset) {
       return [t.pattern, t.partitioned ? String(t.streams.filter(function (s) { return s.partition !== null; }).length) : '–', num(t.length), parts];
     });
     show('topics', [
-      table([{ label: 'Topic (pattern)', key: 'pattern', wrap: true }, { label: 'Partitions', num: true }, { label: 'Length', key: 'length', num: true }, { label: 'Per partition', wrap: true }], rows,
+      table([{ label: 'Topic (pattern)', key: 'pattern', wrap: true }, { label: 'Partitions', key: 'partitions', num: true }, { label: 'Length', key: 'length', num: true },
+        { label: 'Per partition', key: 'per-partition', wrap: true }], rows,
         function (i) { return { 'data-topic': data.items[i].pattern }; }),
       pager(data, loadTopics),
       data.truncated ? el('p', { className: 'muted', text: 'More streams exist than the console looks at; the list is incomplete.' }) : null
