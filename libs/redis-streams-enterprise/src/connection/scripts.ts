@@ -31,10 +31,10 @@ const SCRIPTS = {
   rseCloseEpoch: { numberOfKeys: 2, lua: CLOSE_EPOCH },
   rseSwapLayout: { numberOfKeys: 1, lua: SWAP_LAYOUT },
   rseRetention: { numberOfKeys: 1, lua: RETENTION },
-  rseMirrorAppend: { numberOfKeys: 2, lua: MIRROR_APPEND },
   // Variable key count: the first argument is the number of keys.
   rseCommit: { numberOfKeys: undefined, lua: COMMIT },
   rseDropBlobs: { numberOfKeys: undefined, lua: DROP_BLOBS },
+  rseMirrorAppend: { numberOfKeys: undefined, lua: MIRROR_APPEND },
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;

@@ -8,6 +8,8 @@ export const GAUGES = [
   'dead_letter_messages',
   'partitions_owned',
   'in_flight_messages',
+  'mirror_lag_messages',
+  'mirror_copied_messages',
 ] as const;
 export type GaugeName = (typeof GAUGES)[number];
 

@@ -1,4 +1,4 @@
-import { buildMirrorBatch, MAX_ENTRY_VALUES, ORIGIN_FIELD, ORIGIN_ID_FIELD } from './mirror-batch.js';
+import { buildMirrorBatch, chunksAtBlobs, MAX_ENTRY_VALUES, ORIGIN_FIELD, ORIGIN_ID_FIELD } from './mirror-batch.js';
 
 describe('buildMirrorBatch', () => {
   it('copies entries born in the source region with every field kept in order and the origin fields added', () => {
@@ -31,5 +31,16 @@ describe('buildMirrorBatch', () => {
     const batch = buildMirrorBatch([{ id: '1-0', fields: ['odd'] }, { id: '2-0', fields: many }, { id: '3-0', fields: ['a', 'b'] }], 'A');
     expect(batch.rejected.map((r) => r.id)).toEqual(['1-0', '2-0']);
     expect(batch.copied).toBe(1);
+  });
+
+  it('ends a chunk at every claim-checked entry, so a write carries one blob at most, as its last entry', () => {
+    const plain = (id: string) => ({ id, fields: ['data', '1'] });
+    const blob = (id: string) => ({ id, fields: ['blob', `b-${id}`, 'size', '9'] });
+    const chunks = chunksAtBlobs([plain('1-0'), blob('2-0'), blob('3-0'), plain('4-0')]);
+    expect(chunks.map((c) => c.map((e) => e.id))).toEqual([['1-0', '2-0'], ['3-0'], ['4-0']]);
+    expect(buildMirrorBatch(chunks[0], 'A').blobId).toBe('b-2-0');
+    expect(buildMirrorBatch(chunks[2], 'A').blobId).toBeUndefined();
+    expect(buildMirrorBatch([{ id: '5-0', fields: ['blob', 'x', ORIGIN_FIELD, 'B'] }], 'A')).toMatchObject({ copied: 0, skipped: 1 });
+    expect(buildMirrorBatch([{ id: '5-0', fields: ['blob', 'x', ORIGIN_FIELD, 'B'] }], 'A').blobId).toBeUndefined();
   });
 });

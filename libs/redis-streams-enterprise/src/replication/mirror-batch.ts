@@ -19,6 +19,26 @@ export interface MirrorBatch {
   readonly skipped: number;
   /** Entries that cannot be copied (odd or too many fields), with why. */
   readonly rejected: readonly { readonly id: string; readonly reason: string }[];
+  /** Blob id of the last copied entry, when it is claim-checked (its payload must travel with it). */
+  readonly blobId?: string;
+}
+
+/**
+ * Splits a read batch after every claim-checked entry (`blob` field), so each write carries at most one blob, as its
+ * last entry: a stream of large payloads is copied one payload at a time, never a batch of them in memory at once.
+ */
+export function chunksAtBlobs(entries: readonly RawStreamEntry[]): RawStreamEntry[][] {
+  const chunks: RawStreamEntry[][] = [];
+  let chunk: RawStreamEntry[] = [];
+  for (const entry of entries) {
+    chunk.push(entry);
+    if (fieldOf(entry.fields, 'blob') !== undefined) {
+      chunks.push(chunk);
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 /**
@@ -33,7 +53,9 @@ export function buildMirrorBatch(entries: readonly RawStreamEntry[], sourceRegio
   const rejected: { id: string; reason: string }[] = [];
   let copied = 0;
   let skipped = 0;
+  let blobId: string | undefined;
   for (const entry of entries) {
+    blobId = undefined;
     const { fields } = entry;
     if (fields.length % 2 !== 0) {
       rejected.push({ id: entry.id, reason: 'odd number of field/value strings' });
@@ -56,15 +78,21 @@ export function buildMirrorBatch(entries: readonly RawStreamEntry[], sourceRegio
     kept.push(ORIGIN_FIELD, sourceRegion, ORIGIN_ID_FIELD, origin === undefined ? entry.id : (idOfOrigin(fields) ?? entry.id));
     args.push(entry.id, String(kept.length), ...kept);
     copied++;
+    blobId = fieldOf(fields, 'blob');
   }
-  return { args, copied, skipped, rejected };
+  return { args, copied, skipped, rejected, ...(blobId === undefined ? {} : { blobId }) };
 }
 
-/** The origin region an entry names (the last `rse.origin` field, as Redis' own readers would see it), if any. */
+/** The origin region an entry names, if any. */
 export function originOf(fields: readonly string[]): string | undefined {
-  let origin: string | undefined;
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === ORIGIN_FIELD) origin = fields[i + 1];
-  return origin;
+  return fieldOf(fields, ORIGIN_FIELD);
+}
+
+/** The value of a field (the last one when repeated, as the library's reader sees it). */
+function fieldOf(fields: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) value = fields[i + 1];
+  return value;
 }
 
 function idOfOrigin(fields: readonly string[]): string | undefined {

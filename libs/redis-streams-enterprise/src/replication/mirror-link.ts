@@ -10,7 +10,7 @@ import { StreamKeys } from '../connection/stream-keys.js';
 import { MirrorRefusedError } from '../errors/mirror-refused.error.js';
 import { errorText, escapeControl, logIds } from '../observability/log-format.js';
 import { BackgroundLoop, doublingBackoff } from '../runtime/background-loop.js';
-import { buildMirrorBatch } from './mirror-batch.js';
+import { buildMirrorBatch, chunksAtBlobs } from './mirror-batch.js';
 import { MirrorDiscovery, type MirroredStreamKeys } from './mirror-discovery.js';
 import { MirrorStream, type MirroredStreamStatus } from './mirror-stream.js';
 
@@ -37,6 +37,8 @@ export interface MirrorLinkStatus {
  */
 export class MirrorLink {
   private readonly logger = new Logger(MirrorLink.name);
+  private readonly sourceKeys: StreamKeys;
+  private readonly targetKeys: StreamKeys;
   private readonly discovery: MirrorDiscovery;
   private readonly streams = new Map<string, MirrorStream>();
   private readonly refused = new Map<string, string>();
@@ -53,9 +55,9 @@ export class MirrorLink {
     targetPrefix: string,
     private readonly lagIntervalMs: number,
   ) {
-    const sourceKeys = new StreamKeys(options.source.keyPrefix ?? targetPrefix);
-    this.discovery = new MirrorDiscovery(options.topics, sourceKeys, new StreamKeys(targetPrefix));
-    this.checkpointKeys = new StreamKeys(targetPrefix);
+    this.sourceKeys = new StreamKeys(options.source.keyPrefix ?? targetPrefix);
+    this.targetKeys = new StreamKeys(targetPrefix);
+    this.discovery = new MirrorDiscovery(options.topics, this.sourceKeys, this.targetKeys);
     this.loop = new BackgroundLoop(() => this.step(), {
       intervalMs: 0,
       retryMs: doublingBackoff(100, 5_000),
@@ -64,7 +66,6 @@ export class MirrorLink {
     });
   }
 
-  private readonly checkpointKeys: StreamKeys;
 
   /**
    * Connects to the source, finds the topics and starts copying.
@@ -154,7 +155,7 @@ export class MirrorLink {
   }
 
   private add(keys: MirroredStreamKeys): void {
-    const checkpoint = this.checkpointKeys.mirrorCheckpointOf(keys.target, this.options.source.region);
+    const checkpoint = this.targetKeys.mirrorCheckpointOf(keys.target, this.options.source.region);
     this.streams.set(keys.source, new MirrorStream(keys, checkpoint, this.options.name));
   }
 
@@ -166,7 +167,7 @@ export class MirrorLink {
     if (this.options.startFrom === 'beginning') return stream.startAtBeginning(info);
     // 'end': the position is stored at once, so entries added while a restarted mirror was down are not skipped.
     const start = info?.lastGeneratedId ?? '0-0';
-    const reply = parseMirrorAppendReply(await this.target.rseMirrorAppend(stream.target, stream.checkpointKey, '', start, String(info?.entriesAdded ?? 0), '0'));
+    const reply = parseMirrorAppendReply(await this.target.rseMirrorAppend(2, stream.target, stream.checkpointKey, '', start, String(info?.entriesAdded ?? 0), '0', '', ''));
     if (reply.outcome === 'ok') stream.startAtEnd(start, info?.entriesAdded ?? null);
   }
 
@@ -217,8 +218,16 @@ export class MirrorLink {
     return batches;
   }
 
-  /** Writes one stream's batch and its new checkpoint in one script call (compare-and-set on the checkpoint). */
+  /** Writes what was read of one stream, a claim-checked entry (and its blob) at a time at most. */
   private async write(stream: MirrorStream, entries: RawStreamEntry[]): Promise<void> {
+    for (const chunk of chunksAtBlobs(entries)) {
+      await this.writeChunk(stream, chunk);
+      if (!stream.isLoaded) return; // refused: the rest is read again after the checkpoint is reloaded
+    }
+  }
+
+  /** Writes entries and the new checkpoint in one script call (compare-and-set on the checkpoint). */
+  private async writeChunk(stream: MirrorStream, entries: RawStreamEntry[]): Promise<void> {
     const batch = buildMirrorBatch(entries, this.options.source.region);
     const lastId = entries[entries.length - 1].id;
     for (const { id, reason } of batch.rejected) {
@@ -226,7 +235,16 @@ export class MirrorLink {
     }
     const ordinal = stream.ordinalAfter(entries.length);
     try {
-      const raw = await this.target.rseMirrorAppend(stream.target, stream.checkpointKey, stream.stored, lastId, String(ordinal ?? ''), String(batch.copied), ...batch.args);
+      const blob = batch.blobId === undefined ? null : await this.sourceCommand!.get(this.sourceKeys.blobOf(stream.source, batch.blobId));
+      if (batch.blobId !== undefined && blob === null) {
+        // Gone in the source too (swept after its entry was trimmed): the copy refers to nothing, as the original does.
+        this.logger.warn(`Mirror "${this.options.name}" copies a claim-checked entry whose payload is gone: ${logIds({ stream: stream.source, id: lastId })}`);
+      }
+      const keys = [stream.target, stream.checkpointKey];
+      if (batch.blobId !== undefined && blob !== null) keys.push(this.targetKeys.blobIndexOf(stream.target), this.targetKeys.blobOf(stream.target, batch.blobId));
+      const raw = await this.target.rseMirrorAppend(
+        keys.length, ...keys, stream.stored, lastId, String(ordinal ?? ''), String(batch.copied), blob === null ? '' : batch.blobId!, blob ?? '', ...batch.args,
+      );
       const reply = parseMirrorAppendReply(raw);
       if (reply.outcome === 'ok') return stream.advance(lastId, entries.length, reply.copied, batch);
       // Someone else moved the checkpoint (a second mirror, or this write re-sent after a lost reply): reload it.

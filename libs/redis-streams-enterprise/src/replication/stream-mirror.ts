@@ -3,7 +3,9 @@ import type { RedisStreamsEnterpriseConfig, ResolvedRedisStreamsConfig } from '.
 import { resolveConfig } from '../config/validate-options.js';
 import { LazyConnection } from '../connection/lazy-connection.js';
 import { InvalidUsageError } from '../errors/invalid-usage.error.js';
+import type { GaugeSample } from '../observability/metric-source.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
+import { createTelemetry, type Telemetry } from '../telemetry/telemetry.js';
 import { MirrorLink, type MirrorLinkStatus } from './mirror-link.js';
 import type { MirroredStreamStatus } from './mirror-stream.js';
 
@@ -46,6 +48,8 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly logger = new Logger(StreamMirror.name);
   readonly config: ResolvedRedisStreamsConfig;
   private readonly target: LazyConnection;
+  /** Exports the lag and copy count of every mirrored stream as gauges when observability.metrics exports. */
+  private readonly telemetry: Telemetry;
   private links: MirrorLink[] = [];
   private starting?: Promise<void>;
   private closed = false;
@@ -54,6 +58,7 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
   constructor(@Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig) {
     this.config = resolveConfig(config);
     this.target = new LazyConnection(this.config.connection, 'mirror', StreamMirror.name);
+    this.telemetry = createTelemetry(this.config);
   }
 
   /** Starts the configured mirrors with the application (nothing happens when there are none). */
@@ -89,6 +94,7 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
     const { replication, streams } = this.config;
     this.links = replication.mirrors.map((mirror) => new MirrorLink(mirror, target, streams.keyPrefix, LAG_INTERVAL_MS));
     await Promise.all(this.links.map((link) => link.start()));
+    this.telemetry.start('', () => Promise.resolve(this.gauges()));
     this.logger.log(`Mirroring into region ${replication.region}: ${this.links.map((l) => `"${l.options.name}" from ${l.options.source.region}`).join(', ')}`);
   }
 
@@ -103,10 +109,22 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
     };
   }
 
+  /** `mirror_lag_messages` and `mirror_copied_messages` per mirrored stream (labels: mirror, source_region, stream). */
+  private gauges(): GaugeSample[] {
+    return this.links.flatMap((link) =>
+      link.status().topics.flatMap((t) => {
+        const labels = { mirror: t.mirror, source_region: link.options.source.region, stream: t.target };
+        const copied: GaugeSample = { name: 'mirror_copied_messages', labels, value: t.copied };
+        return t.lag === null ? [copied] : [copied, { name: 'mirror_lag_messages', labels, value: t.lag }];
+      }),
+    );
+  }
+
   /** Stops every mirror after the batch in progress and closes the connections. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.telemetry.stop();
     await this.starting?.catch(() => undefined);
     await this.stopLinks();
     await this.target.close();

@@ -34,6 +34,8 @@ export const GAUGE_METRICS: Readonly<Record<GaugeName, { readonly help: string }
   dead_letter_messages: { help: 'Length of the dead-letter stream beside the stream.' },
   partitions_owned: { help: 'Partitions of partitioned topics this consumer owns.' },
   in_flight_messages: { help: 'Entries in handlers now.' },
+  mirror_lag_messages: { help: 'StreamMirror: entries added to a source stream after the checkpoint of its copy in this region.' },
+  mirror_copied_messages: { help: 'StreamMirror: entries copied into a stream of this region from a source region, in total (kept in the checkpoint).' },
 };
 
 export interface LabelledValue {

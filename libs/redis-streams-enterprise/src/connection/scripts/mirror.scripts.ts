@@ -1,4 +1,5 @@
 /** Cross-region replication (replication/): copy a batch of another region's entries. See ../scripts.ts for the rules every script follows. */
+import { ID_MS } from './lua-helpers.js';
 
 /**
  * mirrorAppend: append a batch of entries copied from a source region's stream AND move the mirror's checkpoint, in
@@ -7,13 +8,19 @@
  * re-sent after a lost reply therefore cannot append anything twice. Every id is checked before the first write (a
  * script's writes are not rolled back by a later error). Each entry gets a new id here (`*`): this region's own
  * producers write to the same stream, so source ids cannot be reused.
- * KEYS[1] target stream, KEYS[2] checkpoint hash (StreamKeys.mirrorCheckpointOf)
+ * A claim-checked entry (`blob` field) travels with its payload: the last entry of a batch may bring its blob, stored
+ * under the target stream and indexed under the copy's time (as the publish script does), so the copy's reference
+ * resolves in this region and the blob outlives the copy's trimming horizon.
+ * Variable key count (first argument): KEYS[1] target stream, KEYS[2] checkpoint hash (StreamKeys.mirrorCheckpointOf),
+ * and with a blob: KEYS[3] the target stream's blob index, KEYS[4] the blob's key beside the target stream
  * ARGV[1] checkpoint the batch was read after ('' when none), ARGV[2] new checkpoint (the last source id read, copied
- * or skipped), ARGV[3] ordinal of that id in the source (entries added up to it), ARGV[4] number of entries n; then
- * for each entry: source id, field count f, f field/values
+ * or skipped), ARGV[3] ordinal of that id in the source (entries added up to it), ARGV[4] number of entries n,
+ * ARGV[5] blob id of the last entry ('' when none), ARGV[6] the blob's JSON ('' when none); then for each entry:
+ * source id, field count f, f field/values
  * Returns {'ok', entries copied in total (all batches)} or {'stale', the stored checkpoint or ''}.
  */
 export const MIRROR_APPEND = `
+${ID_MS}
 local function after(a, b)
   if b == '' then return true end
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -29,7 +36,7 @@ if stored ~= ARGV[1] then return {'stale', stored} end
 if after(ARGV[2], stored) ~= true then return redis.error_reply('ERR mirrorAppend: the checkpoint must move forward') end
 local batch = {}
 local last = stored
-local i = 5
+local i = 7
 for n = 1, tonumber(ARGV[4]) do
   local id = ARGV[i]
   local count = tonumber(ARGV[i + 1])
@@ -40,8 +47,12 @@ for n = 1, tonumber(ARGV[4]) do
   last = id
   i = i + 2 + count
 end
-for _, range in ipairs(batch) do
-  redis.call('XADD', KEYS[1], '*', unpack(ARGV, range[1], range[2]))
+for n, range in ipairs(batch) do
+  local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, range[1], range[2]))
+  if n == #batch and ARGV[5] ~= '' and KEYS[4] then
+    redis.call('SET', KEYS[4], ARGV[6])
+    redis.call('ZADD', KEYS[3], idMs(id), ARGV[5])
+  end
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'n', ARGV[3])
 local copied = redis.call('HINCRBY', KEYS[2], 'copied', #batch)
