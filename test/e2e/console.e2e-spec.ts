@@ -9,7 +9,7 @@
  * Screenshots for the docs: RSE_CONSOLE_SCREENSHOTS=docs writes them to docs/public/console/ (otherwise they are
  * taken and checked but not kept, so a test run does not change the repository).
  */
-import { Controller, Inject, Injectable, UseFilters, type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
+import { Controller, Inject, Injectable, Module, UseFilters, type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +21,7 @@ import { lastValueFrom } from 'rxjs';
 import {
   DeadLetterManager,
   isConsoleWrite,
+  REDIS_STREAMS_CONSOLE_MIRROR,
   RedisStreamsClient,
   RedisStreamsConsoleModule,
   RedisStreamsContext,
@@ -76,6 +77,23 @@ class OpsGuard implements CanActivate {
   }
 }
 
+/**
+ * The mirror panel reads `getStatus()` of the shape StreamMirror reports; this source stands in for a mirror between
+ * two regions (replication.e2e-spec.ts tests the mirror itself).
+ */
+const MIRROR_STATUS = {
+  running: true,
+  region: 'eu',
+  mirrors: [
+    { name: 'from-us', running: true, failing: false },
+    { name: 'from-ap', running: true, failing: true, lastError: 'connect ECONNREFUSED <img src=x onerror=window.__xss=5>' },
+  ],
+  topics: [{ mirror: 'from-us', source: 'us:{console.orders}', target: 'eu:{console.orders}', lag: 7, copied: 1_234, lastSourceId: '1700000000000-5' }],
+};
+
+@Module({ providers: [{ provide: REDIS_STREAMS_CONSOLE_MIRROR, useValue: { getStatus: () => MIRROR_STATUS } }], exports: [REDIS_STREAMS_CONSOLE_MIRROR] })
+class MirrorStatusModule {}
+
 describe('operator console in a headless browser (issue 17)', () => {
   const prefix = uniquePrefix('console');
   let app: INestApplication;
@@ -99,7 +117,7 @@ describe('operator console in a headless browser (issue 17)', () => {
     const moduleRef = await Test.createTestingModule({
       imports: [
         RedisStreamsEnterpriseModule.forRoot({ ...config, isGlobal: true }),
-        RedisStreamsConsoleModule.register({ path: '/ops/console', guard: OpsGuard, writes: true }),
+        RedisStreamsConsoleModule.register({ path: '/ops/console', guard: OpsGuard, writes: true, imports: [MirrorStatusModule] }),
         RedisStreamsConsoleModule.register({ path: '/view' }),
       ],
       controllers: [OrdersController],
@@ -189,7 +207,10 @@ describe('operator console in a headless browser (issue 17)', () => {
     expect(await page.locator('#groups tr[data-topic="console.orders"][data-group="svc"] td[data-col="pending"]').textContent()).toBe('0');
     expect(await page.locator('#dl-table tbody tr').count()).toBe(3);
     expect(await page.locator('#schemas tr[data-event-type="console.orders"] button.version').allTextContents()).toEqual(['1.1.0', '1.0.0']);
-    expect(await page.locator('#mirror').textContent()).toContain('No mirror configured.');
+    const mirrorRow = page.locator('#mirror tbody tr');
+    expect(await mirrorRow.locator('td[data-col="lag"]').textContent()).toBe('7');
+    expect(await mirrorRow.textContent()).toContain('us:{console.orders}');
+    expect(await page.locator('#mirror').textContent()).toContain('mirror from-ap is failing: connect ECONNREFUSED <img src=x onerror=window.__xss=5>');
     expect(await page.locator('#mode').textContent()).toBe('writes allowed');
     await screenshot('console-overview.png');
     await page.locator('#schemas button.version', { hasText: '1.1.0' }).click();
@@ -245,6 +266,7 @@ describe('operator console in a headless browser (issue 17)', () => {
   it('read-only: the page has no write controls and the API refuses writes with 403', async () => {
     await open('/view');
     expect(await page.locator('#mode').textContent()).toBe('read-only');
+    expect(await page.locator('#mirror').textContent()).toContain('No mirror configured.');
     expect(await page.locator('#dl-table tbody tr').count()).toBe(1);
     expect(await page.locator('#dead-letters button.redrive, #dead-letters button.delete').count()).toBe(0);
     expect(await page.locator('#replay-form').isHidden()).toBe(true);

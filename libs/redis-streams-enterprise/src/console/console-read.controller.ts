@@ -4,6 +4,7 @@ import { DeadLetterManager } from '../dead-letter/dead-letter.manager.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { withinMs } from '../runtime/within-ms.js';
 import { SchemaManager } from '../schema/schema.manager.js';
+import { StreamMirror } from '../replication/stream-mirror.js';
 import { RedisStreamsServer } from '../transport/redis-streams.server.js';
 import { ConsoleInspector, MAX_EVENT_TYPES, type ConsoleGroup } from './console-inspector.js';
 import { clip, CONSOLE_LIMITS, limitParam, offsetParam, page, patternParam } from './console-input.js';
@@ -30,8 +31,14 @@ export class ConsoleReadController {
     @Optional() private readonly server?: RedisStreamsServer,
     @Optional() private readonly schemas?: SchemaManager,
     @Optional() private readonly deadLetters?: DeadLetterManager,
-    @Optional() @Inject(REDIS_STREAMS_CONSOLE_MIRROR) private readonly mirror?: ConsoleMirrorSource,
+    @Optional() @Inject(REDIS_STREAMS_CONSOLE_MIRROR) private readonly mirrorSource?: ConsoleMirrorSource,
+    @Optional() private readonly streamMirror?: StreamMirror,
   ) {}
+
+  /** The mirror shown: a REDIS_STREAMS_CONSOLE_MIRROR provider, else the module's StreamMirror. */
+  private get mirror(): ConsoleMirrorSource | undefined {
+    return this.mirrorSource ?? this.streamMirror;
+  }
 
   /** What the page needs first: the prefix, whether writes are allowed, this app's server status, which panels exist. */
   @Get('api/overview')
@@ -106,6 +113,8 @@ export class ConsoleReadController {
   async mirrorStatus() {
     if (!this.mirror) return { configured: false };
     const status = await this.mirror.getStatus();
+    // The module's StreamMirror exists in every app; without replication.mirrors it mirrors nothing.
+    if (status.topics.length === 0 && status.mirrors?.length === 0) return { configured: false };
     const topics = status.topics.slice(0, CONSOLE_LIMITS.maxPage).map((t) => ({
       mirror: t.mirror === undefined ? null : clip(String(t.mirror)), source: clip(String(t.source)), target: clip(String(t.target)),
       lag: t.lag === null ? null : Number(t.lag), copied: Number(t.copied), lastSourceId: t.lastSourceId === null ? null : clip(String(t.lastSourceId)),

@@ -204,12 +204,16 @@ function showSchema(eventType, version) {
 function loadMirror() {
   return api('mirror').then(function (data) {
     if (!data.configured) return show('mirror', el('p', { className: 'muted', text: 'No mirror configured.' }));
-    var rows = data.topics.map(function (t) { return [t.source, t.target, num(t.lag), num(t.copied), t.lastSourceId === null ? '–' : t.lastSourceId]; });
+    var rows = data.topics.map(function (t) { return [t.mirror || '–', t.source, t.target, num(t.lag), num(t.copied), t.lastSourceId === null ? '–' : t.lastSourceId]; });
+    var failing = (data.mirrors || []).filter(function (m) { return m.failing; }).map(function (m) {
+      return el('p', { className: 'badge bad', text: 'mirror ' + m.name + ' is failing' + (m.lastError ? ': ' + m.lastError : '') });
+    });
     show('mirror', [
-      el('p', {}, [el('span', { className: 'badge ' + (data.running ? 'ok' : 'bad'), text: data.running ? 'running' : 'stopped' })]),
-      table([{ label: 'Source', wrap: true }, { label: 'Target', wrap: true }, { label: 'Lag', key: 'lag', num: true }, { label: 'Copied', num: true }, { label: 'Last source id' }], rows),
+      el('p', {}, [el('span', { className: 'badge ' + (data.running ? 'ok' : 'bad'), text: data.running ? 'running' : 'stopped' }), data.region ? ' into region ' + data.region : null])
+    ].concat(failing, [
+      table([{ label: 'Mirror' }, { label: 'Source', wrap: true }, { label: 'Target', wrap: true }, { label: 'Lag', key: 'lag', num: true }, { label: 'Copied', num: true }, { label: 'Last source id' }], rows),
       data.more ? el('p', { className: 'muted', text: '… ' + data.more + ' more topics' }) : null
-    ]);
+    ]));
   }, failed('mirror'));
 }
 `;
