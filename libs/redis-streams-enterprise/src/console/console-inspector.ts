@@ -73,6 +73,8 @@ const globEscape = (text: string) => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 export class ConsoleInspector implements OnApplicationShutdown {
   private readonly keys: StreamKeys;
   private readonly connection: LazyConnection;
+  /** Looks under way, by the patterns they name (at most a few: one per distinct set of known patterns). */
+  private readonly looking = new Map<string, Promise<ConsoleOverview>>();
 
   constructor(@Inject(REDIS_STREAMS_OPTIONS) config: ResolvedRedisStreamsConfig) {
     this.keys = new StreamKeys(config.streams.keyPrefix);
@@ -87,7 +89,17 @@ export class ConsoleInspector implements OnApplicationShutdown {
    * Every topic under the prefix (at most MAX_STREAMS streams), sorted by pattern.
    * @param knownPatterns patterns whose names a hashed key tag cannot tell (object patterns, long names).
    */
-  async overview(knownPatterns: readonly string[] = []): Promise<ConsoleOverview> {
+  overview(knownPatterns: readonly string[] = []): Promise<ConsoleOverview> {
+    // The page asks for topics and groups at once: requests made while a look is under way share it (one SCAN).
+    const key = knownPatterns.join('\n');
+    const running = this.looking.get(key);
+    if (running) return running;
+    const look = this.look(knownPatterns).finally(() => this.looking.delete(key));
+    this.looking.set(key, look);
+    return look;
+  }
+
+  private async look(knownPatterns: readonly string[]): Promise<ConsoleOverview> {
     const redis = await this.connection.get();
     const { streams, truncated } = await this.scanStreams(redis);
     const names = new Map<string, string>();
