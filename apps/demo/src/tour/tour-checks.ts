@@ -14,6 +14,8 @@ export interface TourConsumer {
 export interface Tour {
   /** The tour's `streams.keyPrefix`. */
   readonly keyPrefix: string;
+  /** URL of the tour's Redis (the mirror step reads it as another region's). */
+  readonly redisUrl: string;
   /** A Nest application context with `RedisStreamsEnterpriseModule` (client and managers) and no handlers. */
   readonly producer: INestApplicationContext;
   readonly consumers: readonly TourConsumer[];

@@ -10,6 +10,7 @@ import { OpenedAccounts, runSchemaStep } from './schema.step.js';
 import { runReplayStep } from './replay.step.js';
 import { AmountRules, InvoiceBook, runDeadLettersStep } from './dead-letters.step.js';
 import { runTracingStep } from './tracing.step.js';
+import { runMirrorStep } from './mirror.step.js';
 import { TOUR_GROUP, tourConfig } from './tour.config.js';
 import { errorText, shortName, type StepReport, type Tour, type TourConsumer } from './tour-checks.js';
 import { TourModule } from './tour.module.js';
@@ -32,7 +33,7 @@ export interface TourResult {
 }
 
 const CONSUMERS = 2;
-const STEPS: readonly ((tour: Tour) => Promise<StepReport>)[] = [runOrderingStep, runExactlyOnceStep, runSchemaStep, runReplayStep, runDeadLettersStep, runTracingStep];
+const STEPS: readonly ((tour: Tour) => Promise<StepReport>)[] = [runOrderingStep, runExactlyOnceStep, runSchemaStep, runReplayStep, runDeadLettersStep, runTracingStep, runMirrorStep];
 
 /**
  * The tour of the seed document's enterprise features, run after the delivery phase: two consumers (Nest
@@ -74,7 +75,7 @@ export async function runTour(options: TourOptions): Promise<TourResult> {
       `Tour of the enterprise features: ${CONSUMERS} consumers (Nest microservices ${consumers.map((c) => shortName(c.name)).join(', ')}, ` +
         `group ${TOUR_GROUP}) and a producer context, all RedisStreamsEnterpriseModule.forRoot; key prefix ${keyPrefix}`,
     );
-    const tour: Tour = { keyPrefix, producer, consumers, redis, log };
+    const tour: Tour = { keyPrefix, redisUrl, producer, consumers, redis, log };
     for (const step of STEPS) {
       try {
         const report = await step(tour);
