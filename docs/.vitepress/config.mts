@@ -37,6 +37,7 @@ const guide: DefaultTheme.SidebarItem[] = [
       { text: 'Large messages', link: '/features/large-messages' },
       { text: 'Redis Cluster', link: '/features/redis-cluster' },
       { text: 'Security', link: '/features/security' },
+      { text: 'Cross-region replication', link: '/features/replication' },
     ],
   },
   {

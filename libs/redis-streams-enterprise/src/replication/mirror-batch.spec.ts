@@ -19,6 +19,10 @@ describe('buildMirrorBatch', () => {
     expect(batch.args[0]).toBe('2-0');
   });
 
+  it("skips the library's control entries (the source's own partition layout changes)", () => {
+    expect(buildMirrorBatch([{ id: '1-0', fields: ['rse.control', 'epoch-end', 'epoch', '1'] }], 'A')).toMatchObject({ copied: 0, skipped: 1 });
+  });
+
   it("keeps the origin id of an entry whose origin is the source region and replaces forged origin fields", () => {
     const batch = buildMirrorBatch([{ id: '3-0', fields: [ORIGIN_FIELD, 'A', ORIGIN_ID_FIELD, '1-1', 'data', 'x'] }], 'A');
     expect(batch.args).toEqual(['3-0', '6', 'data', 'x', ORIGIN_FIELD, 'A', ORIGIN_ID_FIELD, '1-1']);

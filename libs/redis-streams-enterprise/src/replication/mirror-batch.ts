@@ -15,7 +15,7 @@ export interface MirrorBatch {
   /** For the mirrorAppend script: per copied entry its source id, its field count and the fields. */
   readonly args: string[];
   readonly copied: number;
-  /** Entries born in another region (they reached the source through another mirror): never copied on. */
+  /** Entries born in another region (they reached the source through another mirror), and the library's control entries: never copied. */
   readonly skipped: number;
   /** Entries that cannot be copied (odd or too many fields), with why. */
   readonly rejected: readonly { readonly id: string; readonly reason: string }[];
@@ -66,7 +66,8 @@ export function buildMirrorBatch(entries: readonly RawStreamEntry[], sourceRegio
       continue;
     }
     const origin = originOf(fields);
-    if (origin !== undefined && origin !== sourceRegion) {
+    // Control entries belong to the source's own partition layout changes (which are not mirrored).
+    if ((origin !== undefined && origin !== sourceRegion) || fieldOf(fields, 'rse.control') !== undefined) {
       skipped++;
       continue;
     }

@@ -37,6 +37,10 @@ import { PayloadTooLargeError } from '../errors/payload-too-large.error.js';
  *   deps     JSON array of keys        optional: idempotency keys or message ids this message depends on (causal)
  * Control entries (`rse.control` field) are written by the library itself (partition layout changes) and never
  * reach handlers.
+ * Copies made by a StreamMirror (replication/, cross-region) keep every field and add two, ignored by consumers:
+ *   rse.origin     region the entry was born in   a mirror copies only entries without it or from its own source
+ *                                                 region, so nothing loops between regions
+ *   rse.origin.id  its entry id in that region    copies get new ids (XADD *) in the region they are copied into
  * A producer in any language can `XADD rse:{orders.created} * data '{"orderId":1}'` and a Nest handler of
  * 'orders.created' receives `{ orderId: 1 }`.
  *
