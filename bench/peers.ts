@@ -165,11 +165,10 @@ export async function runPeersBench(url: string, base: OrderingBaseSettings): Pr
   const versions = peerVersions();
   let modes = s.modes;
   console.log('');
+  const missing = modes.includes('de-novo') && !versions['de-novo'];
+  if (missing) modes = modes.filter((m) => m !== 'de-novo');
   console.log(`side by side: ${modes.join(', ')} (${s.rounds} interleaved rounds; ratios to raw per round)`);
-  if (modes.includes('de-novo') && !versions['de-novo']) {
-    console.log('  @de-novo/nestjs-redis-streams is not installed: run `npm run bench:peers:install` (needs the npm registry) to add its rows');
-    modes = modes.filter((m) => m !== 'de-novo');
-  }
+  if (missing) console.log('  @de-novo/nestjs-redis-streams is not installed: run `npm run bench:peers:install` (needs the npm registry) to add its rows');
   console.log(
     `  versions: library ${versions.library}; Nest Redis transport @nestjs/microservices ${versions['nest-redis']} (Nest ${versions['nest (root)']})` +
       (versions['de-novo'] ? `; @de-novo/nestjs-redis-streams ${versions['de-novo']} (Nest ${versions['nest (de-novo folder)']})` : ''),
