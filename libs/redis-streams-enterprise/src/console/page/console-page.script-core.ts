@@ -211,7 +211,7 @@ function loadMirror() {
     show('mirror', [
       el('p', {}, [el('span', { className: 'badge ' + (data.running ? 'ok' : 'bad'), text: data.running ? 'running' : 'stopped' }), data.region ? ' into region ' + data.region : null])
     ].concat(failing, [
-      table([{ label: 'Mirror' }, { label: 'Source', wrap: true }, { label: 'Target', wrap: true }, { label: 'Lag', key: 'lag', num: true }, { label: 'Copied', num: true }, { label: 'Last source id' }], rows),
+      table([{ label: 'Mirror' }, { label: 'Source', wrap: true }, { label: 'Target', wrap: true }, { label: 'Lag', key: 'lag', num: true }, { label: 'Copied', key: 'copied', num: true }, { label: 'Last source id' }], rows),
       data.more ? el('p', { className: 'muted', text: '… ' + data.more + ' more topics' }) : null
     ]));
   }, failed('mirror'));
