@@ -237,6 +237,29 @@ describe('StreamMirror: cross-region replication (own redis-servers)', () => {
     }
   });
 
+  it('starts while the source region is down, reports it failing, and copies once it is back', async () => {
+    const down = await RedisProcess.start();
+    servers.push(down);
+    await down.kill();
+    const prefix = uniquePrefix('mirror-down');
+    const stream = testKeys(prefix).stream('late.events');
+    const mirror = new StreamMirror(mirrorConfig(prefix, { region: 'B', url: b.url }, [{ region: 'A', url: down.url }], ['late.*'], { discoveryIntervalMs: 200 }));
+    try {
+      await mirror.start();
+      expect(mirror.getStatus().running).toBe(true);
+      await waitFor(() => mirror.getStatus().mirrors[0].failing, { message: 'the mirror to report the source down' });
+      expect(mirror.getStatus().mirrors[0].lastError).toMatch(/connect|closed|ECONNREFUSED/i);
+      await down.restart();
+      const late = raw(down.url);
+      const ids = await produce(late, stream, 'late.events', 0, 40);
+      await waitFor(async () => (await rawB.xlen(stream)) === 40, { message: 'the copies after the source came back', timeoutMs: 15_000 });
+      expect(compareCopies(ids, (await copiesIn(rawB, stream)).map((c) => c.originId))).toEqual({ lost: 0, duplicated: 0, inOrder: true });
+      expect(mirror.getStatus().mirrors[0].failing).toBe(false);
+    } finally {
+      await mirror.close();
+    }
+  });
+
   it('refuses at start a topic partitioned differently in the two regions, naming it', async () => {
     const prefix = uniquePrefix('mirror-layout');
     const keys = testKeys(prefix);

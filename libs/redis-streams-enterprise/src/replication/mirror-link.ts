@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
 import type { MirrorOptions } from '../config/replication.options.js';
 import { blockingRead } from '../connection/blocking-read.js';
-import { connectOrThrow, createRedisConnection, disconnectOnce, isCluster } from '../connection/redis-connection.factory.js';
+import { createRedisConnection, disconnectOnce, isCluster, waitUntilReady } from '../connection/redis-connection.factory.js';
 import { redact } from '../connection/redis-error-codes.js';
 import { parseMirrorAppendReply, parseMirrorCheckpoint, parseRawReadReply, parseStreamInfo, type RawStreamEntry } from '../connection/redis-replies.js';
 import type { ScriptedRedis } from '../connection/scripts.js';
@@ -43,6 +43,8 @@ export class MirrorLink {
   private readonly streams = new Map<string, MirrorStream>();
   private readonly refused = new Map<string, string>();
   private readonly loop: BackgroundLoop;
+  /** This region's command connection (shared by the mirrors; opened on first use, retried while it fails). */
+  private target!: ScriptedRedis;
   private sourceCommand?: Redis;
   private sourceBlocking?: Redis;
   private nextDiscoveryAt = 0;
@@ -51,7 +53,7 @@ export class MirrorLink {
 
   constructor(
     readonly options: MirrorOptions,
-    private readonly target: ScriptedRedis,
+    private readonly connectTarget: () => Promise<ScriptedRedis>,
     targetPrefix: string,
     private readonly lagIntervalMs: number,
   ) {
@@ -68,25 +70,47 @@ export class MirrorLink {
 
 
   /**
-   * Connects to the source, finds the topics and starts copying.
-   * @throws MirrorRefusedError when a matching topic's partition layout differs between the regions;
-   *   ConnectionFailedError when the source is unreachable.
+   * Connects to both regions, finds the topics and starts copying. A region that cannot be reached now does not fail
+   * the start: the mirror reports itself failing (`status().failing`, `lastError`) and keeps trying, as after any
+   * outage later on.
+   * @throws MirrorRefusedError when a matching topic's partition layout differs between the regions.
    */
   async start(): Promise<void> {
     const { connection } = this.options.source;
     const name = `mirror.${this.options.name}`;
     this.sourceCommand = createRedisConnection(connection, 'command', name);
     this.sourceCommand.on('error', () => undefined); // failures surface as rejected commands, reported by the loop
-    await connectOrThrow(this.sourceCommand, redact(connection.url));
     if (!isCluster(this.sourceCommand)) {
       this.sourceBlocking = createRedisConnection(connection, 'blocking', name);
       this.sourceBlocking.on('error', () => undefined);
-      await connectOrThrow(this.sourceBlocking, redact(connection.url));
     }
-    await this.discover();
+    try {
+      await this.connect();
+      await this.discover();
+    } catch (error) {
+      this.logger.warn(`Mirror "${this.options.name}" cannot reach a region yet, retrying: ${escapeControl(errorText(error))}`);
+    }
     if (this.refused.size > 0) throw new MirrorRefusedError(this.options.name, this.refusedList());
     this.logger.log(`Mirror "${this.options.name}" copies ${this.streams.size} stream(s) from region ${this.options.source.region}`);
     this.loop.start();
+  }
+
+  /**
+   * Opens the connections on first use; from then on ioredis reconnects them by itself (with backoff, forever, until
+   * close()). Fails at once, naming the source, while the source's command connection is not ready.
+   */
+  private async connect(): Promise<void> {
+    this.target = await this.connectTarget();
+    for (const redis of [this.sourceCommand, this.sourceBlocking]) {
+      if (redis?.status === 'wait') redis.connect().catch(() => undefined); // the failure shows as 'not ready' below
+    }
+    const source = this.sourceCommand!;
+    if (source.status === 'ready') return;
+    try {
+      await waitUntilReady(source, this.options.blockMs);
+    } catch {
+      throw new Error(`the source region ${this.options.source.region} cannot be reached at ${redact(this.options.source.connection.url)} (connection ${source.status})`);
+    }
   }
 
   /** Stops after the step in progress (its write completes or fails, so the checkpoint stays exact). Idempotent. */
@@ -118,6 +142,7 @@ export class MirrorLink {
   }
 
   private async step(): Promise<void> {
+    await this.connect();
     const now = Date.now();
     if (now >= this.nextDiscoveryAt) await this.discover();
     if (now >= this.nextLagAt) await this.refreshLag();

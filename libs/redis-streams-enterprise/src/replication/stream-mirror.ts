@@ -71,9 +71,11 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /**
-   * Connects to this region and every source, finds the topics, and starts copying. Idempotent while running.
+   * Connects to this region and every source, finds the topics, and starts copying. Idempotent while running. A
+   * region that cannot be reached does not fail the start: `getStatus().mirrors[].failing` says so while the mirror
+   * keeps trying (the layout check of its topics then happens once it is reached).
    * @throws MirrorRefusedError when a topic's partition layout differs between two regions (nothing is started);
-   *   ConnectionFailedError when a deployment is unreachable; InvalidUsageError after close() or without mirrors.
+   *   InvalidUsageError after close() or without mirrors.
    */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new InvalidUsageError('StreamMirror.start() after close(): create a new StreamMirror'));
@@ -90,9 +92,8 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private async startLinks(): Promise<void> {
-    const target = await this.target.get();
     const { replication, streams } = this.config;
-    this.links = replication.mirrors.map((mirror) => new MirrorLink(mirror, target, streams.keyPrefix, LAG_INTERVAL_MS));
+    this.links = replication.mirrors.map((mirror) => new MirrorLink(mirror, () => this.target.get(), streams.keyPrefix, LAG_INTERVAL_MS));
     await Promise.all(this.links.map((link) => link.start()));
     this.telemetry.start('', () => Promise.resolve(this.gauges()));
     this.logger.log(`Mirroring into region ${replication.region}: ${this.links.map((l) => `"${l.options.name}" from ${l.options.source.region}`).join(', ')}`);
