@@ -84,18 +84,27 @@ export class PartitionTakeover {
     if (batches.length === 0) return;
     const stranded = await this.strandedIn(batches.map((b) => b.stream));
     for (const { stream, entries } of batches) {
-      if (!this.deps.dispatcher.has(stream)) continue; // revoked meanwhile: the entries stay pending for the next owner
-      if (!stranded.has(stream)) {
+      // Revoked meanwhile: the entries stay pending for the next owner. Lost and taken again while the read was on its
+      // way: the new ownership period's takeover claims them, in order with what was pending before.
+      if (!this.deps.dispatcher.has(stream)) continue;
+      if (!stranded.has(stream) && !this.pending.has(stream)) {
         this.push(stream, entries);
         continue;
       }
-      this.deps.logger.warn(
-        `Entries of an owned partition were taken by a stale read of a former owner; claiming them, in order, before going on ${logIds({ stream })}`,
-        logFields({ stream, reason: 'stale-read' }),
-      );
-      const after = this.lastPushed.get(stream);
-      this.pending.set(stream, { cursor: after === undefined ? '-' : `(${after}`, owner: '' });
+      if (stranded.has(stream)) {
+        this.deps.logger.warn(
+          `Entries of an owned partition were taken by a stale read of a former owner; claiming them, in order, before going on ${logIds({ stream })}`,
+          logFields({ stream, reason: 'stale-read' }),
+        );
+      }
+      this.claimAfterLastPushed(stream);
     }
+  }
+
+  /** Takes the partition over again from after the last entry dispatched: everything pending there, anyone's, in id order. */
+  private claimAfterLastPushed(stream: string): void {
+    const after = this.lastPushed.get(stream);
+    this.pending.set(stream, { cursor: after === undefined ? '-' : `(${after}`, owner: '' });
   }
 
   private push(stream: string, entries: readonly DeliveredEntry[]): void {

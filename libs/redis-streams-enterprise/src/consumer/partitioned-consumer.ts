@@ -190,15 +190,17 @@ export class PartitionedConsumer {
   }
 
   private process(entry: DeliveredEntry, partition: OwnedPartition, flags: { causalTimedOut: boolean; lane: string | null; releaseLane: () => void }): Promise<void> {
-    const { stream } = partition;
-    if (!this.coordinator.holds(stream)) return this.whenHeld(stream).then((held) => (held ? this.process(entry, partition, flags) : undefined));
+    const { stream, lease } = partition;
+    if (!this.coordinator.holds(stream) || this.coordinator.leaseOf(stream) !== lease) {
+      return this.whenHeld(stream, lease).then((held) => (held ? this.process(entry, partition, flags) : undefined));
+    }
     const { ordering, retry } = this.deps.config;
     return this.deps.processor.process(entry, {
-      lease: this.coordinator.leaseOf(stream),
+      lease,
       partition: partition.partition,
       inlineAttempts: ordering.enabled ? ordering.retryAttempts : retry.attempts,
       // Waits out a lapse: giving up on a lease that is then renewed would let the key's next entry overtake this one.
-      stillOwned: () => this.whenHeld(stream),
+      stillOwned: () => this.whenHeld(stream, lease),
       causalTimedOut: flags.causalTimedOut,
       lane: flags.lane ?? undefined,
       releaseLane: flags.releaseLane,
@@ -209,11 +211,15 @@ export class PartitionedConsumer {
    * True once the partition's lease is held again, false once it is gone (or this consumer stops). A lease that lapsed
    * locally (a late renewal: a stall, a slow Redis) is waited out, holding the entry's lane: skipped, the entry would
    * be stranded if the renewal then succeeds (nobody takes this consumer's pending entries over) while later entries
-   * of its key are handled. Once gone, the entry stays pending for the next owner, whose takeover claims it in order.
+   * of its key are handled. Once gone, the entry stays pending for the next owner, whose takeover claims it in order —
+   * also when that owner is this consumer again: an entry dispatched under one lease is never handled under the next
+   * (found by the soak, seed 42: an entry waiting out a lapse that ended in a lost and re-taken lease was skipped while
+   * a read of the old period handed a later entry of its key to the new one).
    */
-  private async whenHeld(stream: string): Promise<boolean> {
+  private async whenHeld(stream: string, lease: string | undefined): Promise<boolean> {
     for (;;) {
       const state = this.coordinator.leaseState(stream);
+      if (this.coordinator.leaseOf(stream) !== lease) return false;
       if (state === 'held') return true;
       if (state === 'gone' || !this.running) return false;
       await sleep(LAPSE_RECHECK_MS);
@@ -223,7 +229,7 @@ export class PartitionedConsumer {
   /** End of a layout epoch in this partition: everything before it is settled, so record that and move on. */
   private async control(entry: DeliveredEntry, partition: OwnedPartition): Promise<void> {
     // Not skipped while the lease has only lapsed: the mark of the epoch's end would never be written.
-    if (!(await this.whenHeld(partition.stream))) return;
+    if (!(await this.whenHeld(partition.stream, partition.lease))) return;
     const { command, keys, config } = this.deps;
     const group = config.consumer.group;
     const epoch = Number(entry.fields.epoch);

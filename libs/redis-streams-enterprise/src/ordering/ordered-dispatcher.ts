@@ -28,6 +28,8 @@ export interface OwnedPartition {
   readonly pattern: string;
   readonly partition: number;
   readonly stream: string;
+  /** Lease of the ownership period the partition was added for (entries are handled only within it). */
+  readonly lease?: string;
 }
 
 interface PartitionState extends OwnedPartition {
