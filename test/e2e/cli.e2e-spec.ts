@@ -146,7 +146,10 @@ describe('operator CLI (real Redis)', () => {
       }
       const downJson = await cli(['--json', '--url', 'redis://127.0.0.1:1', 'dlq', 'patterns']);
       expect(JSON.parse(downJson.stderr)).toMatchObject({ error: { name: 'ConnectionFailedError', code: 'CONNECTION_FAILED' } });
-      expect(await keysUnderPrefix()).toEqual([source]); // nothing above wrote anything
+      // Nothing above wrote anything but the audit trail's record of the refused replay (failures are audited too).
+      expect(await keysUnderPrefix()).toEqual([keys.audit(), source]);
+      const audited = await redis.xrange(keys.audit(), '-', '+');
+      expect(audited.map(([, fields]) => fields[fields.indexOf('result') + 1])).toEqual(['error']);
     });
   });
 
@@ -171,7 +174,7 @@ describe('operator CLI (real Redis)', () => {
       const reset = await cliJson<{ replayed: number; firstId: string }>(p('replay', '--stream', SOURCE, '--start-id', `${T0 + 300_000}-0`, '--reset-group', 'dry', '--dry-run'));
       expect(reset).toMatchObject({ replayed: COUNT - 300, firstId: `${T0 + 300_000}-0` });
       expect(await redis.xinfo('GROUPS', source)).toEqual([]); // the group was not created
-      expect(await keysUnderPrefix()).toEqual([source]);
+      expect(await keysUnderPrefix()).toEqual([keys.audit(), source]); // a dry run is not audited: it changes nothing
     });
 
     it('--to-stream copies exactly the entries of the time range that match --filter, and a second run adds nothing', async () => {

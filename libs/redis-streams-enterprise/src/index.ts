@@ -67,7 +67,30 @@ export { DeadLetterManager, type RedriveResult } from './dead-letter/dead-letter
 export { type DeadLetter, type DeadLetterFilter } from './dead-letter/dead-letter.js';
 export { DEAD_LETTER_REASONS, type DeadLetterReason } from './dead-letter/dead-letter-reason.js';
 export { ReplayManager } from './replay/replay.manager.js';
+export {
+  ComplianceManager,
+  type ErasureRequest,
+  type ErasureReport,
+} from './compliance/compliance.manager.js';
+export { type StreamErasure, type UnreadableEntry } from './compliance/erasure.js';
+export {
+  type RetentionReport,
+  type RetentionReportRequest,
+  type StreamRetentionReport,
+  type GroupRetentionReport,
+} from './compliance/retention-report.js';
+export {
+  AuditTrail,
+  type AuditEntry,
+  type AuditContext,
+  type AuditAction,
+  type AuditQuery,
+} from './observability/audit-trail.js';
+export { auditJsonLine, auditCsvHeader, auditCsvLine, csvCell } from './observability/audit-export.js';
 export { ReplayHandlers, type ReplayOutcome } from './replay/replay-handlers.js';
+export { StreamMirror, type StreamMirrorStatus } from './replication/stream-mirror.js';
+export { type MirrorLinkStatus } from './replication/mirror-link.js';
+export { type MirroredStreamStatus } from './replication/mirror-stream.js';
 export { SchemaManager, type SchemaVersion } from './schema/schema.manager.js';
 export { type SchemaSource, type DtoClass, type StandardSchemaLike } from './schema/schema-source.js';
 export { type CompatibilityMode, type CompatibilityResult, type BreakingChange } from './schema/compatibility.js';
@@ -92,6 +115,8 @@ export { StreamsOptions } from './config/streams.options.js';
 export { ConsumerOptions } from './config/consumer.options.js';
 export { RetryOptions, BackoffOptions, DeadLetterOptions } from './config/retry.options.js';
 export { ClientOptions } from './config/client.options.js';
+export { ComplianceOptions, AuditOptions, type SubjectLocation, type AuditActorSource } from './config/compliance.options.js';
+export { ReplicationOptions, MirrorOptions, MirrorSourceOptions } from './config/replication.options.js';
 export {
   OrderingOptions,
   PartitioningOptions,
@@ -137,6 +162,7 @@ export {
   PartitionScaleError,
   ClaimCheckLostError,
   InvalidReplyAddressError,
+  MirrorRefusedError,
 } from './errors/index.js';
 
 export { SchemaRegistry, type AddVersionOutcome } from './schema/schema-registry.js';

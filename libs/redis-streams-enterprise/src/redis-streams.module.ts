@@ -8,6 +8,8 @@ import { RedisStreamsServer } from './transport/redis-streams.server.js';
 import { DeadLetterManager } from './dead-letter/dead-letter.manager.js';
 import { ReplayManager } from './replay/replay.manager.js';
 import { ReplayHandlers } from './replay/replay-handlers.js';
+import { ComplianceManager } from './compliance/compliance.manager.js';
+import { StreamMirror } from './replication/stream-mirror.js';
 import { SchemaManager } from './schema/schema.manager.js';
 import { OrderingManager } from './ordering/ordering.manager.js';
 import { PartitioningManager } from './partitioning/partitioning.manager.js';
@@ -79,8 +81,19 @@ const KEY_PROVIDER = { token: EncryptionKeyProvider, optional: true };
       useFactory: (config: ResolvedRedisStreamsConfig, handlers: ReplayHandlers, keyProvider?: EncryptionKeyProvider) => new ReplayManager(config, handlers, keyProvider ?? undefined),
     },
     {
+      provide: ComplianceManager,
+      inject: [REDIS_STREAMS_OPTIONS, KEY_PROVIDER],
+      useFactory: (config: ResolvedRedisStreamsConfig, keyProvider?: EncryptionKeyProvider) => new ComplianceManager(config, keyProvider ?? undefined),
+    },
+    {
       provide: ReplayHandlers,
       useExisting: RedisStreamsServer,
+    },
+    {
+      // Starts the mirrors of replication.mirrors with the application (idle without any).
+      provide: StreamMirror,
+      inject: [REDIS_STREAMS_OPTIONS],
+      useFactory: (config: ResolvedRedisStreamsConfig) => new StreamMirror(config),
     },
     {
       provide: SchemaManager,
@@ -96,6 +109,8 @@ const KEY_PROVIDER = { token: EncryptionKeyProvider, optional: true };
     RedisStreamsClient,
     DeadLetterManager,
     ReplayManager,
+    ComplianceManager,
+    StreamMirror,
     SchemaManager,
     PartitioningManager,
     OrderingManager,

@@ -38,5 +38,7 @@ export function tourConfig(redisUrl: string, keyPrefix: string, consumerName?: s
     replay: { enabled: true, batchSize: 200 },
     // Spans only once an OpenTelemetry SDK is registered (the tracing step registers one); free until then.
     observability: { tracing: { enabled: true } },
+    // Erasure by subject (step 8): where each topic keeps its data subject; operator actions are audited as this actor.
+    compliance: { actor: 'tour', subjects: { 'customers.*': { field: 'customerId' } } },
   };
 }

@@ -11,6 +11,7 @@ import { runReplayStep } from './replay.step.js';
 import { AmountRules, InvoiceBook, runDeadLettersStep } from './dead-letters.step.js';
 import { runTracingStep } from './tracing.step.js';
 import { runMirrorStep } from './mirror.step.js';
+import { runErasureStep } from './erasure.step.js';
 import { TOUR_GROUP, tourConfig } from './tour.config.js';
 import { errorText, shortName, type StepReport, type Tour, type TourConsumer } from './tour-checks.js';
 import { TourModule } from './tour.module.js';
@@ -33,7 +34,7 @@ export interface TourResult {
 }
 
 const CONSUMERS = 2;
-const STEPS: readonly ((tour: Tour) => Promise<StepReport>)[] = [runOrderingStep, runExactlyOnceStep, runSchemaStep, runReplayStep, runDeadLettersStep, runTracingStep, runMirrorStep];
+const STEPS: readonly ((tour: Tour) => Promise<StepReport>)[] = [runOrderingStep, runExactlyOnceStep, runSchemaStep, runReplayStep, runDeadLettersStep, runTracingStep, runMirrorStep, runErasureStep];
 
 /**
  * The tour of the seed document's enterprise features, run after the delivery phase: two consumers (Nest

@@ -25,6 +25,8 @@ export interface GlobalOptions {
   readonly url: string;
   readonly prefix: string;
   readonly json: boolean;
+  /** Who runs the command, as the audit trail records it (`--actor`, default: the OS user name). */
+  readonly actor?: string;
 }
 
 export const DEFAULT_URL = 'redis://127.0.0.1:6379';
@@ -32,7 +34,11 @@ export const DEFAULT_PREFIX = 'rse';
 
 /** The library configuration the CLI's managers use. */
 export function configOf(options: GlobalOptions): RedisStreamsEnterpriseConfig {
-  return { connection: { url: options.url }, streams: { keyPrefix: options.prefix } };
+  return {
+    connection: { url: options.url },
+    streams: { keyPrefix: options.prefix },
+    ...(options.actor === undefined ? {} : { compliance: { actor: options.actor } }),
+  };
 }
 
 /** A usage or state problem the CLI reports as one line and exit code 1 (or `exitCode`). */

@@ -1,3 +1,5 @@
+import { userInfo } from 'node:os';
+import { ACTOR } from '../config/compliance.options.js';
 import { InvalidArgumentError } from './command-line.js';
 
 const DIGITS = /^\d+$/;
@@ -38,4 +40,19 @@ export function parsePrefix(value: string): string {
     throw new InvalidArgumentError('expected 1-64 characters of A-Z a-z 0-9 . _ : -');
   }
   return value;
+}
+
+/** `--actor`: one line of 1-200 characters (it is written to the audit trail). */
+export function parseActor(value: string): string {
+  if (!ACTOR.test(value)) throw new InvalidArgumentError('expected 1-200 characters without control characters');
+  return value;
+}
+
+/** The default `--actor`: the OS user running the command (`unknown` where the system has no name for it). */
+export function osUser(): string {
+  try {
+    return userInfo().username || 'unknown';
+  } catch {
+    return 'unknown'; // a uid without a passwd entry (some containers)
+  }
 }

@@ -6,8 +6,11 @@ import { option, parseCommandLine, UsageError, type CommandSpec } from './comman
 import { deadLettersCommand } from './dead-letters.command.js';
 import { writeJson } from './format.js';
 import { renderHelp } from './help.js';
-import { parsePrefix } from './parse.js';
+import { osUser, parseActor, parsePrefix } from './parse.js';
 import { replayCommand } from './replay.command.js';
+import { auditCommand } from './audit.command.js';
+import { complianceCommands } from './compliance.command.js';
+import { mirrorCommand } from './mirror.command.js';
 
 export const CLI_NAME = 'nestjs-redis-streams-enterprise';
 
@@ -33,7 +36,7 @@ function packageVersion(): string {
 export function buildProgram(io: CliIo, run: CliRun = { exitCode: EXIT_OK }): CommandSpec {
   return {
     name: CLI_NAME,
-    description: 'Operate nestjs-redis-streams-enterprise streams: replay messages, reset consumer groups, manage dead letters.',
+    description: 'Operate nestjs-redis-streams-enterprise streams: replay messages, reset consumer groups, manage dead letters, erase a data subject, report retention, export the audit trail.',
     // Global options: accepted before or after the subcommand.
     options: [
       option('--url <redis-url>', 'Redis to connect to (redis:// or rediss://)', {
@@ -42,8 +45,9 @@ export function buildProgram(io: CliIo, run: CliRun = { exitCode: EXIT_OK }): Co
       }),
       option('--prefix <keyPrefix>', 'key prefix of the streams (streams.keyPrefix)', { defaultValue: DEFAULT_PREFIX, parse: parsePrefix }),
       option('--json', 'machine-readable output: one JSON document on stdout (errors as JSON on stderr)', { defaultValue: false }),
+      option('--actor <name>', 'who runs the command, as the audit trail records it', { defaultValue: osUser(), parse: parseActor }),
     ],
-    commands: [replayCommand(io, run), deadLettersCommand(io)],
+    commands: [replayCommand(io, run), deadLettersCommand(io), mirrorCommand(io), ...complianceCommands(io), auditCommand(io)],
     helpAfter: `
 Examples:
   $ ${CLI_NAME} dlq patterns
@@ -51,6 +55,10 @@ Examples:
   $ ${CLI_NAME} dlq redrive --pattern orders.created --error-name TimeoutError --dry-run
   $ ${CLI_NAME} replay --stream orders.created --from 2026-11-26T08:00:00Z --to-stream orders.created.staging --dry-run
   $ ${CLI_NAME} replay --stream orders.created --from 2026-11-26T08:00:00Z --reset-group billing
+  $ ${CLI_NAME} erase --subject customer-42 --topics 'orders.*' --field customer.id --dry-run
+  $ ${CLI_NAME} report retention --dlq-older-than-days 30
+  $ ${CLI_NAME} audit export --since 2026-11-01 --format csv > audit.csv
+  $ ${CLI_NAME} --url redis://eu:6379 mirror --source-url redis://us:6379 --source-region us --region eu -t 'orders.*'
 
 Exit codes: 0 success, 1 error, 130 cancelled with Ctrl-C.`,
   };

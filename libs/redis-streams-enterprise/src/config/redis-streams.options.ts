@@ -9,6 +9,8 @@ import { ClientOptions } from './client.options.js';
 import { ExactlyOnceOptions, OrderingOptions, PartitioningOptions, ReplayOptions, SchemaOptions } from './features.options.js';
 import { MetricsOptions, ObservabilityOptions, TracingOptions } from './observability.options.js';
 import { CompressionOptions, EncryptionKeyOptions, EncryptionOptions } from './payload-codec.options.js';
+import { MirrorOptions, MirrorSourceOptions, ReplicationOptions } from './replication.options.js';
+import { AuditOptions, ComplianceOptions } from './compliance.options.js';
 
 /** The complete, validated configuration. Every field has a default; see each section's class. */
 export class RedisStreamsEnterpriseOptions {
@@ -26,6 +28,8 @@ export class RedisStreamsEnterpriseOptions {
   @ValidateNested() @Type(() => ObservabilityOptions) observability: ObservabilityOptions = new ObservabilityOptions();
   @ValidateNested() @Type(() => EncryptionOptions) encryption: EncryptionOptions = new EncryptionOptions();
   @ValidateNested() @Type(() => CompressionOptions) compression: CompressionOptions = new CompressionOptions();
+  @ValidateNested() @Type(() => ComplianceOptions) compliance: ComplianceOptions = new ComplianceOptions();
+  @ValidateNested() @Type(() => ReplicationOptions) replication: ReplicationOptions = new ReplicationOptions();
 }
 
 type Fields<T> = { [K in keyof T as T[K] extends (...args: never[]) => unknown ? never : K]?: T[K] };
@@ -49,6 +53,11 @@ export interface RedisStreamsEnterpriseConfig {
   observability?: { tracing?: Fields<TracingOptions>; metrics?: Fields<MetricsOptions> };
   encryption?: Omit<Fields<EncryptionOptions>, 'keys'> & { keys?: Fields<EncryptionKeyOptions>[] };
   compression?: Fields<CompressionOptions>;
+  compliance?: Omit<Fields<ComplianceOptions>, 'audit'> & { audit?: Fields<AuditOptions> };
+  replication?: {
+    region?: string;
+    mirrors?: (Omit<Fields<MirrorOptions>, 'source'> & { source: Omit<Fields<MirrorSourceOptions>, 'connection'> & { connection?: Fields<ConnectionOptions> } })[];
+  };
 }
 
 /** The validated, frozen configuration that every part of the library reads. */

@@ -10,6 +10,8 @@ import {
   type ResolvedRedisStreamsConfig,
 } from './redis-streams.options.js';
 import { payloadCodecViolations } from './payload-codec.options.js';
+import { replicationViolations } from './replication.options.js';
+import { complianceViolations, freezeCompliance } from './compliance.options.js';
 
 /** Result of `ConfigValidator.validateConfig`. */
 export interface ConfigValidationResult {
@@ -32,6 +34,7 @@ function splitNonData(raw: Record<string, unknown>): {
   clusterOptions: unknown;
   partitionKeyExtractor: unknown;
   metricsRegistry: unknown;
+  actor: unknown;
 } {
   const data: Record<string, unknown> = { ...raw };
   let redisOptions: unknown;
@@ -60,7 +63,13 @@ function splitNonData(raw: Record<string, unknown>): {
     metricsRegistry = registry;
     data.observability = { ...observability, metrics: rest };
   }
-  return { data, redisOptions, clusterOptions, partitionKeyExtractor, metricsRegistry };
+  let actor: unknown;
+  if (isPlainObject(raw.compliance) && typeof raw.compliance.actor === 'function') {
+    const { actor: source, ...rest } = raw.compliance;
+    actor = source;
+    data.compliance = rest;
+  }
+  return { data, redisOptions, clusterOptions, partitionKeyExtractor, metricsRegistry, actor };
 }
 
 function toViolations(errors: ValidationError[], parentPath = ''): ConfigViolation[] {
@@ -176,6 +185,7 @@ function freezeSections(config: RedisStreamsEnterpriseOptions): ResolvedRedisStr
   for (const key of config.encryption.keys) Object.freeze(key);
   Object.freeze(config.encryption.keys);
   Object.freeze(config.encryption.encryptHeaders);
+  freezeCompliance(config.compliance);
   return Object.freeze(config);
 }
 
@@ -188,7 +198,7 @@ export function validateConfig(raw: RedisStreamsEnterpriseConfig | undefined): C
       errors: [{ path: '(root)', rule: 'isObject', message: '(root) configuration must be an object' }],
     };
   }
-  const { data, redisOptions, clusterOptions, partitionKeyExtractor, metricsRegistry } = splitNonData(input);
+  const { data, redisOptions, clusterOptions, partitionKeyExtractor, metricsRegistry, actor } = splitNonData(input);
   const instance = plainToInstance(RedisStreamsEnterpriseOptions, data, { exposeDefaultValues: true });
   const errors = toViolations(validateSync(instance, { whitelist: true, forbidNonWhitelisted: true }));
   if (errors.length === 0) errors.push(...crossFieldViolations(instance, partitionKeyExtractor));
@@ -197,11 +207,14 @@ export function validateConfig(raw: RedisStreamsEnterpriseConfig | undefined): C
   }
   if (errors.length === 0) errors.push(...tlsViolations(instance.connection, redisOptions, clusterOptions));
   if (errors.length === 0) errors.push(...payloadCodecViolations(instance.encryption));
+  if (errors.length === 0) errors.push(...replicationViolations(instance.replication));
+  if (errors.length === 0) errors.push(...complianceViolations(instance.compliance, actor));
   if (errors.length > 0) return { valid: false, errors };
   if (redisOptions !== undefined) instance.connection.options = redisOptions as never;
   if (clusterOptions !== undefined && instance.connection.cluster) instance.connection.cluster.options = clusterOptions as never;
   if (partitionKeyExtractor !== undefined) instance.partitioning.partitionKeyExtractor = partitionKeyExtractor as never;
   if (metricsRegistry !== undefined) instance.observability.metrics.registry = metricsRegistry as never;
+  if (actor !== undefined) instance.compliance.actor = actor as never;
   return { valid: true, errors: [], config: freezeSections(instance) };
 }
 

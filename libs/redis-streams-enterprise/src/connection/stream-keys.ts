@@ -23,6 +23,8 @@ const REPLY_ID = /^[A-Za-z0-9._-]{1,128}$/;
  *   <prefix>:{#consumer:<group>:<name>}  string '<host>/<pid>/<random>' (expires): the live instance using this
  *                                     consumer name in the group (transport/consumer-name-lease.ts); used alone, so
  *                                     any slot will do, and like the doorbell's no pattern's tag can start with `#`
+ *   <prefix>:{#audit}                 stream: the audit trail of operator actions (observability/audit-trail.ts); the `#`
+ *                                     keeps it apart from a pattern named `audit`, as for the doorbell
  *   <prefix>:{schema:<type>}:versions hash: schema version -> canonical JSON Schema of an event type
  *   <prefix>:{schema:<type>}:order    list: the versions in registration order
  *
@@ -45,6 +47,9 @@ const REPLY_ID = /^[A-Za-z0-9._-]{1,128}$/;
  *   <stream>:blob:<blob id>                    string: the payload's JSON, referenced by an entry's `blob` field
  *   <stream>:blobs                             sorted set: blob id -> ms time of the newest entry of <stream> using it
  *   <stream>:dlq:blobs                         the same for dead letters of <stream> (keeps their blobs alive)
+ * Cross-region replication (replication/), beside the stream (or partition) copied into:
+ *   <stream>:mirror:<source region>            hash {id, n, copied}: checkpoint of the mirror from that region (last
+ *                                              source entry id covered, its ordinal in the source, entries copied)
  */
 export class StreamKeys {
   constructor(readonly prefix: string) {}
@@ -175,6 +180,41 @@ export class StreamKeys {
     return `${stream}:blobs`;
   }
 
+  /** Checkpoint of the mirror copying from `sourceRegion` into `stream` (replication/): same slot as the stream. */
+  mirrorCheckpointOf(stream: string, sourceRegion: string): string {
+    return `${stream}:mirror:${this.safeSuffix(sourceRegion)}`;
+  }
+
+  /** Glob of every key that may be a topic's stream or partition under this prefix (SCAN MATCH; check with topicStreamOf). */
+  topicStreamGlob(): string {
+    return `${this.prefix}:{*}`;
+  }
+
+  /**
+   * The tag and partition of a topic's stream (`<prefix>:{<tag>}` or `<prefix>:{<tag>#<n>}`), or undefined for any
+   * other key (reply streams, the doorbell, schema and causal keys, keys with a suffix).
+   */
+  topicStreamOf(key: string): { tag: string; partition?: number } | undefined {
+    const start = `${this.prefix}:{`;
+    if (!key.startsWith(start) || !key.endsWith('}')) return undefined;
+    const inner = key.slice(start.length, -1);
+    if (inner.includes('{') || inner.includes('}') || /^(#|reply:|schema:|causal:)/.test(inner)) return undefined;
+    const partitioned = /^(.+)#(\d{1,6})$/.exec(inner);
+    const tag = partitioned ? partitioned[1] : inner;
+    if (!/^[A-Za-z0-9._:/@-]{1,200}$/.test(tag) && !/^h\.[0-9a-f]{32}$/.test(tag)) return undefined;
+    return partitioned ? { tag, partition: Number(partitioned[2]) } : { tag };
+  }
+
+  /** A topic's stream (partition undefined) or partition stream, by its tag (see tagOf). */
+  streamOfTag(tag: string, partition?: number): string {
+    return partition === undefined ? `${this.prefix}:{${tag}}` : `${this.prefix}:{${tag}#${partition}}`;
+  }
+
+  /** The partition layout of a topic, by its tag. */
+  layoutOfTag(tag: string): string {
+    return `${this.streamOfTag(tag)}:layout`;
+  }
+
   /** Keys end in user-given strings: printable ASCII up to 200 characters as they are, anything else hashed. */
   private safeSuffix(text: string): string {
     return /^[\x21-\x7e]{1,200}$/.test(text) ? text : `h.${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
@@ -188,6 +228,11 @@ export class StreamKeys {
   /** The doorbell of this prefix (cluster/doorbell.ts). */
   doorbell(): string {
     return `${this.prefix}:{#doorbell}`;
+  }
+
+  /** The audit trail of operator actions (observability/audit-trail.ts); used alone, so any slot will do. */
+  audit(): string {
+    return `${this.prefix}:{#audit}`;
   }
 
   /** Presence lease of one consumer name in a group: at most one live instance uses a name (single-key operations only). */

@@ -11,6 +11,7 @@ import { isCluster } from '../connection/redis-connection.factory.js';
 import { StreamKeys } from '../connection/stream-keys.js';
 import { doorbellFor } from '../cluster/doorbell.js';
 import { logIds } from '../observability/log-format.js';
+import { AuditTrail, type AuditContext } from '../observability/audit-trail.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { matches, rangeOf, toDeadLetter, type DeadLetter, type DeadLetterFilter } from './dead-letter.js';
 
@@ -43,11 +44,14 @@ export class DeadLetterManager implements OnApplicationShutdown {
   private readonly keys: StreamKeys;
   readonly config: ResolvedRedisStreamsConfig;
   private readonly connection: LazyConnection;
+  /** Records redrive, purge and delete (compliance.audit). */
+  private readonly audit: AuditTrail;
 
   constructor(@Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig) {
     this.config = resolveConfig(config);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
     this.connection = new LazyConnection(this.config.connection, 'dead-letters', 'DeadLetterManager');
+    this.audit = new AuditTrail(this.config, () => this.redis());
   }
 
   /** Patterns that have a dead-letter stream (SCAN over this prefix; on Redis Cluster, per node). */
@@ -103,29 +107,42 @@ export class DeadLetterManager implements OnApplicationShutdown {
   /**
    * Deletes dead letters by id; returns how many existed. On a partitioned topic the id is looked for in every
    * partition's dead-letter stream (ids are unique per stream; two partitions sharing one is very unlikely but
-   * possible: use `purge` with a filter to be exact).
+   * possible: use `purge` with a filter to be exact). Recorded in the audit trail (`by` names the actor).
    */
-  async delete(pattern: string, dlqIds: readonly string[]): Promise<number> {
+  async delete(pattern: string, dlqIds: readonly string[], by?: AuditContext): Promise<number> {
     if (dlqIds.length === 0) return 0;
-    const redis = await this.redis();
-    let deleted = 0;
-    for (const key of await this.deadLetterStreams(pattern)) deleted += await redis.xdel(key, ...dlqIds);
-    return deleted;
+    const work = async () => {
+      const redis = await this.redis();
+      let deleted = 0;
+      for (const key of await this.deadLetterStreams(pattern)) deleted += await redis.xdel(key, ...dlqIds);
+      return deleted;
+    };
+    return this.audit.around({ action: 'dlq.delete', target: { pattern }, params: { dlqIds } }, by, work, (deleted) => ({ deleted }));
   }
 
-  /** Deletes every dead letter of a pattern that matches the filter; returns how many. */
-  async purge(pattern: string, filter: DeadLetterFilter = {}): Promise<number> {
-    const redis = await this.redis();
-    let deleted = 0;
-    for await (const letter of this.scan(pattern, filter)) deleted += await redis.xdel(letter.dlqStream, letter.dlqId);
-    return deleted;
+  /** Deletes every dead letter of a pattern that matches the filter; returns how many. Recorded in the audit trail. */
+  async purge(pattern: string, filter: DeadLetterFilter = {}, by?: AuditContext): Promise<number> {
+    const work = async () => {
+      const redis = await this.redis();
+      let deleted = 0;
+      for await (const letter of this.scan(pattern, filter)) deleted += await redis.xdel(letter.dlqStream, letter.dlqId);
+      return deleted;
+    };
+    return this.audit.around({ action: 'dlq.purge', target: { pattern }, params: { ...filter } }, by, work, (deleted) => ({ deleted }));
   }
 
   /**
    * Moves matching dead letters back to their stream, oldest first. Each is delivered again to the group that
-   * dead-lettered it (other groups skip it), with a fresh delivery count.
+   * dead-lettered it (other groups skip it), with a fresh delivery count. Recorded in the audit trail.
    */
-  async redrive(pattern: string, filter: DeadLetterFilter & { limit?: number } = {}): Promise<RedriveResult> {
+  async redrive(pattern: string, filter: DeadLetterFilter & { limit?: number } = {}, by?: AuditContext): Promise<RedriveResult> {
+    return this.audit.around({ action: 'dlq.redrive', target: { pattern }, params: { ...filter } }, by, () => this.redriveNow(pattern, filter), (r) => ({
+      redriven: r.redriven.length,
+      skipped: r.skipped.length,
+    }));
+  }
+
+  private async redriveNow(pattern: string, filter: DeadLetterFilter & { limit?: number }): Promise<RedriveResult> {
     const redis = await this.redis();
     const redriven: { dlqId: string; newId: string; stream: string }[] = [];
     const skipped: string[] = [];

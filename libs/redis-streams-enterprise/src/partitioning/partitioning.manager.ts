@@ -9,6 +9,7 @@ import { StreamKeys } from '../connection/stream-keys.js';
 import { doorbellFor } from '../cluster/doorbell.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { errorText } from '../observability/log-format.js';
+import { AuditTrail, type AuditContext } from '../observability/audit-trail.js';
 import { createPartitioner, extractKey, Partitioner } from './partitioner.js';
 import { parseLayout, partitionCountOf, readablePartitions, serializeLayout, type PartitionLayout } from './partition-layout.js';
 import { PartitionLayoutError, PartitionScaleError } from '../errors/partition-layout.error.js';
@@ -66,6 +67,8 @@ export class PartitioningManager implements OnApplicationShutdown {
   private readonly layouts = new Map<string, { layout: PartitionLayout; at: number }>();
   private readonly loading = new Map<string, Promise<PartitionLayout>>();
   private readonly rates = new Map<string, { added: number; at: number }>();
+  /** Records partition rescales (compliance.audit). */
+  private readonly audit: AuditTrail;
 
   /**
    * @param partitioner replaces the strategy's partitioner (a custom `Partitioner` provider).
@@ -80,6 +83,7 @@ export class PartitioningManager implements OnApplicationShutdown {
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
     this.partitioner = partitioner ?? createPartitioner(this.config.partitioning);
     if (!redis) this.connection = new LazyConnection(this.config.connection, 'partitioning', 'PartitioningManager');
+    this.audit = new AuditTrail(this.config, () => this.connectionFor());
   }
 
   /** True when topics are partitioned: partitioning enabled, or an ordering strategy other than `none`. */
@@ -191,8 +195,14 @@ export class PartitioningManager implements OnApplicationShutdown {
    * processed up to that mark (the parent-first rule, see parentsOf). New partitions get `group`'s consumer group
    * (other groups create theirs when their consumers see the new layout).
    * @returns the new layout (unchanged when the count is the current one).
+   * Recorded in the audit trail (failures too; `by` names the actor).
    */
-  async scalePartitions(pattern: string, partitionCount: number, groups: readonly string[] = [this.config.consumer.group]): Promise<PartitionLayout> {
+  async scalePartitions(pattern: string, partitionCount: number, groups: readonly string[] = [this.config.consumer.group], by?: AuditContext): Promise<PartitionLayout> {
+    const spec = { action: 'partitions.scale', target: { pattern, groups: [...groups] }, params: { partitionCount } } as const;
+    return this.audit.around(spec, by, () => this.scaleNow(pattern, partitionCount, groups), (layout) => ({ epoch: layout.epoch, partitions: partitionCountOf(layout) }));
+  }
+
+  private async scaleNow(pattern: string, partitionCount: number, groups: readonly string[]): Promise<PartitionLayout> {
     const { minPartitions, maxPartitions, strategy } = this.config.partitioning;
     if (strategy !== 'dynamic') {
       // Producers of a fixed layout publish without the epoch check, so only `dynamic` topics may change their count.
@@ -297,7 +307,7 @@ export class PartitioningManager implements OnApplicationShutdown {
     if (backlog / count > rebalanceThreshold) target = Math.min(maxPartitions, count * 2);
     else if (stats.every((s) => (s.lag ?? 0) === 0 && s.pending === 0)) target = Math.max(minPartitions, Math.floor(count / 2));
     if (target === count) return undefined;
-    await this.scalePartitions(pattern, target, [group]);
+    await this.scalePartitions(pattern, target, [group], { actor: `auto-scaling:${consumer}` });
     return target;
   }
 

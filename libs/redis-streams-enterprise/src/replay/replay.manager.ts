@@ -8,6 +8,7 @@ import { StreamKeys } from '../connection/stream-keys.js';
 import { doorbellFor } from '../cluster/doorbell.js';
 import { ReplayRangeError } from '../errors/replay-range.error.js';
 import { errorText, logIds } from '../observability/log-format.js';
+import { AuditTrail, type AuditContext } from '../observability/audit-trail.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { compressPayload, decodeMessage } from '../wire/envelope.js';
 import { ReplayHandlers } from './replay-handlers.js';
@@ -56,6 +57,8 @@ export class ReplayManager implements OnApplicationShutdown {
   private readonly connection: LazyConnection;
   /** Opens encrypted or compressed payloads for `filter` (copies keep them as they are). */
   private readonly codec: PayloadCodec;
+  /** Records replays and group resets (compliance.audit). */
+  private readonly audit: AuditTrail;
 
   constructor(
     @Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig,
@@ -66,14 +69,28 @@ export class ReplayManager implements OnApplicationShutdown {
     this.codec = new PayloadCodec(this.config, keyProvider);
     this.keys = new StreamKeys(this.config.streams.keyPrefix);
     this.connection = new LazyConnection(this.config.connection, 'replay', 'ReplayManager');
+    this.audit = new AuditTrail(this.config, () => this.redis());
   }
 
   /**
    * Replays the selected messages to the target.
    * @throws ReplayRangeError for an invalid range or request, or when `replay.enabled` is false;
    *   ConnectionFailedError when Redis is unreachable.
+   * Recorded in the audit trail (failures too; `by` names the actor); a dry run changes nothing and is not recorded.
    */
-  async replayMessages(request: ReplayRequest): Promise<ReplayResult> {
+  async replayMessages(request: ReplayRequest, by?: AuditContext): Promise<ReplayResult> {
+    if (request.dryRun) return this.replayNow(request);
+    const target = request.target ?? 'handlers';
+    const { streamName, signal: _signal, onProgress: _onProgress, target: _target, ...params } = request;
+    const spec = {
+      action: target === 'handlers' ? 'replay.handlers' : 'stream' in target ? 'replay.stream' : 'replay.reset-group',
+      target: { patterns: typeof streamName === 'string' ? [streamName] : [...streamName], ...(target === 'handlers' ? {} : target) },
+      params,
+    } as const;
+    return this.audit.around(spec, by, () => this.replayNow(request), (r) => ({ scanned: r.scanned, replayed: r.replayed, skipped: r.skipped, failed: r.failed }));
+  }
+
+  private async replayNow(request: ReplayRequest): Promise<ReplayResult> {
     if (!this.config.replay.enabled) throw new ReplayRangeError('replay is disabled (set replay.enabled: true)');
     const started = Date.now();
     const patterns = typeof request.streamName === 'string' ? [request.streamName] : [...request.streamName];

@@ -7,6 +7,7 @@ import { SchemaRegistrationError } from '../errors/schema-registration.error.js'
 import { SchemaRegistryMissingError } from '../errors/schema-registry-missing.error.js';
 import { SchemaValidationError, type SchemaIssue } from '../errors/schema-validation.error.js';
 import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
+import { AuditTrail, type AuditContext } from '../observability/audit-trail.js';
 import { checkCompatibility, type CompatibilityMode, type CompatibilityResult } from './compatibility.js';
 import type { HandlerSchema } from './handler-schema.js';
 import type { JsonSchema } from './json-schema.js';
@@ -74,6 +75,8 @@ export class SchemaManager implements OnApplicationShutdown {
   private readonly reader: SchemaReader;
   private readonly versions = new Map<string, JsonSchema>();
   private readonly latest = new Map<string, { version: string | null; at: number }>();
+  /** Records registrations and deletions (compliance.audit), with a connection of its own opened on first record. */
+  private readonly audit: AuditTrail;
 
   /**
    * @param registry required with `schema.registry: 'external'`; not allowed with `'redis'` (the manager then keeps
@@ -88,6 +91,7 @@ export class SchemaManager implements OnApplicationShutdown {
     @Optional() registry?: SchemaRegistry,
   ) {
     this.config = resolveConfig(config);
+    this.audit = new AuditTrail(this.config);
     // The optional peers load on first use; checked here so that a missing one fails the start, not the first message.
     if (this.config.schema.enabled) loadAjvPackages();
     if (this.config.schema.registry === 'external') {
@@ -126,8 +130,14 @@ export class SchemaManager implements OnApplicationShutdown {
    * `schema.compatibilityCheck`, an incompatible schema is refused with every breaking change listed.
    * @throws SchemaRegistrationError also when the schema cannot be converted (a nested DTO without `@Type(() => X)`).
    * @throws OptionalDependencyMissingError for a DTO class when class-validator-jsonschema is not installed.
+   * Recorded in the audit trail (refusals too; `by` names the actor).
    */
-  async registerSchema(eventType: string, source: SchemaSource, version?: string, compatibility: CompatibilityMode = 'backward'): Promise<SchemaVersion> {
+  async registerSchema(eventType: string, source: SchemaSource, version?: string, compatibility: CompatibilityMode = 'backward', by?: AuditContext): Promise<SchemaVersion> {
+    const spec = { action: 'schema.register', target: { eventType }, params: { version, compatibility } } as const;
+    return this.audit.around(spec, by, () => this.registerNow(eventType, source, version, compatibility), () => ({}));
+  }
+
+  private async registerNow(eventType: string, source: SchemaSource, version: string | undefined, compatibility: CompatibilityMode): Promise<SchemaVersion> {
     const schema = this.toSchema(eventType, source);
     const canonical = canonicalSchema(schema);
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -182,8 +192,9 @@ export class SchemaManager implements OnApplicationShutdown {
   }
 
   /** Deletes one version (messages written with it can no longer be validated: they are dead-lettered in strict mode). */
-  async deleteVersion(eventType: string, version: string): Promise<boolean> {
-    const removed = await this.registry.deleteVersion(eventType, version);
+  async deleteVersion(eventType: string, version: string, by?: AuditContext): Promise<boolean> {
+    const spec = { action: 'schema.delete', target: { eventType }, params: { version } } as const;
+    const removed = await this.audit.around(spec, by, () => this.registry.deleteVersion(eventType, version), (r) => ({ deleted: r ? 1 : 0 }));
     const key = `${eventType}@${version}`;
     this.versions.delete(key);
     this.validator.forget(key);
@@ -256,6 +267,7 @@ export class SchemaManager implements OnApplicationShutdown {
 
   /** Closes the Redis registry this manager created (an injected registry is closed by its own provider). Idempotent. */
   async close(): Promise<void> {
+    await this.audit.close();
     await this.ownRegistry?.close();
   }
 
