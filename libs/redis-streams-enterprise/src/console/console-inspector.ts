@@ -118,6 +118,11 @@ export class ConsoleInspector implements OnApplicationShutdown {
     return { topics: topics.sort((a, b) => (a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : 0)), truncated };
   }
 
+  /** True when the topic has a partition layout (so reading its partition statistics writes nothing). */
+  async hasLayout(pattern: string): Promise<boolean> {
+    return (await (await this.connection.get()).exists(this.keys.layout(pattern))) === 1;
+  }
+
   /** Entries stored in every stream of a topic (its plain stream and partitions). */
   async topicLength(pattern: string): Promise<number> {
     const redis = await this.connection.get();

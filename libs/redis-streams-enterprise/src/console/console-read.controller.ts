@@ -5,6 +5,7 @@ import { REDIS_STREAMS_OPTIONS } from '../redis-streams.constants.js';
 import { withinMs } from '../runtime/within-ms.js';
 import { SchemaManager } from '../schema/schema.manager.js';
 import { StreamMirror } from '../replication/stream-mirror.js';
+import { PartitioningManager } from '../partitioning/partitioning.manager.js';
 import { RedisStreamsServer } from '../transport/redis-streams.server.js';
 import { ConsoleInspector, MAX_EVENT_TYPES, type ConsoleGroup } from './console-inspector.js';
 import { clip, CONSOLE_LIMITS, limitParam, offsetParam, page, patternParam } from './console-input.js';
@@ -17,6 +18,8 @@ const STATUS_TIMEOUT_MS = 3_000;
 const MAX_WARNINGS = 20;
 /** Versions listed per event type, at most (the newest). */
 const MAX_VERSIONS = 50;
+
+const ownerKey = (topic: string, group: string, partition: number | null) => `${topic}\n${group}\n${partition}`;
 
 /**
  * The console's read routes (GET): overview, topics, groups with their consumers, schema versions, mirror lag. Mounted
@@ -33,6 +36,7 @@ export class ConsoleReadController {
     @Optional() private readonly deadLetters?: DeadLetterManager,
     @Optional() @Inject(REDIS_STREAMS_CONSOLE_MIRROR) private readonly mirrorSource?: ConsoleMirrorSource,
     @Optional() private readonly streamMirror?: StreamMirror,
+    @Optional() private readonly partitioning?: PartitioningManager,
   ) {}
 
   /** The mirror shown: a REDIS_STREAMS_CONSOLE_MIRROR provider, else the module's StreamMirror. */
@@ -77,7 +81,24 @@ export class ConsoleReadController {
     const wanted = topic === undefined || topic === '' ? undefined : patternParam(topic, 'topic');
     const { topics, truncated } = await this.inspector.overview(await this.knownPatterns());
     const rows: ConsoleGroup[] = topics.filter((t) => wanted === undefined || t.pattern === wanted).flatMap((t) => t.streams.flatMap((s) => s.groups));
-    return { ...page(rows, offsetParam(offset), limitParam(limit)), truncated };
+    const shown = page(rows, offsetParam(offset), limitParam(limit));
+    const owners = await this.partitionOwners(shown.items);
+    return { ...shown, items: shown.items.map((g) => ({ ...g, owner: owners.get(ownerKey(g.topic, g.group, g.partition)) ?? null })), truncated };
+  }
+
+  /**
+   * Who holds each partition's lease, for the partitioned groups of a page (`PartitioningManager.getPartitionStats`,
+   * only for topics whose layout exists: asked about a topic without one, the manager would create it).
+   */
+  private async partitionOwners(groups: readonly ConsoleGroup[]): Promise<Map<string, string | null>> {
+    const owners = new Map<string, string | null>();
+    if (!this.partitioning) return owners;
+    const pairs = new Map(groups.filter((g) => g.partition !== null).map((g) => [`${g.topic}\n${g.group}`, g] as const));
+    for (const { topic, group } of pairs.values()) {
+      if (!(await this.inspector.hasLayout(topic))) continue;
+      for (const stats of await this.partitioning.getPartitionStats(topic, group)) owners.set(ownerKey(topic, group, stats.partition), stats.owner);
+    }
+    return owners;
   }
 
   /** Event types with their schema versions (the latest first). */

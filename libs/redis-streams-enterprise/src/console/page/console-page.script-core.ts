@@ -167,12 +167,12 @@ function loadGroups(offset) {
   return api('groups?' + q({ offset: state.groupsOffset, limit: state.pageSize })).then(function (data) {
     if (data.items.length === 0) return show('groups', el('p', { className: 'muted', text: 'No consumer groups yet.' }));
     var rows = data.items.map(function (g) {
-      return [g.topic, g.partition === null ? '–' : String(g.partition), g.group, num(g.lag), num(g.pending), consumersList(g)];
+      return [g.topic, g.partition === null ? '–' : String(g.partition), g.group, num(g.lag), num(g.pending), g.owner || '–', consumersList(g)];
     });
     show('groups', [
       table([{ label: 'Topic', wrap: true }, { label: 'Partition', num: true }, { label: 'Group', key: 'group' }, { label: 'Lag', key: 'lag', num: true },
-        { label: 'Pending', key: 'pending', num: true }, { label: 'Consumers (idle)', key: 'consumers' }], rows,
-        function (i) { return { 'data-topic': data.items[i].topic, 'data-group': data.items[i].group }; }),
+        { label: 'Pending', key: 'pending', num: true }, { label: 'Lease owner', key: 'owner' }, { label: 'Consumers (idle)', key: 'consumers' }], rows,
+        function (i) { return { 'data-topic': data.items[i].topic, 'data-group': data.items[i].group, 'data-partition': data.items[i].partition === null ? null : String(data.items[i].partition) }; }),
       pager(data, loadGroups)
     ]);
   }, failed('groups'));
