@@ -260,6 +260,29 @@ describe('StreamMirror: cross-region replication (own redis-servers)', () => {
     }
   });
 
+  it('counts and reports source entries trimmed away before they were copied (missed), and copies the rest once', async () => {
+    const prefix = uniquePrefix('mirror-trimmed');
+    const stream = testKeys(prefix).stream('trim.events');
+    const config = mirrorConfig(prefix, { region: 'B', url: b.url }, [{ region: 'A', url: a.url }], ['trim.events']);
+    const ids = await produce(rawA, stream, 'trim.events', 0, 50);
+    const first = new StreamMirror(config);
+    await first.start();
+    await waitFor(async () => (await rawB.xlen(stream)) === 50, { message: 'the first 50 copies' });
+    await first.close();
+    // While no mirror runs, 100 more entries arrive and the source's retention keeps only the last 30.
+    ids.push(...(await produce(rawA, stream, 'trim.events', 50, 100)));
+    await rawA.xtrim(stream, 'MAXLEN', 30);
+    const second = new StreamMirror(config);
+    try {
+      await second.start();
+      await waitFor(() => second.getStatus().topics[0]?.missed === 70 && second.getStatus().topics[0]?.lag === 0, { message: '70 missed, caught up' });
+      const copies = (await copiesIn(rawB, stream)).map((c) => c.originId);
+      expect(copies).toEqual([...ids.slice(0, 50), ...ids.slice(120)]);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('refuses at start a topic partitioned differently in the two regions, naming it', async () => {
     const prefix = uniquePrefix('mirror-layout');
     const keys = testKeys(prefix);

@@ -10,6 +10,7 @@ export const GAUGES = [
   'in_flight_messages',
   'mirror_lag_messages',
   'mirror_copied_messages',
+  'mirror_missed_messages',
 ] as const;
 export type GaugeName = (typeof GAUGES)[number];
 

@@ -188,8 +188,14 @@ export class MirrorLink {
   private async load(stream: MirrorStream): Promise<void> {
     const checkpoint = parseMirrorCheckpoint(await this.target.hgetall(stream.checkpointKey));
     const info = await this.sourceInfo(stream);
-    if (checkpoint) return stream.resume(checkpoint, info);
-    if (this.options.startFrom === 'beginning') return stream.startAtBeginning(info);
+    if (checkpoint) {
+      stream.resume(checkpoint);
+      return this.observe(stream, info);
+    }
+    if (this.options.startFrom === 'beginning') {
+      stream.startAtBeginning(info);
+      return this.observe(stream, info);
+    }
     // 'end': the position is stored at once, so entries added while a restarted mirror was down are not skipped.
     const start = info?.lastGeneratedId ?? '0-0';
     const reply = parseMirrorAppendReply(await this.target.rseMirrorAppend(2, stream.target, stream.checkpointKey, '', start, String(info?.entriesAdded ?? 0), '0', '', ''));
@@ -209,8 +215,18 @@ export class MirrorLink {
   private async refreshLag(): Promise<void> {
     const streams = [...this.streams.values()];
     const infos = await Promise.all(streams.map((s) => this.sourceInfo(s)));
-    streams.forEach((s, i) => s.observeSource(infos[i]));
+    streams.forEach((s, i) => this.observe(s, infos[i]));
     this.nextLagAt = Date.now() + this.lagIntervalMs;
+  }
+
+  private observe(stream: MirrorStream, info: ReturnType<typeof parseStreamInfo> | undefined): void {
+    const missed = stream.observeSource(info);
+    if (missed > 0) {
+      this.logger.error(
+        `Mirror "${this.options.name}": at least ${missed} entries of the source were deleted (trimmed) before they were copied; ` +
+          `they are lost for this region (keep the source's retention above the longest outage): ${logIds({ stream: stream.source })}`,
+      );
+    }
   }
 
   /** One batch per stream that has new entries (empty after blockMs without any). */

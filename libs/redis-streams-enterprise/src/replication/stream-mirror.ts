@@ -110,13 +110,14 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
     };
   }
 
-  /** `mirror_lag_messages` and `mirror_copied_messages` per mirrored stream (labels: mirror, source_region, stream). */
+  /** `mirror_lag_messages`, `mirror_copied_messages` and `mirror_missed_messages` per mirrored stream (labels: mirror, source_region, stream). */
   private gauges(): GaugeSample[] {
     return this.links.flatMap((link) =>
       link.status().topics.flatMap((t) => {
         const labels = { mirror: t.mirror, source_region: link.options.source.region, stream: t.target };
         const copied: GaugeSample = { name: 'mirror_copied_messages', labels, value: t.copied };
-        return t.lag === null ? [copied] : [copied, { name: 'mirror_lag_messages', labels, value: t.lag }];
+        const missed: GaugeSample = { name: 'mirror_missed_messages', labels, value: t.missed };
+        return t.lag === null ? [copied, missed] : [copied, missed, { name: 'mirror_lag_messages', labels, value: t.lag }];
       }),
     );
   }

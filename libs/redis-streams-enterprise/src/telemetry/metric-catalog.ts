@@ -36,6 +36,7 @@ export const GAUGE_METRICS: Readonly<Record<GaugeName, { readonly help: string }
   in_flight_messages: { help: 'Entries in handlers now.' },
   mirror_lag_messages: { help: 'StreamMirror: entries added to a source stream after the checkpoint of its copy in this region.' },
   mirror_copied_messages: { help: 'StreamMirror: entries copied into a stream of this region from a source region, in total (kept in the checkpoint).' },
+  mirror_missed_messages: { help: 'StreamMirror: source entries deleted (trimmed) before they were copied, at least; lost for this region.' },
 };
 
 export interface LabelledValue {
