@@ -200,10 +200,13 @@ function defaultText(prop: ts.PropertyDeclaration, tags: Map<string, string>): s
 
 const sections: Section[] = [];
 const seen = new Set<ts.ClassDeclaration>();
+/** Where each class's section is: a class reached a second time (a connection inside a mirror) links to it. */
+const sectionPathOf = new Map<ts.ClassDeclaration, string>();
 
 function collect(cls: ts.ClassDeclaration, path: string): void {
   if (seen.has(cls)) return;
   seen.add(cls);
+  sectionPathOf.set(cls, path);
   const section: Section = {
     path,
     className: cls.name?.text ?? '(anonymous)',
@@ -234,7 +237,7 @@ function collect(cls: ts.ClassDeclaration, path: string): void {
       defaultValue: nestedClass && member.initializer && ts.isNewExpression(member.initializer) ? 'its own defaults' : defaultText(member, tags),
       rules: rulesOf(decorators),
       description: oneLine(text),
-      nested: nestedPath,
+      nested: nestedClass ? (sectionPathOf.get(nestedClass) ?? nestedPath) : undefined,
     });
     if (nestedClass && nestedPath) nestedLater.push([nestedClass, nestedPath]);
   }

@@ -100,8 +100,8 @@ export class MirrorOptions {
  */
 export class ReplicationOptions {
   /**
-   * Name of this deployment's region, stamped as the origin of nothing here but compared with every copied entry's
-   * origin: needed when `mirrors` is not empty.
+   * Name of this deployment's region: the region every mirror copies into (no mirror may copy from it). Needed when
+   * `mirrors` is not empty.
    * @default undefined
    */
   @IsOptional()
