@@ -132,6 +132,23 @@ describe('audit trail of operator actions (real Redis)', () => {
     expect(await redis.xlen(keys.audit())).toBe(before);
   });
 
+  it('drops records older than compliance.audit.retentionMs when the next one is written', async () => {
+    const agedPrefix = uniquePrefix('audit-aged'); // a trail of its own: the old record must be its first entry
+    const agedKeys = testKeys(agedPrefix);
+    const aged = new DeadLetterManager(testConfig(agedPrefix, { compliance: { audit: { retentionMs: 60_000 } } }));
+    closers.push(aged);
+    try {
+      const old = await redis.xadd(agedKeys.audit(), `${Date.now() - 3_600_000}-0`, 'actor', 'old', 'action', 'dlq.purge', 'result', 'ok');
+      await aged.purge('au.aged', {}, { correlationId: 'aged-1' });
+      const left = await redis.xrange(agedKeys.audit(), '-', '+');
+      expect(left.map(([id]) => id)).not.toContain(old);
+      expect(left).toHaveLength(1);
+      expect(left[0][1]).toEqual(expect.arrayContaining(['cid', 'aged-1']));
+    } finally {
+      await cleanupPrefix(redis, agedPrefix);
+    }
+  });
+
   it('the CLI records its --actor (default: the OS user) and exports the trail as JSON lines and CSV, hostile values neutralised', async () => {
     expect((await cli(['--prefix', prefix, '--actor', HOSTILE_ACTOR, 'dlq', 'purge', '--pattern', HOSTILE_PATTERN, '--yes'])).code).toBe(0);
     expect((await cli(['--prefix', prefix, 'dlq', 'purge', '--pattern', 'au.default-actor', '--yes'])).code).toBe(0);

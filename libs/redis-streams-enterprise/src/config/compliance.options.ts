@@ -40,8 +40,8 @@ export class AuditOptions {
   maxLen = 100_000;
 
   /**
-   * Also drop entries older than this (`MINID ~`, by the Redis server's clock) when the next one is written; unset:
-   * never by age.
+   * Also drop entries older than this (exactly, `MINID`, by the Redis server's clock) when the next one is written;
+   * unset: never by age.
    * @default undefined
    */
   @IsOptional()

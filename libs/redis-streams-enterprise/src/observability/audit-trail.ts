@@ -12,8 +12,8 @@ import { errorText, escapeControl } from './log-format.js';
 /*
  * The audit trail: one append-only stream per prefix (`<prefix>:{#audit}`, see stream-keys.ts) where every operator
  * action is recorded with who, what, when and the result, also when it failed. Entries are only ever added (XADD) and
- * trimmed from the old end (MAXLEN ~ compliance.audit.maxLen, and MINID ~ with compliance.audit.retentionMs); nothing
- * in the library edits or deletes one. Fields of an entry:
+ * trimmed from the old end (MAXLEN ~ compliance.audit.maxLen, and MINID with compliance.audit.retentionMs); nothing
+ * in the library edits or deletes one (MINID is exact: no record older than retentionMs survives the next write). Fields:
  *   actor    who (compliance.actor, or the call's `actor`), escaped, at most 200 characters
  *   action   what (AuditAction)
  *   target   JSON object of strings or string lists: pattern(s), stream, group, event type
@@ -246,7 +246,8 @@ export class AuditTrail {
       const redis = await this.connection();
       const id = await redis.xadd(this.keys.audit(), 'MAXLEN', '~', maxLen, '*', ...fields);
       if (retentionMs !== undefined && id) {
-        await redis.xtrim(this.keys.audit(), 'MINID', '~', Math.max(0, Number(id.split('-')[0]) - retentionMs));
+        // Exact, not `~`: records are rare, and an age limit is a promise about every record.
+        await redis.xtrim(this.keys.audit(), 'MINID', Math.max(0, Number(id.split('-')[0]) - retentionMs));
       }
     } catch (error) {
       this.logger.error(`Could not record ${spec.action} by ${actor} (${outcome.result}) in the audit trail: ${errorText(error)} stream=${this.keys.audit()}`);
