@@ -38,6 +38,7 @@ const guide: DefaultTheme.SidebarItem[] = [
       { text: 'Redis Cluster', link: '/features/redis-cluster' },
       { text: 'Security', link: '/features/security' },
       { text: 'Cross-region replication', link: '/features/replication' },
+      { text: 'Compliance and audit', link: '/features/compliance' },
     ],
   },
   {
