@@ -13,6 +13,7 @@ import {
   StreamMirror,
   type RedisStreamsEnterpriseConfig,
 } from 'nestjs-redis-streams-enterprise';
+import { runCli } from '../../libs/redis-streams-enterprise/src/cli/program.js';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
 import { compareCopies, copiesIn, produce } from '../support/mirror-ledger.js';
 import { RedisProcess } from '../support/redis-process.mjs';
@@ -298,6 +299,18 @@ describe('StreamMirror: cross-region replication (own redis-servers)', () => {
     } finally {
       await mirror.close();
     }
+  });
+
+  it('the mirror command names a missing option, and refuses a mirror from its own region', async () => {
+    const run = async (argv: string[]) => {
+      let stderr = '';
+      const code = await runCli(argv, { stdout: { write: () => true }, stderr: { write: (t: string) => (stderr += t) }, env: {}, onInterrupt: () => () => undefined });
+      return { code, stderr };
+    };
+    const missing = await run(['--url', b.url, 'mirror', '--source-url', a.url, '--region', 'B', '-t', 'x.*']);
+    expect(missing).toEqual({ code: 1, stderr: expect.stringMatching(/--source-region/) });
+    const own = await run(['--url', b.url, 'mirror', '--source-url', a.url, '--source-region', 'B', '--region', 'B', '-t', 'x.*']);
+    expect(own).toEqual({ code: 1, stderr: expect.stringMatching(/--source-region must differ from --region/) });
   });
 
   it('invalid replication options fail with every field path named', () => {

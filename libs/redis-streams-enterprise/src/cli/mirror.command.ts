@@ -64,6 +64,7 @@ export function mirrorCommand(io: CliIo): CommandSpec {
 async function mirror(io: CliIo, { flags: parsed }: Invocation): Promise<void> {
   const flags = parsed as unknown as MirrorFlags;
   if (!io.onInterrupt) throw new CliError('mirror runs until it is interrupted, and this environment cannot interrupt it');
+  if (flags.sourceRegion === flags.region) throw new CliError('--source-region must differ from --region (a mirror copies from another region)');
   const { StreamMirror } = await import('../replication/stream-mirror.js');
   const streamMirror = new StreamMirror(configFor(flags)); // validates (InvalidOptionsError) before any I/O
   let stop: () => void = () => undefined;
