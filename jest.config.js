@@ -27,6 +27,7 @@ export const CLUSTER_SUITES = [
   'ordering',
   'retention',
   'future-ids',
+  'compliance',
 ].map((name) => `<rootDir>/test/e2e/${name}.e2e-spec.ts`);
 
 const testTimeout = 30_000;

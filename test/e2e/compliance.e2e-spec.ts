@@ -14,13 +14,15 @@ import {
 } from 'nestjs-redis-streams-enterprise';
 import { runCli } from '../../libs/redis-streams-enterprise/src/cli/program.js';
 import { startConsumer, testConfig } from '../support/nest-apps.js';
-import { cleanupPrefix, keysMatching, rawRedis, redisUrl, uniquePrefix, type RawRedis } from '../support/redis.js';
+import { cleanupPrefix, keysMatching, onCluster, rawRedis, redisUrl, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { testKeys } from '../support/keys.js';
 import { waitFor } from '../support/wait-for.js';
 
 const A = 'cust-A';
 const B = 'cust-B';
 const DAY = 86_400_000;
+/** The command line connects to one server (--url): its cases run in the "redis" project only. */
+const cliIt = onCluster() ? it.skip : it;
 
 interface Order {
   n: number;
@@ -177,7 +179,7 @@ describe('compliance: erasure by subject and the retention report (real Redis)',
     expect(entry).toMatchObject({ action: 'compliance.erase', result: 'error', error: expect.stringMatching(/InvalidUsageError: erase needs a subject/) });
   });
 
-  it('the CLI erases by subject with --field/--header for the named topics and prints the verification', async () => {
+  cliIt('the CLI erases by subject with --field/--header for the named topics and prints the verification', async () => {
     const dry = await cli(['--prefix', prefix, '--json', 'erase', '--subject', B, '--topics', 'gdpr.legacy', '--field', 'customer.id', '--dry-run']);
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.stdout).totals.matched).toBe(1);
@@ -239,7 +241,7 @@ describe('retention report (real Redis)', () => {
     expect((await compliance.retentionReport({ topics: ['other.*'] })).streams).toHaveLength(0);
   });
 
-  it('the CLI prints the report as a table and as JSON', async () => {
+  cliIt('the CLI prints the report as a table and as JSON', async () => {
     const json = await cli(['--prefix', prefix, '--json', 'report', 'retention', '--dlq-older-than-days', '30', '--max-len', '1000', '--trimming', 'hard']);
     expect(json.stderr).toBe('');
     const parsed = JSON.parse(json.stdout);
