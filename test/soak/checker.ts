@@ -1,7 +1,7 @@
 import type { Redis, Cluster } from 'ioredis';
 import { DeadLetterManager, ReplayManager, type RedisStreamsEnterpriseConfig } from 'nestjs-redis-streams-enterprise';
 import type { LedgerRecord } from './ledger.js';
-import { effectsKey, MAX_PARTITIONS, TOPIC } from './workload.js';
+import { AT_LEAST_ONCE, effectsKey, MAX_PARTITIONS, TOPIC } from './workload.js';
 
 /** What the harness knows about its processes, for the process checks. */
 export interface ProcessReport {
@@ -47,6 +47,8 @@ interface Attempt {
   key?: string;
   seq: number;
   poison: boolean;
+  /** soak.checked: breaks the schema (also counted as poison: it must be dead-lettered). */
+  invalid: boolean;
   outcome: 'ok' | 'definite-fail' | 'indeterminate';
   entry?: string;
 }
@@ -84,6 +86,7 @@ export async function check(input: CheckInput): Promise<Row[]> {
           key: r.key as string | undefined,
           seq: r.seq as number,
           poison: r.poison === true,
+          invalid: r.invalid === true,
           outcome: 'indeterminate',
         });
         break;
@@ -142,7 +145,7 @@ export async function check(input: CheckInput): Promise<Row[]> {
   // What counts as "delivered": plain: a handling that finished; ordered (exactly-once): a committed effect.
   const delivered = new Map<string, number>(); // id -> deliveries (plain: finished handlings; ordered: effects)
   const committed = new Set<string>(); // handling ids whose effect was committed
-  for (const h of handlings.values()) if (h.topic === TOPIC.plain && h.end !== undefined) delivered.set(h.id, (delivered.get(h.id) ?? 0) + 1);
+  for (const h of handlings.values()) if (AT_LEAST_ONCE.has(h.topic) && h.end !== undefined) delivered.set(h.id, (delivered.get(h.id) ?? 0) + 1);
   const effectLists: { topic: string; partition: number; items: { id: string; h: string }[] }[] = [];
   for (const topic of [TOPIC.keyed, TOPIC.global]) {
     for (let p = 0; p < MAX_PARTITIONS; p++) {
@@ -170,7 +173,7 @@ export async function check(input: CheckInput): Promise<Row[]> {
   info('emits resolved (ok)', byOutcome('ok').length);
   info('emits failed, definite', byOutcome('definite-fail').length);
   info('emits indeterminate', byOutcome('indeterminate').length);
-  for (const topic of [TOPIC.plain, TOPIC.keyed, TOPIC.global]) {
+  for (const topic of [TOPIC.plain, TOPIC.checked, TOPIC.keyed, TOPIC.global]) {
     const n = all.filter((a) => a.topic === topic && a.outcome === 'ok').length;
     if (n > 0) info(`  resolved on ${topic}`, n);
   }
@@ -186,9 +189,9 @@ export async function check(input: CheckInput): Promise<Row[]> {
   info('recovered (indeterminate, delivered)', all.filter((a) => a.outcome === 'indeterminate' && delivered.has(a.id)).length);
 
   // Duplicates: exactly-once topics must have none; the at-least-once topic is bounded.
-  const eoDup = [...delivered].filter(([id, n]) => n > 1 && attempts.get(id)?.topic !== TOPIC.plain).map(([id, n]) => `${id} x${n}`);
+  const eoDup = [...delivered].filter(([id, n]) => n > 1 && !AT_LEAST_ONCE.has(attempts.get(id)?.topic ?? '')).map(([id, n]) => `${id} x${n}`);
   zero('duplicated effects (exactly-once topics)', eoDup);
-  const plainDelivered = [...delivered].filter(([id]) => attempts.get(id)?.topic === TOPIC.plain);
+  const plainDelivered = [...delivered].filter(([id]) => AT_LEAST_ONCE.has(attempts.get(id)?.topic ?? ''));
   const plainDup = plainDelivered.reduce((sum, [, n]) => sum + n - 1, 0);
   const bound = Math.max(50, Math.ceil(plainDelivered.length * input.maxDuplicateRatio));
   rows.push({
@@ -243,7 +246,7 @@ export async function check(input: CheckInput): Promise<Row[]> {
   // Gaps (Kafka's poll-skip): a later message of a key committed while an earlier resolved one never was.
   const gaps: string[] = [];
   const okByKey = new Map<string, Attempt[]>();
-  for (const a of all) if (a.key && a.outcome === 'ok' && a.topic !== TOPIC.plain) okByKey.set(`${a.topic}|${a.key}`, [...(okByKey.get(`${a.topic}|${a.key}`) ?? []), a]);
+  for (const a of all) if (a.key && a.outcome === 'ok' && !AT_LEAST_ONCE.has(a.topic)) okByKey.set(`${a.topic}|${a.key}`, [...(okByKey.get(`${a.topic}|${a.key}`) ?? []), a]);
   for (const [k, list] of okByKey) {
     list.sort((x, y) => x.seq - y.seq);
     let missing: Attempt | undefined;
@@ -284,14 +287,20 @@ export async function check(input: CheckInput): Promise<Row[]> {
   const deadLetters = new DeadLetterManager(input.adminConfig);
   const replays = new ReplayManager(input.adminConfig);
   try {
-    const letters = await deadLetters.list(TOPIC.plain, { limit: 1_000_000 });
+    const letters = [...(await deadLetters.list(TOPIC.plain, { limit: 1_000_000 })), ...(await deadLetters.list(TOPIC.checked, { limit: 1_000_000 }))];
     const dlqIds = new Map<string, number>();
     const reasons = new Map<string, string>();
+    const wrongReason: string[] = [];
     for (const l of letters) {
       const id = (l.data as { id?: string } | null)?.id ?? `?${l.dlqId}`;
       dlqIds.set(id, (dlqIds.get(id) ?? 0) + 1);
       reasons.set(id, `${l.reason}/${l.errorName}: ${l.errorMessage.slice(0, 60)} (deliveries ${l.deliveries})`);
+      if (attempts.get(id)?.invalid && l.reason !== 'schema-invalid') wrongReason.push(`${id}: ${reasons.get(id)}`);
     }
+    // An invalid payload never reaches its handler: validation happens before it, and dead-letters it.
+    const invalidHandled = [...handlings.values()].filter((h) => attempts.get(h.id)?.invalid).map((h) => `${h.id}@${h.c}`);
+    zero('schema-invalid messages handled', invalidHandled);
+    zero('schema-invalid dead letters with another reason', wrongReason);
     const poisonResolved = all.filter((a) => a.poison && a.outcome === 'ok').map((a) => a.id);
     const missing = poisonResolved.filter((id) => !dlqIds.has(id));
     const notPoison = [...dlqIds.keys()].filter((id) => !attempts.get(id)?.poison);

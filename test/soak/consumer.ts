@@ -20,20 +20,29 @@ let handlings = 0;
 const handlingId = () => `${process.pid}.${++handlings}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** An at-least-once handling: start, the handler's work, end (or a throw for a poison message). */
+async function handleAtLeastOnce(topic: string, data: SoakMessage, ctx: RedisStreamsContext): Promise<void> {
+  const h = handlingId();
+  ledger.write({ t: 's', topic, id: data.id, h, c: ctx.getConsumer(), eid: ctx.getEntryId(), dc: ctx.getDeliveryCount(), ts: Date.now() });
+  if (handlerMs > 0) await sleep(handlerMs);
+  if (data.poison) {
+    ledger.write({ t: 'x', h, ts: Date.now() });
+    throw new Error(`poison message ${data.id}`);
+  }
+  ledger.write({ t: 'e', h, ts: Date.now() });
+}
+
 @Controller()
 class PlainController {
   @EventPattern(TOPIC.plain)
-  async plain(@Payload() payload: unknown, @Ctx() context: unknown): Promise<void> {
-    const data = payload as SoakMessage;
-    const ctx = context as RedisStreamsContext;
-    const h = handlingId();
-    ledger.write({ t: 's', topic: TOPIC.plain, id: data.id, h, c: ctx.getConsumer(), eid: ctx.getEntryId(), dc: ctx.getDeliveryCount(), ts: Date.now() });
-    if (handlerMs > 0) await sleep(handlerMs);
-    if (data.poison) {
-      ledger.write({ t: 'x', h, ts: Date.now() });
-      throw new Error(`poison message ${data.id}`);
-    }
-    ledger.write({ t: 'e', h, ts: Date.now() });
+  plain(@Payload() payload: unknown, @Ctx() context: unknown): Promise<void> {
+    return handleAtLeastOnce(TOPIC.plain, payload as SoakMessage, context as RedisStreamsContext);
+  }
+
+  /** Reached only by payloads the registered schema accepts (an invalid one is dead-lettered before). */
+  @EventPattern(TOPIC.checked)
+  checked(@Payload() payload: unknown, @Ctx() context: unknown): Promise<void> {
+    return handleAtLeastOnce(TOPIC.checked, payload as SoakMessage, context as RedisStreamsContext);
   }
 
   @MessagePattern(TOPIC.rpc)

@@ -2,11 +2,11 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DeadLetterManager, PartitioningManager, ReplayManager } from 'nestjs-redis-streams-enterprise';
+import { DeadLetterManager, PartitioningManager, ReplayManager, SchemaManager } from 'nestjs-redis-streams-enterprise';
 import { describeFault, type Fault } from './nemesis.js';
 import type { SoakOptions } from './options.js';
 import type { RedisFault, SoakTopology } from './topology.js';
-import { configFor, GROUP, TOPIC, type ConsumerKind, type SoakConnection } from './workload.js';
+import { CHECKED_SCHEMA, configFor, GROUP, TOPIC, type ConsumerKind, type SoakConnection } from './workload.js';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A deadline for Promise.race: unref'd, so a race already won does not keep the finished process alive. */
@@ -178,6 +178,17 @@ export class Harness {
     if (f.has('global')) kinds.push('global');
     for (const kind of kinds) for (let i = 0; i < this.opts.consumersPerKind; i++) this.procs.push(new Proc(`c-${kind}-${i}`, 'consumer', kind, this));
     for (let i = 0; i < this.opts.producers; i++) this.procs.push(new Proc(`p${i}`, 'producer', 'producer', this));
+  }
+
+  /** Registers the schema of soak.checked (an operator's deploy step) before any process starts. */
+  async registerSchemas(): Promise<void> {
+    if (!this.opts.features.has('schema')) return;
+    const schemas = new SchemaManager(configFor('plain', PREFIX, this.connection, this.opts.topology));
+    try {
+      await schemas.registerSchema(TOPIC.checked, CHECKED_SCHEMA as unknown as Record<string, unknown>, '1.0.0');
+    } finally {
+      await (schemas as unknown as { onApplicationShutdown(): Promise<void> }).onApplicationShutdown();
+    }
   }
 
   private adminManagers() {

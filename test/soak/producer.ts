@@ -39,7 +39,7 @@ const stopped = new Promise<void>((resolve) => {
 const DEFINITE = new Set(['RedisUnavailableError', 'InvalidMessageError', 'PayloadTooLargeError', 'PartitionKeyMissingError', 'InvalidPatternError']);
 
 async function emit(client: RedisStreamsClient, topic: string, message: SoakMessage): Promise<boolean> {
-  ledger.write({ t: 'a', topic, id: message.id, key: message.key, seq: message.seq, poison: message.poison || undefined, ts: Date.now() });
+  ledger.write({ t: 'a', topic, id: message.id, key: message.key, seq: message.seq, poison: message.poison || message.invalid || undefined, invalid: message.invalid || undefined, ts: Date.now() });
   try {
     // A guard against an emit that never settles (a bug in itself: counted as indeterminate, reported by its error).
     const entry = await lastValueFrom(client.emit<string>(topic, message).pipe(timeout(30_000)));
@@ -89,6 +89,26 @@ async function globalLoop(): Promise<void> {
   }
 }
 
+/**
+ * Schema-checked events: valid ones through a validating client (stamped with the schema version), and at the poison
+ * rate an invalid one through a client without validation, as a producer of another team might send it: the consumer
+ * must dead-letter it (schema-invalid) and never call its handler.
+ */
+async function checkedLoop(): Promise<void> {
+  const validating = client('plain');
+  const base = configFor('plain', prefix, connection, topology);
+  const unchecked = new RedisStreamsClient({ ...base, schema: { enabled: false } } as typeof base);
+  clients.push(unchecked);
+  for (let seq = 0; !stopping; seq++) {
+    const invalid = prng.chance(poisonRate);
+    const id = `${name}.${inc}.ck.${seq}`;
+    const ok = invalid
+      ? await emit(unchecked, TOPIC.checked, { id, seq, n: 'not a number', invalid })
+      : await emit(validating, TOPIC.checked, { id, seq, n: seq });
+    await sleep(ok ? 4000 / rate : 200);
+  }
+}
+
 async function requestLoop(): Promise<void> {
   const c = client('plain');
   for (let seq = 0; !stopping; seq++) {
@@ -112,6 +132,7 @@ if (features.has('keyed')) {
 }
 if (features.has('global')) loops.push(globalLoop());
 if (features.has('requests')) loops.push(requestLoop());
+if (features.has('schema')) loops.push(checkedLoop());
 process.send?.({ listening: name });
 
 const stats = setInterval(() => process.send?.({ stats: { heapUsed: process.memoryUsage().heapUsed } }), 1_000);

@@ -47,6 +47,7 @@ async function main(): Promise<number> {
     h.log.line(`schedule (${faults.length} faults):\n${faults.map(describeFault).join('\n')}`);
     writeFileSync(join(opts.out, 'schedule.txt'), `${faults.map(describeFault).join('\n')}\n`);
 
+    await h.registerSchemas();
     await Promise.all(h.procs.filter((p) => p.role === 'consumer').map((p) => p.start()));
     await Promise.all(h.procs.filter((p) => p.role === 'producer').map((p) => p.start()));
     const t0 = Date.now();

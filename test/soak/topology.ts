@@ -143,7 +143,7 @@ export class SoakTopology {
       return `cluster primary :${victim.port} kill -9; :${master.port} promoted in ${tookMs} ms; old one back as replica`;
     }
     // Slot migration: the slot of one of the workload's partition streams, moved to another master.
-    const topics = ['soak.plain', 'soak.keyed#0', 'soak.keyed#1', 'soak.keyed#2', 'soak.global#0'];
+    const topics = ['soak.plain', 'soak.checked', 'soak.keyed#0', 'soak.keyed#1', 'soak.keyed#2', 'soak.global#0'];
     const slot = keySlot(`{${topics[pick % topics.length]}}`);
     const masters = (await cluster.topology()).filter((n) => n.role === 'master' && !n.failed && n.slots.length > 0);
     const source = masters.find((m) => m.slots.some(([a, b]) => slot >= a && slot <= b));

@@ -12,14 +12,26 @@ export const TOPIC = {
   global: 'soak.global',
   /** Where the replay nemesis copies soak.plain to (ReplayManager target stream). */
   replayed: 'soak.plain.replayed',
+  /** At-least-once events validated against a registered JSON Schema (strict); some are invalid → dead letters. */
+  checked: 'soak.checked',
 } as const;
+
+/** The schema of soak.checked, registered by the harness before the workload starts. */
+export const CHECKED_SCHEMA = {
+  type: 'object',
+  properties: { id: { type: 'string', maxLength: 200 }, seq: { type: 'integer', minimum: 0 }, n: { type: 'integer' } },
+  required: ['id', 'seq', 'n'],
+} as const;
+
+/** The topics whose handling is at-least-once (no effect list; a finished handling counts as delivered). */
+export const AT_LEAST_ONCE: ReadonlySet<string> = new Set([TOPIC.plain, TOPIC.checked]);
 
 export const GROUP = 'soak';
 export const MAX_PARTITIONS = 8;
 export const INITIAL_PARTITIONS = 3;
 
 /** Every workload feature; `--features` selects a subset. */
-export const ALL_FEATURES = ['plain', 'poison', 'requests', 'keyed', 'global', 'redrive', 'replay', 'scale'] as const;
+export const ALL_FEATURES = ['plain', 'poison', 'requests', 'schema', 'keyed', 'global', 'redrive', 'replay', 'scale'] as const;
 export type Feature = (typeof ALL_FEATURES)[number];
 
 /** Kinds of consumer process (the ordering strategy is per process, so each kind is its own app). */
@@ -50,6 +62,8 @@ export function configFor(kind: ConsumerKind | 'admin', prefix: string, connecti
     retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 100, maxDelayMs: 100, jitter: 0 } },
     client: { requestTimeoutMs: 5_000 },
     replay: { enabled: true },
+    // Strict validation of the topics that have a registered schema (soak.checked); the others have none.
+    schema: { enabled: true, validationMode: 'strict' },
   } as RedisStreamsEnterpriseConfig;
   if (kind === 'keyed') {
     return {
@@ -84,5 +98,7 @@ export interface SoakMessage {
   seq: number;
   key?: string;
   poison?: boolean;
-  n?: number;
+  /** soak.checked: a payload that breaks the schema (`n` not an integer), sent by a producer that does not validate. */
+  invalid?: boolean;
+  n?: number | string;
 }
