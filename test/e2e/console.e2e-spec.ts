@@ -2,14 +2,15 @@
  * The operator console (issue 17) in a real headless browser (Debian's Chromium through playwright-core) against a
  * real Redis: one hybrid Nest app (HTTP + the Redis Streams server) mounts the console twice, at /ops/console with a
  * guard and writes allowed, and at /view read-only without a guard. The pages render topics, groups with lag and
- * pending, consumers with idle time, dead letters, schema versions; a dead letter made by a failing handler is
+ * pending, consumers with idle time, dead letters, schema versions, mirror lag (the app's StreamMirror copies from a
+ * second redis-server, region "us"); a dead letter made by a failing handler is
  * redriven by a click and then handled; delete works; a replay's progress bar reaches 100 %; read-only and the guard
  * refuse writes with 403; hostile text from Redis is shown as text.
  *
  * Screenshots for the docs: RSE_CONSOLE_SCREENSHOTS=docs writes them to docs/public/console/ (otherwise they are
  * taken and checked but not kept, so a test run does not change the repository).
  */
-import { Controller, Inject, Injectable, Module, UseFilters, type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
+import { Controller, Inject, Injectable, Module, UseFilters, type CanActivate, type ExecutionContext, type INestApplication, type INestMicroservice } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,8 +31,11 @@ import {
   RedisStreamsServer,
   SchemaManager,
   StreamEvent,
+  StreamMirror,
+  PartitioningManager,
 } from 'nestjs-redis-streams-enterprise';
-import { testConfig } from '../support/nest-apps.js';
+import { startConsumer, testConfig } from '../support/nest-apps.js';
+import { RedisProcess } from '../support/redis-process.mjs';
 import { cleanupPrefix, rawRedis, uniquePrefix, type RawRedis } from '../support/redis.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -65,6 +69,15 @@ class OrdersController {
     }
     if (this.orders.failing) throw new TypeError(`cannot book order ${data.orderId}: ${data.note ?? 'no note'}`);
     this.orders.handled.push(data.orderId);
+  }
+}
+
+/** Handles the partitioned topic (its consumer holds the partitions' leases). */
+@Controller()
+class PaymentsController {
+  @StreamEvent('console.payments')
+  handle() {
+    return undefined;
   }
 }
 
@@ -104,6 +117,10 @@ describe('operator console in a headless browser (issue 17)', () => {
   let redis: RawRedis;
   let client: RedisStreamsClient;
   let payments: RedisStreamsClient;
+  /** Region "us": its own redis-server, mirrored into the test Redis (region "eu") by the app's StreamMirror. */
+  let us: RedisProcess;
+  let usClient: RedisStreamsClient;
+  let payer: INestMicroservice;
   const dialogs: string[] = [];
 
   const api = (path: string, init: RequestInit & { headers?: Record<string, string> } = {}) => fetch(`${base}${path}`, init);
@@ -113,7 +130,9 @@ describe('operator console in a headless browser (issue 17)', () => {
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: the console's browser test needs Debian's Chromium (apt-get install chromium)`);
     redis = rawRedis();
-    const config = testConfig(prefix, { replay: { enabled: true } });
+    us = await RedisProcess.start();
+    const replication = { region: 'eu', mirrors: [{ name: 'from-us', source: { region: 'us', connection: { url: us.url } }, topics: ['console.mirrored'], blockMs: 100 }] };
+    const config = testConfig(prefix, { replay: { enabled: true }, replication });
     const moduleRef = await Test.createTestingModule({
       imports: [
         RedisStreamsEnterpriseModule.forRoot({ ...config, isGlobal: true }),
@@ -144,7 +163,13 @@ describe('operator console in a headless browser (issue 17)', () => {
     // A partitioned topic nobody consumes yet, and a pattern whose key tag is hashed (its name comes from its entries).
     payments = new RedisStreamsClient(testConfig(prefix, { partitioning: { enabled: true, partitionCount: 3, partitionKey: 'accountId' } }));
     for (let n = 0; n < 9; n++) await lastValueFrom(payments.emit('console.payments', { accountId: `acc-${n}`, amount: n }));
+    const payerConfig = testConfig(prefix, { consumer: { group: 'pay', consumerName: 'pay-worker-1' }, partitioning: { enabled: true, partitionCount: 3, partitionKey: 'accountId' } });
+    payer = (await startConsumer(payerConfig, [PaymentsController])).app;
+    const stats = () => app.get(PartitioningManager).getPartitionStats('console.payments', 'pay');
+    await waitFor(async () => (await stats()).every((p) => p.owner === 'pay-worker-1' && p.lag === 0 && p.pending === 0), { message: 'the payer owns every partition and is done' });
     await lastValueFrom(client.emit(HASHED, { hello: 'world' }));
+    usClient = new RedisStreamsClient(testConfig(prefix, { connection: { url: us.url } }));
+    for (let n = 0; n < 5; n++) await lastValueFrom(usClient.emit('console.mirrored', { n }));
     await app.get(SchemaManager).registerSchema('console.orders', { type: 'object', properties: { orderId: { type: 'string' } }, required: ['orderId'] }, '1.0.0');
     await app.get(SchemaManager).registerSchema('console.orders', { type: 'object', properties: { orderId: { type: 'string' }, note: { type: 'string' } }, required: ['orderId'] }, '1.1.0');
 
@@ -168,7 +193,10 @@ describe('operator console in a headless browser (issue 17)', () => {
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
     await client?.close();
     await payments?.close();
+    await payer?.close();
+    await usClient?.close();
     await app?.close();
+    await us?.stop();
     if (redis) {
       await cleanupPrefix(redis, prefix);
       redis.disconnect();
@@ -200,6 +228,9 @@ describe('operator console in a headless browser (issue 17)', () => {
     expect(await paymentsRow.locator('td[data-col="length"]').textContent()).toBe('9');
     expect(await paymentsRow.locator('td[data-col="per-partition"]').textContent()).toMatch(/^p0: \d, p1: \d, p2: \d$/);
     expect(await page.locator('#topics td[data-col="pattern"]', { hasText: HASHED }).count()).toBe(1);
+    const partition2 = page.locator('#groups tr[data-topic="console.payments"][data-group="pay"][data-partition="2"]');
+    expect(await partition2.locator('td[data-col="owner"]').textContent()).toBe('pay-worker-1');
+    expect(await partition2.locator('td[data-col="consumers"]').textContent()).toMatch(/^pay-worker-1 · pending 0 · idle/);
     const reporting = page.locator('#groups tr[data-topic="console.reports"][data-group="reporting"]');
     expect(await reporting.locator('td[data-col="lag"]').textContent()).toBe('4');
     expect(await reporting.locator('td[data-col="pending"]').textContent()).toBe('2');
@@ -266,7 +297,15 @@ describe('operator console in a headless browser (issue 17)', () => {
   it('read-only: the page has no write controls and the API refuses writes with 403', async () => {
     await open('/view');
     expect(await page.locator('#mode').textContent()).toBe('read-only');
-    expect(await page.locator('#mirror').textContent()).toContain('No mirror configured.');
+    // This console shows the app's own StreamMirror: region us copied into this one, caught up.
+    const mirror = app.get(StreamMirror);
+    await waitFor(() => mirror.getStatus().topics.some((t) => t.copied === 5 && t.lag === 0), { message: 'the mirror caught up' });
+    await page.click('#refresh');
+    const mirrored = page.locator('#mirror tbody tr', { hasText: 'from-us' });
+    await mirrored.waitFor();
+    expect(await mirrored.locator('td[data-col="lag"]').textContent()).toBe('0');
+    expect(await mirrored.locator('td[data-col="copied"]').textContent()).toBe('5');
+    expect(await page.locator('#mirror').textContent()).toContain('running into region eu');
     expect(await page.locator('#dl-table tbody tr').count()).toBe(1);
     expect(await page.locator('#dead-letters button.redrive, #dead-letters button.delete').count()).toBe(0);
     expect(await page.locator('#replay-form').isHidden()).toBe(true);
