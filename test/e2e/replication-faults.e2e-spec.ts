@@ -35,14 +35,15 @@ class MirrorProcess {
 /**
  * Exactly-once copying under faults: the mirror is the `mirror` CLI command in a child process; the link from it to
  * the source region goes through a TCP proxy. While a producer writes to region A, the mirror is SIGKILLed and
- * restarted, the link is cut for seconds, and region B's redis-server is killed and restarted (AOF). At the end every
- * source entry is in region B exactly once, in source order (so per key and per partition).
+ * restarted, the link is cut for seconds, region B's redis-server is killed and restarted (AOF), then region A's. At
+ * the end every source entry is in region B exactly once, in source order (so per key and per partition).
  */
-describe('StreamMirror under faults (mirror process, link and target killed)', () => {
-  it('SIGKILL of the mirror, a cut link and a target restart lose and duplicate nothing, and keep the order', async () => {
-    const [a, b] = await Promise.all([RedisProcess.start(), RedisProcess.start({ appendonly: true })]);
+describe('StreamMirror under faults (mirror process, link, target and source killed)', () => {
+  it('SIGKILL of the mirror, a cut link, a target and a source restart lose and duplicate nothing, and keep the order', async () => {
+    const [a, b] = await Promise.all([RedisProcess.start({ appendonly: true }), RedisProcess.start({ appendonly: true })]);
     const link = await TcpProxy.start('127.0.0.1', a.port);
-    const rawA = new Redis(a.url, { maxRetriesPerRequest: 1 });
+    const rawA = new Redis(a.url, { maxRetriesPerRequest: null });
+    rawA.on('error', () => undefined);
     const rawB = new Redis(b.url, { maxRetriesPerRequest: null, lazyConnect: true });
     rawB.on('error', () => undefined);
     const prefix = uniquePrefix('mirror-faults');
@@ -54,9 +55,17 @@ describe('StreamMirror under faults (mirror process, link and target killed)', (
     let mirror = new MirrorProcess(args);
     let producing = true;
     let produced = 0;
+    // While region A restarts the producer holds (so every entry it counts was acknowledged by A).
+    let hold = false;
+    let holding = false;
     const producer = (async () => {
       // Paces the load (not an assertion): 4 streams x 10 entries every 25 ms while the faults happen.
       for (let round = 0; producing; round++) {
+        holding = hold;
+        if (hold) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          continue;
+        }
         for (const [i, stream] of streams.entries()) {
           sourceIds.get(stream)!.push(...(await produce(rawA, stream, i === 0 ? 'fx.plain' : 'fx.parted', round * 10, 10, (n) => `k${n % 5}`)));
           produced += 10;
@@ -86,6 +95,13 @@ describe('StreamMirror under faults (mirror process, link and target killed)', (
       await b.kill();
       await b.restart();
       await waitFor(async () => (await copied()) >= produced - 100, { message: 'copying after the target restarted', timeoutMs: 20_000 });
+      // 4. Region A's Redis is killed and restarted (AOF) under the mirror's open connections.
+      hold = true;
+      await waitFor(() => holding, { message: 'the producer to hold' });
+      await a.kill();
+      await a.restart();
+      hold = false;
+      await waitFor(async () => (await copied()) >= produced - 100 && !holding, { message: 'copying after the source restarted', timeoutMs: 20_000 });
       producing = false;
       await producer;
       const total = [...sourceIds.values()].reduce((sum, ids) => sum + ids.length, 0);
