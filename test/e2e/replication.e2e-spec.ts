@@ -1,5 +1,6 @@
 import { Controller, Inject, Injectable, type INestMicroservice } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { lastValueFrom } from 'rxjs';
@@ -146,11 +147,12 @@ describe('StreamMirror: cross-region replication (own redis-servers)', () => {
     }
   });
 
-  it('claim-checked messages arrive with their payloads (the blob is copied with its entry)', async () => {
+  it('encrypted and claim-checked messages arrive readable (the blob is copied with its entry; the keys are shared)', async () => {
     const prefix = uniquePrefix('mirror-blob');
     const keys = testKeys(prefix);
     const streams = { claimCheckThresholdBytes: 1_024 };
-    const producer = new RedisStreamsClient(testConfig(prefix, { connection: { url: a.url }, streams }));
+    const encryption = { enabled: true, keys: [{ id: 'k1', key: randomBytes(32).toString('base64') }] };
+    const producer = new RedisStreamsClient(testConfig(prefix, { connection: { url: a.url }, streams, encryption }));
     let app: INestMicroservice | undefined;
     try {
       const sizes = [10, 5_000, 20, 70_000, 30];
@@ -158,6 +160,7 @@ describe('StreamMirror: cross-region replication (own redis-servers)', () => {
       const config = testConfig(prefix, {
         connection: { url: b.url },
         streams,
+        encryption,
         replication: { region: 'B', mirrors: [{ name: 'from-A', source: { region: 'A', connection: { url: a.url } }, topics: ['big.events'], blockMs: 100 }] },
       });
       app = (await startConsumer(config, [BigController], [BigPayloads])).app;
@@ -167,6 +170,8 @@ describe('StreamMirror: cross-region replication (own redis-servers)', () => {
       const sourceIds = (await rawA.xrange(keys.stream('big.events'), '-', '+')).map(([id]) => id);
       const copied = (await rawB.xrange(keys.stream('big.events'), '-', '+')).map(([, f]) => f[f.indexOf('rse.origin.id') + 1]);
       expect(compareCopies(sourceIds, copied)).toEqual({ lost: 0, duplicated: 0, inOrder: true });
+      const encodings = (await rawB.xrange(keys.stream('big.events'), '-', '+')).map(([, f]) => f[f.indexOf('enc') + 1]);
+      expect(encodings.every((enc) => enc.endsWith('aes256gcm'))).toBe(true); // ciphertext in both regions
       // The copies' blobs are indexed in region B, so its blob sweep keeps them as long as their entries.
       expect(await rawB.zcard(keys.blobIndexOf(keys.stream('big.events')))).toBe(2);
     } finally {
