@@ -131,7 +131,7 @@ describe('StreamMirror under faults (mirror process, link, target and source kil
     }
   }, 90_000);
 
-  it('copies from a standalone source into a Redis Cluster, exactly once, partitions into their slots', async () => {
+  it('copies from a standalone Redis into a Redis Cluster and back (partitions into their slots), exactly once', async () => {
     const [a, cluster] = await Promise.all([RedisProcess.start(), RedisCluster.start({ masters: 3 })]);
     const rawA = new Redis(a.url, { maxRetriesPerRequest: 1 });
     const rawB = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
@@ -139,6 +139,12 @@ describe('StreamMirror under faults (mirror process, link, target and source kil
     const keys = testKeys(prefix);
     const streams = [0, 1, 2, 3].map((p) => keys.partition('cl.events', p));
     await rawA.set(keys.layout('cl.events'), JSON.stringify({ epoch: 0, counts: [4] }));
+    // And back: region A mirrors a topic born in the Cluster (read per stream, without blocking, on a Cluster source).
+    const back = new StreamMirror({
+      connection: { url: a.url },
+      streams: { keyPrefix: prefix },
+      replication: { region: 'A', mirrors: [{ name: 'from-B', source: { region: 'B', connection: { cluster: { nodes: cluster.nodes } } }, topics: ['cl.*'], blockMs: 100 }] },
+    });
     const mirror = new StreamMirror({
       connection: { cluster: { nodes: cluster.nodes } },
       streams: { keyPrefix: prefix },
@@ -157,7 +163,16 @@ describe('StreamMirror under faults (mirror process, link, target and source kil
         expect(compareCopies(ids.get(stream)!, (await copiesIn(rawB, stream)).map((c) => c.originId))).toEqual({ lost: 0, duplicated: 0, inOrder: true });
       }
       expect(JSON.parse((await rawB.get(keys.layout('cl.events')))!)).toEqual({ epoch: 0, counts: [4] });
+      const born = await produce(rawB, keys.stream('cl.replies'), 'cl.replies', 0, 60);
+      await back.start();
+      await waitFor(async () => (await rawA.xlen(keys.stream('cl.replies'))) === 60 && back.getStatus().topics.every((t) => t.lag === 0), {
+        message: '60 copies back in region A',
+      });
+      expect(compareCopies(born, (await copiesIn(rawA, keys.stream('cl.replies'))).map((c) => c.originId))).toEqual({ lost: 0, duplicated: 0, inOrder: true });
+      // What A holds of cl.events are its own entries (skipped: copies of them in B carry origin A): nothing came back.
+      expect(await rawA.xlen(streams[0])).toBe(100);
     } finally {
+      await back.close();
       await mirror.close();
       rawA.disconnect();
       rawB.disconnect();
