@@ -21,6 +21,7 @@ import { waitFor } from '../support/wait-for.js';
 const A = 'cust-A';
 const B = 'cust-B';
 const DAY = 86_400_000;
+const KEY = randomBytes(32).toString('base64');
 /** The command line connects to one server (--url): its cases run in the "redis" project only. */
 const cliIt = onCluster() ? it.skip : it;
 
@@ -67,7 +68,7 @@ describe('compliance: erasure by subject and the retention report (real Redis)',
   const config: RedisStreamsEnterpriseConfig = testConfig(prefix, {
     partitioning: { enabled: true, strategy: 'hash', partitionCount: 2, partitionKey: 'n' },
     streams: { claimCheckThresholdBytes: 1_024 },
-    encryption: { enabled: true, keys: [{ id: 'k1', key: randomBytes(32).toString('base64') }] },
+    encryption: { enabled: true, keys: [{ id: 'k1', key: KEY }] },
     replay: { enabled: true },
     compliance: {
       actor: 'dpo@example.test',
@@ -190,6 +191,23 @@ describe('compliance: erasure by subject and the retention report (real Redis)',
     expect(done.stdout).toMatch(/Verification scan: 0 entries of the subject remain/);
     expect(done.stdout).not.toContain(B);
     expect(await redis.xlen(keys.stream('gdpr.legacy'))).toBe(0);
+  });
+
+  cliIt('the CLI opens encrypted topics with --keys-from-env; without the keys it lists their entries as unreadable and deletes nothing', async () => {
+    const args = ['--prefix', prefix, '--json', 'erase', '--subject', B, '--topics', 'gdpr.orders', '--field', 'customer.id', '--dry-run'];
+    const blind = JSON.parse((await cli(args)).stdout) as { totals: { matched: number }; unreadableCount: number; unreadable: { reason: string }[] };
+    expect(blind.totals.matched).toBe(0);
+    expect(blind.unreadable[0].reason).toMatch(/DecryptFailedError: the message is encrypted, but encryption is not enabled/);
+    process.env.RSE_COMPLIANCE_TEST_KEYS = `k1:${KEY}`;
+    try {
+      const seeing = JSON.parse((await cli([...args, '--keys-from-env', 'RSE_COMPLIANCE_TEST_KEYS'])).stdout) as typeof blind;
+      // B's orders (7 with the one sent after the erasure), its dead letter and the 6 replay copies
+      expect(seeing.totals.matched).toBe(14);
+      expect(seeing.unreadableCount).toBe(0);
+      expect(blind.unreadableCount).toBe(14);
+    } finally {
+      delete process.env.RSE_COMPLIANCE_TEST_KEYS;
+    }
   });
 });
 

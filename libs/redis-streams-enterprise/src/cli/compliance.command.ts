@@ -16,6 +16,7 @@ interface EraseFlags extends GlobalOptions {
   readonly header?: string;
   readonly dryRun?: boolean;
   readonly yes?: boolean;
+  readonly keysFromEnv?: string;
 }
 
 interface ReportFlags extends GlobalOptions {
@@ -63,7 +64,7 @@ export function complianceCommands(io: CliIo): CommandSpec[] {
       description:
         'delete every entry of a subject from the topics\' streams, partitions, dead letters and replay copies, with their claim-check ' +
         'blobs; pending entries of consumer groups that pointed at them are acknowledged. A scan afterwards proves none is left. ' +
-        'The subject is never printed or audited in clear (SHA-256). Encrypted topics need the application\'s keys: use ComplianceManager there',
+        'The subject is never printed or audited in clear (SHA-256). Encrypted topics need the key ring: --keys-from-env',
       options: [
         option('--subject <value>', 'the subject identifier (e.g. a customer id)', { required: true }),
         option('--topics <pattern...>', 'message patterns (globs allowed) to search', { required: true }),
@@ -72,6 +73,9 @@ export function complianceCommands(io: CliIo): CommandSpec[] {
           conflicts: ['header'],
         }),
         option('--header <name>', 'header holding the subject (e.g. x-subject)', { parse: matching(SUBJECT_HEADER, 'a header name [A-Za-z0-9._-]'), conflicts: ['field'] }),
+        option('--keys-from-env <VAR>', 'encrypted topics: the environment variable holding the key ring as id:base64key,... (encryption.keysFromEnv)', {
+          parse: matching(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'an environment variable name'),
+        }),
         option('--dry-run', 'only find and count; delete nothing'),
         option('-y, --yes', 'really delete (erasure cannot be undone)'),
       ],
@@ -109,7 +113,11 @@ async function erase(io: CliIo, flags: EraseFlags): Promise<void> {
     throw new CliError('Refusing to erase without --yes (nothing was deleted); count first with --dry-run');
   }
   const location = flags.field !== undefined ? { field: flags.field } : { header: flags.header as string };
-  const config = { ...configOf(flags), compliance: { ...configOf(flags).compliance, subjects: Object.fromEntries(topics.map((t) => [t, location])) } };
+  const config = {
+    ...configOf(flags),
+    compliance: { ...configOf(flags).compliance, subjects: Object.fromEntries(topics.map((t) => [t, location])) },
+    ...(flags.keysFromEnv === undefined ? {} : { encryption: { enabled: true, keysFromEnv: flags.keysFromEnv } }),
+  };
   const report = await withManager(config, (m) => m.erase({ subject: flags.subject, topics, dryRun: flags.dryRun === true }));
   if (flags.json) return writeJson(io.stdout, report);
   printErasure(io, report);
