@@ -136,7 +136,13 @@ describe('operator console in a headless browser (issue 17)', () => {
     const moduleRef = await Test.createTestingModule({
       imports: [
         RedisStreamsEnterpriseModule.forRoot({ ...config, isGlobal: true }),
-        RedisStreamsConsoleModule.register({ path: '/ops/console', guard: OpsGuard, writes: true, imports: [MirrorStatusModule] }),
+        RedisStreamsConsoleModule.register({
+          path: '/ops/console',
+          guard: OpsGuard,
+          writes: true,
+          imports: [MirrorStatusModule],
+          actor: (request) => (request.headers.authorization === OPS ? 'console:ops@example' : undefined),
+        }),
         RedisStreamsConsoleModule.register({ path: '/view' }),
       ],
       controllers: [OrdersController],
@@ -282,7 +288,7 @@ describe('operator console in a headless browser (issue 17)', () => {
     expect(orders().handled).toEqual(['A-1']);
   });
 
-  it('runs a replay from the console with a progress bar that reaches 100 %', async () => {
+  it('runs a replay from the console with a progress bar that reaches 100 %; the audit panel lists the writes with their actor', async () => {
     await page.fill('#replay-pattern', 'console.orders');
     await page.click('#replay-start-button');
     const done = page.locator('#replay-jobs tr[data-state="done"]');
@@ -291,6 +297,19 @@ describe('operator console in a headless browser (issue 17)', () => {
     // The stream holds the three originals and the redriven copy: all four go to the handler again.
     expect(await done.locator('td.progress-text').textContent()).toMatch(/^100 % · read 4 · replayed 4 · skipped 0 · failed 0 · stopped by end$/);
     expect(orders().replayed).toBe(4);
+    // Every write so far is in the audit trail, with the operator the actor option named.
+    await page.click('#refresh');
+    await page.locator('#audit tr[data-audit]').nth(4).waitFor();
+    const audit = await page.locator('#audit tr[data-audit]').evaluateAll((rows) =>
+      rows.map((r) => ['actor', 'action', 'result'].map((col) => r.querySelector(`td[data-col="${col}"]`)?.textContent)),
+    );
+    // The schema registrations of the set-up come first, by this process (compliance.actor's default).
+    expect(audit.slice(0, 2).map(([actor, action]) => [actor?.startsWith('process:'), action])).toEqual([[true, 'schema.register'], [true, 'schema.register']]);
+    expect(audit.slice(2)).toEqual([
+      ['console:ops@example', 'dlq.redrive', 'ok'],
+      ['console:ops@example', 'dlq.delete', 'ok'],
+      ['console:ops@example', 'replay.handlers', 'ok'],
+    ]);
     await screenshot('console-replay.png', page.locator('#replay'));
   });
 

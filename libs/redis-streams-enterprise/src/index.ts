@@ -24,6 +24,7 @@ export {
   REDIS_STREAMS_CONSOLE_MIRROR,
   isConsoleWrite,
   type RedisStreamsConsoleOptions,
+  type ConsoleRequest,
   type ConsoleMirrorSource,
   type ConsoleMirrorStatus,
 } from './console/console.options.js';

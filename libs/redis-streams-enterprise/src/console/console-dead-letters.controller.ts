@@ -1,9 +1,11 @@
-import { Body, Delete, Get, HttpCode, Injectable, NotFoundException, Optional, Param, Post, Query } from '@nestjs/common';
+import { Body, Delete, Get, HttpCode, Inject, Injectable, NotFoundException, Optional, Param, Post, Query, Req } from '@nestjs/common';
 import { DeadLetterManager } from '../dead-letter/dead-letter.manager.js';
 import type { DeadLetter } from '../dead-letter/dead-letter.js';
 import { compareIds } from '../replay/replay-range.js';
 import { clip, CONSOLE_LIMITS, entryIdParam, entryIdsParam, limitParam, patternParam } from './console-input.js';
 import { ConsoleWrite, SecureHeaders } from './console-headers.js';
+import { auditContextOf } from './console-audit.js';
+import { REDIS_STREAMS_CONSOLE_OPTIONS, type ConsoleRequest, type ResolvedConsoleOptions } from './console.options.js';
 
 /** Dead-letter patterns listed, at most. */
 const MAX_PATTERNS = 200;
@@ -35,7 +37,10 @@ function summary(letter: DeadLetter) {
  */
 @Injectable()
 export class ConsoleDeadLettersController {
-  constructor(@Optional() private readonly deadLetters?: DeadLetterManager) {}
+  constructor(
+    @Inject(REDIS_STREAMS_CONSOLE_OPTIONS) private readonly options: ResolvedConsoleOptions,
+    @Optional() private readonly deadLetters?: DeadLetterManager,
+  ) {}
 
   /** Without `pattern`: the patterns that have dead letters, with counts. With it: a page of its letters, oldest first, after `after`. */
   @Get('api/dead-letters')
@@ -73,18 +78,19 @@ export class ConsoleDeadLettersController {
   @HttpCode(200)
   @ConsoleWrite()
   @SecureHeaders()
-  async redrive(@Body() body: unknown) {
+  async redrive(@Body() body: unknown, @Req() request: ConsoleRequest) {
     const { pattern, ids } = (body ?? {}) as { pattern?: unknown; ids?: unknown };
     const name = patternParam(pattern);
     const wanted = new Set(entryIdsParam(ids));
     const sorted = [...wanted].sort(compareIds);
-    const result = await this.manager().redrive(name, {
+    const filter = {
       // The time range narrows the scan to the letters named; `where` picks exactly them.
       from: msOf(sorted[0]),
       to: msOf(sorted[sorted.length - 1]),
-      where: (l) => wanted.has(l.dlqId),
+      where: (l: DeadLetter) => wanted.has(l.dlqId),
       limit: wanted.size,
-    });
+    };
+    const result = await this.manager().redrive(name, filter, auditContextOf(this.options, request));
     return { redriven: result.redriven, skipped: result.skipped, notFound: [...wanted].filter((id) => !result.redriven.some((r) => r.dlqId === id) && !result.skipped.includes(id)) };
   }
 
@@ -92,8 +98,8 @@ export class ConsoleDeadLettersController {
   @Delete('api/dead-letters')
   @ConsoleWrite()
   @SecureHeaders()
-  async remove(@Query('pattern') pattern?: string, @Query('ids') ids?: string) {
-    return { deleted: await this.manager().delete(patternParam(pattern), entryIdsParam(ids)) };
+  async remove(@Req() request: ConsoleRequest, @Query('pattern') pattern?: string, @Query('ids') ids?: string) {
+    return { deleted: await this.manager().delete(patternParam(pattern), entryIdsParam(ids), auditContextOf(this.options, request)) };
   }
 
   private manager(): DeadLetterManager {

@@ -1,10 +1,12 @@
-import { BadRequestException, Body, Get, Injectable, NotFoundException, Optional, Param, Post } from '@nestjs/common';
+import { BadRequestException, Body, Get, Inject, Injectable, NotFoundException, Optional, Param, Post, Req } from '@nestjs/common';
 import { ReplayManager } from '../replay/replay.manager.js';
 import type { ReplayRequest, ReplayTarget } from '../replay/replay-request.js';
 import { ConsoleInspector } from './console-inspector.js';
 import { patternParam, positiveParam, timeParam } from './console-input.js';
 import { ConsoleReplays } from './console-replays.js';
 import { ConsoleWrite, SecureHeaders } from './console-headers.js';
+import { auditContextOf } from './console-audit.js';
+import { REDIS_STREAMS_CONSOLE_OPTIONS, type ConsoleRequest, type ResolvedConsoleOptions } from './console.options.js';
 
 /** Most messages one console replay may name (replay.maxReplayMessages caps it further). */
 const MAX_CONSOLE_REPLAY = 1_000_000;
@@ -17,6 +19,7 @@ const MAX_CONSOLE_REPLAY = 1_000_000;
 @Injectable()
 export class ConsoleReplayController {
   constructor(
+    @Inject(REDIS_STREAMS_CONSOLE_OPTIONS) private readonly options: ResolvedConsoleOptions,
     private readonly inspector: ConsoleInspector,
     private readonly replays: ConsoleReplays,
     @Optional() private readonly manager?: ReplayManager,
@@ -29,7 +32,7 @@ export class ConsoleReplayController {
   @Post('api/replay')
   @ConsoleWrite()
   @SecureHeaders()
-  async start(@Body() body: unknown) {
+  async start(@Body() body: unknown, @Req() http: ConsoleRequest) {
     if (!this.manager) throw new NotFoundException('No ReplayManager in this application (import RedisStreamsEnterpriseModule)');
     const input = (body ?? {}) as Record<string, unknown>;
     const pattern = patternParam(input.pattern);
@@ -43,7 +46,7 @@ export class ConsoleReplayController {
     const request: ReplayRequest = { streamName: pattern, startTime, endTime, maxMessages, dryRun: input.dryRun === true, target };
     const length = await this.inspector.topicLength(pattern);
     const total = Math.min(length, maxMessages ?? length, this.manager.config.replay.maxReplayMessages);
-    return this.replays.start(this.manager, request, total, targetStream ? `stream ${targetStream}` : 'handlers');
+    return this.replays.start(this.manager, request, total, targetStream ? `stream ${targetStream}` : 'handlers', auditContextOf(this.options, http));
   }
 
   /** The replays started here (newest first, at most MAX_REPLAY_JOBS). */

@@ -1,6 +1,7 @@
 import { ConflictException, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { errorText } from '../observability/log-format.js';
+import type { AuditContext } from '../observability/audit-trail.js';
 import type { ReplayManager } from '../replay/replay.manager.js';
 import type { ReplayProgress, ReplayRequest, ReplayResult } from '../replay/replay-request.js';
 
@@ -41,7 +42,7 @@ export class ConsoleReplays implements OnApplicationShutdown {
    * Starts a replay; returns its job at once.
    * @throws ConflictException when MAX_RUNNING_REPLAYS are running.
    */
-  start(manager: ReplayManager, request: ReplayRequest, total: number, target: string): ConsoleReplayJob {
+  start(manager: ReplayManager, request: ReplayRequest, total: number, target: string, by?: AuditContext): ConsoleReplayJob {
     if (this.running.size >= MAX_RUNNING_REPLAYS) throw new ConflictException(`${MAX_RUNNING_REPLAYS} replays are running already; wait for one to finish`);
     const pattern = String(request.streamName);
     const job: ConsoleReplayJob = {
@@ -54,7 +55,7 @@ export class ConsoleReplays implements OnApplicationShutdown {
       job.progress = progress;
       job.percent = job.total > 0 ? Math.min(99, Math.floor((100 * progress.scanned) / job.total)) : 0;
     };
-    const done = manager.replayMessages({ ...request, signal: abort.signal, onProgress }).then(
+    const done = manager.replayMessages({ ...request, signal: abort.signal, onProgress }, by).then(
       (result) => {
         const { validation, ...rest } = result;
         job.result = { ...rest, ...(validation ? { invalid: validation.invalid.length } : {}) };

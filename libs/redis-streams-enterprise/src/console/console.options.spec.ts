@@ -25,6 +25,12 @@ describe('console options', () => {
     expect(error.violations.map((v) => v.path)).toEqual(['console.path', 'console.writes', 'console.guard']);
   });
 
+  it('takes an actor function and refuses anything else', () => {
+    const actor = () => 'console:alice';
+    expect(resolveConsoleOptions({ actor }).actor).toBe(actor);
+    expect(() => resolveConsoleOptions({ actor: 'alice' as never })).toThrow(/console.actor must be a function/);
+  });
+
   it('isConsoleWrite reads the metadata the console sets on its write handlers', () => {
     const write = () => undefined;
     Reflect.defineMetadata(REDIS_STREAMS_CONSOLE_WRITE, true, write);
@@ -52,5 +58,18 @@ describe('console page and input', () => {
     expect(() => patternParam('x'.repeat(1_025))).toThrow(BadRequestException);
     expect(timeParam('2026-01-01T00:00:00Z', 't')).toBe(Date.UTC(2026, 0, 1));
     expect(() => timeParam('yesterday', 't')).toThrow(BadRequestException);
+  });
+});
+
+describe('console audit context', () => {
+  const options = { path: '/c', writes: true, hasGuard: true };
+  it('names the actor the option returns and takes a well-formed x-request-id as the correlation id', async () => {
+    const { auditContextOf } = await import('./console-audit.js');
+    const request = { headers: { authorization: 'Bearer x', 'x-request-id': 'req-42' } };
+    expect(auditContextOf({ ...options, actor: (r) => `console:${String(r.headers.authorization).slice(7)}` }, request)).toEqual({ actor: 'console:x', correlationId: 'req-42' });
+    expect(auditContextOf(options, { headers: {} })).toBeUndefined();
+    expect(auditContextOf(options, { headers: { 'x-request-id': 'bad id\n' } })).toBeUndefined();
+    const failing = auditContextOf({ ...options, actor: () => { throw new Error('no session'); } }, { headers: {} });
+    expect(failing).toEqual({ actor: 'unknown (console actor failed: no session)' });
   });
 });

@@ -60,6 +60,18 @@ export interface RedisStreamsConsoleOptions {
   readonly writes?: boolean;
   /** Modules the console needs: the guard's dependencies, and the `RedisStreamsEnterpriseModule` when it is not global. */
   readonly imports?: ModuleMetadata['imports'];
+  /**
+   * Who performs a write, as recorded in the audit trail (`compliance.audit`): called with the request of each redrive,
+   * delete or replay, e.g. `(req) => 'console:' + req.headers['x-user']`. Unset (or undefined returned): `compliance.actor`.
+   */
+  readonly actor?: (request: ConsoleRequest) => string | undefined;
+}
+
+/** A console request as the `actor` option sees it (Express or Fastify; `user` is whatever your auth put there). */
+export interface ConsoleRequest {
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly user?: unknown;
+  readonly [key: string]: unknown;
 }
 
 /** Validated options. */
@@ -67,6 +79,7 @@ export interface ResolvedConsoleOptions {
   readonly path: string;
   readonly writes: boolean;
   readonly hasGuard: boolean;
+  readonly actor?: (request: ConsoleRequest) => string | undefined;
 }
 
 const SEGMENTS = /^(\/[A-Za-z0-9._~-]+)+$/;
@@ -88,8 +101,11 @@ export function resolveConsoleOptions(options: RedisStreamsConsoleOptions): Reso
   if (guard !== undefined && typeof guard !== 'function' && typeof (guard as Partial<CanActivate>).canActivate !== 'function') {
     violations.push({ path: 'console.guard', rule: 'isGuard', message: 'console.guard must be a guard class or an object with canActivate()' });
   }
+  if (options.actor !== undefined && typeof options.actor !== 'function') {
+    violations.push({ path: 'console.actor', rule: 'isFunction', message: 'console.actor must be a function of the request' });
+  }
   if (violations.length > 0) throw new InvalidOptionsError(violations);
-  return { path, writes: options.writes ?? false, hasGuard: guard !== undefined };
+  return { path, writes: options.writes ?? false, hasGuard: guard !== undefined, ...(options.actor ? { actor: options.actor } : {}) };
 }
 
 /** True when the route being guarded is one of the console's writes (redrive, delete, replay). */

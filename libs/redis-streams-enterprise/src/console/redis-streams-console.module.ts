@@ -1,4 +1,5 @@
 import { Controller, Inject, Logger, Module, UseGuards, type CanActivate, type DynamicModule, type OnModuleInit, type Type } from '@nestjs/common';
+import { ConsoleAuditController } from './console-audit.controller.js';
 import { ConsoleDeadLettersController } from './console-dead-letters.controller.js';
 import { ConsoleInspector } from './console-inspector.js';
 import { ConsolePageController } from './console-page.controller.js';
@@ -8,7 +9,7 @@ import { ConsoleReplays } from './console-replays.js';
 import { ConsoleRequestGuard } from './console-request.guard.js';
 import { REDIS_STREAMS_CONSOLE_OPTIONS, resolveConsoleOptions, type RedisStreamsConsoleOptions, type ResolvedConsoleOptions } from './console.options.js';
 
-const BASES = [ConsolePageController, ConsoleReadController, ConsoleDeadLettersController, ConsoleReplayController] as const;
+const BASES = [ConsolePageController, ConsoleReadController, ConsoleDeadLettersController, ConsoleReplayController, ConsoleAuditController] as const;
 
 /**
  * Controllers of one registration: a subclass of each base per `register()` call, mounted at the console's path and

@@ -34,7 +34,7 @@ export function consolePage(base: string): string {
 </header>
 <nav>
   <a href="#topics">Topics</a> <a href="#groups">Groups</a> <a href="#dead-letters">Dead letters</a>
-  <a href="#replay">Replay</a> <a href="#schemas">Schemas</a> <a href="#mirror">Mirror</a>
+  <a href="#replay">Replay</a> <a href="#schemas">Schemas</a> <a href="#mirror">Mirror</a> <a href="#audit">Audit trail</a>
 </nav>
 <div id="notice" role="status" aria-live="polite"></div>
 <main>
@@ -59,6 +59,7 @@ export function consolePage(base: string): string {
   </section>
   <section id="schemas"><h2>Schema versions</h2><div class="body">Loading…</div><pre id="schema-detail" hidden></pre></section>
   <section id="mirror"><h2>Mirror</h2><div class="body">Loading…</div></section>
+  <section id="audit"><h2>Audit trail (last 24 hours)</h2><div class="body">Loading…</div></section>
 </main>
 </body>
 </html>

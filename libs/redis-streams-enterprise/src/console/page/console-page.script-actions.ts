@@ -134,12 +134,30 @@ function startReplay(event) {
   }, function (error) { notice('Replay refused: ' + error.message, true); });
 }
 
+function loadAudit(after) {
+  return api('audit?' + q({ after: after, limit: state.pageSize })).then(function (data) {
+    if (!data.enabled) return show('audit', el('p', { className: 'muted', text: 'The audit trail is off (compliance.audit.enabled).' }));
+    if (data.items.length === 0) return show('audit', el('p', { className: 'muted', text: 'No operator action recorded since ' + data.since + '.' }));
+    var rows = data.items.map(function (a) {
+      return [a.at, a.actor, a.action, a.target, a.result + (a.error ? ': ' + a.error : ''), a.counts];
+    });
+    show('audit', [
+      table([{ label: 'At' }, { label: 'Actor', key: 'actor' }, { label: 'Action', key: 'action' }, { label: 'Target', wrap: true }, { label: 'Result', key: 'result', wrap: true },
+        { label: 'Counts', key: 'counts', wrap: true }], rows, function (i) { return { 'data-audit': data.items[i].id }; }),
+      el('div', { className: 'pager' }, [
+        after ? el('button', { type: 'button', text: 'From the start', onclick: function () { loadAudit(null); } }) : null,
+        data.next ? el('button', { type: 'button', text: 'Next', onclick: function () { loadAudit(data.next); } }) : null
+      ])
+    ]);
+  }, failed('audit'));
+}
+
 function refreshTables() {
   return Promise.all([loadTopics(state.topicsOffset), loadGroups(state.groupsOffset)]);
 }
 
 function refreshAll() {
-  return Promise.all([refreshTables(), loadDeadLetterPatterns()]);
+  return Promise.all([refreshTables(), loadDeadLetterPatterns(), loadAudit(null)]);
 }
 
 function start() {
