@@ -49,7 +49,7 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
   readonly config: ResolvedRedisStreamsConfig;
   private readonly target: LazyConnection;
   /** Exports the lag and copy count of every mirrored stream as gauges when observability.metrics exports. */
-  private readonly telemetry: Telemetry;
+  private telemetry?: Telemetry;
   private links: MirrorLink[] = [];
   private starting?: Promise<void>;
   private closed = false;
@@ -58,7 +58,6 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
   constructor(@Inject(REDIS_STREAMS_OPTIONS) config: RedisStreamsEnterpriseConfig | ResolvedRedisStreamsConfig) {
     this.config = resolveConfig(config);
     this.target = new LazyConnection(this.config.connection, 'mirror', StreamMirror.name);
-    this.telemetry = createTelemetry(this.config);
   }
 
   /** Starts the configured mirrors with the application (nothing happens when there are none). */
@@ -95,6 +94,8 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
     const { replication, streams } = this.config;
     this.links = replication.mirrors.map((mirror) => new MirrorLink(mirror, () => this.target.get(), streams.keyPrefix, LAG_INTERVAL_MS));
     await Promise.all(this.links.map((link) => link.start()));
+    // Made on start only: an application without mirrors gets nothing from it.
+    this.telemetry ??= createTelemetry(this.config);
     this.telemetry.start('', () => Promise.resolve(this.gauges()));
     this.logger.log(`Mirroring into region ${replication.region}: ${this.links.map((l) => `"${l.options.name}" from ${l.options.source.region}`).join(', ')}`);
   }
@@ -126,7 +127,7 @@ export class StreamMirror implements OnApplicationBootstrap, OnApplicationShutdo
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.telemetry.stop();
+    this.telemetry?.stop();
     await this.starting?.catch(() => undefined);
     await this.stopLinks();
     await this.target.close();
