@@ -44,7 +44,7 @@ export class ConsoleReadController {
     return this.mirrorSource ?? this.streamMirror;
   }
 
-  /** What the page needs first: the prefix, whether writes are allowed, this app's server status, which panels exist. */
+  /** What the page needs first: the prefix, whether writes are allowed and replay enabled, this app's server status. */
   @Get('api/overview')
   @SecureHeaders()
   async overview() {
@@ -53,7 +53,6 @@ export class ConsoleReadController {
       keyPrefix: this.config.streams.keyPrefix,
       writes: this.options.writes,
       replayEnabled: this.config.replay.enabled,
-      mirror: this.mirror !== undefined,
       server: this.server
         ? status
           ? {
