@@ -101,6 +101,18 @@ export class PartitionTakeover {
     }
   }
 
+  /**
+   * A read that failed on its way back (the connection dropped, the watchdog replaced it) may have been executed: its
+   * entries are then pending for this consumer, delivered and never received, and a partition has no reclaimer. So
+   * each partition of the read is taken over again from after the last entry dispatched, before it is read again: the
+   * entries of the lost reply come first, in id order (found by the soak, seed 7). A read ended on purpose (CLIENT
+   * UNBLOCK) or refused (NOGROUP) delivered nothing.
+   */
+  afterFailedRead(streams: readonly string[], error: unknown): void {
+    if (/UNBLOCKED|NOGROUP/.test(error instanceof Error ? error.message : String(error))) return;
+    for (const stream of streams) if (this.deps.dispatcher.has(stream) && !this.pending.has(stream)) this.claimAfterLastPushed(stream);
+  }
+
   /** Takes the partition over again from after the last entry dispatched: everything pending there, anyone's, in id order. */
   private claimAfterLastPushed(stream: string): void {
     const after = this.lastPushed.get(stream);

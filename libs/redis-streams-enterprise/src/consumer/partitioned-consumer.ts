@@ -286,7 +286,14 @@ export class PartitionedConsumer {
       block + config.connection.blockingWatchdogMs,
     );
     this.readInFlight = read;
-    await this.takeover.deliver(await read.finally(() => (this.readInFlight = undefined)));
+    let reply: unknown;
+    try {
+      reply = await read.finally(() => (this.readInFlight = undefined));
+    } catch (error) {
+      this.takeover.afterFailedRead(streams, error);
+      throw error;
+    }
+    await this.takeover.deliver(reply);
   }
 
   /**
@@ -303,7 +310,10 @@ export class PartitionedConsumer {
     this.readInFlight = read;
     const { replies, entries, error } = await read.finally(() => (this.readInFlight = undefined));
     for (const reply of replies) await this.takeover.deliver(reply);
-    if (error !== undefined) throw error;
+    if (error !== undefined) {
+      this.takeover.afterFailedRead(streams, error);
+      throw error;
+    }
     if (entries > 0 || !this.running) return;
     const block = Math.min(blockMs, MAX_PARTITION_BLOCK_MS);
     await Promise.race([reader.wait(block), this.dispatcher.whenRoom(block)]);
