@@ -57,7 +57,7 @@ describe('an ordered partition whose read reply was lost (real Redis)', () => {
     ({ app } = await startConsumer(cfg, [KeyedController], [{ provide: LOG, useValue: log }]));
     const stream = keys.partition('lost.reply', 0);
     const add = (n: number) => redis.xadd(stream, '*', 'pattern', 'lost.reply', 'key', 'k', 'data', JSON.stringify({ key: 'k', n }));
-    await waitFor(async () => (await redis.xinfo('GROUPS', stream).catch(() => [])).length > 0, { message: 'the group' });
+    await waitFor(async () => ((await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[]).length > 0, { message: 'the group' });
     await add(0);
     await waitFor(() => log.length === 1, { message: 'the first message' });
     // Stall the link while the consumer's read waits in Redis, write an entry past the proxy: Redis serves the read,

@@ -5,7 +5,8 @@
  * - 8: a payload whose JSON is longer than a JavaScript string can hold fails with `PayloadTooLargeError`, not
  *   `RangeError`;
  * - 9: emits in flight when Redis dies settle with success, `RedisUnavailableError` (certainly not written) or
- *   `AmbiguousWriteError` (may have been written), never with an ioredis error.
+ *   `AmbiguousWriteError` (may have been written), never with an ioredis error; an emit whose reply was lost in a
+ *   connection reset is not re-sent on reconnect (written twice; found by the soak, seed 42).
  */
 import { constants } from 'node:buffer';
 import { Redis } from 'ioredis';
@@ -23,6 +24,7 @@ import { RedisCluster } from '../support/redis-cluster.mjs';
 import { RedisProcess } from '../support/redis-process.mjs';
 import { uniquePrefix } from '../support/redis.js';
 import { testKeys } from '../support/keys.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** How one emit settled, and how long after it was called. */
@@ -252,6 +254,40 @@ describe('publish path defects (issue 12, items 7–9)', () => {
     } finally {
       admin.disconnect();
       await client.close();
+      await server.stop();
+    }
+  });
+
+  it('an emit whose reply is lost in a connection reset fails with AmbiguousWriteError and is written once, not re-sent', async () => {
+    const server = await RedisProcess.start();
+    const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(server.url).port));
+    const prefix = uniquePrefix('lost-reply-emit');
+    const keys = testKeys(prefix);
+    const client = new RedisStreamsClient(testConfig(prefix, { connection: { url: proxy.url } }));
+    const admin = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    try {
+      await lastValueFrom(client.emit<string>('once.event', { n: 0 }));
+      // The write reaches Redis and waits there (CLIENT PAUSE WRITE); the link stalls, Redis runs it, its reply is
+      // held in the proxy, and the reset throws it away: written, and the producer cannot know.
+      await admin.call('CLIENT', 'PAUSE', '20000', 'WRITE');
+      const outcome = settle(() => lastValueFrom(client.emit<string>('once.event', { n: 1 })));
+      await waitFor(async () => /blocked_clients:[1-9]/.test(await admin.info('clients')), { message: 'the write to reach Redis' });
+      proxy.setMode('stall');
+      await admin.call('CLIENT', 'UNPAUSE');
+      await waitFor(async () => (await admin.xlen(keys.stream('once.event'))) === 2, { message: 'the write to be run' });
+      proxy.setMode('drop');
+      proxy.setMode('pass');
+      const settled = await outcome;
+      expect(settled.error).toBeInstanceOf(AmbiguousWriteError);
+      // A re-sent write would have landed once more after the reconnect.
+      await waitFor(() => client.unwrap<Redis>().status === 'ready', { message: 'the client to reconnect' });
+      await lastValueFrom(client.emit<string>('once.event', { n: 2 }));
+      const entries = await admin.xrange(keys.stream('once.event'), '-', '+');
+      expect(entries.map(([, fields]) => JSON.parse(fields[fields.indexOf('data') + 1]!).n)).toEqual([0, 1, 2]);
+    } finally {
+      admin.disconnect();
+      await client.close();
+      await proxy.close();
       await server.stop();
     }
   });

@@ -18,9 +18,16 @@ export type ConnectionRole = 'command' | 'blocking';
 function roleOptions(role: ConnectionRole, watchdogMs: number): RedisOptions {
   if (role === 'command') {
     // socketTimeout: a command that gets no byte back within the watchdog time means a dead (half-open) socket;
-    // ioredis destroys it, fails or re-sends the commands in flight, and reconnects. Without it, acks, claims and
-    // emits on a connection whose peer vanished would wait forever.
-    return { enableOfflineQueue: false, maxRetriesPerRequest: 1, socketTimeout: watchdogMs };
+    // ioredis destroys it, fails the commands in flight, and reconnects. Without it, acks, claims and emits on a
+    // connection whose peer vanished would wait forever.
+    // No re-send of commands in flight: Redis may have run them already (the reply was what got lost). A re-sent
+    // publish wrote a second entry, and on a partitioned topic whose layout changed meanwhile the re-sent script
+    // answered "stale", so the client routed the message again and stored it in a second partition, where
+    // exactly-once processing (per partition) handled it twice (found by the soak, seed 42). maxRetriesPerRequest 0
+    // fails every command in flight when the connection closes (autoResendUnfulfilledCommands: false is no substitute:
+    // ioredis 6 then drops them unsettled, so their callers wait forever). Each caller decides instead: an emit fails
+    // with AmbiguousWriteError, acks and commits are retried, leases are renewed again.
+    return { enableOfflineQueue: false, maxRetriesPerRequest: 0, socketTimeout: watchdogMs };
   }
   // A blocked XREADGROUP legitimately receives nothing for BLOCK ms, so the reading loop runs its own watchdog.
   // No offline queue: a read issued while the connection is down would wait and be sent on reconnect, after its loop

@@ -1,8 +1,6 @@
 /**
- * The orchestrator of one delivered entry: decode, route to its handler, check its schema, run it, and pick the
- * outcome (ack, retry, dead letter). The two paths with their own rules live beside it: RequestResponder
- * (request-responder.ts) answers `@MessagePattern` requests, EventCommitter (event-committer.ts) makes a handled
- * event durable (ack or commit script). Settler carries out every outcome in Redis.
+ * The orchestrator of one delivered entry (decode, route, check its schema, run it, pick the outcome). Beside it:
+ * RequestResponder answers requests, EventCommitter makes a handled event durable, Settler carries out outcomes.
  */
 import { Logger } from '@nestjs/common';
 import type { MessageHandler } from '@nestjs/microservices';
@@ -11,7 +9,6 @@ import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options
 import type { ScriptedRedis } from '../connection/scripts.js';
 import type { DeliveredEntry } from '../connection/redis-replies.js';
 import type { EntryProcessor, ProcessOptions } from '../consumer/entry-processor.js';
-import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import { NoHandlerError } from '../errors/no-handler.error.js';
 import type { TransportMetrics } from '../observability/metrics.js';
 import type { ProcessInfo } from '../observability/telemetry.js';
@@ -23,6 +20,7 @@ import { CausalTimeoutError } from '../errors/causal-timeout.error.js';
 import { InvalidReplyAddressError } from '../errors/invalid-reply-address.error.js';
 import { NackedByHandlerError, RejectedByHandlerError } from '../errors/rejected-by-handler.error.js';
 import { decideAfterFailure } from './settlement-policy.js';
+import { withHandlerTimeout } from './handler-timeout.js';
 import { fetchClaimChecked } from '../claim-check/claim-check.js';
 import { EventCommitter } from './event-committer.js';
 import { RedisStreamsContext, type MessageControls } from './redis-streams.context.js';
@@ -37,6 +35,8 @@ import { DecryptFailedError } from '../errors/decrypt-failed.error.js';
 import { CodecUnavailableError } from '../errors/codec-unavailable.error.js';
 
 const NO_OPTIONS: ProcessOptions = Object.freeze({});
+const RETRY_IN_PLACE_MS = 250; // before an ordered entry's step that could not be done now is tried again
+const NOT_NOW_LOG_EVERY = 40; // tries (10 s) between warnings while it waits
 
 /** What the processor needs from the server: handler lookup and Nest's processing hooks. */
 export interface HandlerHost {
@@ -46,11 +46,8 @@ export interface HandlerHost {
 }
 
 /**
- * Handles one delivered entry from start to settlement:
- *   decode -> find handler -> run it -> ack on success,
- *   or on failure schedule a retry (the entry stays pending) or, after the last attempt, dead-letter it.
- * Requests (`@MessagePattern`) reply to the requester's reply stream before the ack; their failures are
- * replied as errors, not retried (the caller is waiting and has its own timeout).
+ * One delivered entry from start to settlement: decode -> handler -> ack, or a retry / dead letter after a failure.
+ * Requests reply before the ack; their failures are replied as errors, not retried (the caller waits).
  */
 export class MessageProcessor implements MessageControls, EntryProcessor {
   private readonly logger = new Logger('RedisStreamsServer');
@@ -88,6 +85,22 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
   async process(entry: DeliveredEntry, options: ProcessOptions = NO_OPTIONS): Promise<void> {
     this.metrics.received++;
     this.metrics.labelled?.count('received', entry.stream);
+    for (let waited = 0; ; waited++) {
+      const outcome = await this.processOnce(entry, options);
+      if (!outcome) return;
+      // A step before the handler could not be done now (schema registry, claim-checked payload unreachable). On an
+      // ordered partition (no reclaimer there) it is tried again in place while ours: the key waits. Scheduled as a
+      // retry, the soak found it pending for good while later entries of its key were handled.
+      if (options.inlineAttempts === undefined) return this.settler.fail(entry, outcome.notNow);
+      if (waited % NOT_NOW_LOG_EVERY === 0) {
+        this.logger.warn(`Cannot process now, trying again while its key waits: ${errorText(outcome.notNow)} ${logIds({ stream: entry.stream, id: entry.id })}`);
+      }
+      await sleep(RETRY_IN_PLACE_MS);
+      if (options.stillOwned && !(await options.stillOwned())) return; // the next owner's takeover claims it in order
+    }
+  }
+
+  private async processOnce(entry: DeliveredEntry, options: ProcessOptions): Promise<{ notNow: unknown } | void> {
     const streamPattern = this.streamPatterns.get(entry.stream) ?? '';
     const onlyFor = entry.fields['rse.redrive.group'];
     if (onlyFor !== undefined && onlyFor !== this.config.consumer.group) {
@@ -99,7 +112,7 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
       // A claim-checked payload (large message) is fetched first; a blob that is gone can never be decoded.
       const claimed = await fetchClaimChecked(this.redis, this.keys, entry, this.config.streams.maxPayloadBytes);
       if ('invalid' in claimed) return this.settler.deadLetter(entry, 'decode-failed', claimed.invalid);
-      if ('unavailable' in claimed) return this.settler.fail(entry, claimed.unavailable);
+      if ('unavailable' in claimed) return { notNow: claimed.unavailable };
       fields = claimed.fields;
     }
     let message: DecodedMessage;
@@ -115,7 +128,7 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
     if (this.schemas || handler.extras?.schema !== undefined) {
       const checked = await this.checkSchema(message, handler);
       if ('deadLetter' in checked) return this.settler.deadLetter(entry, 'schema-invalid', checked.deadLetter);
-      if ('retry' in checked) return this.settler.fail(entry, checked.retry);
+      if ('retry' in checked) return { notNow: checked.retry };
       message = checked.message;
     }
     if (options.causalTimedOut && this.config.ordering.causalTimeoutPolicy === 'deadLetter') {
@@ -232,10 +245,7 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
     }
   }
 
-  /**
-   * Runs the event handler of an entry again for a replay: no ack, no retry, no claim; the context says isReplay().
-   * Requests are not replayed (nobody waits for their answers).
-   */
+  /** Runs an entry's event handler again for a replay (no ack, retry or claim; isReplay()); requests are not replayed. */
   async replay(entry: DeliveredEntry, streamPattern: string): Promise<'handled' | 'failed' | 'skipped' | { invalid: string }> {
     const claimed = await fetchClaimChecked(this.redis, this.keys, entry, this.config.streams.maxPayloadBytes);
     if ('invalid' in claimed) return { invalid: errorText(claimed.invalid) };
@@ -351,19 +361,9 @@ export class MessageProcessor implements MessageControls, EntryProcessor {
   private guarded(context: RedisStreamsContext, pattern: string, work: () => Promise<void>): Promise<void> {
     const tracer = this.metrics.tracer;
     // Tracing: the handler and Nest's processing hooks run in the process span with tracing no longer suppressed.
-    if (tracer) return tracer.unsuppressed(() => this.host.withProcessingHooks(context, () => this.withTimeout(pattern, work)));
-    return this.host.withProcessingHooks(context, () => this.withTimeout(pattern, work));
-  }
-
-  private withTimeout(pattern: string, work: () => Promise<void>): Promise<void> {
-    const timeoutMs = this.config.consumer.handlerTimeoutMs;
-    if (timeoutMs <= 0) return work();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new HandlerTimeoutError(pattern, timeoutMs)), timeoutMs);
-      timer.unref();
-    });
-    return Promise.race([work(), timeout]).finally(() => clearTimeout(timer));
+    const bounded = () => withHandlerTimeout(pattern, this.config.consumer.handlerTimeoutMs, work);
+    if (tracer) return tracer.unsuppressed(() => this.host.withProcessingHooks(context, bounded));
+    return this.host.withProcessingHooks(context, bounded);
   }
 }
 
