@@ -14,6 +14,9 @@ import { SchemaManager } from './schema.manager.js';
 import { canonicalJson, toJsonSchema } from './schema-source.js';
 import { issuePath, SchemaValidator } from './schema-validator.js';
 
+/** No Redis in this spec: registrations are not audited (the audit trail would connect to the default URL). */
+const NO_AUDIT = { audit: { enabled: false } };
+
 class GeoDto {
   @IsNumber() lat!: number;
   @IsNumber() lng!: number;
@@ -185,7 +188,7 @@ describe('dtoToJsonSchema: nested DTOs in the canonical schema', () => {
     }
     expect(() => dtoToJsonSchema(NoType)).toThrow(TypeError);
     expect(() => dtoToJsonSchema(NoType)).toThrow('NoType.items has @ValidateNested() but its class cannot be told (the property\'s type is an array); add @Type(() => TheNestedDto) from class-transformer to it');
-    const schemas = new SchemaManager({ schema: { enabled: true, registry: 'external' } }, new InMemorySchemaRegistry());
+    const schemas = new SchemaManager({ schema: { enabled: true, registry: 'external' }, compliance: NO_AUDIT }, new InMemorySchemaRegistry());
     await expect(schemas.registerSchema('order.placed', NoType, '1.0.0')).rejects.toThrow(SchemaRegistrationError);
     await expect(schemas.checkCompatibility('order.placed', NoType)).rejects.toThrow(/Schema for "order\.placed" not registered: NoType\.items has @ValidateNested\(\)/);
   });
@@ -254,7 +257,7 @@ describe('validating nested DTO payloads (Ajv)', () => {
   it('strict mode refuses an invalid nested field at emit with its path', async () => {
     Logger.overrideLogger(false);
     try {
-      const schemas = new SchemaManager({ schema: { enabled: true, registry: 'external', validationMode: 'strict' } }, new InMemorySchemaRegistry());
+      const schemas = new SchemaManager({ schema: { enabled: true, registry: 'external', validationMode: 'strict' }, compliance: NO_AUDIT }, new InMemorySchemaRegistry());
       await schemas.registerSchema('order.placed', OrderDto, '1.0.0');
       await expect(schemas.stampOutgoing('order.placed', order())).resolves.toBe('order.placed@1.0.0');
       const bad = { ...order(), items: [{ sku: 'a', qty: 1 }, { sku: 'b', qty: 0 }] };

@@ -72,8 +72,11 @@ function reader(schema: Record<string, unknown>): HandlerSchema {
   return parsed;
 }
 
+/** No Redis in this spec: registrations are not audited (the audit trail would connect to the default URL). */
+const NO_AUDIT = { audit: { enabled: false } };
+
 function manager(schema: RedisStreamsEnterpriseConfig['schema'] = {}, registry = new InMemorySchemaRegistry()): SchemaManager {
-  return new SchemaManager({ schema: { enabled: true, registry: 'external', validationMode: 'strict', ...schema } }, registry);
+  return new SchemaManager({ schema: { enabled: true, registry: 'external', validationMode: 'strict', ...schema }, compliance: NO_AUDIT }, registry);
 }
 
 describe('SchemaManager with a registry of its own (external)', () => {
