@@ -28,6 +28,12 @@ function redisCli(port, ...args) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** True for a CLUSTER NODES reply (every line starts with a 40-hex node id and has an address), not an error. */
+function isClusterNodes(text) {
+  const lines = text.split('\n').map((line) => line.trim()).filter(Boolean);
+  return lines.length > 0 && lines.every((line) => /^[0-9a-f]{40} \S*:\d+@\d+\S* \S+ \S+ \d+ \d+ \d+ \S+/.test(line));
+}
+
 /**
  * One line of CLUSTER NODES: `<id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot>...`.
  * Slots in migration (`[1234->-id]`) are left out: only stable ownership matters here.
@@ -191,11 +197,20 @@ export class RedisCluster {
    * masterId, slots ([from, to] ranges), and whether it is flagged failed.
    */
   async topology(from) {
-    const viewer = from ?? this.liveNodes[0];
-    if (!viewer) throw new Error('Redis Cluster: no live node to ask');
-    const text = await redisCli(viewer.port, 'CLUSTER', 'NODES');
-    if (!text.trim()) throw new Error(`Redis Cluster: node ${viewer.port} did not answer CLUSTER NODES`);
-    return parseClusterNodes(text);
+    const viewers = from ? [from] : this.liveNodes;
+    if (viewers.length === 0) throw new Error('Redis Cluster: no live node to ask');
+    // A node that was just restarted answers LOADING while it reads its AOF (the soak's primary kills failed on
+    // parsing that as CLUSTER NODES): ask the next live node, or the same one again a little later.
+    let last = '';
+    for (let attempt = 0; attempt < 50; attempt++) {
+      for (const viewer of viewers) {
+        const text = await redisCli(viewer.port, 'CLUSTER', 'NODES');
+        if (isClusterNodes(text)) return parseClusterNodes(text);
+        last = `node ${viewer.port}: ${text.trim().slice(0, 200) || 'no answer'}`;
+      }
+      await sleep(100);
+    }
+    throw new Error(`Redis Cluster: no answer to CLUSTER NODES (${last})`);
   }
 
   /** The master serving a key (or a slot number), as the first live node sees it. */
