@@ -65,8 +65,12 @@ describe('consumer groups (real Redis)', () => {
   });
 
   it('two consumers of one group share 2,000 messages with none lost and none twice', async () => {
-    const a = await startConsumer(testConfig(prefix, { consumer: { group: 'workers', batchSize: 16, concurrency: 16 } }), [CountingController], [Recorder]);
-    const b = await startConsumer(testConfig(prefix, { consumer: { group: 'workers', batchSize: 16, concurrency: 16 } }), [CountingController], [Recorder]);
+    // Both consumers live in this one process: a pause of its event loop longer than claimIdleMs (a major GC late
+    // in an in-band CI run) lets one claim an entry whose read reply the other has not processed yet, and at-least-once
+    // then hands it over twice (docs/limitations.md). Nothing is reclaimed here, so the production default is used.
+    const shared = { group: 'workers', batchSize: 16, concurrency: 16, claimIdleMs: 30_000 };
+    const a = await startConsumer(testConfig(prefix, { consumer: shared }), [CountingController], [Recorder]);
+    const b = await startConsumer(testConfig(prefix, { consumer: shared }), [CountingController], [Recorder]);
     apps.push(a.app, b.app);
     const seenA = a.app.get(Recorder).seen;
     const seenB = b.app.get(Recorder).seen;
