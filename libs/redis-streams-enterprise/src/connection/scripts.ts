@@ -17,7 +17,7 @@ const SCRIPTS = {
   rseScheduleRetry: { numberOfKeys: 3, lua: SCHEDULE_RETRY },
   rseRedrive: { numberOfKeys: 3, lua: REDRIVE },
   rseClaimDue: { numberOfKeys: 2, lua: CLAIM_DUE },
-  rseReclaimIdle: { numberOfKeys: 2, lua: RECLAIM_IDLE },
+  rseReclaimIdle: { numberOfKeys: 3, lua: RECLAIM_IDLE },
   rseExtendClaims: { numberOfKeys: 1, lua: EXTEND_CLAIMS },
   rseSendReply: { numberOfKeys: 1, lua: SEND_REPLY },
   rseRemoveIdleConsumers: { numberOfKeys: 1, lua: REMOVE_IDLE_CONSUMERS },

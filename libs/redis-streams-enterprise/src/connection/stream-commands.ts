@@ -130,7 +130,7 @@ export class RedisStreamCommands implements StreamCommands {
     cursor: string,
     owner: string,
   ): Promise<ClaimResult> {
-    const raw = await this.redis.rseReclaimIdle(stream, retrySchedule, group, consumer, minIdleMs, count, cursor, owner);
+    const raw = await this.redis.rseReclaimIdle(stream, retrySchedule, stream, group, consumer, minIdleMs, count, cursor, owner, '');
     return parseClaimReply(raw, stream);
   }
 

@@ -29,26 +29,37 @@ export interface PartitionTakeoverDeps {
  * the partition is taken over again from the last entry dispatched, claiming the stranded entries and the read's in
  * id order (the read's get one more delivery count: they were claimed). A stale read that takes entries after the
  * last read is found by the next read's check, before anything newer is dispatched, or by the periodic sweep.
+ *
+ * Every claim is fenced by the partition's lease, atomically in the claim script: a consumer that lost the partition
+ * without noticing yet (a stall, a lapse) takes nothing from the new owner (found by the cluster soak, seed 7).
  */
 export class PartitionTakeover {
   /** Partitions being taken over: stream -> XPENDING cursor and whose entries ('' = any consumer's). */
   private readonly pending = new Map<string, { cursor: string; owner: string }>();
   /** Highest entry id handed to the dispatcher per owned partition (where a new takeover starts after). */
   private readonly lastPushed = new Map<string, string>();
+  /** Lease of each partition's ownership period: every claim is fenced by it (see RECLAIM_IDLE). */
+  private readonly leases = new Map<string, string>();
+  /** Partitions whose takeover was refused because their lease moved on (warned once per ownership period). */
+  private readonly fenced = new Set<string>();
   private lastSweep = Date.now();
 
   constructor(private readonly deps: PartitionTakeoverDeps) {}
 
-  /** The partition was assigned: claim everything pending in it before it is read. */
-  begin(stream: string): void {
+  /** The partition was assigned under `lease`: claim everything pending in it before it is read. */
+  begin(stream: string, lease: string): void {
     this.pending.set(stream, { cursor: '-', owner: '' });
     this.lastPushed.delete(stream);
+    this.leases.set(stream, lease);
+    this.fenced.delete(stream);
   }
 
   /** The partition is no longer ours. */
   end(stream: string): void {
     this.pending.delete(stream);
     this.lastPushed.delete(stream);
+    this.leases.delete(stream);
+    this.fenced.delete(stream);
   }
 
   /** True while the partition's pending entries are being claimed (it must not be read meanwhile). */
@@ -64,8 +75,18 @@ export class PartitionTakeover {
     for (const [stream, { cursor, owner }] of [...this.pending]) {
       const room = dispatcher.room(stream);
       if (room === 0) continue;
-      const raw = await command.rseReclaimIdle(stream, keys.retryScheduleOf(stream, group), group, consumerName, 0, room, cursor, owner);
+      const lease = this.leases.get(stream) ?? '';
+      const raw = await command.rseReclaimIdle(stream, keys.retryScheduleOf(stream, group), keys.leaseOf(stream, group), group, consumerName, 0, room, cursor, owner, lease);
       const result = parseClaimReply(raw, stream);
+      if (result.nextCursor === 'fenced') {
+        // The lease passed on (this consumer stalled, or Redis lost it): claiming now would take entries from the new
+        // owner. Nothing was claimed; the partition stays unread until the coordinator revokes it.
+        if (!this.fenced.has(stream)) {
+          this.fenced.add(stream);
+          this.deps.logger.warn(`Not taking over a partition whose lease passed to another consumer ${logIds({ stream })}`, logFields({ stream, reason: 'fenced' }));
+        }
+        continue;
+      }
       if (result.deletedIds.length > 0) this.deps.onDeleted(stream, result.deletedIds);
       if (!this.pending.has(stream)) continue; // revoked meanwhile
       this.push(stream, result.entries);

@@ -183,7 +183,7 @@ export class PartitionedConsumer {
   private async assigned(partition: LeasedPartition): Promise<void> {
     this.deps.processor.addStream(partition.stream, partition.pattern);
     this.dispatcher.add(partition);
-    this.takeover.begin(partition.stream);
+    this.takeover.begin(partition.stream, partition.lease);
     this.deps.slotReader?.markDue(partition.stream);
     this.logger.log(`Partition assigned ${logIds({ stream: partition.stream, group: this.deps.config.consumer.group })} lease=${partition.lease}`);
     this.wakeReader();

@@ -91,12 +91,17 @@ return { '0-0', entries, deleted, following[2] or false }
 /**
  * reclaimIdle: claim entries idle for at least min-idle ms (their consumer died or stalled), skipping entries that
  * wait for a scheduled retry. With an owner in ARGV[6] it takes back only that consumer's entries (a restart under
- * a fixed consumer name re-processes its own pending history).
- * KEYS[1] stream, KEYS[2] retry schedule of the group
- * ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] max entries, ARGV[5] start cursor, ARGV[6] owner or ''
- * Returns [nextCursor ('0-0' when the scan is complete), [[id, fields, deliveryCount], ...], [deletedId, ...]].
+ * a fixed consumer name re-processes its own pending history). With a lease in ARGV[7] (taking over an owned
+ * partition) it claims nothing unless the partition's lease still holds that value: a consumer that lost the partition
+ * must not take entries from the new owner, whose later entries of a key would then overtake them.
+ * KEYS[1] stream, KEYS[2] retry schedule of the group, KEYS[3] the partition's lease (or the stream when unfenced)
+ * ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] max entries, ARGV[5] start cursor, ARGV[6] owner or '',
+ * ARGV[7] expected lease value or ''
+ * Returns [nextCursor ('0-0' when the scan is complete, 'fenced' when the lease is not held), [[id, fields,
+ * deliveryCount], ...], [deletedId, ...]].
  */
 export const RECLAIM_IDLE = `
+if ARGV[7] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[7] then return { 'fenced', {}, {} } end
 local count = tonumber(ARGV[4])
 local pending
 if ARGV[6] ~= '' then
