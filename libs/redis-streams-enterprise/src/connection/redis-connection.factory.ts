@@ -294,9 +294,18 @@ export function isCluster(redis: Redis | Cluster): redis is Cluster {
   return redis instanceof Cluster;
 }
 
+/** How long a Cluster may take to become ready at start (a failover in progress takes seconds) before start fails. */
+const CLUSTER_READY_WITHIN_MS = 30_000;
+
 /**
  * Connects and waits until the connection is ready. On failure the connection is disconnected, so ioredis does not
  * keep retrying in the background of a caller that already gave up.
+ *
+ * A Cluster's connect() promise never settles when its first ready check fails (CLUSTER INFO says cluster_state:fail,
+ * as while a master is down and not yet replaced): ioredis reconnects with a new promise of its own and the first
+ * one is forgotten, though the Cluster becomes ready later. So a Cluster's start waits for its 'ready' event instead
+ * (bounded: a cluster that stays down fails the start). Found by the soak: a consumer started during a failover
+ * never listened.
  */
 export async function connectOrThrow<T extends Redis | Cluster>(redis: T, url: string): Promise<T> {
   if (redis.status === 'ready') return redis;
@@ -306,7 +315,16 @@ export async function connectOrThrow<T extends Redis | Cluster>(redis: T, url: s
   };
   redis.on('error', remember);
   try {
-    if (redis.status === 'wait' || redis.status === 'end') await redis.connect();
+    if (isCluster(redis)) {
+      const ready = waitUntilReady(redis, CLUSTER_READY_WITHIN_MS);
+      ready.catch(() => undefined); // awaited below unless connect() fails first
+      if (redis.status === 'wait' || redis.status === 'end') {
+        const connecting = redis.connect();
+        connecting.catch(() => undefined); // settled (or not) by ioredis; `ready` decides
+        await Promise.race([connecting, ready]);
+      }
+      await ready;
+    } else if (redis.status === 'wait' || redis.status === 'end') await redis.connect();
     else await waitUntilReady(redis);
     return redis;
   } catch (error) {
