@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 /**
  * Ordering and partitioning throughput, each next to a raw ioredis baseline of the same run:
  *
@@ -190,6 +191,7 @@ export async function runVariant(url: string, admin: Redis, base: OrderingBaseSe
         maxConcurrency: s.maxConcurrency,
         rawStreams: v.mode === 'raw' ? streams.filter((_, n) => n % v.consumers === i) : [],
         features: v.features,
+        cpuProfilePath: process.env.BENCH_CPU_PROF ? join(process.env.BENCH_CPU_PROF, `${label.replace(/\W+/g, '-')}-consumer-${i + 1}-${Date.now()}.cpuprofile`) : undefined,
       };
       consumers.push(new WorkerProcess(`${label} consumer ${i + 1}`, v.mode === 'raw' ? 'ordered-raw-consumer' : 'ordered-consumer', params));
     }

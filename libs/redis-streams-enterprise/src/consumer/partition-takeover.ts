@@ -95,15 +95,19 @@ export class PartitionTakeover {
     }
   }
 
-  /** Hands the entries of a read to the dispatcher, unless a stale read of a former owner stranded entries before them. */
-  async deliver(reply: unknown): Promise<void> {
+  /**
+   * Hands the entries of a read to the dispatcher, unless a stale read of a former owner stranded entries before them.
+   * @param pending XPENDING summaries taken right after the read (pipelined behind it), per stream; streams missing
+   * there are asked now.
+   */
+  async deliver(reply: unknown, pending?: ReadonlyMap<string, unknown>): Promise<void> {
     const batches: { stream: string; entries: DeliveredEntry[] }[] = [];
     parseNewEntries(reply, (stream, entries, deleted) => {
       if (deleted.length > 0) this.deps.onDeleted(stream, deleted);
       if (entries.length > 0) batches.push({ stream, entries });
     });
     if (batches.length === 0) return;
-    const stranded = await this.strandedIn(batches.map((b) => b.stream));
+    const stranded = await this.strandedIn(batches.map((b) => b.stream), pending);
     for (const { stream, entries } of batches) {
       // Revoked meanwhile: the entries stay pending for the next owner. Lost and taken again while the read was on its
       // way: the new ownership period's takeover claims them, in order with what was pending before.
@@ -146,11 +150,14 @@ export class PartitionTakeover {
     this.lastPushed.set(stream, entries[entries.length - 1].id);
   }
 
-  /** The streams among `streams` where a consumer other than this one has entries pending (one pipelined round trip). */
-  private async strandedIn(streams: readonly string[]): Promise<Set<string>> {
+  /**
+   * The streams among `streams` where a consumer other than this one has entries pending (summaries taken with the
+   * read, or one pipelined round trip now).
+   */
+  private async strandedIn(streams: readonly string[], known?: ReadonlyMap<string, unknown>): Promise<Set<string>> {
     const { command, config } = this.deps;
     const { group, consumerName } = config.consumer;
-    const summaries = await Promise.all(streams.map((stream) => command.xpending(stream, group)));
+    const summaries = await Promise.all(streams.map((stream) => (known?.has(stream) ? known.get(stream) : command.xpending(stream, group))));
     const stranded = new Set<string>();
     streams.forEach((stream, i) => {
       for (const [name, count] of parsePendingOwners(summaries[i])) if (name !== consumerName && count > 0) stranded.add(stream);
