@@ -236,6 +236,7 @@ export async function runVariant(url: string, admin: Redis, base: OrderingBaseSe
       burst: s.burst,
       rawStreams: streams,
       features: v.features,
+      cpuProfilePath: process.env.BENCH_CPU_PROF ? join(process.env.BENCH_CPU_PROF, `${label.replace(/\W+/g, '-')}-producer-${Date.now()}.cpuprofile`) : undefined,
     };
     producer = new WorkerProcess(`${label} producer`, 'ordered-producer', producerParams);
     await producer.waitFor('initialized', STARTUP_TIMEOUT_MS);
