@@ -136,11 +136,16 @@ export class SoakTopology {
       const masters = (await cluster.topology()).filter((n) => n.role === 'master' && !n.failed && n.slots.length > 0);
       const victim = masters[pick % masters.length];
       await cluster.kill(victim);
-      const { master, tookMs } = await cluster.waitForFailover(victim, { timeoutMs: 30_000 });
-      await sleep(downMs);
-      await cluster.restart(victim);
+      let failover: { master: { port: number }; tookMs: number };
+      try {
+        failover = await cluster.waitForFailover(victim, { timeoutMs: 30_000 });
+        await sleep(downMs);
+      } finally {
+        // Also when the failover could not be observed: a node left dead would fail every later heal.
+        if (!cluster.isAlive(victim)) await cluster.restart(victim);
+      }
       await cluster.waitForReplicas({ timeoutMs: 30_000 });
-      return `cluster primary :${victim.port} kill -9; :${master.port} promoted in ${tookMs} ms; old one back as replica`;
+      return `cluster primary :${victim.port} kill -9; :${failover.master.port} promoted in ${failover.tookMs} ms; old one back as replica`;
     }
     // Slot migration: the slot of one of the workload's partition streams, moved to another master.
     const topics = ['soak.plain', 'soak.checked', 'soak.keyed#0', 'soak.keyed#1', 'soak.keyed#2', 'soak.global#0'];
@@ -157,7 +162,10 @@ export class SoakTopology {
   async heal(): Promise<void> {
     await this.lock;
     this.proxy?.setMode('pass');
-    if (this.cluster) await this.cluster.waitForReplicas({ timeoutMs: 30_000 });
+    if (this.cluster) {
+      for (const node of this.cluster.nodes) if (!this.cluster.isAlive(node)) await this.cluster.restart(node);
+      await this.cluster.waitForReplicas({ timeoutMs: 30_000 });
+    }
     if (this.name === 'replicated') await this.waitInSync();
   }
 

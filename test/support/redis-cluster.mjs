@@ -70,6 +70,12 @@ function parseClusterNodes(text) {
     });
 }
 
+/** CLUSTER NODES of one node, parsed; null while it answers something else (LOADING after a restart, no answer). */
+async function nodesSeenBy(port) {
+  const text = await redisCli(port, 'CLUSTER', 'NODES');
+  return isClusterNodes(text) ? parseClusterNodes(text) : null;
+}
+
 function ownsSlot(node, slot) {
   return node.slots.some(([from, to]) => slot >= from && slot <= to);
 }
@@ -256,7 +262,9 @@ export class RedisCluster {
       `a replica of ${node.port} to take over its slots`,
       async () => {
         const live = this.liveNodes;
-        const views = await Promise.all(live.map(async (n) => ({ info: await redisCli(n.port, 'CLUSTER', 'INFO'), nodes: parseClusterNodes(await redisCli(n.port, 'CLUSTER', 'NODES')) })));
+        const views = await Promise.all(live.map(async (n) => ({ info: await redisCli(n.port, 'CLUSTER', 'INFO'), nodes: await nodesSeenBy(n.port) })));
+        // A node still loading its AOF has no view yet: ask again (the soak's primary kills failed on parsing it).
+        if (views.some((view) => view.nodes === null)) return undefined;
         const owners = new Set();
         for (const view of views) {
           if (!/cluster_state:ok/.test(view.info)) return undefined;
@@ -307,9 +315,10 @@ export class RedisCluster {
           live.map(async (n) => ({
             info: await redisCli(n.port, 'CLUSTER', 'INFO'),
             replication: await redisCli(n.port, 'INFO', 'replication'),
-            nodes: parseClusterNodes(await redisCli(n.port, 'CLUSTER', 'NODES')),
+            nodes: await nodesSeenBy(n.port),
           })),
         );
+        if (views.some((view) => view.nodes === null)) return false; // a node still loading its AOF: ask again
         const signature = (view) =>
           view.nodes
             .filter((n) => !n.failed)
