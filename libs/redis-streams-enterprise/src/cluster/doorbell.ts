@@ -126,7 +126,8 @@ export class DoorbellListener {
   /** Starts listening from the doorbell's newest entry; a full sweep must follow (take() says so). */
   async start(): Promise<void> {
     if (this.running) return;
-    const newest = (await this.redis.xrevrange(this.key, '+', '-', 'COUNT', 1)) as [string, string[]][];
+    // Bounded like a read: this connection does not re-send a command caught by a reset, and ioredis never settles it.
+    const newest = (await withReadWatchdog(this.redis, this.redis.xrevrange(this.key, '+', '-', 'COUNT', 1), this.settings.watchdogMs)) as [string, string[]][];
     this.lastId = newest[0]?.[0] ?? '0-0';
     this.missed = true;
     this.running = true;

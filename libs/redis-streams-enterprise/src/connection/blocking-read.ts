@@ -46,3 +46,17 @@ export async function blockingRead<T>(redis: Redis, issue: () => Promise<T>, lim
   }
   return withReadWatchdog(redis, issue(), limitMs);
 }
+
+/**
+ * CLIENT ID of a blocking connection (what CLIENT UNBLOCK needs), or undefined when it cannot be had now. Blocking
+ * connections do not re-send commands in flight when their socket closes, and ioredis then never settles them: a
+ * bare `client('ID')` caught by a reset waited forever, and a partitioned consumer starting at that moment never
+ * listened (found by the soak, seed 42). Bounded like a read: failed at 'close', or after `limitMs`.
+ */
+export async function clientIdOf(redis: Redis, limitMs: number): Promise<number | undefined> {
+  try {
+    return Number(await withReadWatchdog(redis, redis.client('ID') as Promise<number>, limitMs));
+  } catch {
+    return undefined;
+  }
+}

@@ -9,7 +9,7 @@ import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { OrderedDispatcher, type OwnedPartition } from '../ordering/ordered-dispatcher.js';
 import type { OrderingManager } from '../ordering/ordering.manager.js';
-import { blockingRead } from '../connection/blocking-read.js';
+import { blockingRead, clientIdOf } from '../connection/blocking-read.js';
 import type { InFlight } from '../runtime/in-flight.js';
 import type { EntryProcessor } from './entry-processor.js';
 import type { MultiSlotReader } from '../cluster/multi-slot-reader.js';
@@ -360,11 +360,8 @@ export class PartitionedConsumer {
 
   private async rememberBlockingClientId(): Promise<void> {
     if (isCluster(this.deps.command)) return;
-    try {
-      this.blockingClientId = Number(await this.deps.blocking.client('ID'));
-    } catch {
-      this.blockingClientId = undefined; // the read ends by its BLOCK time instead
-    }
+    // Undefined when it cannot be had now: a read then ends by its BLOCK time instead; asked again on 'ready'.
+    this.blockingClientId = await clientIdOf(this.deps.blocking, this.deps.config.connection.blockingWatchdogMs);
   }
 }
 
