@@ -60,3 +60,28 @@ export async function clientIdOf(redis: Redis, limitMs: number): Promise<number 
     return undefined;
   }
 }
+
+/**
+ * XREADGROUP and, pipelined behind it on the same connection, the XPENDING summary of each stream it names: Redis
+ * runs the summaries once the read returned, so they show what a stale read of a former owner took before it. The
+ * read's error is thrown as it would be alone; a summary that failed is left out (the takeover asks again).
+ */
+export async function readWithPendingCheck(
+  blocking: Redis,
+  args: unknown[],
+  streams: readonly string[],
+  group: string,
+): Promise<{ reply: unknown; pending: Map<string, unknown> }> {
+  const pipeline = blocking.pipeline();
+  (pipeline.xreadgroup as (...a: unknown[]) => unknown)(...args);
+  for (const stream of streams) pipeline.xpending(stream, group);
+  const results = (await pipeline.exec()) ?? [];
+  const [readError, reply] = results[0] ?? [new Error('the pipeline returned no reply for XREADGROUP'), null];
+  if (readError) throw readError;
+  const pending = new Map<string, unknown>();
+  streams.forEach((stream, i) => {
+    const [error, summary] = results[i + 1] ?? [new Error('no reply')];
+    if (!error) pending.set(stream, summary);
+  });
+  return { reply, pending };
+}

@@ -9,7 +9,7 @@ import type { StreamKeys } from '../connection/stream-keys.js';
 import { errorText, logIds } from '../observability/log-format.js';
 import { OrderedDispatcher, type OwnedPartition } from '../ordering/ordered-dispatcher.js';
 import type { OrderingManager } from '../ordering/ordering.manager.js';
-import { blockingRead, clientIdOf } from '../connection/blocking-read.js';
+import { blockingRead, clientIdOf, readWithPendingCheck } from '../connection/blocking-read.js';
 import type { InFlight } from '../runtime/in-flight.js';
 import type { EntryProcessor } from './entry-processor.js';
 import type { MultiSlotReader } from '../cluster/multi-slot-reader.js';
@@ -363,29 +363,4 @@ export class PartitionedConsumer {
     // Undefined when it cannot be had now: a read then ends by its BLOCK time instead; asked again on 'ready'.
     this.blockingClientId = await clientIdOf(this.deps.blocking, this.deps.config.connection.blockingWatchdogMs);
   }
-}
-
-/**
- * XREADGROUP and, pipelined behind it on the same connection, the XPENDING summary of each stream it names: Redis
- * runs the summaries once the read returned, so they show what a stale read of a former owner took before it. The
- * read's error is thrown as it would be alone; a summary that failed is left out (the takeover asks again).
- */
-async function readWithPendingCheck(
-  blocking: Redis,
-  args: unknown[],
-  streams: readonly string[],
-  group: string,
-): Promise<{ reply: unknown; pending: Map<string, unknown> }> {
-  const pipeline = blocking.pipeline();
-  (pipeline.xreadgroup as (...a: unknown[]) => unknown)(...args);
-  for (const stream of streams) pipeline.xpending(stream, group);
-  const results = (await pipeline.exec()) ?? [];
-  const [readError, reply] = results[0] ?? [new Error('the pipeline returned no reply for XREADGROUP'), null];
-  if (readError) throw readError;
-  const pending = new Map<string, unknown>();
-  streams.forEach((stream, i) => {
-    const [error, summary] = results[i + 1] ?? [new Error('no reply')];
-    if (!error) pending.set(stream, summary);
-  });
-  return { reply, pending };
 }
