@@ -240,6 +240,7 @@ export async function runVariant(url: string, admin: Redis, base: OrderingBaseSe
     };
     producer = new WorkerProcess(`${label} producer`, 'ordered-producer', producerParams);
     await producer.waitFor('initialized', STARTUP_TIMEOUT_MS);
+    if (process.env.BENCH_COMMAND_STATS) await admin.config('RESETSTAT');
     producer.post({ type: 'start' });
     const { result: produced } = (await producer.waitFor('produced', 60_000 + v.messages * 2)) as { result: ProducerResult };
     await producer.finish(10_000);
@@ -252,6 +253,7 @@ export async function runVariant(url: string, admin: Redis, base: OrderingBaseSe
       if (Date.now() - Math.max(...consumers.map((c) => c.lastProgressAt)) > base.stallMs) break;
       await sleep(20);
     }
+    if (process.env.BENCH_COMMAND_STATS) console.log(`  ${label} Redis commands per message: ${await commandsPerMessage(admin, v.messages)}`);
     const results: OrderedConsumerResult[] = [];
     for (const c of consumers) {
       c.post({ type: 'stop' });
@@ -604,3 +606,12 @@ export function runStandalone(name: string, bench: (url: string, base: OrderingB
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) runStandalone('ordering', runOrderingBench);
+
+/** BENCH_COMMAND_STATS: Redis's own count (INFO commandstats) of each command per message sent, and its CPU µs per message. */
+async function commandsPerMessage(admin: Redis, messages: number): Promise<string> {
+  const stats = await admin.info('commandstats');
+  const rows = [...stats.matchAll(/cmdstat_([\w|]+):calls=(\d+),usec=(\d+)/g)].map(([, name, calls, usec]) => ({ name, calls: Number(calls), usec: Number(usec) }));
+  rows.sort((a, b) => b.usec - a.usec);
+  const total = rows.reduce((sum, r) => sum + r.usec, 0);
+  return `${(total / messages).toFixed(1)} µs of Redis CPU; ` + rows.slice(0, 8).map((r) => `${r.name} ${(r.calls / messages).toFixed(3)} (${(r.usec / messages).toFixed(1)} µs)`).join(', ');
+}

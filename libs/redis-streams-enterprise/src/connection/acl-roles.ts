@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CLAIM_DUE, COMMIT, DEAD_LETTER, EXTEND_CLAIMS, RECLAIM_IDLE, REMOVE_IDLE_CONSUMERS, SCHEDULE_RETRY } from './scripts/settle.scripts.js';
-import { DROP_BLOBS, PUBLISH, SEND_REPLY } from './scripts/publish.scripts.js';
+import { DROP_BLOBS, PUBLISH, PUBLISH_BATCH, SEND_REPLY } from './scripts/publish.scripts.js';
 import { REDRIVE, REGISTER_SCHEMA, REPLAY_COPY } from './scripts/operator.scripts.js';
 import { ACQUIRE_LEASE, CLOSE_EPOCH, HEARTBEAT, RELEASE_LEASE, RENEW_LEASE, SWAP_LAYOUT } from './scripts/partitions.scripts.js';
 import { RETENTION } from './scripts/retention.scripts.js';
@@ -172,6 +172,7 @@ const SCRIPT_ROLES: Readonly<Record<string, { readonly lua: string; readonly rol
   rseReplayCopy: { lua: REPLAY_COPY, roles: ['operator'] },
   rseRegisterSchema: { lua: REGISTER_SCHEMA, roles: ['operator'] },
   rsePublish: { lua: PUBLISH, roles: ['producer'] },
+  rsePublishBatch: { lua: PUBLISH_BATCH, roles: ['producer'] },
   rseAcquireLease: { lua: ACQUIRE_LEASE, roles: ['consumer'] },
   rseRenewLease: { lua: RENEW_LEASE, roles: ['consumer'] },
   rseReleaseLease: { lua: RELEASE_LEASE, roles: ['consumer'] },

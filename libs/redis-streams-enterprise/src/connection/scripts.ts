@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { DEAD_LETTER, SCHEDULE_RETRY, CLAIM_DUE, RECLAIM_IDLE, EXTEND_CLAIMS, REMOVE_IDLE_CONSUMERS, COMMIT } from './scripts/settle.scripts.js';
-import { PUBLISH, SEND_REPLY, DROP_BLOBS } from './scripts/publish.scripts.js';
+import { PUBLISH, PUBLISH_BATCH, SEND_REPLY, DROP_BLOBS } from './scripts/publish.scripts.js';
 import { REDRIVE, REPLAY_COPY, REGISTER_SCHEMA } from './scripts/operator.scripts.js';
 import { ACQUIRE_LEASE, RENEW_LEASE, RELEASE_LEASE, HEARTBEAT, CLOSE_EPOCH, SWAP_LAYOUT } from './scripts/partitions.scripts.js';
 import { RETENTION } from './scripts/retention.scripts.js';
@@ -35,6 +35,7 @@ const SCRIPTS = {
   rseCommit: { numberOfKeys: undefined, lua: COMMIT },
   rseDropBlobs: { numberOfKeys: undefined, lua: DROP_BLOBS },
   rseMirrorAppend: { numberOfKeys: undefined, lua: MIRROR_APPEND },
+  rsePublishBatch: { numberOfKeys: undefined, lua: PUBLISH_BATCH },
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;

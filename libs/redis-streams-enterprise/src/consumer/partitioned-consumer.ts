@@ -284,7 +284,7 @@ export class PartitionedConsumer {
       await this.dispatcher.whenRoom(200);
       return;
     }
-    const count = Math.max(1, Math.min(batchSize, ...streams.map((s) => this.dispatcher.room(s))));
+    const count = Math.max(1, Math.min(batchSize, ...streams.map((s) => this.dispatcher.readRoom(s))));
     const block = Math.min(blockMs, MAX_PARTITION_BLOCK_MS);
     // Arrays, not spread arguments: thousands of partitions overflow the call stack when spread.
     const args = ['GROUP', group, consumerName, 'COUNT', count, 'BLOCK', block, 'STREAMS', streams, streams.map(() => '>')];
@@ -317,7 +317,7 @@ export class PartitionedConsumer {
     const { batchSize, blockMs } = config.consumer;
     const streams = this.coordinator.ownedPartitions().map((p) => p.stream).filter((s) => this.dispatcher.has(s));
     // Checked again for each stream as the round is sent: a partition revoked meanwhile must not be read any more.
-    const countOf = (stream: string) => (this.readable(stream) ? Math.min(batchSize, this.dispatcher.room(stream)) : 0);
+    const countOf = (stream: string) => (this.readable(stream) ? Math.min(batchSize, this.dispatcher.readRoom(stream)) : 0);
     const read = reader.read(streams, countOf);
     this.readInFlight = read;
     const { replies, entries, error } = await read.finally(() => (this.readInFlight = undefined));

@@ -169,7 +169,9 @@ describe('OrderedDispatcher: lanes', () => {
     await until(() => hooks.started.includes('a2'), 'a2 to start');
     await turns();
     expect(hooks.started).toEqual(['a1', 'a2']);
-    expect(inFlight.size).toBe(2); // a1 still holds its slot until it settles
+    // a1 gave its slot back (only its ack is outstanding) but is still tracked until it settles.
+    expect(inFlight.size).toBe(1);
+    expect(inFlight.has(P0.stream, 'a1')).toBe(true);
     hooks.finish('a2'); // finished without releasing: the lane is free when it settles
     await until(() => hooks.started.includes('a3'), 'a3 to start');
     expect(hooks.isRunning('a1')).toBe(true);
@@ -657,17 +659,20 @@ describe('OrderedDispatcher: remove()', () => {
 });
 
 describe('OrderedDispatcher: queue limit', () => {
-  it('reports room and readable partitions against queueLimit', async () => {
-    const { dispatcher, hooks } = setup({ queueLimit: 3, partitions: [P0, P1] });
-    expect(dispatcher.room(P0.stream)).toBe(3);
+  it('reports room against queueLimit, and a partition as readable only once half its queue is free', async () => {
+    const { dispatcher, hooks } = setup({ queueLimit: 4, partitions: [P0, P1] });
+    expect(dispatcher.room(P0.stream)).toBe(4);
+    expect(dispatcher.readRoom(P0.stream)).toBe(4);
     expect(dispatcher.readable()).toEqual([P0.stream, P1.stream]);
 
     dispatcher.push(P0.stream, [entry('a1', { lane: 'a' }), entry('a2', { lane: 'a' }), entry('a3', { lane: 'a' })]);
-    expect(dispatcher.room(P0.stream)).toBe(1); // a1 runs, two wait
+    expect(dispatcher.room(P0.stream)).toBe(2); // a1 runs, two wait
+    expect(dispatcher.readRoom(P0.stream)).toBe(2);
     expect(dispatcher.readable()).toEqual([P0.stream, P1.stream]);
 
     dispatcher.push(P0.stream, [entry('a4', { lane: 'a' })]);
-    expect(dispatcher.room(P0.stream)).toBe(0);
+    expect(dispatcher.room(P0.stream)).toBe(1);
+    expect(dispatcher.readRoom(P0.stream)).toBe(0); // not worth a read: less than half the queue is free
     expect(dispatcher.readable()).toEqual([P1.stream]);
 
     dispatcher.push(P0.stream, [entry('a5', { lane: 'a' }), entry('a6', { lane: 'a' })]); // more than asked for
@@ -679,12 +684,16 @@ describe('OrderedDispatcher: queue limit', () => {
     expect(dispatcher.room(P0.stream)).toBe(0);
     hooks.finish('a2');
     await until(() => hooks.started.includes('a3'), 'a3');
+    expect(dispatcher.room(P0.stream)).toBe(1);
+    expect(dispatcher.readable()).toEqual([P1.stream]);
     hooks.finish('a3');
     await until(() => hooks.started.includes('a4'), 'a4');
-    expect(dispatcher.room(P0.stream)).toBe(1);
+    expect(dispatcher.room(P0.stream)).toBe(2);
+    expect(dispatcher.readRoom(P0.stream)).toBe(2);
     expect(dispatcher.readable()).toEqual([P0.stream, P1.stream]);
-    expect(dispatcher.room(P1.stream)).toBe(3);
+    expect(dispatcher.room(P1.stream)).toBe(4);
     expect(dispatcher.room('rse:unknown')).toBe(0);
+    expect(dispatcher.readRoom('rse:unknown')).toBe(0);
   });
 
   it('whenRoom() resolves once a full partition has room again', async () => {

@@ -111,9 +111,23 @@ export class OrderedDispatcher {
     return state?.active ? Math.max(0, this.settings.queueLimit - state.queue.length) : 0;
   }
 
-  /** Owned partitions with free queue places. */
+  /**
+   * Free queue places of a partition worth a read: none until at least half its queue is free. A partition whose
+   * handlers are the bound would otherwise be read again for every few entries they finish (a blocking read and its
+   * pending check per handful of messages, most of a lane's cost under global order).
+   */
+  readRoom(stream: string): number {
+    const state = this.partitions.get(stream);
+    return state && this.wantsEntries(state) ? this.room(stream) : 0;
+  }
+
+  /** Owned partitions worth a read (readRoom > 0). */
   readable(): string[] {
-    return [...this.partitions.values()].filter((s) => s.active && s.queue.length < this.settings.queueLimit).map((s) => s.stream);
+    return [...this.partitions.values()].filter((s) => this.wantsEntries(s)).map((s) => s.stream);
+  }
+
+  private wantsEntries(state: PartitionState): boolean {
+    return state.active && state.queue.length <= this.settings.queueLimit / 2;
   }
 
   /** Resolves when some partition may have room again (or after `ms`). */
@@ -208,22 +222,26 @@ export class OrderedDispatcher {
       this.run(state, entry, lane, (releaseLane) => this.hooks.process(entry, state, { causalTimedOut, lane, releaseLane }));
     }
     if (needsRecheck) this.scheduleRecheck();
-    if (state.queue.length < this.settings.queueLimit) this.wakeRoomWaiters();
+    if (this.wantsEntries(state)) this.wakeRoomWaiters();
   }
 
   private run(state: PartitionState, entry: DeliveredEntry, lane: string | null, work: (releaseLane: () => void) => Promise<void>): void {
     if (lane !== null) this.busyLanes.add(lane);
     state.running++;
     let laneHeld = lane !== null;
+    let freeSlot: (() => void) | undefined;
     const releaseLane = () => {
       if (!laneHeld) return;
       laneHeld = false;
       this.busyLanes.delete(lane as string);
+      // The handler is done: only the ack is outstanding, so its in-flight slot goes to the next entry too.
+      freeSlot?.();
       // Not in this job: the caller goes on to await its ack, the lane's next entry starts right after.
       queueMicrotask(() => this.pump(state));
     };
     void this.inFlight
-      .run(state.stream, entry.id, async () => {
+      .run(state.stream, entry.id, async (free) => {
+        freeSlot = free;
         try {
           await work(releaseLane);
         } finally {

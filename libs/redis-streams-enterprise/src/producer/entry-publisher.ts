@@ -5,7 +5,7 @@
  * A write whose connection failed while it was in flight fails with AmbiguousWriteError (it may be stored); one that
  * was never sent with RedisUnavailableError.
  */
-import type { Cluster, Redis } from 'ioredis';
+import { ReplyError, type Cluster, type Redis } from 'ioredis';
 import type { ResolvedRedisStreamsConfig } from '../config/redis-streams.options.js';
 import { isCluster } from '../connection/redis-connection.factory.js';
 import { isClusterRetryable, isInFlightCommandLost, isUnsentCommandError } from '../connection/redis-error-codes.js';
@@ -23,6 +23,7 @@ import { retentionLimits } from '../retention/stream-retention.js';
 import { BLOB_UPLOAD_TTL_MS } from '../claim-check/claim-check.js';
 import type { BlobReference } from '../wire/envelope.js';
 import { ReplicaWaiter } from './replica-waiter.js';
+import { PublishBatcher } from './publish-batcher.js';
 import { sleep } from '../runtime/sleeper.js';
 
 /** A claim-checked payload: its JSON goes to its own key, uploaded in the pipeline that writes its entry. */
@@ -69,6 +70,8 @@ export class EntryPublisher {
   private readonly waiters = new WeakMap<Redis, ReplicaWaiter>();
   /** Retention steps every few writes per stream (retention/producer-retention.ts); created on the first write. */
   private retention?: ProducerRetention;
+  /** Scripted writes without replicas to wait for or a payload to upload go in one script call per stream and turn. */
+  private readonly batcher = new PublishBatcher();
 
   constructor(
     private readonly config: ResolvedRedisStreamsConfig,
@@ -97,6 +100,11 @@ export class EntryPublisher {
     return outcome;
   }
 
+  /** Sends the writes waiting for the end of the turn now (the client's close). */
+  flushQueued(): void {
+    this.batcher.flushAll();
+  }
+
   /** Resolves once every doorbell ring asked for so far was sent (or failed); undefined when nothing ever rang. */
   drainRings(): Promise<void> | undefined {
     return this.doorbell?.drain();
@@ -115,11 +123,19 @@ export class EntryPublisher {
     const blobKey = blob ? this.keys.blobOf(stream, blob.ref.id) : undefined;
     const scripted = options.idempotencyKey !== undefined || sequence || options.epoch !== undefined || blob !== undefined;
     const trim = this.trimArgs(stream);
-    const scriptArgs = scripted ? this.scriptArgs(stream, fields, options, { sequence, trim, blobKey }) : undefined;
-    if (this.config.connection.waitReplicas === 0 && !blob) {
-      if (!scriptArgs) return { status: 'ok', id: (await command.xadd(stream, ...trim, '*', ...fields)) as string };
-      return parseScriptReply(stream, await command.rsePublish(...scriptArgs));
+    if (this.config.connection.waitReplicas === 0 && !blob && scripted) {
+      const shape = { sequenceKey: this.keys.sequenceOf(stream), epochKey: this.keys.epochOf(stream), windowMs: this.config.exactlyOnce.windowMs, sequence, trim };
+      const recordKey = options.idempotencyKey === undefined ? undefined : this.keys.publishedOf(stream, options.idempotencyKey);
+      const result = await this.batcher.add(command, stream, shape, { fields, recordKey, epoch: options.epoch });
+      if (result.status === 'error') throw new ReplyError(`Redis refused the write of the entry: ${result.reason}`);
+      return result;
     }
+    // Anything queued for the stream goes first: the producer's writes keep their order whatever path each takes.
+    this.batcher.flush(stream);
+    if (this.config.connection.waitReplicas === 0 && !blob) {
+      return { status: 'ok', id: (await command.xadd(stream, ...trim, '*', ...fields)) as string };
+    }
+    const scriptArgs = scripted ? this.scriptArgs(stream, fields, options, { sequence, trim, blobKey }) : undefined;
     const write: PipelineWrite = { stream, fields, trim, scriptArgs, blob, blobKey };
     const sent = { hasBlob: blob !== undefined, scripted };
     if (this.config.connection.waitReplicas > 0) return this.writeAndWaitForReplicas(command, write, sent);

@@ -3,6 +3,10 @@
  * - the reading loop and the reclaimer pause at the bound (memory stays flat however slow handlers are),
  * - live claims can be extended while their handlers still run,
  * - close() can wait for what is in flight.
+ * An entry whose handler is done and that only waits for its acknowledgement (an ordered lane's ack, confirmed in lane
+ * order: transport/lane-acks.ts) may give its slot back early (`freeSlot`); it is still tracked (claims, close) and
+ * counts against `settlingLimit` instead, so the next entries run while acks are on their way, and what waits for
+ * acknowledgement stays bounded when Redis does not confirm.
  */
 export class InFlight {
   /** stream -> entry id -> since when it is handled here. */
@@ -10,12 +14,16 @@ export class InFlight {
   /** Entries read and waiting for a free slot: not running, but ours, so their claims are extended too. */
   private readonly held = new Map<string, Map<string, number>>();
   private runningCount = 0;
+  /** Entries that gave their slot back and wait for their acknowledgement. */
+  private settlingCount = 0;
   private readonly settled = new Set<Promise<void>>();
   private waiters: { min: number; wake: () => void }[] = [];
 
   constructor(
     readonly limit: number,
     private readonly now: () => number = Date.now,
+    /** Entries that may wait for their acknowledgement after giving their slot back. */
+    readonly settlingLimit: number = Math.max(limit, 1_024),
   ) {}
 
   get size(): number {
@@ -23,7 +31,7 @@ export class InFlight {
   }
 
   get available(): number {
-    return Math.max(0, this.limit - this.runningCount);
+    return Math.max(0, Math.min(this.limit - this.runningCount, this.settlingLimit - this.settlingCount));
   }
 
   /** Resolves when at least `min` slots are free (clamped to the limit). */
@@ -43,21 +51,34 @@ export class InFlight {
     streamMap(this.held, stream).set(id, this.now());
   }
 
-  /** Runs `work` for an entry, holding a slot until it settles. Resolves once the slot is free again; never rejects. */
-  run(stream: string, id: string, work: () => Promise<void>): Promise<void> {
+  /**
+   * Runs `work` for an entry, holding a slot until it settles or calls `freeSlot` (its handler is done, only its
+   * acknowledgement is outstanding). Resolves once the entry settled; never rejects.
+   */
+  run(stream: string, id: string, work: (freeSlot: () => void) => Promise<void>): Promise<void> {
     const held = this.held.get(stream);
     const heldSince = held?.get(id);
     if (heldSince !== undefined) held?.delete(id);
     const running = streamMap(this.running, stream);
     running.set(id, heldSince ?? this.now());
     this.runningCount++;
+    let slotHeld = true;
+    const freeSlot = () => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      this.runningCount--;
+      this.settlingCount++;
+      if (this.waiters.length > 0) this.wakeReady();
+    };
     const settle = () => {
       running.delete(id);
-      this.runningCount--;
+      if (slotHeld) this.runningCount--;
+      else this.settlingCount--;
+      slotHeld = false;
       this.settled.delete(done);
       if (this.waiters.length > 0) this.wakeReady();
     };
-    const done: Promise<void> = work().then(settle, settle);
+    const done: Promise<void> = work(freeSlot).then(settle, settle);
     this.settled.add(done);
     return done;
   }

@@ -106,6 +106,8 @@ export class RedisStreamsClient extends ClientProxy implements OnApplicationShut
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Emits of this turn waiting to be batched go out before the connection is closed.
+    this.entries.flushQueued();
     this.pending.failAll(new ConnectionClosedError('RedisStreamsClient'));
     this.telemetry.stop();
     await this.replies?.stop();

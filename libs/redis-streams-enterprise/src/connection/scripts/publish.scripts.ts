@@ -64,6 +64,75 @@ return { 'ok', id }
 `;
 
 /**
+ * publishBatch: append several messages to one stream in one call, each with the checks of publish (its own
+ * idempotency key, the layout epoch it was routed by) and, for a topic under global order, the next sequence number.
+ * The producer sends the scripted emits of one event-loop turn as one batch (producer/publish-batcher.ts): one round
+ * trip and one script run instead of one per message. Entries are appended in argument order (the order of the emits).
+ * A refused XADD (redis.pcall: an error reply, not a script error) ends the batch: it and the messages after it are
+ * reported as errors and nothing after it is written, so a caller that retries them keeps their order. Claim-checked
+ * payloads are not batched (publish above commits their upload).
+ * KEYS[1] stream, KEYS[2] sequence counter, KEYS[3] epoch of the stream, KEYS[4..] publish records of the messages'
+ * idempotency keys
+ * ARGV[1] window ms, ARGV[2] '1' to stamp sequence numbers, ARGV[3] trim kind ('MAXLEN', 'MINID' or ''), ARGV[4] trim
+ * threshold, then per message: index in KEYS of its publish record (0: no idempotency key), its layout epoch or '', the
+ * number of field/value arguments that follow, the field/value pairs
+ * Returns a flat list of status, value per message: 'ok' id, 'duplicate' first id, 'stale' current epoch (as publish),
+ * or 'error' reason.
+ */
+export const PUBLISH_BATCH = `
+local replies = {}
+local failed = nil
+local a = 5
+while a <= #ARGV do
+  local recordAt, epoch, count = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
+  local first, last = a + 3, a + 2 + count
+  a = last + 1
+  local status, value = nil, nil
+  if failed then
+    status, value = 'error', 'not written: an earlier message of the batch was refused (' .. failed .. ')'
+  end
+  if not status and epoch ~= '' then
+    local current = tonumber(redis.call('GET', KEYS[3]) or '0')
+    local routed = tonumber(epoch)
+    if current > routed then
+      status, value = 'stale', tostring(current)
+    elseif current < routed then
+      redis.call('SET', KEYS[3], epoch)
+      for e = current + 1, routed do redis.call('XADD', KEYS[1], '*', 'rse.control', 'epoch', 'epoch', tostring(e)) end
+    end
+  end
+  if not status and recordAt > 0 then
+    local seen = redis.call('GET', KEYS[recordAt])
+    if seen then status, value = 'duplicate', seen end
+  end
+  if not status then
+    local fields = {}
+    for i = first, last do fields[#fields + 1] = ARGV[i] end
+    if ARGV[2] == '1' then
+      fields[#fields + 1] = 'seq'
+      fields[#fields + 1] = tostring(redis.call('INCR', KEYS[2]))
+    end
+    local added
+    if ARGV[3] ~= '' then
+      added = redis.pcall('XADD', KEYS[1], ARGV[3], '~', ARGV[4], '*', unpack(fields))
+    else
+      added = redis.pcall('XADD', KEYS[1], '*', unpack(fields))
+    end
+    if type(added) == 'table' and added.err then
+      failed = added.err
+      status, value = 'error', added.err
+    else
+      if recordAt > 0 then redis.call('SET', KEYS[recordAt], added, 'PX', ARGV[1]) end
+      status, value = 'ok', added
+    end
+  end
+  replies[#replies + 1] = status
+  replies[#replies + 1] = value
+end
+return replies
+`;
+
+/**
  * sendReply: append one reply to a client's reply stream and push its expiry forward, so streams of clients that
  * went away disappear by themselves.
  * KEYS[1] reply stream
