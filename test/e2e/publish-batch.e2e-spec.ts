@@ -1,6 +1,7 @@
 /**
- * Scripted publishes (global sequence numbers, idempotency keys, layout epochs) go to Redis in one publishBatch script
- * call per stream and event-loop turn (producer/publish-batcher.ts). Against a throw-away redis-server of its own (so
+ * The writes of one event-loop turn go to Redis together per stream (producer/publish-batcher.ts): scripted publishes
+ * (global sequence numbers, idempotency keys, layout epochs) in one publishBatch script call, plain XADDs in one
+ * pipeline. Against a throw-away redis-server of its own (so
  * its command statistics count only this file's calls):
  * - the emits of one turn are appended in call order with contiguous sequence numbers, in far fewer script calls
  *   than messages;
@@ -76,6 +77,17 @@ describe('batched publish', () => {
     });
   });
 
+  it('plain emits of one turn (one pipeline) are appended in call order, each resolving with its own entry id', async () => {
+    const prefix = uniquePrefix('batch-plain');
+    const count = 300;
+    await withClient(prefix, {}, async (client) => {
+      const ids = await Promise.all(Array.from({ length: count }, (_, n) => lastValueFrom(client.emit<string>('batch.plain', { n }))));
+      const entries = await entriesOf(testKeys(prefix).stream('batch.plain'));
+      expect(entries.map((e) => e.n)).toEqual(Array.from({ length: count }, (_, n) => n));
+      expect(entries.map((e) => e.id)).toEqual(ids);
+    });
+  });
+
   it('an idempotency key repeated within one batch is stored once; every emit resolves with its entry id', async () => {
     const prefix = uniquePrefix('batch-idem');
     await withClient(prefix, {}, async (client) => {
@@ -87,7 +99,7 @@ describe('batched publish', () => {
     });
   });
 
-  it('a write that is not batched does not overtake emits queued before it (claim-check, plain XADD)', async () => {
+  it('a write that is not batched (a claim-checked payload) does not overtake emits queued before it', async () => {
     const prefix = uniquePrefix('batch-mixed');
     await withClient(prefix, { streams: { claimCheckThresholdBytes: 4_096 } }, async (client) => {
       const big = 'x'.repeat(8_192);
@@ -113,10 +125,13 @@ describe('batched publish', () => {
     });
   });
 
-  it('a refused write rejects the emits of its batch with the reason, and later emits are written', async () => {
+  it.each([
+    ['scripted (global order)', GLOBAL, (prefix: string) => testKeys(prefix).partition('batch.refused', 0)],
+    ['plain (pipelined XADDs)', {}, (prefix: string) => testKeys(prefix).stream('batch.refused')],
+  ] as const)('a refused write, %s, rejects the emits of its batch with the reason, and later emits are written', async (_, config, streamOf) => {
     const prefix = uniquePrefix('batch-refused');
-    const stream = testKeys(prefix).partition('batch.refused', 0);
-    await withClient(prefix, GLOBAL, async (client) => {
+    const stream = streamOf(prefix);
+    await withClient(prefix, config, async (client) => {
       await lastValueFrom(client.emit('batch.refused', { n: -1 }));
       await redis.del(stream);
       await redis.set(stream, 'not a stream');

@@ -123,18 +123,21 @@ export class EntryPublisher {
     const blobKey = blob ? this.keys.blobOf(stream, blob.ref.id) : undefined;
     const scripted = options.idempotencyKey !== undefined || sequence || options.epoch !== undefined || blob !== undefined;
     const trim = this.trimArgs(stream);
-    if (this.config.connection.waitReplicas === 0 && !blob && scripted) {
-      const shape = { sequenceKey: this.keys.sequenceOf(stream), epochKey: this.keys.epochOf(stream), windowMs: this.config.exactlyOnce.windowMs, sequence, trim };
-      const recordKey = options.idempotencyKey === undefined ? undefined : this.keys.publishedOf(stream, options.idempotencyKey);
-      const result = await this.batcher.add(command, stream, shape, { fields, recordKey, epoch: options.epoch });
+    if (this.config.connection.waitReplicas === 0 && !blob) {
+      // The writes of this turn to the stream go together: one script call, or one pipeline (publish-batcher.ts).
+      let result;
+      if (scripted) {
+        const shape = { sequenceKey: this.keys.sequenceOf(stream), epochKey: this.keys.epochOf(stream), windowMs: this.config.exactlyOnce.windowMs, sequence, trim };
+        const recordKey = options.idempotencyKey === undefined ? undefined : this.keys.publishedOf(stream, options.idempotencyKey);
+        result = await this.batcher.add(command, stream, shape, { fields, recordKey, epoch: options.epoch });
+      } else {
+        result = await this.batcher.addPlain(command, stream, trim, fields);
+      }
       if (result.status === 'error') throw new ReplyError(`Redis refused the write of the entry: ${result.reason}`);
       return result;
     }
     // Anything queued for the stream goes first: the producer's writes keep their order whatever path each takes.
     this.batcher.flush(stream);
-    if (this.config.connection.waitReplicas === 0 && !blob) {
-      return { status: 'ok', id: (await command.xadd(stream, ...trim, '*', ...fields)) as string };
-    }
     const scriptArgs = scripted ? this.scriptArgs(stream, fields, options, { sequence, trim, blobKey }) : undefined;
     const write: PipelineWrite = { stream, fields, trim, scriptArgs, blob, blobKey };
     const sent = { hasBlob: blob !== undefined, scripted };

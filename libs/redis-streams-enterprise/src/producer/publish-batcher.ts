@@ -1,15 +1,17 @@
 /**
- * Scripted publishes (an idempotency key, a global sequence number, a layout epoch) gathered per stream and sent as
- * one publishBatch script call (connection/scripts/publish.scripts.ts) instead of one script call each: a script run
- * costs Redis several times an XADD, and each call costs the producer a command of its own, so under global ordering
- * or exactly-once the producer and Redis, not the consumer, were the bound.
+ * The writes of one event-loop turn, gathered per stream and sent together: scripted publishes (an idempotency key, a
+ * global sequence number, a layout epoch) as one publishBatch script call (connection/scripts/publish.scripts.ts)
+ * instead of one script call each, plain XADDs in one pipeline (one socket write instead of one each). A script run
+ * costs Redis several times an XADD and every command costs the producer a write of its own, so the producer and Redis,
+ * not the consumer, were the bound.
  *
- * A message waits at most until the end of the current event-loop turn (setImmediate), which is when every emit
- * started in the same turn has reached here; a stream's batch is sent at once when it reaches MAX_ENTRIES or
- * MAX_BYTES. Order: entries of one stream are appended in the order `add` was called, and a write of the same stream
- * that is not batched (a plain XADD, a claim-checked payload, a write waiting for replicas) first sends the stream's
- * batch (`flush(stream)`), so the emits of a producer keep their order on a connection whatever path each one takes.
+ * A message waits at most until the end of the current turn (setImmediate), when every emit started in the same turn
+ * has reached here; a stream's batch is sent at once when it reaches MAX_ENTRIES or MAX_BYTES. Order: a stream's
+ * messages are sent in the order `add`/`addPlain` were called (one pipeline, in order, on one connection), and a write
+ * of the same stream that is not batched (a claim-checked payload, a write waiting for replicas) first sends the
+ * stream's batch (`flush(stream)`), so the emits of a producer keep their order whatever path each one takes.
  */
+import type { Redis } from 'ioredis';
 import type { ScriptedRedis } from '../connection/scripts.js';
 
 /** Largest batch (messages); a run of emits longer than this goes in several calls, pipelined on the connection. */
@@ -27,7 +29,7 @@ export interface BatchedMessage {
 /** One message's result: as the publish script's, or an error reply of its XADD. */
 export type BatchedResult = { status: 'ok' | 'duplicate' | 'stale'; id: string } | { status: 'error'; reason: string };
 
-/** What every message of a stream's batch shares. */
+/** What every scripted message of a stream's batch shares. */
 export interface BatchShape {
   readonly sequenceKey: string;
   readonly epochKey: string;
@@ -37,40 +39,39 @@ export interface BatchShape {
   readonly trim: readonly (string | number)[];
 }
 
-interface Queued {
-  readonly message: BatchedMessage;
+interface Settle {
   readonly resolve: (result: BatchedResult) => void;
   readonly reject: (error: unknown) => void;
 }
 
+/** A queued write: scripted (`message`) or a plain XADD (`xadd`: its arguments after the key). */
+type Queued = Settle & ({ readonly message: BatchedMessage; readonly xadd?: undefined } | { readonly xadd: readonly (string | number)[]; readonly message?: undefined });
+
 interface StreamBatch {
   readonly command: ScriptedRedis;
-  readonly shape: BatchShape;
+  /** Shape of the scripted messages (undefined while there are none). */
+  shape?: BatchShape;
   queued: Queued[];
   bytes: number;
 }
+
+type PipelineWithScripts = ReturnType<Redis['pipeline']> & { rsePublishBatch(...args: (string | number)[]): unknown };
 
 export class PublishBatcher {
   private readonly batches = new Map<string, StreamBatch>();
   private scheduled?: NodeJS.Immediate;
 
-  /** Queues one message of `stream`; resolves with its result once its batch's reply came. */
+  /** Queues one scripted message of `stream`; resolves with its result once its batch's reply came. */
   add(command: ScriptedRedis, stream: string, shape: BatchShape, message: BatchedMessage): Promise<BatchedResult> {
-    let batch = this.batches.get(stream);
-    if (batch && (batch.command !== command || !sameShape(batch.shape, shape))) {
-      this.flush(stream);
-      batch = undefined;
-    }
-    if (!batch) {
-      batch = { command, shape, queued: [], bytes: 0 };
-      this.batches.set(stream, batch);
-    }
-    const target = batch;
-    const result = new Promise<BatchedResult>((resolve, reject) => target.queued.push({ message, resolve, reject }));
-    for (const value of message.fields) target.bytes += value.length;
-    if (target.queued.length >= MAX_ENTRIES || target.bytes >= MAX_BYTES) this.flush(stream);
-    else this.scheduled ??= setImmediate(() => this.flushAll());
-    return result;
+    const batch = this.batchOf(command, stream, shape);
+    batch.shape ??= shape;
+    return this.queue(stream, batch, message.fields, (settle) => ({ ...settle, message }));
+  }
+
+  /** Queues one plain XADD of `stream` (`trim` as EntryPublisher.trimArgs); resolves with its entry id. */
+  addPlain(command: ScriptedRedis, stream: string, trim: readonly (string | number)[], fields: readonly string[]): Promise<BatchedResult> {
+    const batch = this.batchOf(command, stream, undefined);
+    return this.queue(stream, batch, fields, (settle) => ({ ...settle, xadd: [...trim, '*', ...fields] }));
   }
 
   /** Sends the stream's queued messages now (before a write of the stream that is not batched). */
@@ -88,34 +89,91 @@ export class PublishBatcher {
     for (const stream of [...this.batches.keys()]) this.flush(stream);
   }
 
-  private async send(stream: string, batch: StreamBatch): Promise<void> {
-    const { shape, queued } = batch;
-    const keys: string[] = [stream, shape.sequenceKey, shape.epochKey];
-    const args: (string | number)[] = [shape.windowMs, shape.sequence ? '1' : '0', shape.trim[0] ?? '', shape.trim[2] ?? ''];
-    for (const { message } of queued) {
-      let recordAt = 0;
-      if (message.recordKey !== undefined) {
-        keys.push(message.recordKey);
-        recordAt = keys.length;
-      }
-      args.push(recordAt, message.epoch === undefined ? '' : message.epoch, message.fields.length);
-      for (const value of message.fields) args.push(value);
+  /** The stream's open batch, after sending the one there is when it cannot take this write. */
+  private batchOf(command: ScriptedRedis, stream: string, shape: BatchShape | undefined): StreamBatch {
+    let batch = this.batches.get(stream);
+    if (batch && (batch.command !== command || (shape && batch.shape && !sameShape(batch.shape, shape)))) {
+      this.flush(stream);
+      batch = undefined;
     }
-    let reply: unknown;
+    if (!batch) {
+      batch = { command, queued: [], bytes: 0 };
+      this.batches.set(stream, batch);
+    }
+    return batch;
+  }
+
+  private queue(stream: string, batch: StreamBatch, fields: readonly string[], make: (settle: Settle) => Queued): Promise<BatchedResult> {
+    const result = new Promise<BatchedResult>((resolve, reject) => batch.queued.push(make({ resolve, reject })));
+    for (const value of fields) batch.bytes += value.length;
+    if (batch.queued.length >= MAX_ENTRIES || batch.bytes >= MAX_BYTES) this.flush(stream);
+    else this.scheduled ??= setImmediate(() => this.flushAll());
+    return result;
+  }
+
+  private async send(stream: string, batch: StreamBatch): Promise<void> {
+    const { command, queued } = batch;
     try {
-      reply = await batch.command.rsePublishBatch(keys.length, ...keys, ...args);
+      if (queued.every((q) => q.message)) {
+        settleScripted(queued, await command.rsePublishBatch(...scriptArgs(stream, batch.shape!, queued)));
+      } else if (queued.length === 1) {
+        const id = (await command.xadd(stream, ...queued[0]!.xadd!)) as string;
+        queued[0]!.resolve({ status: 'ok', id });
+      } else {
+        await this.sendPipelined(stream, batch);
+      }
     } catch (error) {
       for (const q of queued) q.reject(error);
-      return;
     }
-    const values = reply as string[];
-    queued.forEach((q, i) => {
-      const status = values[2 * i];
-      const value = String(values[2 * i + 1]);
-      if (status === 'ok' || status === 'duplicate' || status === 'stale') q.resolve({ status, id: value });
-      else q.resolve({ status: 'error', reason: value });
+  }
+
+  /** Plain XADDs (and runs of scripted messages between them, one script call each) in one pipeline, in order. */
+  private async sendPipelined(stream: string, batch: StreamBatch): Promise<void> {
+    const pipeline = batch.command.pipeline() as PipelineWithScripts;
+    const parts: Queued[][] = [];
+    for (const q of batch.queued) {
+      const last = parts[parts.length - 1];
+      if (q.message && last?.[0]?.message) last.push(q);
+      else parts.push([q]);
+    }
+    for (const part of parts) {
+      if (part[0]!.message) pipeline.rsePublishBatch(...scriptArgs(stream, batch.shape!, part));
+      else pipeline.xadd(stream, ...part[0]!.xadd!);
+    }
+    const results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+    parts.forEach((part, i) => {
+      const [error, reply] = results[i] ?? [new Error('the pipeline returned no reply for the write'), undefined];
+      if (error) for (const q of part) q.reject(error);
+      else if (part[0]!.message) settleScripted(part, reply);
+      else part[0]!.resolve({ status: 'ok', id: String(reply) });
     });
   }
+}
+
+/** numkeys, KEYS and ARGV of publishBatch for scripted messages (see its comment for the layout). */
+function scriptArgs(stream: string, shape: BatchShape, queued: readonly Queued[]): (string | number)[] {
+  const keys: string[] = [stream, shape.sequenceKey, shape.epochKey];
+  const args: (string | number)[] = [shape.windowMs, shape.sequence ? '1' : '0', shape.trim[0] ?? '', shape.trim[2] ?? ''];
+  for (const { message } of queued) {
+    let recordAt = 0;
+    if (message!.recordKey !== undefined) {
+      keys.push(message!.recordKey);
+      recordAt = keys.length;
+    }
+    args.push(recordAt, message!.epoch === undefined ? '' : message!.epoch, message!.fields.length);
+    for (const value of message!.fields) args.push(value);
+  }
+  return [keys.length, ...keys, ...args];
+}
+
+function settleScripted(queued: readonly Queued[], reply: unknown): void {
+  const values = reply as string[];
+  queued.forEach((q, i) => {
+    const status = values[2 * i];
+    const value = String(values[2 * i + 1]);
+    if (status === 'ok' || status === 'duplicate' || status === 'stale') q.resolve({ status, id: value });
+    else q.resolve({ status: 'error', reason: value });
+  });
 }
 
 function sameShape(a: BatchShape, b: BatchShape): boolean {

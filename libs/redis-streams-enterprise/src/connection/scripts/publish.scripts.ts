@@ -106,17 +106,19 @@ while a <= #ARGV do
     if seen then status, value = 'duplicate', seen end
   end
   if not status then
-    local fields = {}
-    for i = first, last do fields[#fields + 1] = ARGV[i] end
-    if ARGV[2] == '1' then
-      fields[#fields + 1] = 'seq'
-      fields[#fields + 1] = tostring(redis.call('INCR', KEYS[2]))
-    end
+    -- The fields straight from ARGV (no copy into a table of their own); the sequence number, when stamped, first.
     local added
-    if ARGV[3] ~= '' then
-      added = redis.pcall('XADD', KEYS[1], ARGV[3], '~', ARGV[4], '*', unpack(fields))
+    if ARGV[2] == '1' then
+      local seq = tostring(redis.call('INCR', KEYS[2]))
+      if ARGV[3] ~= '' then
+        added = redis.pcall('XADD', KEYS[1], ARGV[3], '~', ARGV[4], '*', 'seq', seq, unpack(ARGV, first, last))
+      else
+        added = redis.pcall('XADD', KEYS[1], '*', 'seq', seq, unpack(ARGV, first, last))
+      end
+    elseif ARGV[3] ~= '' then
+      added = redis.pcall('XADD', KEYS[1], ARGV[3], '~', ARGV[4], '*', unpack(ARGV, first, last))
     else
-      added = redis.pcall('XADD', KEYS[1], '*', unpack(fields))
+      added = redis.pcall('XADD', KEYS[1], '*', unpack(ARGV, first, last))
     end
     if type(added) == 'table' and added.err then
       failed = added.err
