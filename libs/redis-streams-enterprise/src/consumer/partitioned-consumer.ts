@@ -103,7 +103,12 @@ export class PartitionedConsumer {
           return done.every((d) => d === 1);
         },
       },
-      { queueLimit: Math.max(config.consumer.batchSize * 2, 16), causalTimeoutMs: config.ordering.timeoutMs },
+      {
+        queueLimit: Math.max(config.consumer.batchSize * 2, 16),
+        causalTimeoutMs: config.ordering.timeoutMs,
+        // One lane per partition: more queued entries add no parallelism, so read in batches (ordered-dispatcher.ts).
+        readWhenHalfFree: ordering.strategy === 'global' || (ordering.strategy === 'partition' && config.ordering.partitionKey === undefined),
+      },
     );
     this.takeover = new PartitionTakeover({
       config,

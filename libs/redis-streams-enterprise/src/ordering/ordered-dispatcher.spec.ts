@@ -136,7 +136,7 @@ interface Setup {
 let current: Setup | undefined;
 
 function setup(
-  options: { limit?: number; queueLimit?: number; causalTimeoutMs?: number; lanes?: LaneRule; partitions?: OwnedPartition[] } = {},
+  options: { limit?: number; queueLimit?: number; causalTimeoutMs?: number; readWhenHalfFree?: boolean; lanes?: LaneRule; partitions?: OwnedPartition[] } = {},
 ): Setup {
   const inFlight = new InFlight(options.limit ?? 10);
   const hooks = new FakeHooks(inFlight);
@@ -144,6 +144,7 @@ function setup(
   const dispatcher = new OrderedDispatcher(inFlight, options.lanes ?? laneByField, hooks, {
     queueLimit: options.queueLimit ?? 100,
     causalTimeoutMs: options.causalTimeoutMs ?? 30_000,
+    readWhenHalfFree: options.readWhenHalfFree,
     now: () => clock.now,
   });
   for (const partition of options.partitions ?? [P0]) dispatcher.add(partition);
@@ -660,7 +661,7 @@ describe('OrderedDispatcher: remove()', () => {
 
 describe('OrderedDispatcher: queue limit', () => {
   it('reports room against queueLimit, and a partition as readable only once half its queue is free', async () => {
-    const { dispatcher, hooks } = setup({ queueLimit: 4, partitions: [P0, P1] });
+    const { dispatcher, hooks } = setup({ queueLimit: 4, readWhenHalfFree: true, partitions: [P0, P1] });
     expect(dispatcher.room(P0.stream)).toBe(4);
     expect(dispatcher.readRoom(P0.stream)).toBe(4);
     expect(dispatcher.readable()).toEqual([P0.stream, P1.stream]);
@@ -694,6 +695,14 @@ describe('OrderedDispatcher: queue limit', () => {
     expect(dispatcher.room(P1.stream)).toBe(4);
     expect(dispatcher.room('rse:unknown')).toBe(0);
     expect(dispatcher.readRoom('rse:unknown')).toBe(0);
+  });
+
+  it('without readWhenHalfFree (lanes per key), any free queue place is worth a read', () => {
+    const { dispatcher } = setup({ queueLimit: 4, partitions: [P0] });
+    dispatcher.push(P0.stream, [entry('a1', { lane: 'a' }), entry('a2', { lane: 'a' }), entry('a3', { lane: 'a' }), entry('a4', { lane: 'a' })]);
+    expect(dispatcher.room(P0.stream)).toBe(1); // a1 runs, three wait
+    expect(dispatcher.readRoom(P0.stream)).toBe(1);
+    expect(dispatcher.readable()).toEqual([P0.stream]);
   });
 
   it('whenRoom() resolves once a full partition has room again', async () => {

