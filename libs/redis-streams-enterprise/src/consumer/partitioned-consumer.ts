@@ -103,12 +103,7 @@ export class PartitionedConsumer {
           return done.every((d) => d === 1);
         },
       },
-      {
-        queueLimit: Math.max(config.consumer.batchSize * 2, 16),
-        causalTimeoutMs: config.ordering.timeoutMs,
-        // One lane per partition: more queued entries add no parallelism, so read in batches (ordered-dispatcher.ts).
-        readWhenHalfFree: ordering.strategy === 'global' || (ordering.strategy === 'partition' && config.ordering.partitionKey === undefined),
-      },
+      { queueLimit: Math.max(config.consumer.batchSize * 2, 16), causalTimeoutMs: config.ordering.timeoutMs, readWhenHalfFree: oneLanePerPartition(config) },
     );
     this.takeover = new PartitionTakeover({
       config,
@@ -368,4 +363,10 @@ export class PartitionedConsumer {
     // Undefined when it cannot be had now: a read then ends by its BLOCK time instead; asked again on 'ready'.
     this.blockingClientId = await clientIdOf(this.deps.blocking, this.deps.config.connection.blockingWatchdogMs);
   }
+}
+
+/** One lane per partition (global order, or partition order without a key): more queued entries add no parallelism. */
+function oneLanePerPartition(config: PartitionedConsumerDeps['config']): boolean {
+  const { enabled, strategy, partitionKey } = config.ordering;
+  return enabled && (strategy === 'global' || (strategy === 'partition' && partitionKey === undefined));
 }
