@@ -1,7 +1,7 @@
 /**
  * The writes of one event-loop turn go to Redis together per stream (producer/publish-batcher.ts): scripted publishes
- * (global sequence numbers, idempotency keys, layout epochs) in one publishBatch script call, plain XADDs in one
- * pipeline. Against a throw-away redis-server of its own (so
+ * (global sequence numbers, idempotency keys, layout epochs) in one publishBatch script call, plain XADDs issued
+ * together (one socket write on a single server). Against a throw-away redis-server of its own (so
  * its command statistics count only this file's calls):
  * - the emits of one turn are appended in call order with contiguous sequence numbers, in far fewer script calls
  *   than messages;
@@ -77,7 +77,7 @@ describe('batched publish', () => {
     });
   });
 
-  it('plain emits of one turn (one pipeline) are appended in call order, each resolving with its own entry id', async () => {
+  it('plain emits of one turn (issued together) are appended in call order, each resolving with its own entry id', async () => {
     const prefix = uniquePrefix('batch-plain');
     const count = 300;
     await withClient(prefix, {}, async (client) => {
@@ -85,6 +85,27 @@ describe('batched publish', () => {
       const entries = await entriesOf(testKeys(prefix).stream('batch.plain'));
       expect(entries.map((e) => e.n)).toEqual(Array.from({ length: count }, (_, n) => n));
       expect(entries.map((e) => e.id)).toEqual(ids);
+    });
+  });
+
+  it('emits of one turn to several streams (8 partitions) all go out, each stream in call order', async () => {
+    const prefix = uniquePrefix('batch-partitions');
+    const partitioned: RedisStreamsEnterpriseConfig = {
+      partitioning: { enabled: true, strategy: 'hash', partitionCount: 8, partitionKey: 'key' },
+      ordering: { enabled: true, strategy: 'partition', partitionKey: 'key' },
+    };
+    await withClient(prefix, partitioned, async (client) => {
+      const count = 400;
+      // One socket, corked once per turn however many streams the turn wrote to (a cork left behind hangs them all).
+      const ids = await Promise.all(Array.from({ length: count }, (_, n) => lastValueFrom(client.emit<string>('batch.parts', { key: `k${n % 40}`, n }))));
+      expect(ids.every((id) => /^\d+-\d+$/.test(id))).toBe(true); // ids repeat across partitions (one clock, several streams)
+      const seen: number[] = [];
+      for (let p = 0; p < 8; p++) {
+        const ns = (await entriesOf(testKeys(prefix).partition('batch.parts', p))).map((e) => e.n);
+        expect(ns).toEqual([...ns].sort((a, b) => a - b));
+        seen.push(...ns);
+      }
+      expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: count }, (_, n) => n));
     });
   });
 
@@ -127,7 +148,7 @@ describe('batched publish', () => {
 
   it.each([
     ['scripted (global order)', GLOBAL, (prefix: string) => testKeys(prefix).partition('batch.refused', 0)],
-    ['plain (pipelined XADDs)', {}, (prefix: string) => testKeys(prefix).stream('batch.refused')],
+    ['plain (XADDs issued together)', {}, (prefix: string) => testKeys(prefix).stream('batch.refused')],
   ] as const)('a refused write, %s, rejects the emits of its batch with the reason, and later emits are written', async (_, config, streamOf) => {
     const prefix = uniquePrefix('batch-refused');
     const stream = streamOf(prefix);

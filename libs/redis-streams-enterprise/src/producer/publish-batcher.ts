@@ -1,17 +1,18 @@
 /**
  * The writes of one event-loop turn, gathered per stream and sent together: scripted publishes (an idempotency key, a
  * global sequence number, a layout epoch) as one publishBatch script call (connection/scripts/publish.scripts.ts)
- * instead of one script call each, plain XADDs in one pipeline (one socket write instead of one each). A script run
+ * instead of one script call each, plain XADDs issued together (one socket write for all of them on a single server,
+ * each still its own command with its own reply). A script run
  * costs Redis several times an XADD and every command costs the producer a write of its own, so the producer and Redis,
  * not the consumer, were the bound.
  *
  * A message waits at most until the end of the current turn (setImmediate), when every emit started in the same turn
  * has reached here; a stream's batch is sent at once when it reaches MAX_ENTRIES or MAX_BYTES. Order: a stream's
- * messages are sent in the order `add`/`addPlain` were called (one pipeline, in order, on one connection), and a write
+ * messages are sent in the order `add`/`addPlain` were called (issued in order on one connection), and a write
  * of the same stream that is not batched (a claim-checked payload, a write waiting for replicas) first sends the
  * stream's batch (`flush(stream)`), so the emits of a producer keep their order whatever path each one takes.
  */
-import type { Redis } from 'ioredis';
+import type { Writable } from 'node:stream';
 import type { ScriptedRedis } from '../connection/scripts.js';
 
 /** Largest batch (messages); a run of emits longer than this goes in several calls, pipelined on the connection. */
@@ -55,8 +56,6 @@ interface StreamBatch {
   bytes: number;
 }
 
-type PipelineWithScripts = ReturnType<Redis['pipeline']> & { rsePublishBatch(...args: (string | number)[]): unknown };
-
 export class PublishBatcher {
   private readonly batches = new Map<string, StreamBatch>();
   private scheduled?: NodeJS.Immediate;
@@ -79,14 +78,28 @@ export class PublishBatcher {
     const batch = this.batches.get(stream);
     if (!batch) return;
     this.batches.delete(stream);
-    void this.send(stream, batch);
+    const socket = socketOf(batch.command);
+    socket?.cork();
+    this.send(stream, batch);
+    socket?.uncork();
   }
 
-  /** Sends every queued message now (the client's close, the end of the turn). */
+  /** Sends every queued message now (the client's close, the end of the turn): one socket write per connection. */
   flushAll(): void {
     if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = undefined;
-    for (const stream of [...this.batches.keys()]) this.flush(stream);
+    const sockets = new Set<Writable>();
+    for (const [stream, batch] of [...this.batches]) {
+      this.batches.delete(stream);
+      // cork() counts: once per socket, as many uncork() calls below.
+      const socket = socketOf(batch.command);
+      if (socket && !sockets.has(socket)) {
+        socket.cork();
+        sockets.add(socket);
+      }
+      this.send(stream, batch);
+    }
+    for (const socket of sockets) socket.uncork();
   }
 
   /** The stream's open batch, after sending the one there is when it cannot take this write. */
@@ -111,43 +124,50 @@ export class PublishBatcher {
     return result;
   }
 
-  private async send(stream: string, batch: StreamBatch): Promise<void> {
+  /**
+   * Issues the batch's commands at once, in order, each with its own reply: a run of scripted messages as one
+   * publishBatch call, each plain message as its own XADD (so each fails or succeeds on its own, as unbatched).
+   */
+  private send(stream: string, batch: StreamBatch): void {
     const { command, queued } = batch;
-    try {
-      if (queued.every((q) => q.message)) {
-        settleScripted(queued, await command.rsePublishBatch(...scriptArgs(stream, batch.shape!, queued)));
-      } else if (queued.length === 1) {
-        const id = (await command.xadd(stream, ...queued[0]!.xadd!)) as string;
-        queued[0]!.resolve({ status: 'ok', id });
-      } else {
-        await this.sendPipelined(stream, batch);
+    for (let i = 0; i < queued.length; ) {
+      const first = queued[i]!;
+      if (first.xadd) {
+        i++;
+        command.xadd(stream, ...first.xadd).then(
+          (id) => first.resolve({ status: 'ok', id: id as string }),
+          (error: unknown) => first.reject(error),
+        );
+        continue;
       }
-    } catch (error) {
-      for (const q of queued) q.reject(error);
+      let end = i + 1;
+      while (end < queued.length && queued[end]!.message) end++;
+      const part = queued.slice(i, end);
+      i = end;
+      let call: Promise<unknown>;
+      try {
+        call = command.rsePublishBatch(...scriptArgs(stream, batch.shape!, part));
+      } catch (error) {
+        call = Promise.reject(error);
+      }
+      call.then(
+        (reply) => settleScripted(part, reply),
+        (error: unknown) => {
+          for (const q of part) q.reject(error);
+        },
+      );
     }
   }
+}
 
-  /** Plain XADDs (and runs of scripted messages between them, one script call each) in one pipeline, in order. */
-  private async sendPipelined(stream: string, batch: StreamBatch): Promise<void> {
-    const pipeline = batch.command.pipeline() as PipelineWithScripts;
-    const parts: Queued[][] = [];
-    for (const q of batch.queued) {
-      const last = parts[parts.length - 1];
-      if (q.message && last?.[0]?.message) last.push(q);
-      else parts.push([q]);
-    }
-    for (const part of parts) {
-      if (part[0]!.message) pipeline.rsePublishBatch(...scriptArgs(stream, batch.shape!, part));
-      else pipeline.xadd(stream, ...part[0]!.xadd!);
-    }
-    const results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
-    parts.forEach((part, i) => {
-      const [error, reply] = results[i] ?? [new Error('the pipeline returned no reply for the write'), undefined];
-      if (error) for (const q of part) q.reject(error);
-      else if (part[0]!.message) settleScripted(part, reply);
-      else part[0]!.resolve({ status: 'ok', id: String(reply) });
-    });
-  }
+/**
+ * The socket of a ready single-server connection, to cork while a batch is issued (every command goes out in one
+ * write at uncork); undefined on a Redis Cluster, whose commands go to node connections (one write each).
+ */
+function socketOf(command: ScriptedRedis): Writable | undefined {
+  const socket = (command as { stream?: Writable }).stream;
+  if (!socket || typeof socket.cork !== 'function' || command.status !== 'ready') return undefined;
+  return socket;
 }
 
 /** numkeys, KEYS and ARGV of publishBatch for scripted messages (see its comment for the layout). */
