@@ -725,6 +725,31 @@ describe('OrderedDispatcher: queue limit', () => {
     dispatcher.push(P0.stream, [entry('a1', { lane: 'a' }), entry('a2', { lane: 'a' })]);
     await expect(dispatcher.whenRoom(5)).resolves.toBeUndefined();
   });
+  it('onRoomIn() tells when a partition left out of reads (full) has room, not when one already read has', async () => {
+    // The reader blocks on the partitions with room and must end that read as soon as a full one can take entries.
+    const { dispatcher, hooks } = setup({ queueLimit: 2, partitions: [P0, P1] });
+    dispatcher.push(P0.stream, [entry('a1', { lane: 'a' }), entry('a2', { lane: 'a' }), entry('a3', { lane: 'a' })]);
+    dispatcher.push(P1.stream, [entry('b1', { lane: 'b' }, P1.stream)]);
+    expect(dispatcher.full()).toEqual([P0.stream]);
+    expect(dispatcher.readable()).toEqual([P1.stream]);
+    let woken = 0;
+    dispatcher.onRoomIn(dispatcher.full(), () => woken++);
+    hooks.finish('b1'); // room in P1, which the read already covers
+    await turns();
+    expect(woken).toBe(0);
+    hooks.finish('a1');
+    await until(() => woken === 1, 'woken once P0 has room');
+    expect(dispatcher.full()).toEqual([]);
+    hooks.finish('a2');
+    await until(() => hooks.started.includes('a3'), 'a3');
+    expect(woken).toBe(1); // once
+
+    const cancelled = dispatcher.onRoomIn([P0.stream], () => woken++);
+    cancelled();
+    hooks.finish('a3');
+    await turns();
+    expect(woken).toBe(1);
+  });
 });
 
 describe('OrderedDispatcher: close()', () => {

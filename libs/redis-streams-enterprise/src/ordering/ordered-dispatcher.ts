@@ -1,4 +1,5 @@
 import type { DeliveredEntry } from '../connection/redis-replies.js';
+import { RoomSignal } from './room-signal.js';
 import type { InFlight } from '../runtime/in-flight.js';
 
 /** How entries of one partition may overlap. */
@@ -69,7 +70,7 @@ export class OrderedDispatcher {
   private waitingForSlot = false;
   private recheckTimer?: NodeJS.Timeout;
   private closed = false;
-  private roomWaiters: (() => void)[] = [];
+  private readonly roomSignal = new RoomSignal();
 
   constructor(
     private readonly inFlight: InFlight,
@@ -101,7 +102,7 @@ export class OrderedDispatcher {
     for (const entry of state.queue) this.causal.delete(causalId(stream, entry.id));
     state.queue = [];
     this.partitions.delete(stream);
-    this.wakeRoomWaiters();
+    this.roomSignal.room();
     if (state.running === 0) return Promise.resolve();
     state.idle ??= deferred();
     return state.idle.promise;
@@ -141,18 +142,17 @@ export class OrderedDispatcher {
 
   /** Resolves when some partition may have room again (or after `ms`). */
   whenRoom(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const waiter = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.roomWaiters = this.roomWaiters.filter((w) => w !== waiter);
-        resolve();
-      }, ms);
-      timer.unref();
-      this.roomWaiters.push(waiter);
-    });
+    return this.roomSignal.wait(ms);
+  }
+
+  /** Owned partitions left out of reads because their queues are full (see readRoom). */
+  full(): string[] {
+    return [...this.partitions.values()].filter((s) => s.active && !this.wantsEntries(s)).map((s) => s.stream);
+  }
+
+  /** Calls `notify` once one of `streams` is worth a read again; returns a cancel function. */
+  onRoomIn(streams: readonly string[], notify: () => void): () => void {
+    return this.roomSignal.on(new Set(streams), notify);
   }
 
   /** Queues entries read from a partition (in stream order). */
@@ -173,7 +173,7 @@ export class OrderedDispatcher {
   close(): void {
     this.closed = true;
     clearTimeout(this.recheckTimer);
-    this.wakeRoomWaiters();
+    this.roomSignal.room();
   }
 
   private pump(state: PartitionState): void {
@@ -231,7 +231,7 @@ export class OrderedDispatcher {
       this.run(state, entry, lane, (releaseLane) => this.hooks.process(entry, state, { causalTimedOut, lane, releaseLane }));
     }
     if (needsRecheck) this.scheduleRecheck();
-    if (this.wantsEntries(state)) this.wakeRoomWaiters();
+    if (this.wantsEntries(state)) this.roomSignal.room(state.stream);
   }
 
   private run(state: PartitionState, entry: DeliveredEntry, lane: string | null, work: (releaseLane: () => void) => Promise<void>): void {
@@ -351,12 +351,6 @@ export class OrderedDispatcher {
       for (const s of this.partitions.values()) this.pump(s);
     }, RECHECK_MS);
     this.recheckTimer.unref();
-  }
-
-  private wakeRoomWaiters(): void {
-    const waiters = this.roomWaiters;
-    this.roomWaiters = [];
-    for (const w of waiters) w();
   }
 }
 
