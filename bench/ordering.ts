@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { PartitioningManager, SchemaManager } from 'nestjs-redis-streams-enterprise';
+import { ConsumerOptions, PartitioningManager, SchemaManager } from 'nestjs-redis-streams-enterprise';
 import { ThrowawayRedis } from '../apps/demo/src/redis-server.process.js';
 import { GROUP, errorText, percentile, sleep, type ConsumerMode, type ProducerResult } from './protocol.js';
 import { countKeys, envInt, fmt, median, table, unlinkPrefix } from './report-utils.js';
@@ -89,6 +89,8 @@ export interface Variant {
   readonly ratePerSecond?: number;
   /** Set: the consumers record emit -> handler latency, dropping their first `latencyWarmup` messages each. */
   readonly latencyWarmup?: number;
+  /** Library consumers keep the library's default batchSize and concurrency (and maxConcurrency when `s` has 0). */
+  readonly libraryDefaults?: boolean;
 }
 
 /** One run of one variant. */
@@ -164,7 +166,7 @@ export async function runVariant(url: string, admin: Redis, base: OrderingBaseSe
         ? `${prefix}:{${ORDERED_PATTERN}}`
         : `${prefix}:{${ORDERED_PATTERN}#${n}}`,
   );
-  if (v.mode === 'library' && v.features === 'all') await registerOrderedSchema(url, prefix);
+  if (v.mode === 'library' && (v.features === 'all' || v.features === 'schema')) await registerOrderedSchema(url, prefix);
   const consumers: WorkerProcess[] = [];
   let producer: WorkerProcess | undefined;
   try {
@@ -191,6 +193,7 @@ export async function runVariant(url: string, admin: Redis, base: OrderingBaseSe
         maxConcurrency: s.maxConcurrency,
         rawStreams: v.mode === 'raw' ? streams.filter((_, n) => n % v.consumers === i) : [],
         features: v.features,
+        libraryDefaults: v.libraryDefaults,
         cpuProfilePath: process.env.BENCH_CPU_PROF ? join(process.env.BENCH_CPU_PROF, `${label.replace(/\W+/g, '-')}-consumer-${i + 1}-${Date.now()}.cpuprofile`) : undefined,
       };
       consumers.push(new WorkerProcess(`${label} consumer ${i + 1}`, v.mode === 'raw' ? 'ordered-raw-consumer' : 'ordered-consumer', params));
@@ -585,8 +588,9 @@ export function runStandalone(name: string, bench: (url: string, base: OrderingB
     process.once('SIGTERM', () => stop(143));
     try {
       await bench(given ?? own!.url, {
-        batchSize: envInt('BENCH_BATCH_SIZE', 128, 1),
-        concurrency: envInt('BENCH_CONCURRENCY', 256, 1),
+        // The library's defaults unless set, as in bench/run.ts.
+        batchSize: envInt('BENCH_BATCH_SIZE', new ConsumerOptions().batchSize, 1),
+        concurrency: envInt('BENCH_CONCURRENCY', new ConsumerOptions().concurrency, 1),
         producerConcurrency: envInt('BENCH_PRODUCER_CONCURRENCY', 256, 1),
         blockMs: envInt('BENCH_BLOCK_MS', 1_000, 1),
         payloadBytes: envInt('BENCH_PAYLOAD_BYTES', 1_024, 1),

@@ -49,7 +49,8 @@ export function libraryFields(pattern: string, messageId: string, json: string):
 }
 
 export type ConsumerMode = 'raw' | 'library';
-export type ScenarioKind = 'live' | 'drain' | 'latency';
+/** `burst`: live, with every send fired at once (none awaited before the next), as a fire-and-forget producer would. */
+export type ScenarioKind = 'live' | 'burst' | 'drain' | 'latency';
 
 export interface ConsumerParams {
   readonly mode: ConsumerMode;

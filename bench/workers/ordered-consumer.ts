@@ -46,8 +46,7 @@ async function init(params: OrderedConsumerParams, deliveries: RecordDelivery): 
     consumer: {
       group: GROUP,
       groupStartId: '0',
-      batchSize: params.batchSize,
-      concurrency: params.concurrency,
+      ...(params.libraryDefaults ? {} : { batchSize: params.batchSize, concurrency: params.concurrency }),
       blockMs: params.blockMs,
       patterns: [params.pattern],
       shutdownTimeoutMs: 5_000,

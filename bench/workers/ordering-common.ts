@@ -56,8 +56,10 @@ export function orderingConfig(params: { strategy: OrderingStrategy; partitions:
  * plain library (one stream, no partitioning, ordering, schema or exactly-once); `all` = orderingConfig plus
  * exactly-once processing, strict schema validation of ORDERED_PAYLOAD_SCHEMA and retries/dead letters with their
  * defaults (bench/all-features.ts). The producer then also emits each message with an idempotency key.
+ * `partitioned` = hash partitioning by `key` without ordering (consumers share the partitions by leases, handlers of a
+ * partition run side by side); `schema` = that plus strict schema validation (bench/per-partition.ts).
  */
-export type FeatureSet = 'none' | 'ordering' | 'all';
+export type FeatureSet = 'none' | 'partitioned' | 'schema' | 'ordering' | 'all';
 
 /** The JSON Schema registered for ORDERED_PATTERN when all features are on (strict: emit and consume validate it). */
 export const ORDERED_PAYLOAD_SCHEMA: JsonSchema = {
@@ -77,6 +79,9 @@ export const ORDERED_PAYLOAD_SCHEMA: JsonSchema = {
 export function featureConfig(params: { strategy: OrderingStrategy; partitions: number; maxConcurrency?: number; features?: FeatureSet }): RedisStreamsEnterpriseConfig {
   const features = params.features ?? 'ordering';
   if (features === 'none') return {};
+  const partitioning = { partitioning: { enabled: true, strategy: 'hash', partitionCount: params.partitions, partitionKey: 'key' } } as const;
+  if (features === 'partitioned') return partitioning;
+  if (features === 'schema') return { ...partitioning, schema: { enabled: true, validationMode: 'strict' } };
   if (features === 'ordering') return orderingConfig(params);
   return {
     ...orderingConfig(params),
@@ -141,6 +146,8 @@ export interface OrderedConsumerParams extends ConsumerParams, KeySpread {
   readonly rawStreams: readonly string[];
   /** Library features; default 'ordering'. */
   readonly features?: FeatureSet;
+  /** Library consumer: leave batchSize and concurrency at the library's defaults (batchSize/concurrency unused). */
+  readonly libraryDefaults?: boolean;
 }
 
 export interface OrderedProducerParams extends ProducerParams, KeySpread {
