@@ -55,8 +55,12 @@ class Handlers {
   maxRunning = 0;
   private readonly running = new Map<string, Deferred<void>>();
 
-  readonly dispatch = (entry: DeliveredEntry): Promise<void> => {
+  /** freeSlot of each started entry (InFlight's): a handler done whose ack is still on its way calls it. */
+  readonly freeSlots = new Map<string, () => void>();
+
+  readonly dispatch = (entry: DeliveredEntry, freeSlot?: () => void): Promise<void> => {
     this.started.push(entry.id);
+    if (freeSlot) this.freeSlots.set(entry.id, freeSlot);
     const d = deferred<void>();
     this.running.set(entry.id, d);
     this.maxRunning = Math.max(this.maxRunning, this.running.size);
@@ -155,6 +159,23 @@ describe('ConsumerLoop: reading', () => {
     handlers.finish('1-0');
     await until(() => reader.reads.length === 2);
     expect(reader.last().count).toBe(2);
+  });
+
+  it('reads again once handled entries gave their slots back, before their acks settled (still tracked until then)', async () => {
+    const { loop, reader, handlers, inFlight } = setup({ limit: 4, batchSize: 4 });
+    loop.start();
+    await until(() => reader.reads.length === 1);
+    reader.last().answer.resolve({ replies: [reply({ s: ['1-0', '2-0', '3-0', '4-0'] })] });
+    await until(() => handlers.started.length === 4);
+    expect(reader.reads).toHaveLength(1); // no slot free
+    // Handlers of 1-0 and 2-0 done, their acks on their way: half the slots are free again.
+    handlers.freeSlots.get('1-0')?.();
+    handlers.freeSlots.get('2-0')?.();
+    await until(() => reader.reads.length === 2);
+    expect(reader.last().count).toBe(2);
+    expect(inFlight.has('s', '1-0')).toBe(true); // its claim is still extended and close() still waits for it
+    handlers.finish('1-0');
+    await until(() => !inFlight.has('s', '1-0'));
   });
 
   it('never asks for more than batchSize', async () => {

@@ -50,7 +50,8 @@ export class BlockingEntryReader implements EntryReader {
 
 export interface ConsumerLoopHooks {
   /** Handles one entry; must never reject (failures are handled inside). */
-  readonly dispatch: (entry: DeliveredEntry) => Promise<void>;
+  /** `freeSlot`: InFlight's, to be passed on as ProcessOptions.releaseSlot. */
+  readonly dispatch: (entry: DeliveredEntry, freeSlot?: () => void) => Promise<void>;
   /** Called when Redis says the group is gone (stream deleted, Redis restarted without persistence). */
   readonly recreateGroups: () => Promise<void>;
   /** Entries whose payload was deleted by trimming while pending. */
@@ -129,7 +130,7 @@ export class ConsumerLoop {
     while (this.backlog.length > 0 && running()) {
       if (this.inFlight.available === 0) await this.inFlight.whenAvailable();
       const free = Math.min(this.inFlight.available, this.backlog.length);
-      for (const entry of this.backlog.splice(0, free)) this.inFlight.run(entry.stream, entry.id, () => this.hooks.dispatch(entry));
+      for (const entry of this.backlog.splice(0, free)) this.inFlight.run(entry.stream, entry.id, (freeSlot) => this.hooks.dispatch(entry, freeSlot));
     }
     if (!running()) return;
     // Read again once a batch fits or half the slots are free, whichever is smaller: reading as soon as one slot

@@ -26,6 +26,11 @@ export interface ProcessOptions {
    * acknowledgement is queued in lane order. Without a call the lane is freed when process() resolves.
    */
   readonly releaseLane?: () => void;
+  /**
+   * Gives the entry's in-flight slot to the next entry before this one is settled (InFlight's freeSlot): called once
+   * the handler succeeded and its plain acknowledgement is queued. The entry stays tracked until it settled.
+   */
+  readonly releaseSlot?: () => void;
 }
 
 export interface EntryProcessor {

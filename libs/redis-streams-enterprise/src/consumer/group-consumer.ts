@@ -37,7 +37,8 @@ export class GroupConsumer {
   constructor(deps: GroupConsumerDeps) {
     const { consumer, connection } = deps.config;
     const { command, blocking, slotReader, inFlight, processor, onDeleted } = deps;
-    const dispatch = (entry: DeliveredEntry) => processor.process(entry);
+    // A handled entry's slot goes to the next one while its ack is on its way (the next read need not wait for it).
+    const dispatch = (entry: DeliveredEntry, freeSlot?: () => void) => processor.process(entry, { releaseSlot: freeSlot });
     this.reclaimer = new PendingReclaimer(
       command,
       {

@@ -32,6 +32,8 @@ export interface CommitFence {
   readonly lane?: string;
   /** Lets the lane's next entry start before this one's acknowledgement is confirmed (see complete()). */
   readonly releaseLane?: () => void;
+  /** Unordered entries: gives the in-flight slot back once the plain ack is queued (see complete()). */
+  readonly releaseSlot?: () => void;
 }
 
 export class EventCommitter {
@@ -90,8 +92,14 @@ export class EventCommitter {
     }
     const exactlyOnce = this.config.exactlyOnce.enabled;
     if (!exactlyOnce && writes.length === 0) {
-      const { lane, releaseLane, stillOwned } = fence;
-      if (lane === undefined || !releaseLane || !stillOwned) return this.settler.ack(entry, stillOwned);
+      const { lane, releaseLane, stillOwned, releaseSlot } = fence;
+      if (lane === undefined || !releaseLane || !stillOwned) {
+        const acked = this.settler.ack(entry, stillOwned);
+        // Only the ack is outstanding: the next entry may run (the reading loop reads again without waiting for the
+        // ack's round trip). A failed ack leaves the entry pending for the reclaimer, as before.
+        releaseSlot?.();
+        return acked;
+      }
       // An ordered lane with nothing to commit but the ack: the next entry of the lane starts now, while the ack is on
       // its way; acks are confirmed in lane order, so a failed one can never let a later entry's ack overtake it.
       // Commits (exactly-once, transactions) keep the lane until confirmed: the next handler may read their writes.

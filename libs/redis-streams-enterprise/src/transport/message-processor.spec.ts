@@ -168,6 +168,32 @@ describe('MessageProcessor: before the handler', () => {
     expect(metrics).toMatchObject({ received: 1, acked: 1 });
   });
 
+  it('gives its in-flight slot back once the handler succeeded and its ack is queued, not when the handler failed', async () => {
+    const { processor, fake, host } = setup();
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const ack = fake.ack.bind(fake);
+    fake.ack = async (stream, group, ids) => {
+      await gate; // Redis has not answered the XACK yet
+      return ack(stream, group, ids);
+    };
+    host.on('orders', (data) => {
+      if ((data as { n: number }).n === 2) throw new Error('boom');
+    });
+    const released: string[] = [];
+    const first = processor.process(entry(message('orders', { n: 1 })), { releaseSlot: () => released.push('1-0') });
+    for (let i = 0; i < 10 && released.length === 0; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(released).toEqual(['1-0']);
+    expect(fake.acks).toEqual([]); // given back while the ack is on its way
+    openGate();
+    await first;
+    expect(fake.acks).toEqual(['1-0']);
+
+    await processor.process(entry(message('orders', { n: 2 }), 1, '2-0'), { releaseSlot: () => released.push('2-0') });
+    expect(fake.retries.map((r) => r.id)).toEqual(['2-0']);
+    expect(released).toEqual(['1-0']); // a failed handler keeps its slot until its retry is scheduled
+  });
+
   it("dead-letters an entry that cannot be decoded (decode-failed) without looking for a handler", async () => {
     const { processor, fake, host } = setup();
     const seen = host.on('orders', () => undefined);
