@@ -112,6 +112,8 @@ export interface ConsumerResult {
   readonly latencyMs?: { readonly p50: number; readonly p99: number; readonly max: number; readonly samples: number };
   readonly memory: MemoryPeaks;
   readonly gc: GcStats;
+  /** CPU time of the consumer process (user + system) from the end of its start-up to completeAt, ms; NaN if never. */
+  readonly cpuMs: number;
 }
 
 export interface ProducerResult {

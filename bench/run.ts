@@ -124,6 +124,8 @@ interface RunOutcome {
   readonly memory: MemoryPeaks;
   /** GC pauses in the consumer / producer process during the measured window. */
   readonly consumerGc?: GcStats;
+  /** Consumer process CPU time per message handled, µs (steadier than msg/s on a shared machine). */
+  readonly consumerCpuUs?: number;
   readonly producerGc?: GcStats;
   readonly error?: string;
 }
@@ -258,6 +260,7 @@ async function runLiveOrLatency(scenario: 'live' | 'burst' | 'latency', mode: Co
       latencyMs: result.latencyMs,
       memory: result.memory,
       consumerGc: result.gc,
+      consumerCpuUs: (result.cpuMs * 1_000) / produced.sent,
       producerGc: produced.gc,
     };
   } finally {
@@ -305,6 +308,7 @@ async function runDrain(mode: ConsumerMode, run: number): Promise<RunOutcome> {
       elapsedMs,
       memory: result.memory,
       consumerGc: result.gc,
+      consumerCpuUs: (result.cpuMs * 1_000) / count,
     };
   } finally {
     consumer.kill();
@@ -344,7 +348,7 @@ function describe(scenario: ScenarioKind, o: RunOutcome): string {
   if (o.error) return `FAILED (${o.error})`;
   const gc = (g: GcStats | undefined) => (g ? `${fmt(g.totalMs, 0)} ms/${g.majorCount} major` : 'n/a');
   const integrity =
-    `lost ${o.lost}, duplicates ${o.duplicates}, pending after ${o.pendingAfter ?? '-'}; GC consumer ${gc(o.consumerGc)}` +
+    `lost ${o.lost}, duplicates ${o.duplicates}, pending after ${o.pendingAfter ?? '-'}; consumer CPU ${fmt(o.consumerCpuUs, 1)} µs/msg; GC consumer ${gc(o.consumerGc)}` +
     (o.producerGc ? `, producer ${gc(o.producerGc)}` : '');
   if (scenario === 'latency') {
     return `p50 ${fmt(o.latencyMs?.p50, 2)} ms, p99 ${fmt(o.latencyMs?.p99, 2)} ms, max ${fmt(o.latencyMs?.max, 1)} ms; ${integrity}`;
@@ -491,6 +495,7 @@ async function main(): Promise<void> {
   }
   if (results.drain) {
     figures.push(figure(`drain throughput, pre-filled backlog (${drain.toLocaleString('en-US')} msgs)`, 'msg/s', results.drain, (o) => o.value, { op: '>=', value: 0.85 }));
+    figures.push(figure('  consumer CPU per message while draining (info)', 'µs', results.drain, (o) => o.consumerCpuUs, undefined, false));
   }
   if (results.latency) {
     const rate = `@ ${SETTINGS.latencyRate.toLocaleString('en-US')} msg/s`;
@@ -503,7 +508,7 @@ async function main(): Promise<void> {
     table(
       ['scenario', 'unit', 'raw', 'library', 'ratio', 'target', ''],
       figures.map((f) => {
-        const digits = f.unit === 'ms' ? 2 : 0;
+        const digits = f.unit === 'ms' ? 2 : f.unit === 'µs' ? 1 : 0;
         const verdict = f.pass === undefined ? '' : f.pass ? 'ok' : 'MISSED';
         return [f.name, f.unit, fmt(f.raw, digits), fmt(f.library, digits), fmt(f.ratio, 2), f.target ?? '', verdict];
       }),

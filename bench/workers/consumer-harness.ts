@@ -59,18 +59,23 @@ export async function runConsumerWorker(
     memory.start(params.memorySampleMs);
     const startAt = wallNow();
     const streams = await driver.start();
+    // Steadier than msg/s on a shared machine: what the consumer process itself spent, start-up excluded.
+    const cpuAtStart = process.cpuUsage();
     send({ type: 'listening', streams });
     const progress = setInterval(() => send({ type: 'progress', unique: counter.unique }), PROGRESS_EVERY_MS);
 
     let stopping = false;
     let completeAt = Number.NaN;
     let gcStats: GcStats | undefined;
+    let cpuMs = Number.NaN;
     const watch = (async () => {
       // Coarse polling until everything is handled, then 1 ms polling for the acks (the end of the measurement).
       while (!stopping && !counter.isComplete) await sleep(5);
       while (!stopping && driver.ackedCount() < counter.unique) await sleep(1);
       if (stopping) return;
       completeAt = wallNow();
+      const cpu = process.cpuUsage(cpuAtStart);
+      cpuMs = (cpu.user + cpu.system) / 1_000;
       gcStats = gc.stop();
       send({ type: 'complete', completeAt });
     })().finally(() => (params.cpuProfilePath ? profiler?.stop(params.cpuProfilePath) : undefined));
@@ -90,6 +95,7 @@ export async function runConsumerWorker(
       latencyMs: counter.latency(),
       memory: memory.stop(),
       gc: gcStats ?? gc.stop(),
+      cpuMs,
     };
     process.send?.({ type: 'result', result }, () => process.exit(0));
   } catch (error) {

@@ -313,18 +313,22 @@ export async function runOrderedConsumer(
     const startAt = wallNow();
     await driver.start();
     const ownedAtStart = await driver.settle();
+    const cpuAtStart = process.cpuUsage(); // what this process spends from here to completeAt (cpuMs)
     send({ type: 'listening', streams: ownedAtStart });
     const progress = setInterval(() => send({ type: 'progress', unique: counter.unique }), PROGRESS_EVERY_MS);
 
     let stopping = false;
     let completeAt = Number.NaN;
     let gcStats: GcStats | undefined;
+    let cpuMs = Number.NaN;
     const watch = (async () => {
       // Coarse polling until this consumer's share is handled, then 1 ms polling for the acks (end of the measurement).
       while (!stopping && !counter.isComplete) await sleep(5);
       while (!stopping && driver.ackedCount() < counter.unique) await sleep(1);
       if (stopping) return;
       completeAt = wallNow();
+      const cpu = process.cpuUsage(cpuAtStart);
+      cpuMs = (cpu.user + cpu.system) / 1_000;
       gcStats = gc.stop();
       send({ type: 'complete', completeAt });
     })().finally(() => (params.cpuProfilePath ? profiler?.stop(params.cpuProfilePath) : undefined));
@@ -343,6 +347,7 @@ export async function runOrderedConsumer(
       startAt,
       firstHandledAt: counter.firstHandledAt,
       completeAt,
+      cpuMs,
       memory: memory.stop(),
       gc: gcStats ?? gc.stop(),
       outOfOrder: check.outOfOrder,
