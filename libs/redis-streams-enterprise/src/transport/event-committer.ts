@@ -102,7 +102,7 @@ export class EventCommitter {
       }
       // An ordered lane with nothing to commit but the ack: the next entry of the lane starts now, while the ack is on
       // its way; acks are confirmed in lane order, so a failed one can never let a later entry's ack overtake it.
-      // Commits (exactly-once, transactions) keep the lane until confirmed: the next handler may read their writes.
+      // Commits with transactional writes keep the lane until confirmed: the next handler may read their writes.
       const confirmed = this.settler.ackInLaneOrder(entry, lane, fence.lease ?? '', stillOwned);
       releaseLane();
       return confirmed;
@@ -112,6 +112,14 @@ export class EventCommitter {
       processedKey: exactlyOnce ? this.keys.processedOf(entry.stream, this.config.consumer.group, this.dedupeKeyOf(message)) : undefined,
       writes,
     };
+    const { lane, releaseLane, stillOwned } = fence;
+    if (writes.length === 0 && lane !== undefined && releaseLane && stillOwned) {
+      // Exactly-once with nothing written but the processed record: as for acks above, the lane's next entry starts
+      // now and commits are confirmed in lane order. With writes the lane waits: the next handler may read them.
+      const committed = this.settler.commitInLaneOrder(entry, lane, request, stillOwned);
+      releaseLane();
+      return committed;
+    }
     if (fence.stillOwned) await this.settler.commitWhileOwned(entry, request, fence.stillOwned);
     else await this.settler.commit(entry, request);
   }

@@ -9,6 +9,7 @@ import type { TransportMetrics } from '../observability/metrics.js';
 import type { DeadLetterReason } from '../dead-letter/dead-letter-reason.js';
 import type { AckBatcher } from './ack-batcher.js';
 import { LaneAcks } from './lane-acks.js';
+import { LaneCommits } from './lane-commits.js';
 import { toWireError } from '../wire/envelope.js';
 import { decideAfterFailure } from './settlement-policy.js';
 import { doorbellFor } from '../cluster/doorbell.js';
@@ -52,6 +53,8 @@ export class Settler {
   private readonly settling = new FailureStreak();
   /** Acks of ordered lanes, confirmed in lane order (created on first use). */
   private laneAcks?: LaneAcks;
+  /** Exactly-once commits without writes of ordered lanes, confirmed in lane order (created on first use). */
+  private laneCommits?: LaneCommits;
 
   /**
    * @param commands the command port, or the server's command connection (wrapped in the port; the doorbell, when
@@ -243,6 +246,16 @@ export class Settler {
   async commitWhileOwned(entry: DeliveredEntry, request: CommitRequest, stillOwned: () => boolean | Promise<boolean>): Promise<void> {
     if ((await this.commit(entry, request)) !== undefined) return;
     await this.retryWhileOwned(entry, stillOwned, async () => (await this.commit(entry, request)) !== undefined, 'commit failed');
+  }
+
+  /**
+   * Commits an entry of an ordered lane whose handler wrote nothing but its processed record, after every earlier
+   * commit of the lane (lane-commits.ts): the lane's next handler may start before this resolves. Resolves once Redis
+   * confirmed it, or once it was refused or abandoned (the entry stays pending for the partition's next owner).
+   */
+  async commitInLaneOrder(entry: DeliveredEntry, lane: string, request: CommitRequest, stillOwned: () => boolean | Promise<boolean>): Promise<void> {
+    this.laneCommits ??= new LaneCommits(() => this.commands.isClosed());
+    await this.laneCommits.commit({ lane, lease: request.lease ?? '', stillOwned, send: () => this.commit(entry, request) });
   }
 
   /**
