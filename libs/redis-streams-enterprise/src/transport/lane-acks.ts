@@ -12,6 +12,7 @@
  */
 import type { StreamCommands } from '../connection/stream-commands.js';
 import { sleep } from '../runtime/sleeper.js';
+import { RecentKeys } from '../runtime/recent-keys.js';
 
 /** Pause between the attempts of a failed XACK while the partition is ours. */
 const RETRY_MS = 250;
@@ -42,7 +43,7 @@ export interface LaneAckRequest {
 
 export class LaneAcks {
   private readonly lanes = new Map<string, LaneState>();
-  private readonly abandoned = new Set<string>();
+  private readonly abandoned = new RecentKeys(ABANDONED_KEPT);
 
   constructor(
     private readonly commands: StreamCommands,
@@ -111,7 +112,6 @@ export class LaneAcks {
     state.sending = false;
     this.lanes.delete(key);
     this.abandoned.add(key);
-    if (this.abandoned.size > ABANDONED_KEPT) this.abandoned.delete(this.abandoned.values().next().value as string);
     for (const a of [...batch, ...rest]) a.done(false);
   }
 }

@@ -15,6 +15,7 @@
  */
 import type { CommitOutcome } from '../connection/stream-commands.js';
 import { sleep } from '../runtime/sleeper.js';
+import { RecentKeys } from '../runtime/recent-keys.js';
 
 /** Pause between the attempts of a commit that could not reach Redis, while the partition is ours. */
 const RETRY_MS = 250;
@@ -44,7 +45,7 @@ interface LaneState {
 
 export class LaneCommits {
   private readonly lanes = new Map<string, LaneState>();
-  private readonly abandoned = new Set<string>();
+  private readonly abandoned = new RecentKeys(ABANDONED_KEPT);
 
   /** @param isClosed true once the command connection is closed (a commit then is not sent again). */
   constructor(private readonly isClosed: () => boolean) {}
@@ -94,7 +95,6 @@ export class LaneCommits {
     state.sending = false;
     this.lanes.delete(key);
     this.abandoned.add(key);
-    if (this.abandoned.size > ABANDONED_KEPT) this.abandoned.delete(this.abandoned.values().next().value as string);
     for (const q of [first, ...rest]) q.done(false);
   }
 }
